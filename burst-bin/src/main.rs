@@ -1,0 +1,77 @@
+//! `burst`: simulate policies, query metrics, edit route weights, render manifests and run
+//! the whole demo on one machine.
+//!
+//! Every subcommand lives in its own module under `cmd/`; `main` only parses arguments,
+//! sets up logging and dispatches.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Cloud bursting for Kubernetes: move HTTP traffic between a primary and a burst cluster
+/// when load crosses a threshold.
+#[derive(Debug, Parser)]
+#[command(name = "burst", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a policy against a load trace on a virtual clock and print what it would do.
+    Simulate(cmd::simulate::Args),
+    /// Evaluate a metric source once (Prometheus query or direct scrape) and print the value.
+    Query(cmd::query::Args),
+    /// Read or change the primary/burst weights of an Istio VirtualService file.
+    #[command(name = "vs")]
+    VirtualService(cmd::vs::VsArgs),
+    /// Read or change the backend weights of a Gateway API HTTPRoute file.
+    #[command(name = "httproute")]
+    HttpRoute(cmd::vs::HttpRouteArgs),
+    /// Print the Istio objects (VirtualService + DestinationRule) for a split.
+    Render(cmd::render::Args),
+    /// Run String Hashr, a local mesh proxy and the controller on this machine.
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Simulate(a) => cmd::simulate::run(a).await,
+            Command::Query(a) => cmd::query::run(a).await,
+            Command::VirtualService(a) => cmd::vs::run_vs(a).await,
+            Command::HttpRoute(a) => cmd::vs::run_httproute(a).await,
+            Command::Render(a) => cmd::render::run(a).await,
+            Command::Demo(a) => cmd::demo::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` sets the level (default `warn`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

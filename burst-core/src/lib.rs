@@ -1,0 +1,38 @@
+//! # burst-core
+//!
+//! The pure heart of **burst**: value types that cannot hold invalid states, the two
+//! capabilities adapters implement ([`MetricSource`], [`TrafficRouter`]), decision
+//! [`policy`] objects, the [`Controller`] loop that wires them, and a deterministic
+//! [`sim`]ulator.
+//!
+//! This crate does no IO: no Kubernetes, no HTTP. Policies take time as an argument,
+//! so every rule is unit- and property-testable, and simulations are exact.
+//!
+//! ```
+//! use burst_core::policy::{Policy, PolicySpec, Signal};
+//! use burst_core::{Rate, Rates, Split, Timestamp};
+//!
+//! let mut policy = PolicySpec::default().build()?; // the seed: hysteresis 15/10
+//! let busy = Signal::Rates(Rates::single(Rate::try_new("rps", 20.0)?));
+//! let decision = policy.decide(&busy, Split::ALL_PRIMARY, Timestamp::ZERO);
+//! assert_eq!(decision.desired, Split::ALL_BURST);
+//! println!("{}", decision.reason); // above_high: rate 20.000, split 100/0 (...)
+//! # Ok::<(), burst_core::Error>(())
+//! ```
+//!
+//! No feature flags.
+
+mod error;
+mod router;
+mod source;
+mod types;
+
+pub mod controller;
+pub mod policy;
+pub mod sim;
+
+pub use controller::{Controller, ControllerConfig, TickObserver, TickReport};
+pub use error::{BoxError, Error, RouterError, SourceError};
+pub use router::{MemoryRouter, TrafficRouter};
+pub use source::{MemorySource, MetricSource, Reading, Scripted};
+pub use types::{Observation, Rate, Rates, Split, Thresholds, Timestamp, Weight};

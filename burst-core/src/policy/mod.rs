@@ -1,0 +1,350 @@
+//! Pure, deterministic decision policies.
+//!
+//! A [`Policy`] turns a [`Signal`] (rates, or why there are none), the split in effect and
+//! the current time into a [`Decision`]: the desired split and the reason for it. Policies
+//! never read a clock and never do IO, so every rule can be tested and simulated exactly.
+//!
+//! - [`Hysteresis`]: the seed's all-or-nothing switch with a dead band between two
+//!   thresholds, plus optional `sustain` and `cooldown`.
+//! - [`Overflow`]: proportional; sends to burst only the share of traffic above the
+//!   primary's capacity, in steps, with a dead band and per-tick rate limits.
+//!
+//! Both apply the same no-data rule ([`OnMissing`]) and read two windows ([`Rates`]): the
+//! short one decides moving traffic to burst, the long one decides bringing it back.
+
+mod hysteresis;
+mod overflow;
+mod spec;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Rates, Split, Timestamp};
+
+pub use hysteresis::{Hysteresis, HysteresisConfig};
+pub use overflow::{Overflow, OverflowConfig};
+pub use spec::{Mode, PolicySpec};
+
+/// What the policy gets to see on a tick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// Measured rates.
+    Rates(Rates),
+    /// The source answered without data.
+    NoData(String),
+    /// The source failed; treated exactly like missing data, never like 0.
+    Error {
+        /// Error kind label.
+        kind: &'static str,
+        /// Error message.
+        message: String,
+    },
+}
+
+/// Where to send traffic once data has been missing for `stale_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMissing {
+    /// Keep the last decision, however long data is missing.
+    #[default]
+    Hold,
+    /// Send everything back to the primary.
+    Primary,
+    /// Send everything to the burst destination.
+    Burst,
+}
+
+/// The no-data rule shared by every policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MissingRule {
+    /// Safe target once data is stale.
+    pub on_missing: OnMissing,
+    /// How long data may be missing before the safe target applies.
+    pub stale_after: Duration,
+}
+
+/// The policy's answer for one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The split the policy wants in effect.
+    pub desired: Split,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Why a decision was taken: the rule that fired and the values it looked at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    /// The rule that fired.
+    pub rule: Rule,
+    /// The rates looked at (none when data was missing).
+    pub rates: Option<Rates>,
+    /// The split in effect when deciding.
+    pub current: Split,
+    /// Human-readable detail: thresholds, capacity, timers.
+    pub detail: String,
+}
+
+/// The rule behind a [`Decision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Rule {
+    /// Rate above the high threshold: move to the burst split.
+    AboveHigh,
+    /// Rate below the low threshold while bursting: move back to the primary.
+    BelowLow,
+    /// Rate inside the band, or on the side that needs no change: hold.
+    InBand,
+    /// A switch is wanted but the condition has not held for `sustain` yet.
+    Sustaining,
+    /// A switch is wanted but the last change was less than `cooldown` ago.
+    Cooldown,
+    /// Overflow: primary over capacity, burst share goes up.
+    OverflowUp,
+    /// Overflow: spare capacity, burst share goes down.
+    OverflowDown,
+    /// Overflow: the split is close enough to the target (dead band): hold.
+    DeadBand,
+    /// Data missing for less than `stale_after` (or `on_missing: hold`): hold.
+    MissingHold,
+    /// Data missing for `stale_after`: the configured safe target.
+    StaleSafeTarget,
+}
+
+/// A decision policy. Pure: same inputs, same outputs; time is passed in.
+pub trait Policy: Send {
+    /// Decides the desired split given the signal, the split in effect, and the time.
+    fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision;
+}
+
+impl<P: Policy + ?Sized> Policy for Box<P> {
+    fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
+        (**self).decide(signal, current, now)
+    }
+}
+
+/// Either policy, as built from a [`PolicySpec`].
+#[derive(Debug, Clone)]
+pub enum AnyPolicy {
+    /// See [`Hysteresis`].
+    Hysteresis(Hysteresis),
+    /// See [`Overflow`].
+    Overflow(Overflow),
+}
+
+impl Policy for AnyPolicy {
+    fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
+        match self {
+            AnyPolicy::Hysteresis(p) => p.decide(signal, current, now),
+            AnyPolicy::Overflow(p) => p.decide(signal, current, now),
+        }
+    }
+}
+
+impl Rule {
+    /// A stable snake_case name, for metrics and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::AboveHigh => "above_high",
+            Rule::BelowLow => "below_low",
+            Rule::InBand => "in_band",
+            Rule::Sustaining => "sustaining",
+            Rule::Cooldown => "cooldown",
+            Rule::OverflowUp => "overflow_up",
+            Rule::OverflowDown => "overflow_down",
+            Rule::DeadBand => "dead_band",
+            Rule::MissingHold => "missing_hold",
+            Rule::StaleSafeTarget => "stale_safe_target",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.rule)?;
+        match &self.rates {
+            Some(r) => write!(f, "rate {r}")?,
+            None => write!(f, "no data")?,
+        }
+        write!(f, ", split {} ({})", self.current, self.detail)
+    }
+}
+
+impl Signal {
+    /// The rates, if there are any.
+    pub fn rates(&self) -> Option<Rates> {
+        match self {
+            Signal::Rates(r) => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signal::Rates(r) => write!(f, "{r}"),
+            Signal::NoData(why) => write!(f, "no data ({why})"),
+            Signal::Error { kind, message } => write!(f, "source error [{kind}]: {message}"),
+        }
+    }
+}
+
+/// Tracks the state every policy shares: when data was last present, and when the split
+/// in effect last changed (seen through `current`, so a failed apply never counts).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tracker {
+    first_seen: Option<Timestamp>,
+    last_data: Option<Timestamp>,
+    last_split: Option<Split>,
+    last_change: Option<Timestamp>,
+}
+
+impl Tracker {
+    /// Records this tick; returns the rates or, when data is missing, the decision to take.
+    pub(crate) fn observe(
+        &mut self,
+        rule: MissingRule,
+        signal: &Signal,
+        current: Split,
+        now: Timestamp,
+    ) -> Result<Rates, Decision> {
+        self.first_seen.get_or_insert(now);
+        match self.last_split {
+            Some(prev) if prev != current => self.last_change = Some(now),
+            _ => {}
+        }
+        self.last_split = Some(current);
+
+        if let Some(rates) = signal.rates() {
+            self.last_data = Some(now);
+            return Ok(rates);
+        }
+        let since = self.last_data.or(self.first_seen).unwrap_or(now);
+        let missing_for = now.saturating_since(since);
+        let stale = missing_for >= rule.stale_after;
+        let safe = match rule.on_missing {
+            OnMissing::Hold => None,
+            OnMissing::Primary => Some(Split::ALL_PRIMARY),
+            OnMissing::Burst => Some(Split::ALL_BURST),
+        };
+        let (rule_fired, desired, detail) = match safe {
+            Some(target) if stale => (
+                Rule::StaleSafeTarget,
+                target,
+                format!(
+                    "{signal}; missing for {}, stale_after {}: safe target {target}",
+                    fmt_dur(missing_for),
+                    fmt_dur(rule.stale_after)
+                ),
+            ),
+            _ => (
+                Rule::MissingHold,
+                current,
+                format!(
+                    "{signal}; missing for {}, holding the last decision",
+                    fmt_dur(missing_for)
+                ),
+            ),
+        };
+        Err(Decision {
+            desired,
+            reason: Reason {
+                rule: rule_fired,
+                rates: None,
+                current,
+                detail,
+            },
+        })
+    }
+
+    /// Time left before `cooldown` allows another change (`None` when allowed now).
+    pub(crate) fn cooldown_left(&self, cooldown: Duration, now: Timestamp) -> Option<Duration> {
+        let last = self.last_change?;
+        let since = now.saturating_since(last);
+        (since < cooldown).then(|| cooldown - since)
+    }
+}
+
+/// Formats a duration for reasons, with millisecond precision.
+pub(crate) fn fmt_dur(d: Duration) -> String {
+    let ms = Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    humantime::format_duration(ms).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rate;
+
+    fn secs(s: u64) -> Timestamp {
+        Timestamp::from_duration(Duration::from_secs(s))
+    }
+
+    #[test]
+    fn missing_data_holds_until_stale_then_goes_to_safe_target() {
+        let rule = MissingRule {
+            on_missing: OnMissing::Primary,
+            stale_after: Duration::from_secs(30),
+        };
+        let mut t = Tracker::default();
+        let rates = Signal::Rates(Rates::single(Rate::try_new("r", 20.0).unwrap()));
+        assert!(t.observe(rule, &rates, Split::ALL_BURST, secs(0)).is_ok());
+        let err = Signal::Error {
+            kind: "http",
+            message: "down".into(),
+        };
+        let d = t
+            .observe(rule, &err, Split::ALL_BURST, secs(29))
+            .unwrap_err();
+        assert_eq!((d.desired, d.reason.rule), (Split::ALL_BURST, Rule::MissingHold));
+        let d = t
+            .observe(rule, &err, Split::ALL_BURST, secs(30))
+            .unwrap_err();
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_PRIMARY, Rule::StaleSafeTarget)
+        );
+        assert!(d.reason.to_string().contains("source error [http]"), "{}", d.reason);
+    }
+
+    #[test]
+    fn hold_never_moves() {
+        let rule = MissingRule {
+            on_missing: OnMissing::Hold,
+            stale_after: Duration::ZERO,
+        };
+        let mut t = Tracker::default();
+        let d = t
+            .observe(rule, &Signal::NoData("empty".into()), Split::ALL_BURST, secs(1000))
+            .unwrap_err();
+        assert_eq!(d.desired, Split::ALL_BURST);
+    }
+
+    #[test]
+    fn cooldown_counts_from_the_observed_change() {
+        let rule = MissingRule {
+            on_missing: OnMissing::Hold,
+            stale_after: Duration::ZERO,
+        };
+        let mut t = Tracker::default();
+        let sig = Signal::Rates(Rates::single(Rate::ZERO));
+        let _ = t.observe(rule, &sig, Split::ALL_PRIMARY, secs(0));
+        assert_eq!(t.cooldown_left(Duration::from_secs(10), secs(1)), None);
+        let _ = t.observe(rule, &sig, Split::ALL_BURST, secs(5));
+        assert_eq!(
+            t.cooldown_left(Duration::from_secs(10), secs(8)),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(t.cooldown_left(Duration::from_secs(10), secs(15)), None);
+    }
+}

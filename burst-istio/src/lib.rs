@@ -1,0 +1,1 @@
+//! Traffic routers for burst: Istio VirtualService and Gateway API HTTPRoute weights.

@@ -31,7 +31,9 @@ pub mod controller;
 pub mod policy;
 pub mod sim;
 
-pub use controller::{Controller, ControllerConfig, TickObserver, TickReport};
+pub use controller::{
+    Controller, ControllerConfig, NoObserver, Outcome, Stopped, TickObserver, TickReport,
+};
 pub use error::{BoxError, Error, RouterError, SourceError};
 pub use router::{MemoryRouter, TrafficRouter};
 pub use source::{MemorySource, MetricSource, Reading, Scripted};

@@ -167,7 +167,10 @@ mod tests {
         assert_eq!(src.observe().await.unwrap(), Reading::Value(obs));
         let err = src.observe().await.unwrap_err();
         assert_eq!((err.kind(), err.to_string().as_str()), ("http", "boom"));
-        assert!(matches!(src.observe().await.unwrap(), Reading::NoData { .. }));
+        assert!(matches!(
+            src.observe().await.unwrap(),
+            Reading::NoData { .. }
+        ));
         assert_eq!(src.calls(), 3);
     }
 }

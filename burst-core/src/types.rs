@@ -310,7 +310,11 @@ impl fmt::Display for Rates {
         if self.up == self.down {
             write!(f, "{}", self.down)
         } else {
-            write!(f, "{} (short window) / {} (long window)", self.up, self.down)
+            write!(
+                f,
+                "{} (short window) / {} (long window)",
+                self.up, self.down
+            )
         }
     }
 }
@@ -354,7 +358,10 @@ mod tests {
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5] {
             assert!(Rate::try_new("x", bad).is_err(), "{bad} accepted");
         }
-        assert_eq!(Rate::try_new("x", -0.0).unwrap().get().to_bits(), 0.0f64.to_bits());
+        assert_eq!(
+            Rate::try_new("x", -0.0).unwrap().get().to_bits(),
+            0.0f64.to_bits()
+        );
     }
 
     #[test]

@@ -164,13 +164,22 @@ mod tests {
     fn seed_rules() {
         let mut p = seed(0, 0);
         let d = p.decide(&rate(15.0), Split::ALL_PRIMARY, at(0.0));
-        assert_eq!((d.desired, d.reason.rule), (Split::ALL_PRIMARY, Rule::InBand));
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_PRIMARY, Rule::InBand)
+        );
         let d = p.decide(&rate(15.1), Split::ALL_PRIMARY, at(1.0));
-        assert_eq!((d.desired, d.reason.rule), (Split::ALL_BURST, Rule::AboveHigh));
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_BURST, Rule::AboveHigh)
+        );
         let d = p.decide(&rate(12.0), Split::ALL_BURST, at(2.0));
         assert_eq!((d.desired, d.reason.rule), (Split::ALL_BURST, Rule::InBand));
         let d = p.decide(&rate(9.9), Split::ALL_BURST, at(3.0));
-        assert_eq!((d.desired, d.reason.rule), (Split::ALL_PRIMARY, Rule::BelowLow));
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_PRIMARY, Rule::BelowLow)
+        );
         assert!(d.reason.to_string().contains("< low 10"), "{}", d.reason);
     }
 
@@ -191,7 +200,8 @@ mod tests {
             })
         };
         assert_eq!(
-            p.decide(&two(16.0, 5.0), Split::ALL_PRIMARY, at(0.0)).desired,
+            p.decide(&two(16.0, 5.0), Split::ALL_PRIMARY, at(0.0))
+                .desired,
             Split::ALL_BURST
         );
         // Short window already low, long window still high: stay.
@@ -209,14 +219,32 @@ mod tests {
     fn sustain_delays_and_resets() {
         let mut p = seed(3, 0);
         let primary = Split::ALL_PRIMARY;
-        assert_eq!(p.decide(&rate(20.0), primary, at(0.0)).reason.rule, Rule::Sustaining);
-        assert_eq!(p.decide(&rate(20.0), primary, at(2.0)).reason.rule, Rule::Sustaining);
+        assert_eq!(
+            p.decide(&rate(20.0), primary, at(0.0)).reason.rule,
+            Rule::Sustaining
+        );
+        assert_eq!(
+            p.decide(&rate(20.0), primary, at(2.0)).reason.rule,
+            Rule::Sustaining
+        );
         // Condition broken: timer restarts.
-        assert_eq!(p.decide(&rate(12.0), primary, at(2.5)).reason.rule, Rule::InBand);
-        assert_eq!(p.decide(&rate(20.0), primary, at(3.0)).reason.rule, Rule::Sustaining);
-        assert_eq!(p.decide(&rate(20.0), primary, at(5.9)).reason.rule, Rule::Sustaining);
+        assert_eq!(
+            p.decide(&rate(12.0), primary, at(2.5)).reason.rule,
+            Rule::InBand
+        );
+        assert_eq!(
+            p.decide(&rate(20.0), primary, at(3.0)).reason.rule,
+            Rule::Sustaining
+        );
+        assert_eq!(
+            p.decide(&rate(20.0), primary, at(5.9)).reason.rule,
+            Rule::Sustaining
+        );
         let d = p.decide(&rate(20.0), primary, at(6.0));
-        assert_eq!((d.desired, d.reason.rule), (Split::ALL_BURST, Rule::AboveHigh));
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_BURST, Rule::AboveHigh)
+        );
     }
 
     #[test]
@@ -228,9 +256,15 @@ mod tests {
         );
         // The change is seen at t=1.
         let d = p.decide(&rate(1.0), Split::ALL_BURST, at(1.0));
-        assert_eq!((d.desired, d.reason.rule), (Split::ALL_BURST, Rule::Cooldown));
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_BURST, Rule::Cooldown)
+        );
         let d = p.decide(&rate(1.0), Split::ALL_BURST, at(11.0));
-        assert_eq!((d.desired, d.reason.rule), (Split::ALL_PRIMARY, Rule::BelowLow));
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_PRIMARY, Rule::BelowLow)
+        );
     }
 
     #[test]

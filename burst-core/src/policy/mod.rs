@@ -306,7 +306,10 @@ mod tests {
         let d = t
             .observe(rule, &err, Split::ALL_BURST, secs(29))
             .unwrap_err();
-        assert_eq!((d.desired, d.reason.rule), (Split::ALL_BURST, Rule::MissingHold));
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_BURST, Rule::MissingHold)
+        );
         let d = t
             .observe(rule, &err, Split::ALL_BURST, secs(30))
             .unwrap_err();
@@ -314,7 +317,11 @@ mod tests {
             (d.desired, d.reason.rule),
             (Split::ALL_PRIMARY, Rule::StaleSafeTarget)
         );
-        assert!(d.reason.to_string().contains("source error [http]"), "{}", d.reason);
+        assert!(
+            d.reason.to_string().contains("source error [http]"),
+            "{}",
+            d.reason
+        );
     }
 
     #[test]
@@ -325,7 +332,12 @@ mod tests {
         };
         let mut t = Tracker::default();
         let d = t
-            .observe(rule, &Signal::NoData("empty".into()), Split::ALL_BURST, secs(1000))
+            .observe(
+                rule,
+                &Signal::NoData("empty".into()),
+                Split::ALL_BURST,
+                secs(1000),
+            )
             .unwrap_err();
         assert_eq!(d.desired, Split::ALL_BURST);
     }

@@ -107,9 +107,7 @@ impl Policy for Overflow {
             if primary_load >= floor {
                 return hold(
                     Rule::DeadBand,
-                    format!(
-                        "primary load {primary_load:.3} within dead band [{floor:.3}, {cap}]"
-                    ),
+                    format!("primary load {primary_load:.3} within dead band [{floor:.3}, {cap}]"),
                 );
             }
             let next = down_target.max(b.saturating_sub(c.max_down.get()));
@@ -193,7 +191,10 @@ mod tests {
     fn fast_up_slow_down() {
         let mut p = policy(5, 20, 5, 0.0);
         let d = p.decide(&rate(60.0), Split::ALL_PRIMARY, at(0));
-        assert_eq!((d.desired.burst().get(), d.reason.rule), (20, Rule::OverflowUp));
+        assert_eq!(
+            (d.desired.burst().get(), d.reason.rule),
+            (20, Rule::OverflowUp)
+        );
         let d = p.decide(&rate(60.0), d.desired, at(1));
         assert_eq!(d.desired.burst().get(), 40);
         let d = p.decide(&rate(60.0), d.desired, at(2));
@@ -201,7 +202,10 @@ mod tests {
         let d = p.decide(&rate(60.0), d.desired, at(3));
         assert_eq!(d.desired.burst().get(), 75);
         let d = p.decide(&rate(5.0), d.desired, at(4));
-        assert_eq!((d.desired.burst().get(), d.reason.rule), (70, Rule::OverflowDown));
+        assert_eq!(
+            (d.desired.burst().get(), d.reason.rule),
+            (70, Rule::OverflowDown)
+        );
     }
 
     #[test]
@@ -213,7 +217,10 @@ mod tests {
         assert_eq!((d.desired, d.reason.rule), (cur, Rule::DeadBand));
         // 16 rps: primary gets 12 < 13.5 → come down to 10 %.
         let d = p.decide(&rate(16.0), cur, at(1));
-        assert_eq!((d.desired.burst().get(), d.reason.rule), (10, Rule::OverflowDown));
+        assert_eq!(
+            (d.desired.burst().get(), d.reason.rule),
+            (10, Rule::OverflowDown)
+        );
     }
 
     proptest! {

@@ -134,16 +134,24 @@ impl PolicySpec {
     /// Checks every value; the error names the key and the valid range.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |key, message: String| Err(Error::InvalidSetting { key, message });
-        let thresholds = Thresholds::try_new(self.low, self.high).map_err(|e| Error::InvalidSetting {
-            key: "high/low",
-            message: e.to_string(),
-        })?;
+        let thresholds =
+            Thresholds::try_new(self.low, self.high).map_err(|e| Error::InvalidSetting {
+                key: "high/low",
+                message: e.to_string(),
+            })?;
         let _ = thresholds;
         weight("burst_weight", self.burst_weight)?;
         if self.burst_weight == 0 {
-            return bad("burst_weight", "must be 1..=100 (0 would never burst)".into());
+            return bad(
+                "burst_weight",
+                "must be 1..=100 (0 would never burst)".into(),
+            );
         }
-        for (key, v) in [("step", self.step), ("max_up", self.max_up), ("max_down", self.max_down)] {
+        for (key, v) in [
+            ("step", self.step),
+            ("max_up", self.max_up),
+            ("max_down", self.max_down),
+        ] {
             weight(key, v)?;
             if v == 0 {
                 return bad(key, "must be 1..=100".into());

@@ -362,7 +362,7 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
             Err(e) => {
                 state.failures = state.failures.saturating_add(1);
                 let retry_in = self.backoff(state.failures);
-                state.next_attempt = Some(now.add(retry_in));
+                state.next_attempt = Some(now.saturating_add(retry_in));
                 // The write may or may not have landed (a timeout): re-read before judging drift.
                 state.trusted = false;
                 tracing::warn!(router = %self.router.describe(), to = %to, kind = e.kind(), error = %e, retry_in = ?retry_in, "applying the split failed");
@@ -435,13 +435,10 @@ mod tests {
         }))
     }
 
-    fn seed_controller(
-        initial: Split,
-    ) -> (
-        Controller<Arc<MemorySource>, crate::policy::AnyPolicy, Arc<MemoryRouter>>,
-        Arc<MemorySource>,
-        Arc<MemoryRouter>,
-    ) {
+    type TestController =
+        Controller<Arc<MemorySource>, crate::policy::AnyPolicy, Arc<MemoryRouter>>;
+
+    fn seed_controller(initial: Split) -> (TestController, Arc<MemorySource>, Arc<MemoryRouter>) {
         let src = Arc::new(MemorySource::new());
         let router = Arc::new(MemoryRouter::new(initial));
         let policy = PolicySpec::default().build().unwrap();
@@ -697,7 +694,7 @@ mod tests {
         // 1 s start-up backoff, then ticks at 1, 2, 3, 4, 5 s.
         assert_eq!(stopped.ticks, 5);
         assert_eq!(stopped.belief, Some(Split::ALL_BURST));
-        let outcomes = reports.lock().unwrap();
+        let outcomes = reports.lock().unwrap().clone();
         assert!(matches!(outcomes[0], Outcome::Applied { .. }));
         assert!(outcomes[1..].iter().all(|o| *o == Outcome::Unchanged));
         // Stopped: no more source calls.

@@ -290,7 +290,7 @@ impl Timestamp {
     }
 
     /// `self + d` (saturating).
-    pub fn add(self, d: Duration) -> Timestamp {
+    pub fn saturating_add(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(d))
     }
 }

@@ -1,0 +1,302 @@
+//! Load traces: CSV files and built-in shapes.
+
+use crate::Error;
+
+/// True load over time: piecewise constant between points.
+///
+/// Point `i` holds from its `t` until the next point's `t`; the trace ends at the last
+/// point's `t`. `up = false` marks a metric outage (scrapes fail) while the load goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    name: String,
+    points: Vec<TracePoint>,
+}
+
+/// One point of a [`Trace`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TracePoint {
+    /// Seconds since the start.
+    pub t: f64,
+    /// True requests per second from `t` on.
+    pub rps: f64,
+    /// Whether the metric pipeline works from `t` on.
+    pub up: bool,
+}
+
+impl Trace {
+    /// Names accepted by [`Trace::builtin`] (as `builtin:NAME` on the command line).
+    pub const BUILTIN_NAMES: &[&str] = &[
+        "step", "ramp", "sine", "flash", "noisy", "outage", "diurnal",
+    ];
+
+    /// A trace from points; times must start at 0, increase strictly, and rates be valid.
+    pub fn new(name: impl Into<String>, points: Vec<TracePoint>) -> Result<Trace, Error> {
+        let err = |line: usize, message: String| Error::Trace { line, message };
+        if points.len() < 2 {
+            return Err(err(
+                0,
+                "a trace needs at least two points (start and end)".into(),
+            ));
+        }
+        let mut prev = f64::NEG_INFINITY;
+        for (i, p) in points.iter().enumerate() {
+            if !p.t.is_finite() || p.t < 0.0 || p.t <= prev {
+                return Err(err(
+                    i + 1,
+                    format!(
+                        "time {} must be finite, >= 0 and after the previous point",
+                        p.t
+                    ),
+                ));
+            }
+            if !p.rps.is_finite() || p.rps < 0.0 {
+                return Err(err(
+                    i + 1,
+                    format!("rps {} must be a finite number >= 0", p.rps),
+                ));
+            }
+            prev = p.t;
+        }
+        Ok(Trace {
+            name: name.into(),
+            points,
+        })
+    }
+
+    /// Parses CSV `t,rps[,up]` (header line optional; `up` is 1/0 or true/false, default 1).
+    pub fn from_csv(name: impl Into<String>, text: &str) -> Result<Trace, Error> {
+        let mut points = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+            let bad = |message: String| Error::Trace {
+                line: i + 1,
+                message,
+            };
+            if i == 0 && cols.first().is_some_and(|c| c.parse::<f64>().is_err()) {
+                if cols.first() != Some(&"t") || cols.get(1) != Some(&"rps") {
+                    return Err(bad(format!(
+                        "header `{line}` must be `t,rps` or `t,rps,up`"
+                    )));
+                }
+                continue;
+            }
+            if !(2..=3).contains(&cols.len()) {
+                return Err(bad(format!(
+                    "`{line}` has {} columns; expected t,rps[,up]",
+                    cols.len()
+                )));
+            }
+            let num = |s: &str, what: &str| {
+                s.parse::<f64>()
+                    .map_err(|_| bad(format!("{what} `{s}` is not a number")))
+            };
+            let up = match cols.get(2).copied() {
+                None | Some("1") | Some("true") => true,
+                Some("0") | Some("false") => false,
+                Some(other) => return Err(bad(format!("up `{other}` must be 1/0 or true/false"))),
+            };
+            points.push(TracePoint {
+                t: num(cols[0], "t")?,
+                rps: num(cols[1], "rps")?,
+                up,
+            });
+        }
+        Trace::new(name, points)
+    }
+
+    /// A built-in trace; `seed` drives the noise of `noisy` and `diurnal`.
+    pub fn builtin(name: &str, seed: u64) -> Result<Trace, Error> {
+        let mut rng = SplitMix64(seed);
+        let pts: Vec<TracePoint> = match name {
+            // The seed scenario: 5 → 20 → 5 rps.
+            "step" => steps(&[(0.0, 5.0), (60.0, 20.0), (180.0, 5.0)], 300.0),
+            // 0 → 30 rps over 5 min, back to 0 over 5 min.
+            "ramp" => sample(600.0, |t| {
+                if t < 300.0 {
+                    t / 10.0
+                } else {
+                    (600.0 - t) / 10.0
+                }
+            }),
+            // 15 ± 4 rps with a one-minute period: right around the threshold.
+            "sine" => sample(600.0, |t| {
+                15.0 + 4.0 * (2.0 * std::f64::consts::PI * t / 60.0).sin()
+            }),
+            // A sudden crowd at 60 s (5 → 60 rps) decaying with a 60 s time constant.
+            "flash" => sample(420.0, |t| {
+                if t < 60.0 {
+                    5.0
+                } else {
+                    5.0 + 55.0 * (-(t - 60.0) / 60.0).exp()
+                }
+            }),
+            // 15 rps ± 20 % uniform noise every second.
+            "noisy" => sample(600.0, |_| 15.0 * (0.8 + 0.4 * rng.next_f64())),
+            // The step trace with the metric pipeline down from 100 s to 160 s (mid-burst).
+            "outage" => {
+                let mut p = steps(
+                    &[
+                        (0.0, 5.0),
+                        (60.0, 20.0),
+                        (100.0, 20.0),
+                        (160.0, 20.0),
+                        (180.0, 5.0),
+                    ],
+                    300.0,
+                );
+                for pt in &mut p {
+                    pt.up = pt.t != 100.0;
+                }
+                p
+            }
+            // A day compressed into 24 minutes: 3 rps at night, 25 rps at noon, ±10 % noise.
+            "diurnal" => sample(1440.0, |t| {
+                let day = (1.0 - (2.0 * std::f64::consts::PI * t / 1440.0).cos()) / 2.0;
+                (3.0 + 22.0 * day) * (0.9 + 0.2 * rng.next_f64())
+            }),
+            other => return Err(Error::UnknownTrace(other.to_string())),
+        };
+        Trace::new(format!("builtin:{name}"), pts)
+    }
+
+    /// The trace's name (file name or `builtin:NAME`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The points.
+    pub fn points(&self) -> &[TracePoint] {
+        &self.points
+    }
+
+    /// Length in seconds.
+    pub fn duration(&self) -> f64 {
+        self.points.last().map_or(0.0, |p| p.t)
+    }
+
+    /// The point in effect at `t` (the last one at or before it).
+    pub fn at(&self, t: f64) -> TracePoint {
+        let i = self.points.partition_point(|p| p.t <= t);
+        self.points[i.saturating_sub(1)]
+    }
+
+    /// Requests served from 0 to `t` (the integral of the load).
+    pub fn total_until(&self, t: f64) -> f64 {
+        let mut total = 0.0;
+        for w in self.points.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if t <= a.t {
+                break;
+            }
+            total += a.rps * (t.min(b.t) - a.t);
+        }
+        total
+    }
+}
+
+/// Piecewise-constant segments `(start, rps)` ending at `end`.
+fn steps(segments: &[(f64, f64)], end: f64) -> Vec<TracePoint> {
+    let mut p: Vec<TracePoint> = segments
+        .iter()
+        .map(|&(t, rps)| TracePoint { t, rps, up: true })
+        .collect();
+    let last = segments.last().map_or(0.0, |s| s.1);
+    p.push(TracePoint {
+        t: end,
+        rps: last,
+        up: true,
+    });
+    p
+}
+
+/// One point per second of `f(t)`, from 0 to `end`.
+fn sample(end: f64, mut f: impl FnMut(f64) -> f64) -> Vec<TracePoint> {
+    // `end` is a whole number of seconds for every built-in.
+    let n = end as u32;
+    (0..=n)
+        .map(|i| {
+            let t = f64::from(i);
+            TracePoint {
+                t,
+                rps: f(t).max(0.0),
+                up: true,
+            }
+        })
+        .collect()
+}
+
+/// A tiny deterministic PRNG (SplitMix64), so built-in noise is reproducible from a seed.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        // 53 random bits → exactly representable fractions.
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_with_header_and_outage() {
+        let t = Trace::from_csv("x", "t,rps,up\n0,5,1\n10,20,0\n20,5\n").unwrap();
+        assert_eq!(t.points().len(), 3);
+        assert!(!t.at(15.0).up);
+        assert_eq!(t.at(15.0).rps, 20.0);
+        assert_eq!(t.at(0.0).rps, 5.0);
+        assert_eq!(t.total_until(20.0), 5.0 * 10.0 + 20.0 * 10.0);
+        assert_eq!(t.duration(), 20.0);
+    }
+
+    #[test]
+    fn csv_errors_name_the_line() {
+        let cases = [
+            ("0,5\n0,6\n", "line 2"),
+            ("0,5\n1,-3\n", "line 2"),
+            ("t,load\n0,1\n", "header"),
+            ("0,5\n1,x\n", "`x` is not a number"),
+            ("0,5\n1,5,maybe\n", "up `maybe`"),
+            ("0,5\n", "at least two points"),
+        ];
+        for (csv, want) in cases {
+            let e = Trace::from_csv("x", csv).unwrap_err().to_string();
+            assert!(e.contains(want), "{csv:?} → {e}");
+        }
+    }
+
+    #[test]
+    fn builtins_exist_and_are_deterministic() {
+        for name in Trace::BUILTIN_NAMES {
+            let a = Trace::builtin(name, 7).unwrap();
+            assert_eq!(a, Trace::builtin(name, 7).unwrap());
+            assert!(a.duration() >= 300.0, "{name}");
+        }
+        assert_ne!(
+            Trace::builtin("noisy", 1).unwrap(),
+            Trace::builtin("noisy", 2).unwrap()
+        );
+        let e = Trace::builtin("nope", 0).unwrap_err().to_string();
+        assert!(e.contains("step, ramp"), "{e}");
+    }
+
+    #[test]
+    fn noisy_stays_within_twenty_percent() {
+        let t = Trace::builtin("noisy", 42).unwrap();
+        assert!(t.points().iter().all(|p| (12.0..=18.0).contains(&p.rps)));
+    }
+}

@@ -1,0 +1,419 @@
+//! The HTTP client both sources share: timeouts, authentication, TLS, extra headers and a
+//! cap on response size.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The token file's metadata is checked on every request (one `stat`); the token is also
+/// re-read after this long when the metadata looks unchanged, in case a rotation kept the
+/// size, modification time and inode.
+const TOKEN_REREAD_AFTER: Duration = Duration::from_secs(60);
+
+/// HTTP settings shared by [`crate::PrometheusSource`] and [`crate::ScrapeSource`].
+///
+/// TLS certificates are verified by default, against the system's roots plus `ca_file`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Longest time one request may take, connection and body included (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A file holding a bearer token, sent as `Authorization: Bearer ...`. It is re-read
+    /// whenever the file changes, so rotated (projected service-account) tokens are picked up.
+    pub bearer_token_file: Option<PathBuf>,
+    /// HTTP basic authentication.
+    pub basic_auth: Option<BasicAuth>,
+    /// A PEM bundle of extra CA certificates to trust (in addition to the system's).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. For lab setups only: it disables TLS verification.
+    pub insecure_skip_verify: bool,
+    /// Headers added to every request (e.g. `X-Scope-OrgID` for Cortex/Mimir/Thanos tenants).
+    pub headers: BTreeMap<String, String>,
+    /// Largest response body accepted, in bytes (default 16 MiB).
+    pub max_response_bytes: usize,
+}
+
+/// Credentials for HTTP basic authentication.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            timeout: Duration::from_secs(5),
+            bearer_token_file: None,
+            basic_auth: None,
+            ca_file: None,
+            insecure_skip_verify: false,
+            headers: BTreeMap::new(),
+            max_response_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A configured, connection-pooling client.
+#[derive(Debug)]
+pub(crate) struct HttpClient {
+    client: reqwest::Client,
+    timeout: Duration,
+    token: Option<TokenFile>,
+    basic: Option<BasicAuth>,
+    max_response_bytes: usize,
+}
+
+/// A response that arrived completely.
+#[derive(Debug)]
+pub(crate) struct Body {
+    pub status: reqwest::StatusCode,
+    pub bytes: Vec<u8>,
+}
+
+impl HttpClient {
+    pub(crate) fn new(config: &HttpConfig) -> Result<HttpClient, Error> {
+        if config.timeout.is_zero() {
+            return Err(Error::config(
+                "timeout",
+                "0s would fail every request; give a duration such as 5s",
+            ));
+        }
+        if config.max_response_bytes == 0 {
+            return Err(Error::config(
+                "max_response_bytes",
+                "0 would reject every response; give a size in bytes such as 16777216",
+            ));
+        }
+        if config.bearer_token_file.is_some() && config.basic_auth.is_some() {
+            return Err(Error::config(
+                "bearer_token_file",
+                "set either a bearer token file or basic auth, not both",
+            ));
+        }
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("burst/", env!("CARGO_PKG_VERSION")))
+            .default_headers(header_map(&config.headers)?);
+        if let Some(path) = &config.ca_file {
+            builder = builder.tls_certs_merge(read_ca_bundle(path)?);
+        }
+        if config.insecure_skip_verify {
+            tracing::warn!("TLS certificate verification is disabled (insecure_skip_verify)");
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|e| Error::Config {
+            key: "http",
+            message: format!("cannot build the HTTP client: {}", chain(&e)),
+        })?;
+        let token = match &config.bearer_token_file {
+            Some(path) => {
+                let token = TokenFile::new(path.clone());
+                // Fail at start-up, not at the first tick, when the file is missing.
+                token.current()?;
+                Some(token)
+            }
+            None => None,
+        };
+        Ok(HttpClient {
+            client,
+            timeout: config.timeout,
+            token,
+            basic: config.basic_auth.clone(),
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    pub(crate) fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        self.client.get(url)
+    }
+
+    pub(crate) fn post(&self, url: &str) -> reqwest::RequestBuilder {
+        self.client.post(url)
+    }
+
+    /// Sends `request` with authentication and reads the whole body (up to the size limit).
+    pub(crate) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<Body, Error> {
+        let request = match (&self.token, &self.basic) {
+            (Some(token), _) => request.bearer_auth(token.current()?),
+            (None, Some(basic)) => request.basic_auth(&basic.username, Some(&basic.password)),
+            (None, None) => request,
+        };
+        let mut response = request.send().await.map_err(|e| self.transport(url, &e))?;
+        let status = response.status();
+        let limit = self.max_response_bytes;
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(Error::TooLarge {
+                url: url.to_owned(),
+                limit,
+            });
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport(url, &e))?
+        {
+            if bytes.len() + chunk.len() > limit {
+                return Err(Error::TooLarge {
+                    url: url.to_owned(),
+                    limit,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Body { status, bytes })
+    }
+
+    fn transport(&self, url: &str, e: &reqwest::Error) -> Error {
+        if e.is_timeout() {
+            Error::Timeout {
+                url: url.to_owned(),
+                after: self.timeout,
+            }
+        } else {
+            Error::Connect {
+                url: url.to_owned(),
+                message: chain(e),
+            }
+        }
+    }
+}
+
+/// The error and its causes, joined (reqwest's own message hides the cause).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            Error::config(
+                "headers",
+                format!("`{name}` is not a valid HTTP header name (letters, digits and `-`)"),
+            )
+        })?;
+        let v = HeaderValue::from_str(value).map_err(|_| {
+            Error::config(
+                "headers",
+                format!("the value of `{name}` is not a valid HTTP header value (visible ASCII, no newlines)"),
+            )
+        })?;
+        map.insert(n, v);
+    }
+    Ok(map)
+}
+
+fn read_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
+    let err = |message: String| Error::CaBundle {
+        path: path.to_owned(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| err(format!("not a PEM certificate bundle: {}", chain(&e))))?;
+    if certs.is_empty() {
+        return Err(err("no `BEGIN CERTIFICATE` block found".into()));
+    }
+    Ok(certs)
+}
+
+/// A bearer token kept in a file, re-read when the file changes.
+#[derive(Debug)]
+struct TokenFile {
+    path: PathBuf,
+    cached: Mutex<Option<CachedToken>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedToken {
+    stamp: FileStamp,
+    token: String,
+    read_at: Instant,
+}
+
+/// What identifies one version of a file without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode,
+        }
+    }
+}
+
+impl TokenFile {
+    fn new(path: PathBuf) -> TokenFile {
+        TokenFile {
+            path,
+            cached: Mutex::new(None),
+        }
+    }
+
+    fn current(&self) -> Result<String, Error> {
+        let err = |message: String| Error::TokenFile {
+            path: self.path.clone(),
+            message,
+        };
+        // `metadata` follows symlinks, so the `..data` swap of projected volumes shows up
+        // as a new inode.
+        let meta = std::fs::metadata(&self.path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let stamp = FileStamp::of(&meta);
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cached.as_ref()
+            && c.stamp == stamp
+            && c.read_at.elapsed() < TOKEN_REREAD_AFTER
+        {
+            return Ok(c.token.clone());
+        }
+        let text =
+            std::fs::read_to_string(&self.path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let token = text.trim().to_owned();
+        if token.is_empty() {
+            return Err(err("the file is empty".into()));
+        }
+        if HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+            return Err(err(
+                "the token holds characters not allowed in an HTTP header".into(),
+            ));
+        }
+        if cached.is_some() {
+            tracing::debug!(path = %self.path.display(), "bearer token file changed; re-read");
+        }
+        *cached = Some(CachedToken {
+            stamp,
+            token: token.clone(),
+            read_at: Instant::now(),
+        });
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_file_is_reread_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first\n").unwrap();
+        let t = TokenFile::new(path.clone());
+        assert_eq!(t.current().unwrap(), "first");
+        // Rotation by atomic rename, as kubelet does: a new inode.
+        let tmp = dir.path().join("token.tmp");
+        std::fs::write(&tmp, "second-token").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert_eq!(t.current().unwrap(), "second-token");
+    }
+
+    #[test]
+    fn empty_or_missing_token_file_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let e = TokenFile::new(path.clone()).current().unwrap_err();
+        assert_eq!(e.kind(), "token_file");
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        std::fs::write(&path, "  \n").unwrap();
+        let e = TokenFile::new(path).current().unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn bad_settings_are_rejected_with_the_key() {
+        let mut c = HttpConfig::default();
+        c.headers.insert("bad header".into(), "x".into());
+        let e = HttpClient::new(&c).unwrap_err();
+        assert!(e.to_string().contains("`bad header`"), "{e}");
+
+        let c = HttpConfig {
+            timeout: Duration::ZERO,
+            ..HttpConfig::default()
+        };
+        assert!(matches!(
+            HttpClient::new(&c),
+            Err(Error::Config { key: "timeout", .. })
+        ));
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let c = HttpConfig {
+            ca_file: Some(ca),
+            ..HttpConfig::default()
+        };
+        let e = HttpClient::new(&c).unwrap_err();
+        assert_eq!(e.kind(), "tls_config");
+        assert!(e.to_string().contains("ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn basic_auth_debug_hides_the_password() {
+        let b = BasicAuth {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{b:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn config_deserialises_with_humantime() {
+        let c: HttpConfig =
+            serde_json::from_str(r#"{"timeout":"250ms","headers":{"X-Scope-OrgID":"t1"}}"#)
+                .unwrap();
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert_eq!(c.headers["X-Scope-OrgID"], "t1");
+        assert!(!c.insecure_skip_verify);
+    }
+}

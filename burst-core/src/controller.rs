@@ -465,6 +465,44 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn reads_before_it_writes_and_writes_once() {
+        use crate::router::MockTrafficRouter;
+        let mut router = MockTrafficRouter::new();
+        let mut seq = mockall::Sequence::new();
+        router.expect_describe().return_const("mock".to_string());
+        // Start-up read, then the tick's drift check, then exactly one apply.
+        router
+            .expect_current()
+            .times(2)
+            .in_sequence(&mut seq)
+            .returning(|| Ok(Split::ALL_PRIMARY));
+        router
+            .expect_apply()
+            .withf(|s| *s == Split::ALL_BURST)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        router
+            .expect_current()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|| Ok(Split::ALL_BURST));
+        let src = MemorySource::new();
+        src.set(value(25.0));
+        let mut c = Controller::new(
+            src,
+            PolicySpec::default().build().unwrap(),
+            router,
+            ControllerConfig::default(),
+        );
+        assert!(matches!(
+            c.tick().await.unwrap().outcome,
+            Outcome::Applied { .. }
+        ));
+        assert_eq!(c.tick().await.unwrap().outcome, Outcome::Unchanged);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn applies_only_on_change_and_reports_reasons() {
         let (mut c, src, router) = seed_controller(Split::ALL_PRIMARY);
         src.set(value(20.0));

@@ -11,6 +11,7 @@ use crate::{RouterError, Split};
 ///
 /// Implementations: `burst_istio::VirtualServiceRouter`, `burst_istio::HttpRouteRouter`,
 /// the demo's local proxy, and [`MemoryRouter`].
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait TrafficRouter: Send + Sync {
     /// Reads the split that is in effect now.

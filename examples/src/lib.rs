@@ -1,1 +1,2 @@
-//! Runnable examples of embedding burst.
+//! Runnable examples of embedding burst; see `examples/README.md` and run them with
+//! `cargo run -p burst-examples --example NAME`.

@@ -118,6 +118,19 @@ impl ScrapeModel {
 /// `capacity` is used when set.
 pub fn simulate(spec: &PolicySpec, trace: &Trace, capacity: Option<f64>) -> Result<SimRun, Error> {
     let mut policy = spec.build()?;
+    simulate_policy(&mut policy, spec, trace, capacity)
+}
+
+/// Runs any [`Policy`] (your own, say) over `trace`, with `spec`'s measurement model
+/// (`tick`, `window`, `window_up`, `window_down`, `scrape_interval`); `spec`'s policy
+/// settings are not used.
+pub fn simulate_policy(
+    policy: &mut dyn Policy,
+    spec: &PolicySpec,
+    trace: &Trace,
+    capacity: Option<f64>,
+) -> Result<SimRun, Error> {
+    spec.validate()?;
     let capacity = capacity.or(spec.capacity);
     if let Some(c) = capacity {
         Rate::try_new("capacity", c)?;

@@ -10,6 +10,8 @@ use crate::Error;
 pub struct Trace {
     name: String,
     points: Vec<TracePoint>,
+    /// Requests served from 0 to each point's `t`, so `total_until` is a binary search.
+    cumulative: Vec<f64>,
 }
 
 /// One point of a [`Trace`].
@@ -57,9 +59,19 @@ impl Trace {
             }
             prev = p.t;
         }
+        let mut cumulative = Vec::with_capacity(points.len());
+        let mut total = 0.0;
+        for (i, p) in points.iter().enumerate() {
+            if i > 0 {
+                let a = points[i - 1];
+                total += a.rps * (p.t - a.t);
+            }
+            cumulative.push(total);
+        }
         Ok(Trace {
             name: name.into(),
             points,
+            cumulative,
         })
     }
 
@@ -186,15 +198,12 @@ impl Trace {
 
     /// Requests served from 0 to `t` (the integral of the load).
     pub fn total_until(&self, t: f64) -> f64 {
-        let mut total = 0.0;
-        for w in self.points.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if t <= a.t {
-                break;
-            }
-            total += a.rps * (t.min(b.t) - a.t);
+        let t = t.min(self.duration());
+        let i = self.points.partition_point(|p| p.t <= t);
+        match i.checked_sub(1) {
+            None => 0.0,
+            Some(j) => self.cumulative[j] + self.points[j].rps * (t - self.points[j].t),
         }
-        total
     }
 }
 
@@ -261,6 +270,29 @@ mod tests {
         assert_eq!(t.at(0.0).rps, 5.0);
         assert_eq!(t.total_until(20.0), 5.0 * 10.0 + 20.0 * 10.0);
         assert_eq!(t.duration(), 20.0);
+        assert_eq!(t.total_until(5.0), 25.0);
+        assert_eq!(t.total_until(15.0), 150.0);
+        assert_eq!(t.total_until(99.0), 250.0);
+    }
+
+    proptest::proptest! {
+        /// The cumulative lookup equals integrating segment by segment.
+        #[test]
+        fn total_until_is_the_integral(
+            rates in proptest::collection::vec(0.0f64..100.0, 2..40),
+            at in 0.0f64..500.0,
+        ) {
+            let pts: Vec<TracePoint> = rates.iter().enumerate()
+                .map(|(i, r)| TracePoint { t: i as f64 * 10.0, rps: *r, up: true })
+                .collect();
+            let tr = Trace::new("p", pts.clone()).unwrap();
+            let mut want = 0.0;
+            for w in pts.windows(2) {
+                if at <= w[0].t { break; }
+                want += w[0].rps * (at.min(w[1].t) - w[0].t);
+            }
+            proptest::prop_assert!((tr.total_until(at) - want).abs() < 1e-6);
+        }
     }
 
     #[test]

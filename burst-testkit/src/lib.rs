@@ -4,6 +4,8 @@
 //! ports and stopped when their guard is dropped. A missing server binary is an error that
 //! names the package to install, never a silently skipped test.
 
+pub mod redis;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Child;

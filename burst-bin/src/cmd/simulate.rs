@@ -49,14 +49,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec = load_policy(args.policy.as_deref())?;
     let trace = load_trace(&args.trace, args.seed)?;
     let run = simulate(&spec, &trace, args.capacity)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&run)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&run)? + "\n"
     } else {
-        print!(
-            "{}",
-            table(&run, spec.has_two_windows(), args.every.as_secs_f64())
-        );
-    }
+        table(&run, spec.has_two_windows(), args.every.as_secs_f64())
+    };
+    super::print_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 

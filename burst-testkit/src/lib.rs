@@ -4,6 +4,7 @@
 //! ports and stopped when their guard is dropped. A missing server binary is an error that
 //! names the package to install, never a silently skipped test.
 
+pub mod prometheus;
 pub mod redis;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};

@@ -1,0 +1,383 @@
+//! The one error enum of `burst-istio`.
+
+use std::time::Duration;
+
+use burst_core::{RouterError, Split};
+
+/// Everything that can go wrong reading, changing, rendering or writing route weights.
+///
+/// Each message names the object, the offending value and what to do about it.
+/// [`Error::kind`] gives a short, stable label for logs and metrics.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The object is not of the kind the operation works on.
+    #[error(
+        "expected a {expected} (apiVersion {group}/<version>), found kind `{found_kind}` with apiVersion `{found_api_version}`; pass a {expected} manifest"
+    )]
+    WrongKind {
+        /// The kind expected (`VirtualService`, `HTTPRoute`).
+        expected: &'static str,
+        /// The API group expected.
+        group: &'static str,
+        /// The `kind` found (empty if missing).
+        found_kind: String,
+        /// The `apiVersion` found (empty if missing).
+        found_api_version: String,
+    },
+    /// A field the operation needs is missing or has the wrong type.
+    #[error("{object}: `{path}` {problem}")]
+    Malformed {
+        /// The object, e.g. `VirtualService default/worker`.
+        object: String,
+        /// JSON pointer of the field.
+        path: String,
+        /// What is wrong with it and what it should be.
+        problem: String,
+    },
+    /// The selected route or rule (by name or index) does not exist.
+    #[error("{object}: there is no {route_word} {selector}; present: {available}", route_word = resource.route_word())]
+    RouteNotFound {
+        /// The object.
+        object: String,
+        /// VirtualService or HTTPRoute.
+        resource: Resource,
+        /// How it was selected (`named "x"`, `at index 3`).
+        selector: String,
+        /// The routes that exist.
+        available: String,
+    },
+    /// No route or rule has destinations for both sides of the split (default selection).
+    #[error(
+        "{object}: no {route_word} has both {dest_word} `{primary}` and {dest_word} `{burst}` (present: {available}); add both to one {route_word}, or pass the right names",
+        route_word = resource.route_word(),
+        dest_word = resource.dest_word()
+    )]
+    NoCandidateRoute {
+        /// The object.
+        object: String,
+        /// VirtualService or HTTPRoute.
+        resource: Resource,
+        /// The primary destination's name.
+        primary: String,
+        /// The burst destination's name.
+        burst: String,
+        /// The routes that exist.
+        available: String,
+    },
+    /// Several routes or rules could be meant.
+    #[error(
+        "{object}: {count} {route_word}s have both `{primary}` and `{burst}`: {list}; select one by name or index",
+        count = candidates.len(),
+        list = candidates.join(", "),
+        route_word = resource.route_word()
+    )]
+    AmbiguousRoute {
+        /// The object.
+        object: String,
+        /// VirtualService or HTTPRoute.
+        resource: Resource,
+        /// The primary destination's name.
+        primary: String,
+        /// The burst destination's name.
+        burst: String,
+        /// The candidates, each with its name and index.
+        candidates: Vec<String>,
+    },
+    /// The selected route lacks one of the two destinations.
+    #[error(
+        "{object}: {route} has no {dest_word} `{name}` (present: {present}); add a destination for it (weight 0 is fine) or pass the right name",
+        dest_word = resource.dest_word()
+    )]
+    DestinationMissing {
+        /// The object.
+        object: String,
+        /// The selected route.
+        route: String,
+        /// VirtualService or HTTPRoute.
+        resource: Resource,
+        /// The missing name.
+        name: String,
+        /// The destinations the route has.
+        present: String,
+    },
+    /// One of the two destinations appears more than once in the selected route.
+    #[error(
+        "{object}: {route} lists {dest_word} `{name}` {count} times (destinations {indices:?}); keep one, or narrow the selection (host for Istio, port or namespace for Gateway API)",
+        count = indices.len(),
+        dest_word = resource.dest_word()
+    )]
+    DuplicateDestination {
+        /// The object.
+        object: String,
+        /// The selected route.
+        route: String,
+        /// VirtualService or HTTPRoute.
+        resource: Resource,
+        /// The duplicated name.
+        name: String,
+        /// Indices of the duplicates in the route's destination list.
+        indices: Vec<usize>,
+    },
+    /// Other destinations of the selected route carry traffic, so the two weights would not
+    /// mean "share of all traffic".
+    #[error(
+        "{object}: {route} also sends traffic to {others} (total weight {weight}); a primary/burst split would not describe all of its traffic. Set their weight to 0 explicitly, move them to another route, or remove them",
+        others = others.join(", ")
+    )]
+    ExtraWeightedDestinations {
+        /// The object.
+        object: String,
+        /// The selected route.
+        route: String,
+        /// The other destinations that carry weight.
+        others: Vec<String>,
+        /// Their total (effective) weight.
+        weight: u64,
+    },
+    /// A weight in the object is not a valid integer in range.
+    #[error(
+        "{object}: `{path}` = {value} is not a valid weight: it must be an integer from 0 to {max}"
+    )]
+    InvalidWeight {
+        /// The object.
+        object: String,
+        /// JSON pointer of the weight.
+        path: String,
+        /// The value found, as JSON.
+        value: String,
+        /// The largest weight the API accepts.
+        max: u64,
+    },
+    /// Both destinations have weight 0, so there is no split to read.
+    #[error(
+        "{object}: {route} gives both `{primary}` and `{burst}` weight 0, so it sends them no traffic; set at least one weight above 0 (e.g. with set-weights)"
+    )]
+    ZeroTotalWeight {
+        /// The object.
+        object: String,
+        /// The selected route.
+        route: String,
+        /// The primary destination's name.
+        primary: String,
+        /// The burst destination's name.
+        burst: String,
+    },
+    /// An option given to a transform, renderer or router is invalid.
+    #[error("invalid {what} `{value}`: {problem}")]
+    InvalidOption {
+        /// Which option.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong and what is expected.
+        problem: String,
+    },
+    /// A manifest could not be parsed or serialised.
+    #[error("{what}: {message}")]
+    Parse {
+        /// What was being parsed.
+        what: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// The object does not exist on the API server.
+    #[error("{object} not found{cluster}; create it first or check the namespace and name", cluster = in_cluster(cluster))]
+    NotFound {
+        /// The object.
+        object: String,
+        /// The cluster, when known.
+        cluster: Option<String>,
+    },
+    /// The API server refused a request.
+    #[error("{object}: the API server answered {code} {reason}: {message}")]
+    Api {
+        /// The object.
+        object: String,
+        /// HTTP status code.
+        code: u16,
+        /// The Status reason (`Invalid`, `Forbidden`, `InternalError`, ...).
+        reason: String,
+        /// The Status message.
+        message: String,
+    },
+    /// The object kept changing between read and write; retries are exhausted.
+    #[error(
+        "{object}: still conflicting after {attempts} attempts (the object changed between read and write each time; last answer: {last}); try again, or find the other writer"
+    )]
+    Conflict {
+        /// The object.
+        object: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last conflict message.
+        last: String,
+    },
+    /// The API server did not answer in time.
+    #[error("{object}: the API server did not answer {action} within {after:?}")]
+    Timeout {
+        /// The object.
+        object: String,
+        /// `get` or `patch`.
+        action: &'static str,
+        /// The request timeout.
+        after: Duration,
+    },
+    /// The API server could not be reached, or the connection broke.
+    #[error("{object}: cannot {action} it: connection to the API server failed: {detail}")]
+    Connection {
+        /// The object.
+        object: String,
+        /// `get` or `patch`.
+        action: &'static str,
+        /// The client's description of the failure.
+        detail: String,
+    },
+    /// Any other client-side failure (building the request, decoding the answer).
+    #[error("{object}: cannot {action} it: {detail}")]
+    Client {
+        /// The object.
+        object: String,
+        /// `get` or `patch`.
+        action: &'static str,
+        /// The client's description of the failure.
+        detail: String,
+    },
+    /// The clusters of a multi-cluster router hold different splits.
+    #[error(
+        "clusters disagree on {object}: {splits}; applying a split converges them",
+        splits = splits.iter().map(|(c, s)| format!("{c}={s}")).collect::<Vec<_>>().join(", ")
+    )]
+    Drift {
+        /// The object.
+        object: String,
+        /// Each cluster's split.
+        splits: Vec<(String, Split)>,
+    },
+    /// Some clusters of a multi-cluster router failed.
+    #[error(
+        "{object}: {action} failed in {failed} of {total} clusters: {details}{ok}",
+        failed = failures.len(),
+        details = failures.iter().map(|(c, k, m)| format!("{c} ({k}): {m}")).collect::<Vec<_>>().join("; "),
+        ok = if succeeded.is_empty() { String::new() } else { format!("; succeeded in {}", succeeded.join(", ")) }
+    )]
+    ClusterFailure {
+        /// The object.
+        object: String,
+        /// `read` or `apply`.
+        action: &'static str,
+        /// Number of clusters.
+        total: usize,
+        /// `(cluster, kind, message)` of each failure.
+        failures: Vec<(String, &'static str, String)>,
+        /// Clusters where the action succeeded.
+        succeeded: Vec<String>,
+    },
+}
+
+/// The two kinds of object whose weights this crate changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Resource {
+    /// Istio `VirtualService` (`spec.http[].route[]`).
+    VirtualService,
+    /// Gateway API `HTTPRoute` (`spec.rules[].backendRefs[]`).
+    HttpRoute,
+}
+
+impl Resource {
+    /// `http route` or `rule`.
+    pub const fn route_word(self) -> &'static str {
+        match self {
+            Resource::VirtualService => "http route",
+            Resource::HttpRoute => "rule",
+        }
+    }
+
+    /// `subset` or `backendRef`.
+    pub const fn dest_word(self) -> &'static str {
+        match self {
+            Resource::VirtualService => "subset",
+            Resource::HttpRoute => "backendRef",
+        }
+    }
+}
+
+fn in_cluster(cluster: &Option<String>) -> String {
+    match cluster {
+        Some(c) => format!(" in cluster `{c}`"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// A short, stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::WrongKind { .. } => "wrong_kind",
+            Error::Malformed { .. } => "malformed",
+            Error::RouteNotFound { .. } => "route_not_found",
+            Error::NoCandidateRoute { .. } => "no_candidate_route",
+            Error::AmbiguousRoute { .. } => "ambiguous_route",
+            Error::DestinationMissing { .. } => "destination_missing",
+            Error::DuplicateDestination { .. } => "duplicate_destination",
+            Error::ExtraWeightedDestinations { .. } => "extra_weighted_destinations",
+            Error::InvalidWeight { .. } => "invalid_weight",
+            Error::ZeroTotalWeight { .. } => "zero_total_weight",
+            Error::InvalidOption { .. } => "invalid_option",
+            Error::Parse { .. } => "parse",
+            Error::NotFound { .. } => "not_found",
+            Error::Api { code, .. } => match code {
+                401 => "unauthorized",
+                403 => "forbidden",
+                422 => "invalid",
+                500..=599 => "server",
+                _ => "api",
+            },
+            Error::Conflict { .. } => "conflict",
+            Error::Timeout { .. } => "timeout",
+            Error::Connection { .. } => "connection",
+            Error::Client { .. } => "client",
+            Error::Drift { .. } => "drift",
+            Error::ClusterFailure { .. } => "cluster_failure",
+        }
+    }
+}
+
+impl From<Error> for RouterError {
+    fn from(e: Error) -> Self {
+        RouterError::new(e.kind(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_stable_labels() {
+        let e = Error::Api {
+            object: "VirtualService default/w".into(),
+            code: 503,
+            reason: "ServiceUnavailable".into(),
+            message: "down".into(),
+        };
+        assert_eq!(e.kind(), "server");
+        let r: RouterError = e.into();
+        assert_eq!(r.kind(), "server");
+        assert!(r.to_string().contains("VirtualService default/w"));
+    }
+
+    #[test]
+    fn drift_names_clusters_and_splits() {
+        let e = Error::Drift {
+            object: "VirtualService default/w".into(),
+            splits: vec![
+                ("east".into(), Split::ALL_PRIMARY),
+                ("west".into(), Split::ALL_BURST),
+            ],
+        };
+        assert_eq!(e.kind(), "drift");
+        assert!(e.to_string().contains("east=100/0, west=0/100"), "{e}");
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod prometheus;
 pub mod redis;
+pub mod schema;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;

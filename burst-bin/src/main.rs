@@ -5,6 +5,7 @@
 //! sets up logging and dispatches.
 
 mod cmd;
+mod plot;
 
 use std::process::ExitCode;
 

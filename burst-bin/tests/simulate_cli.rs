@@ -111,3 +111,59 @@ fn bad_input_names_the_problem() {
     assert_eq!(code, 2);
     assert!(err.contains("line 2") && err.contains("-1"), "{err}");
 }
+
+#[test]
+fn compare_meets_the_bar_against_the_seed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plots = dir.path().join("plots");
+    let (code, out, err) = burst(&[
+        "simulate",
+        "--compare",
+        "--trace",
+        "builtin:step",
+        "--trace",
+        "builtin:noisy",
+        "--trace",
+        "builtin:sine",
+        "--json",
+        "--plot",
+        plots.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    let get = |trace: &str, policy: &str| {
+        rows.iter()
+            .find(|r| r["trace"] == trace && r["policy"] == policy)
+            .unwrap_or_else(|| panic!("{trace}/{policy} missing"))["quality"]
+            .clone()
+    };
+    let seed = get("builtin:step", "seed")["reaction_s"]
+        .as_f64()
+        .expect("seed reacts");
+    let ours = get("builtin:step", "recommended")["reaction_s"]
+        .as_f64()
+        .expect("recommended reacts");
+    assert!(ours * 5.0 <= seed, "recommended {ours}s vs seed {seed}s");
+    for trace in ["builtin:noisy", "builtin:sine"] {
+        let s = get(trace, "seed")["changes"].as_u64().expect("n");
+        let r = get(trace, "recommended")["changes"].as_u64().expect("n");
+        assert!(r <= s, "{trace}: recommended {r} changes vs seed {s}");
+    }
+    for name in ["builtin_step.svg", "builtin_noisy.svg", "builtin_sine.svg"] {
+        let svg = std::fs::read_to_string(plots.join(name)).expect("plot written");
+        assert!(svg.contains("seed burst %") && svg.contains("recommended burst %"));
+    }
+}
+
+#[test]
+fn plot_refuses_unknown_formats() {
+    let (code, _, err) = burst(&[
+        "simulate",
+        "--trace",
+        "builtin:step",
+        "--plot",
+        "/tmp/x.gif",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("must end in .svg"), "{err}");
+}

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use burst_core::policy::PolicySpec;
-use burst_core::sim::{SimRun, Trace, simulate};
+use burst_core::sim::{SimRun, Trace, quality, simulate};
+
+use crate::plot::{Axis, Chart, Series};
 
 /// Arguments of `burst simulate`.
 #[derive(Debug, clap::Args)]
@@ -22,9 +24,23 @@ scrape_interval; every key is optional and the defaults reproduce the seed daemo
   burst simulate --trace builtin:step
   burst simulate --trace load.csv --policy policy.yaml --json")]
 pub struct Args {
-    /// Load trace: a CSV file (t,rps[,up]) or builtin:NAME.
-    #[arg(long, value_name = "FILE|builtin:NAME")]
-    trace: String,
+    /// Load trace: a CSV file (t,rps[,up]) or builtin:NAME. With --compare it may be
+    /// repeated, and defaults to every built-in trace.
+    #[arg(
+        long,
+        value_name = "FILE|builtin:NAME",
+        required_unless_present = "compare"
+    )]
+    trace: Vec<String>,
+    /// Compare the seed daemon's policy, the recommended hysteresis settings, the
+    /// recommended overflow settings (and --policy, if given) on the traces: reaction time,
+    /// time back, weight changes, seconds of primary overload, share sent to burst.
+    #[arg(long)]
+    compare: bool,
+    /// Write an SVG plot of load, measured rate, thresholds and burst weight to this file
+    /// (with --compare: a directory, one SVG per trace).
+    #[arg(long, value_name = "FILE.svg|DIR")]
+    plot: Option<PathBuf>,
     /// Policy and measurement model (YAML). Defaults reproduce the seed.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -46,9 +62,19 @@ pub struct Args {
 
 /// Runs `burst simulate`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.compare {
+        return compare(&args);
+    }
     let spec = load_policy(args.policy.as_deref())?;
-    let trace = load_trace(&args.trace, args.seed)?;
+    let [trace_arg] = args.trace.as_slice() else {
+        anyhow::bail!("give exactly one --trace (several traces need --compare)");
+    };
+    let trace = load_trace(trace_arg, args.seed)?;
     let run = simulate(&spec, &trace, args.capacity)?;
+    if let Some(path) = &args.plot {
+        let chart = chart(trace.name(), &spec, &[("burst weight", &run)]);
+        write_svg(path, &chart)?;
+    }
     let text = if args.json {
         serde_json::to_string_pretty(&run)? + "\n"
     } else {
@@ -56,6 +82,137 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     super::print_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The capacity assumed by --compare when none is given: the seed's high threshold.
+const DEFAULT_COMPARE_CAPACITY: f64 = 15.0;
+
+fn compare(args: &Args) -> anyhow::Result<ExitCode> {
+    let capacity = args.capacity.unwrap_or(DEFAULT_COMPARE_CAPACITY);
+    let mut candidates = vec![
+        ("seed".to_string(), PolicySpec::default()),
+        ("recommended".to_string(), PolicySpec::recommended()),
+        (
+            "overflow".to_string(),
+            PolicySpec::recommended_overflow(capacity),
+        ),
+    ];
+    if let Some(p) = &args.policy {
+        candidates.push((p.display().to_string(), load_policy(Some(p))?));
+    }
+    let names: Vec<String> = if args.trace.is_empty() {
+        Trace::BUILTIN_NAMES
+            .iter()
+            .map(|n| format!("builtin:{n}"))
+            .collect()
+    } else {
+        args.trace.clone()
+    };
+    if let Some(dir) = &args.plot {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create plot directory {}", dir.display()))?;
+    }
+    let seed = PolicySpec::default();
+    let mut text = String::new();
+    let mut json = Vec::new();
+    for name in &names {
+        let trace = load_trace(name, args.seed)?;
+        let mut runs = Vec::new();
+        for (policy, spec) in &candidates {
+            let run = simulate(spec, &trace, Some(capacity))
+                .with_context(|| format!("policy {policy} on {name}"))?;
+            let q = quality(&run, &trace, seed.high, seed.low);
+            json.push(serde_json::json!({"trace": name, "policy": policy, "quality": q}));
+            runs.push((policy.as_str(), q, run));
+        }
+        let _ = writeln!(text, "{name} (capacity {capacity} rps)");
+        let _ = writeln!(
+            text,
+            "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>13}",
+            "policy", "reaction", "back", "changes", "overloaded", "sent to burst"
+        );
+        for (policy, q, _) in &runs {
+            let secs = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.0}s"));
+            let _ = writeln!(
+                text,
+                "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>12.1}%",
+                policy,
+                secs(q.reaction_s),
+                secs(q.back_s),
+                q.changes,
+                secs(q.overload_s),
+                q.burst_share * 100.0
+            );
+        }
+        let _ = writeln!(text);
+        if let Some(dir) = &args.plot {
+            let file = dir.join(format!("{}.svg", name.replace(['/', ':'], "_")));
+            let labelled: Vec<(&str, &SimRun)> = runs.iter().map(|(p, _, r)| (*p, r)).collect();
+            write_svg(&file, &chart(name, &seed, &labelled))?;
+        }
+    }
+    if args.json {
+        text = serde_json::to_string_pretty(&json)? + "\n";
+    }
+    super::print_stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+const COLORS: [&str; 5] = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+
+/// Load, the first run's measured rate, thresholds, and each run's burst weight.
+fn chart(title: &str, spec: &PolicySpec, runs: &[(&str, &SimRun)]) -> Chart {
+    let mut series = Vec::new();
+    if let Some((_, first)) = runs.first() {
+        series.push(Series {
+            label: "load (rps)".into(),
+            color: "#1f77b4",
+            axis: Axis::Rps,
+            step: true,
+            points: first.timeline.iter().map(|p| (p.t, Some(p.rps))).collect(),
+        });
+        series.push(Series {
+            label: "observed (rps)".into(),
+            color: "#7f7f7f",
+            axis: Axis::Rps,
+            step: false,
+            points: first.timeline.iter().map(|p| (p.t, p.observed)).collect(),
+        });
+    }
+    for (i, (label, run)) in runs.iter().enumerate() {
+        series.push(Series {
+            label: format!("{label} burst %"),
+            color: COLORS[i % COLORS.len()],
+            axis: Axis::Weight,
+            step: true,
+            points: run
+                .timeline
+                .iter()
+                .map(|p| (p.t, Some(f64::from(p.burst_weight))))
+                .collect(),
+        });
+    }
+    Chart {
+        title: title.to_string(),
+        series,
+        thresholds: vec![
+            (format!("high {}", spec.high), spec.high),
+            (format!("low {}", spec.low), spec.low),
+        ],
+    }
+}
+
+fn write_svg(path: &std::path::Path, chart: &Chart) -> anyhow::Result<()> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => {}
+        Some("png") => anyhow::bail!(
+            "{}: PNG output is not supported; write .svg (any browser or `rsvg-convert` turns it into PNG)",
+            path.display()
+        ),
+        _ => anyhow::bail!("{}: the plot file must end in .svg", path.display()),
+    }
+    std::fs::write(path, chart.to_svg())
+        .with_context(|| format!("cannot write plot {}", path.display()))
 }
 
 /// Reads and validates a policy file, or the defaults.

@@ -73,7 +73,9 @@ impl Policy for Hysteresis {
                 Rule::AboveHigh,
                 format!("short-window rate > high {high}"),
             ))
-        } else if current.is_bursting() && rates.down < low {
+        } else if current.is_bursting() && rates.down < low && rates.up <= high {
+            // The short window still above `high` means the load is back: leaving now would
+            // only flap.
             Some((
                 Split::ALL_PRIMARY,
                 Rule::BelowLow,
@@ -213,6 +215,17 @@ mod tests {
             p.decide(&two(1.0, 9.0), Split::ALL_BURST, at(2.0)).desired,
             Split::ALL_PRIMARY
         );
+    }
+
+    #[test]
+    fn no_leaving_while_the_short_window_is_high() {
+        let mut p = seed(0, 0);
+        let sig = Signal::Rates(Rates {
+            up: Rate::try_new("u", 18.0).unwrap(),
+            down: Rate::try_new("d", 8.0).unwrap(),
+        });
+        let d = p.decide(&sig, Split::ALL_BURST, at(0.0));
+        assert_eq!((d.desired, d.reason.rule), (Split::ALL_BURST, Rule::InBand));
     }
 
     #[test]

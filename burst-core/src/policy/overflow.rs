@@ -110,7 +110,19 @@ impl Policy for Overflow {
                     format!("primary load {primary_load:.3} within dead band [{floor:.3}, {cap}]"),
                 );
             }
-            let next = down_target.max(b.saturating_sub(c.max_down.get()));
+            // Never below what the short window still needs: the two windows disagreeing
+            // must not make the split oscillate.
+            let next = down_target
+                .max(b.saturating_sub(c.max_down.get()))
+                .max(up_target);
+            if next == b {
+                return hold(
+                    Rule::InBand,
+                    format!(
+                        "long window allows {down_target}%, short window still needs {up_target}%"
+                    ),
+                );
+            }
             (
                 Rule::OverflowDown,
                 next,
@@ -221,6 +233,25 @@ mod tests {
             (d.desired.burst().get(), d.reason.rule),
             (10, Rule::OverflowDown)
         );
+    }
+
+    #[test]
+    fn windows_disagreeing_do_not_oscillate() {
+        let mut p = policy(5, 100, 10, 0.1);
+        let mut cur = Split::ALL_PRIMARY;
+        // Short window already at 20 rps, long window still catching up from 5 rps.
+        for (i, long) in [5.0, 7.0, 9.0, 11.0, 13.0, 15.0].iter().enumerate() {
+            let sig = Signal::Rates(Rates {
+                up: Rate::try_new("u", 20.0).unwrap(),
+                down: Rate::try_new("d", *long).unwrap(),
+            });
+            let d = p.decide(&sig, cur, at(i as u64));
+            if i > 0 {
+                assert_eq!(d.desired, cur, "moved at tick {i}: {}", d.reason);
+            }
+            cur = d.desired;
+        }
+        assert_eq!(cur.burst().get(), 25);
     }
 
     proptest! {

@@ -120,6 +120,32 @@ impl Default for PolicySpec {
 }
 
 impl PolicySpec {
+    /// The settings this project recommends (see `docs/policies.md` for the measurements
+    /// behind them): the seed's thresholds, a 2 s window to move to burst (react within
+    /// two scrapes), a 30 s window to come back, and a 30 s cooldown.
+    pub fn recommended() -> PolicySpec {
+        PolicySpec {
+            window_up: Some(Duration::from_secs(2)),
+            window_down: Some(Duration::from_secs(30)),
+            cooldown: Duration::from_secs(30),
+            ..PolicySpec::default()
+        }
+    }
+
+    /// The recommended overflow settings for a primary serving `capacity` rps.
+    pub fn recommended_overflow(capacity: f64) -> PolicySpec {
+        PolicySpec {
+            mode: Mode::Overflow,
+            capacity: Some(capacity),
+            window_up: Some(Duration::from_secs(5)),
+            window_down: Some(Duration::from_secs(30)),
+            cooldown: Duration::from_secs(10),
+            step: 10,
+            dead_band: 0.2,
+            ..PolicySpec::default()
+        }
+    }
+
     /// Parses and validates YAML (or JSON). Errors name the offending key.
     pub fn from_yaml(text: &str) -> Result<PolicySpec, Error> {
         let spec: PolicySpec = if text.trim().is_empty() {
@@ -292,6 +318,13 @@ mod tests {
             let err = PolicySpec::from_yaml(yaml).unwrap_err().to_string();
             assert!(err.contains(key), "{yaml:?} → {err}");
         }
+    }
+
+    #[test]
+    fn recommended_settings_are_valid() {
+        assert!(PolicySpec::recommended().build().is_ok());
+        assert!(PolicySpec::recommended_overflow(15.0).build().is_ok());
+        assert!(PolicySpec::recommended().has_two_windows());
     }
 
     #[test]

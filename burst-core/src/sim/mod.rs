@@ -15,6 +15,7 @@
 //! # Ok::<(), burst_core::Error>(())
 //! ```
 
+mod compare;
 mod trace;
 
 use std::time::Duration;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use crate::policy::{Policy, PolicySpec, Signal};
 use crate::{Error, Rate, Rates, Split, Timestamp};
 
+pub use compare::{Quality, quality};
 pub use trace::{Trace, TracePoint};
 
 /// One tick of a simulation.

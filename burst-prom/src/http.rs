@@ -164,7 +164,7 @@ impl HttpClient {
             (None, Some(basic)) => request.basic_auth(&basic.username, Some(&basic.password)),
             (None, None) => request,
         };
-        let mut response = request.send().await.map_err(|e| self.transport(url, &e))?;
+        let mut response = request.send().await.map_err(|e| self.transport(url, e))?;
         let status = response.status();
         let limit = self.max_response_bytes;
         if response
@@ -177,11 +177,7 @@ impl HttpClient {
             });
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.transport(url, &e))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(url, e))? {
             if bytes.len() + chunk.len() > limit {
                 return Err(Error::TooLarge {
                     url: url.to_owned(),
@@ -193,16 +189,17 @@ impl HttpClient {
         Ok(Body { status, bytes })
     }
 
-    fn transport(&self, url: &str, e: &reqwest::Error) -> Error {
+    fn transport(&self, url: &str, e: reqwest::Error) -> Error {
         if e.is_timeout() {
             Error::Timeout {
                 url: url.to_owned(),
                 after: self.timeout,
             }
         } else {
+            // The URL is in our message already; reqwest's would repeat it with the query.
             Error::Connect {
                 url: url.to_owned(),
-                message: chain(e),
+                message: chain(&e.without_url()),
             }
         }
     }

@@ -385,7 +385,9 @@ fn query_endpoint(base: &str) -> Result<Url, Error> {
         ))
     })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad(format!("`{base}` must use http or https")));
+        return Err(bad(format!(
+            "`{base}` must start with http:// or https://, e.g. http://prometheus:9090"
+        )));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad(format!(

@@ -1,12 +1,300 @@
-//! `burst query` (being built).
+//! `burst query`: evaluate a metric source once and print what it measured.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use burst_core::Reading;
+use burst_prom::{
+    BasicAuth, HttpConfig, PrometheusConfig, PrometheusSource, ScrapeConfig, ScrapeMode,
+    ScrapeSource, SeriesRule,
+};
+
+/// Exit code when the source answered but had no data.
+const EXIT_NO_DATA: u8 = 1;
+/// Exit code when the source failed (unreachable, timeout, bad answer, bad settings).
+const EXIT_ERROR: u8 = 2;
 
 /// Arguments of `burst query`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(
+    group(clap::ArgGroup::new("source").required(true).args(["prometheus_url", "scrape"])),
+    after_help = "\
+Exit codes: 0 a value was printed; 1 no data (empty result, stale sample, no matching series);
+2 error (unreachable, timeout, Prometheus error, NaN/Inf/negative value, bad settings).
+No data and errors are printed to stderr as `no data: REASON` or `error (KIND): MESSAGE`.
+
+The default Prometheus query is the seed's, measured at the source:
+  sum(rate(istio_requests_total{reporter=\"{{reporter}}\",destination_service=
+  \"{{service}}.{{namespace}}.svc.cluster.local\",source_workload=\"{{source_workload}}\"}
+  [{{window}}])) by (source_workload,source_app,destination_service)
+with reporter=source, service=worker-service, namespace=default,
+source_workload=frontend-deployment; change them with --var, or give any PromQL with --query.
+
+Examples:
+  burst query --prometheus-url http://localhost:9090
+  burst query --prometheus-url https://prom.example:9090 --ca-file ca.pem \\
+      --token-file /var/run/secrets/kubernetes.io/serviceaccount/token --var namespace=shop
+  burst query --prometheus-url http://localhost:9090 --query 'sum(rate(http_requests_total[1m]))'
+  burst query --scrape http://10.0.0.7:15090/stats/prometheus --metric istio_requests_total \\
+      --match reporter=source --match source_workload=frontend-deployment
+  burst query --scrape http://localhost:8080/metrics --metric inflight_requests --gauge"
+)]
+pub struct Args {
+    /// Base URL of Prometheus (or a compatible API such as Thanos or Mimir).
+    #[arg(long, value_name = "URL")]
+    prometheus_url: Option<String>,
+    /// PromQL to evaluate; `{{name}}` placeholders are filled from --var and --window.
+    #[arg(long, value_name = "PROMQL", requires = "prometheus_url")]
+    query: Option<String>,
+    /// A template variable, e.g. `--var namespace=shop` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = key_value, requires = "prometheus_url")]
+    vars: Vec<(String, String)>,
+    /// With several series: fail (error), add them up (sum) or take the largest (max).
+    #[arg(long, value_enum, default_value = "error", requires = "prometheus_url")]
+    series: SeriesArg,
+    /// Samples older than this are stale (no data).
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, requires = "prometheus_url")]
+    max_age: Duration,
+    /// Only check that Prometheus answers queries (`vector(1)`); prints `ok`.
+    #[arg(long, requires = "prometheus_url")]
+    probe: bool,
+
+    /// A /metrics URL to scrape directly, without Prometheus (repeatable; series are summed).
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "prometheus_url",
+        requires = "metric"
+    )]
+    scrape: Vec<String>,
+    /// The metric to read from the scraped targets.
+    #[arg(long, value_name = "NAME", requires = "scrape")]
+    metric: Option<String>,
+    /// Select series whose label equals this value, e.g. `--match reporter=source` (repeatable).
+    #[arg(long = "match", value_name = "LABEL=VALUE", value_parser = key_value, requires = "scrape")]
+    matchers: Vec<(String, String)>,
+    /// The metric is a gauge: print its current value instead of a rate (one scrape).
+    #[arg(long, requires = "scrape")]
+    gauge: bool,
+    /// Time between the two scrapes a rate is computed from.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, requires = "scrape")]
+    interval: Duration,
+
+    /// Rate window: filled into `{{window}}` for Prometheus; for scrapes, the longest time
+    /// two scrapes may be apart.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    window: Duration,
+    /// Longest time one request may take.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Send `Authorization: Bearer` with the token in this file (re-read when it changes).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// HTTP basic auth user; the password comes from --basic-auth-password or the
+    /// environment.
+    #[arg(long, value_name = "USER", requires = "basic_auth_password")]
+    basic_auth_user: Option<String>,
+    /// HTTP basic auth password.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "BURST_BASIC_AUTH_PASSWORD",
+        hide_env_values = true
+    )]
+    basic_auth_password: Option<String>,
+    /// Trust the CA certificates in this PEM file (in addition to the system's).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Do not verify TLS certificates (lab setups only).
+    #[arg(long)]
+    insecure_skip_verify: bool,
+    /// An extra request header, e.g. `--header 'X-Scope-OrgID: tenant-a'` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = header)]
+    headers: Vec<(String, String)>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SeriesArg {
+    Error,
+    Sum,
+    Max,
+}
+
+/// What one evaluation came to.
+enum Outcome {
+    Reading(Reading),
+    ProbeOk,
+    Failed { kind: &'static str, message: String },
+}
 
 /// Runs `burst query`.
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`burst query` is not available in this build yet")
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let outcome = match evaluate(&args).await {
+        Ok(o) => o,
+        Err(e) => Outcome::Failed {
+            kind: e.kind(),
+            message: e.to_string(),
+        },
+    };
+    report(&outcome, args.json)
+}
+
+async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
+    let http = http_config(args);
+    if let Some(url) = &args.prometheus_url {
+        let mut config = PrometheusConfig {
+            url: url.clone(),
+            variables: args.vars.iter().cloned().collect(),
+            window: args.window,
+            series: match args.series {
+                SeriesArg::Error => SeriesRule::Error,
+                SeriesArg::Sum => SeriesRule::Sum,
+                SeriesArg::Max => SeriesRule::Max,
+            },
+            max_age: args.max_age,
+            http,
+            ..PrometheusConfig::default()
+        };
+        if let Some(q) = &args.query {
+            config.query = q.clone();
+        }
+        let source = PrometheusSource::new(config)?;
+        if args.probe {
+            source.probe().await?;
+            return Ok(Outcome::ProbeOk);
+        }
+        for q in source.queries() {
+            tracing::info!(query = q, "evaluating");
+        }
+        return Ok(Outcome::Reading(source.evaluate().await?));
+    }
+    let counter = !args.gauge;
+    if counter && args.interval >= args.window {
+        return Err(burst_prom::Error::Config {
+            key: "interval",
+            message: format!(
+                "--interval {} must be shorter than --window {} so both scrapes fall in the window",
+                humantime::format_duration(args.interval),
+                humantime::format_duration(args.window)
+            ),
+        });
+    }
+    let source = ScrapeSource::new(ScrapeConfig {
+        targets: args.scrape.clone(),
+        metric: args.metric.clone().unwrap_or_default(),
+        matchers: args.matchers.iter().cloned().collect::<BTreeMap<_, _>>(),
+        mode: if counter {
+            ScrapeMode::Counter
+        } else {
+            ScrapeMode::Gauge
+        },
+        window: args.window,
+        long_window: None,
+        http,
+    })?;
+    tracing::info!(source = %burst_core::MetricSource::describe(&source), "scraping");
+    let first = source.evaluate().await?;
+    if !counter || matches!(first, Reading::Value(_)) {
+        return Ok(Outcome::Reading(first));
+    }
+    if let Reading::NoData { reason } = &first
+        && reason.starts_with("no series")
+    {
+        return Ok(Outcome::Reading(first));
+    }
+    tokio::time::sleep(args.interval).await;
+    Ok(Outcome::Reading(source.evaluate().await?))
+}
+
+fn http_config(args: &Args) -> HttpConfig {
+    HttpConfig {
+        timeout: args.timeout,
+        bearer_token_file: args.token_file.clone(),
+        basic_auth: match (&args.basic_auth_user, &args.basic_auth_password) {
+            (Some(username), Some(password)) => Some(BasicAuth {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        },
+        ca_file: args.ca_file.clone(),
+        insecure_skip_verify: args.insecure_skip_verify,
+        headers: args.headers.iter().cloned().collect(),
+        ..HttpConfig::default()
+    }
+}
+
+fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
+    let code = match outcome {
+        Outcome::Reading(Reading::Value(_)) | Outcome::ProbeOk => 0,
+        Outcome::Reading(Reading::NoData { .. }) => EXIT_NO_DATA,
+        Outcome::Failed { .. } => EXIT_ERROR,
+    };
+    if json {
+        let value = match outcome {
+            Outcome::Reading(Reading::Value(o)) => serde_json::json!({
+                "status": "value",
+                "up": o.rates.up.get(),
+                "down": o.rates.down.get(),
+                "sampled_at": o.sampled_at.as_secs_f64(),
+            }),
+            Outcome::Reading(Reading::NoData { reason }) => {
+                serde_json::json!({"status": "no_data", "reason": reason})
+            }
+            Outcome::ProbeOk => serde_json::json!({"status": "ok"}),
+            Outcome::Failed { kind, message } => {
+                serde_json::json!({"status": "error", "kind": kind, "message": message})
+            }
+        };
+        super::print_stdout(&format!("{value}\n"))?;
+    } else {
+        match outcome {
+            Outcome::Reading(Reading::Value(o)) => super::print_stdout(&format!("{}\n", o.rates))?,
+            Outcome::ProbeOk => super::print_stdout("ok\n")?,
+            Outcome::Reading(Reading::NoData { reason }) => eprintln!("no data: {reason}"),
+            Outcome::Failed { kind, message } => eprintln!("error ({kind}): {message}"),
+        }
+    }
+    Ok(ExitCode::from(code))
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+fn header(s: &str) -> Result<(String, String), String> {
+    let at = s
+        .find([':', '='])
+        .ok_or_else(|| format!("`{s}` is not `NAME: VALUE`"))?;
+    let (name, value) = (s[..at].trim(), s[at + 1..].trim());
+    if name.is_empty() {
+        return Err(format!("`{s}` has no header name"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_and_headers_parse() {
+        assert_eq!(key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(key_value("novalue").is_err());
+        assert!(key_value("=x").is_err());
+        assert_eq!(
+            header("X-Scope-OrgID: t1").unwrap(),
+            ("X-Scope-OrgID".into(), "t1".into())
+        );
+        assert_eq!(header("A=b").unwrap(), ("A".into(), "b".into()));
+        assert!(header(": x").is_err());
+    }
 }

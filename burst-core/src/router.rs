@@ -107,6 +107,14 @@ impl MemoryRouter {
         self.with_state(|s| s.fail_reads.push_back(error));
     }
 
+    /// Drops every queued failure.
+    pub fn clear_faults(&self) {
+        self.with_state(|s| {
+            s.fail_reads.clear();
+            s.fail_applies.clear();
+        });
+    }
+
     /// Makes the next `apply` call fail with `error` (the split stays as it was).
     pub fn fail_next_apply(&self, error: RouterError) {
         self.with_state(|s| s.fail_applies.push_back(error));

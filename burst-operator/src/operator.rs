@@ -1,0 +1,299 @@
+//! Operator mode: watch BurstPolicies and run one control loop per object.
+//!
+//! - A kube-runtime watcher keeps the set of policies (list, then watch; re-lists after
+//!   errors with backoff). `/readyz` turns ready after the first full list.
+//! - Only the leader runs loops. A new object starts a loop; a new `generation` (any spec
+//!   change: thresholds, target, `paused`, `dryRun`) stops the old loop, waits for it to
+//!   finish its tick, and starts a new one; a deleted object stops its loop.
+//! - Losing the lease aborts every loop at once (the router gate refuses writes even
+//!   before that); winning it starts loops for every known policy.
+//! - On shutdown, loops are asked to stop and given `shutdown_grace` to finish their tick;
+//!   loops still running then are aborted (a route write is one atomic patch, so none is
+//!   left half done).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Resource, ResourceExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::crd::BurstPolicy;
+use crate::leader::LeaderState;
+use crate::runner::{PolicyTask, RunContext, run_policy};
+use crate::server::Readiness;
+
+/// Operator settings.
+#[derive(Debug, Clone)]
+pub struct OperatorSettings {
+    /// Watch only this namespace (`None`: all namespaces).
+    pub namespace: Option<String>,
+    /// How long loops get to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for OperatorSettings {
+    fn default() -> Self {
+        OperatorSettings {
+            namespace: None,
+            shutdown_grace: Duration::from_secs(15),
+        }
+    }
+}
+
+type Key = (String, String);
+
+struct Running {
+    generation: Option<i64>,
+    uid: Option<String>,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+struct Supervisor {
+    ctx: Arc<RunContext>,
+    task_for: Box<dyn Fn(&BurstPolicy) -> PolicyTask + Send>,
+    desired: BTreeMap<Key, Arc<BurstPolicy>>,
+    running: BTreeMap<Key, Running>,
+    stopping: Vec<JoinHandle<()>>,
+}
+
+impl Supervisor {
+    fn key(p: &BurstPolicy) -> Key {
+        (p.namespace().unwrap_or_default(), p.name_any())
+    }
+
+    fn reconcile(&mut self) {
+        self.stopping.retain(|h| !h.is_finished());
+        if !self.ctx.leader.is_leader() {
+            self.abort_all();
+            return;
+        }
+        let gone: Vec<Key> = self
+            .running
+            .keys()
+            .filter(|k| !self.desired.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(r) = self.running.remove(&k) {
+                tracing::info!(policy = %format!("{}/{}", k.0, k.1), "policy deleted; stopping its loop");
+                let _ = r.stop.send(true);
+                self.stopping.push(r.handle);
+            }
+        }
+        let mut starts = Vec::new();
+        for (k, p) in &self.desired {
+            match self.running.get(k) {
+                Some(r) if r.generation == p.metadata.generation && r.uid == p.metadata.uid => {}
+                _ => starts.push((k.clone(), p.clone())),
+            }
+        }
+        for (k, p) in starts {
+            let previous = self.running.remove(&k);
+            self.start(k, &p, previous);
+        }
+        self.ctx.metrics.set_policies(self.running.len());
+    }
+
+    fn start(&mut self, key: Key, p: &BurstPolicy, previous: Option<Running>) {
+        let task = (self.task_for)(p);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ctx = self.ctx.clone();
+        let prev_handle = previous.map(|r| {
+            tracing::info!(policy = %task.key(), "policy changed; restarting its loop");
+            let _ = r.stop.send(true);
+            r.handle
+        });
+        let handle = tokio::spawn(async move {
+            // One loop per object at a time: the old one finishes its tick first.
+            if let Some(h) = prev_handle {
+                let _ = h.await;
+            }
+            run_policy(ctx, task, stop_rx).await;
+        });
+        self.running.insert(
+            key,
+            Running {
+                generation: p.metadata.generation,
+                uid: p.metadata.uid.clone(),
+                stop: stop_tx,
+                handle,
+            },
+        );
+    }
+
+    fn abort_all(&mut self) {
+        if !self.running.is_empty() {
+            tracing::warn!(
+                loops = self.running.len(),
+                "not the leader: stopping every control loop now"
+            );
+        }
+        for (_, r) in std::mem::take(&mut self.running) {
+            r.handle.abort();
+        }
+        for h in self.stopping.drain(..) {
+            h.abort();
+        }
+        self.ctx.metrics.set_policies(0);
+    }
+
+    async fn shutdown(&mut self, grace: Duration) {
+        let mut handles: Vec<JoinHandle<()>> = Vec::new();
+        for (_, r) in std::mem::take(&mut self.running) {
+            let _ = r.stop.send(true);
+            handles.push(r.handle);
+        }
+        handles.append(&mut self.stopping);
+        let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
+        let all = futures::future::join_all(handles);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(grace = ?grace, "control loops did not stop in time; abandoning them");
+            for a in aborts {
+                a.abort();
+            }
+        }
+        self.ctx.metrics.set_policies(0);
+    }
+}
+
+/// Runs the operator until `shutdown` completes. See the [module docs](self).
+pub async fn run_operator(
+    ctx: Arc<RunContext>,
+    settings: OperatorSettings,
+    readiness: Arc<Readiness>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let client = ctx.client.clone();
+    let api: Api<BurstPolicy> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut leader_rx = ctx.leader.subscribe();
+    let mut sup = Supervisor {
+        ctx: ctx.clone(),
+        task_for: Box::new(move |p| PolicyTask {
+            namespace: p.namespace().unwrap_or_default(),
+            name: p.name_any(),
+            generation: p.metadata.generation,
+            spec: p.spec.clone(),
+            previous: p.status.clone(),
+            status_api: Some(Api::namespaced(
+                client.clone(),
+                &p.namespace().unwrap_or_default(),
+            )),
+            regarding: p.object_ref(&()),
+        }),
+        desired: BTreeMap::new(),
+        running: BTreeMap::new(),
+        stopping: Vec::new(),
+    };
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut relisting: Option<BTreeMap<Key, Arc<BurstPolicy>>> = None;
+    tokio::pin!(shutdown);
+    if *leader_rx.borrow() != LeaderState::Unknown {
+        readiness.set_leader_known();
+    }
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = leader_rx.changed() => {
+                if changed.is_err() {
+                    // The elector is gone (it stopped on shutdown): no more writes.
+                    sup.abort_all();
+                    break;
+                }
+                let state = leader_rx.borrow_and_update().clone();
+                if state != LeaderState::Unknown {
+                    readiness.set_leader_known();
+                }
+                ctx.metrics.set_leader(state == LeaderState::Leader);
+                sup.reconcile();
+            }
+            event = stream.next() => match event {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "watching BurstPolicies failed; retrying");
+                }
+                Some(Ok(ev)) => {
+                    match ev {
+                        Event::Init => relisting = Some(BTreeMap::new()),
+                        Event::InitApply(p) => {
+                            let p = Arc::new(p);
+                            if let Some(m) = relisting.as_mut() {
+                                m.insert(Supervisor::key(&p), p);
+                            }
+                        }
+                        Event::InitDone => {
+                            if let Some(m) = relisting.take() {
+                                sup.desired = m;
+                            }
+                            readiness.set_synced();
+                            tracing::info!(policies = sup.desired.len(), "BurstPolicy cache synced");
+                        }
+                        Event::Apply(p) => {
+                            let p = Arc::new(p);
+                            sup.desired.insert(Supervisor::key(&p), p);
+                        }
+                        Event::Delete(p) => {
+                            sup.desired.remove(&Supervisor::key(&p));
+                        }
+                    }
+                    if relisting.is_none() {
+                        sup.reconcile();
+                    }
+                }
+            }
+        }
+    }
+    sup.shutdown(settings.shutdown_grace).await;
+    tracing::info!("operator stopped");
+}
+
+/// Single-policy mode: runs `task` while this instance leads, until `shutdown` completes.
+pub async fn run_single(
+    ctx: Arc<RunContext>,
+    task: PolicyTask,
+    shutdown_grace: Duration,
+    readiness: Arc<Readiness>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut leader_rx = ctx.leader.subscribe();
+    let key = (task.namespace.clone(), task.name.clone());
+    let mut object = BurstPolicy::new(&task.name, task.spec.clone());
+    object.metadata.namespace = Some(task.namespace.clone());
+    object.metadata.generation = task.generation;
+    let mut sup = Supervisor {
+        ctx: ctx.clone(),
+        task_for: Box::new(move |_| task.clone()),
+        desired: BTreeMap::from([(key, Arc::new(object))]),
+        running: BTreeMap::new(),
+        stopping: Vec::new(),
+    };
+    readiness.set_synced();
+    tokio::pin!(shutdown);
+    loop {
+        let state = leader_rx.borrow_and_update().clone();
+        if state != LeaderState::Unknown {
+            readiness.set_leader_known();
+        }
+        ctx.metrics.set_leader(state == LeaderState::Leader);
+        sup.reconcile();
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = leader_rx.changed() => if changed.is_err() {
+                sup.abort_all();
+                break;
+            },
+        }
+    }
+    sup.shutdown(shutdown_grace).await;
+}

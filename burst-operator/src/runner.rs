@@ -1,0 +1,312 @@
+//! One control loop: a [`burst_core::Controller`] for one policy, plus its status and Events.
+//!
+//! The controller's observer turns each tick into a status update ([`StatusTracker`]) and
+//! metrics; a writer task patches the BurstPolicy's status and records Events, only while
+//! this instance leads. Stopping the loop lets the tick in progress finish (an apply is a
+//! single atomic JSON patch, so it is either done or not), then flushes the last status.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use burst_core::{Controller, ControllerConfig, RouterError, TickObserver, TickReport, Timestamp};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use crate::crd::{BurstPolicy, BurstPolicySpec, BurstPolicyStatus};
+use crate::events::EventRecorder;
+use crate::leader::LeaderHandle;
+use crate::metrics::Metrics;
+use crate::status::{EventNote, StatusTracker, Update};
+use crate::wiring::{self, WiringOptions};
+
+/// What every loop shares.
+#[derive(Clone)]
+pub struct RunContext {
+    /// The client of the local cluster.
+    pub client: kube::Client,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Leader state; writes happen only while it says leader.
+    pub leader: LeaderHandle,
+    /// Event recorder (`None`: no Events).
+    pub events: Option<EventRecorder>,
+    /// Router settings.
+    pub wiring: WiringOptions,
+    /// Timeouts and backoff of the controller (tick and dry run come from each policy).
+    pub controller: ControllerConfig,
+    /// Shortest interval between status writes that only change the measured rate.
+    pub status_interval: Duration,
+    /// Delay before retrying to build a loop whose parts could not be built.
+    pub rebuild_after: Duration,
+}
+
+impl std::fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("leader", &self.leader.state())
+            .field("wiring", &self.wiring)
+            .field("controller", &self.controller)
+            .field("status_interval", &self.status_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunContext {
+    /// Defaults around a client.
+    pub fn new(client: kube::Client, metrics: Arc<Metrics>, leader: LeaderHandle) -> RunContext {
+        RunContext {
+            client,
+            metrics,
+            leader,
+            events: None,
+            wiring: WiringOptions::default(),
+            controller: ControllerConfig::default(),
+            status_interval: Duration::from_secs(10),
+            rebuild_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One policy to run.
+#[derive(Debug, Clone)]
+pub struct PolicyTask {
+    /// Namespace of the policy and its target.
+    pub namespace: String,
+    /// Name of the policy (for single-policy mode: a label for logs and metrics).
+    pub name: String,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The spec.
+    pub spec: BurstPolicySpec,
+    /// The status found on the object (carried over).
+    pub previous: Option<BurstPolicyStatus>,
+    /// Where to write the status (`None` in single-policy mode).
+    pub status_api: Option<Api<BurstPolicy>>,
+    /// What the Events are about.
+    pub regarding: ObjectReference,
+}
+
+impl PolicyTask {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_duration(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+struct Observer {
+    key: String,
+    tracker: Arc<Mutex<StatusTracker>>,
+    tx: mpsc::Sender<Update>,
+    metrics: Arc<Metrics>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Observer {
+    fn send(&self, update: Update) {
+        if let Err(e) = self.tx.try_send(update) {
+            // The writer is behind (API server slow): the next update carries the full
+            // status again; only Events can be lost.
+            tracing::warn!(policy = %self.key, error = %e, "status writer is behind; dropping an update");
+        }
+    }
+}
+
+impl TickObserver for Observer {
+    fn on_tick(&mut self, report: &TickReport) {
+        self.metrics.record_tick(&self.key, report);
+        tracing::debug!(policy = %self.key, signal = ?report.signal, desired = %report.decision.desired, reason = %report.decision.reason.detail, outcome = ?report.outcome, "tick");
+        let update = lock(&self.tracker).on_tick(report);
+        self.send(update);
+    }
+
+    fn on_start_error(&mut self, error: &RouterError) {
+        self.metrics.router_error(&self.key, error.kind());
+        let update = lock(&self.tracker).start_error(error, now());
+        self.send(update);
+    }
+}
+
+/// Writes status updates and Events while this instance leads.
+struct Writer {
+    key: String,
+    ctx: Arc<RunContext>,
+    status_api: Option<Api<BurstPolicy>>,
+    name: String,
+    regarding: ObjectReference,
+    tracker: Arc<Mutex<StatusTracker>>,
+}
+
+impl Writer {
+    async fn handle(&self, update: Update) {
+        if !self.ctx.leader.is_leader() {
+            return;
+        }
+        for note in &update.events {
+            self.record(note).await;
+        }
+        if update.write {
+            self.write_status(update.status).await;
+        }
+    }
+
+    async fn record(&self, note: &EventNote) {
+        tracing::info!(policy = %self.key, reason = note.reason, note = %note.note, "event");
+        if let Some(rec) = &self.ctx.events
+            && let Err(e) = rec.record(&self.regarding, note).await
+        {
+            tracing::warn!(policy = %self.key, error = %e, "recording an Event failed");
+            self.ctx.metrics.event_error(kube_error_kind(&e));
+        }
+    }
+
+    async fn write_status(&self, status: BurstPolicyStatus) {
+        let Some(api) = &self.status_api else {
+            lock(&self.tracker).written(status, now());
+            return;
+        };
+        let patch = json!({ "status": status });
+        match api
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => lock(&self.tracker).written(status, now()),
+            Err(e) => {
+                tracing::warn!(policy = %self.key, error = %e, "writing the status failed");
+                self.ctx.metrics.status_write_error(kube_error_kind(&e));
+            }
+        }
+    }
+}
+
+/// A stable label for a client error.
+pub fn kube_error_kind(e: &kube::Error) -> &'static str {
+    match e {
+        kube::Error::Api(s) => match s.code {
+            403 => "forbidden",
+            404 => "not_found",
+            409 => "conflict",
+            422 => "invalid",
+            500..=599 => "server",
+            _ => "api",
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) => "connection",
+        _ => "client",
+    }
+}
+
+/// Runs `task` until `stop` turns true. See the [module docs](self).
+pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch::Receiver<bool>) {
+    let key = task.key();
+    let tracker = Arc::new(Mutex::new(StatusTracker::new(
+        task.generation,
+        task.spec.dry_run,
+        ctx.status_interval,
+        task.previous.clone(),
+    )));
+    let (tx, mut rx) = mpsc::channel::<Update>(64);
+    let writer = Writer {
+        key: key.clone(),
+        ctx: ctx.clone(),
+        status_api: task.status_api.clone(),
+        name: task.name.clone(),
+        regarding: task.regarding.clone(),
+        tracker: tracker.clone(),
+    };
+    let writer_task = tokio::spawn(async move {
+        while let Some(update) = rx.recv().await {
+            writer.handle(update).await;
+        }
+    });
+    let stopped = {
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    };
+
+    if task.spec.paused {
+        tracing::info!(policy = %key, "paused");
+        let update = lock(&tracker).paused(now());
+        let _ = tx.send(update).await;
+        stopped.await;
+    } else {
+        run_controller(&ctx, &task, &key, tracker, tx.clone(), stopped, &mut stop).await;
+    }
+    drop(tx);
+    // Flush the last status, but do not hang on a dead API server.
+    if tokio::time::timeout(ctx.wiring.request_timeout, writer_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!(policy = %key, "status writer did not finish in time");
+    }
+    ctx.metrics.forget_policy(&key);
+    tracing::info!(policy = %key, "control loop stopped");
+}
+
+async fn run_controller(
+    ctx: &Arc<RunContext>,
+    task: &PolicyTask,
+    key: &str,
+    tracker: Arc<Mutex<StatusTracker>>,
+    tx: mpsc::Sender<Update>,
+    stopped: impl Future<Output = ()>,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let mut delay = Duration::from_secs(1).min(ctx.rebuild_after);
+    let parts = loop {
+        match wiring::build(
+            &ctx.client,
+            &task.namespace,
+            &task.spec,
+            ctx.leader.clone(),
+            &ctx.wiring,
+        )
+        .await
+        {
+            Ok(p) => break p,
+            Err(e) => {
+                tracing::warn!(policy = %key, kind = e.kind(), error = %e, retry_in = ?delay, "cannot set up the control loop");
+                let update = lock(&tracker).invalid(e.kind(), &e.to_string(), now());
+                let _ = tx.send(update).await;
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(ctx.rebuild_after);
+            }
+        }
+    };
+    let config = ControllerConfig {
+        tick: parts.spec.tick,
+        dry_run: task.spec.dry_run,
+        ..ctx.controller
+    };
+    tracing::info!(policy = %key, source = %parts.source.describe(), router = %burst_core::TrafficRouter::describe(&parts.router), tick = ?config.tick, dry_run = config.dry_run, "control loop starting");
+    let observer = Observer {
+        key: key.to_owned(),
+        tracker,
+        tx,
+        metrics: ctx.metrics.clone(),
+    };
+    let controller =
+        Controller::new(parts.source, parts.policy, parts.router, config).with_observer(observer);
+    let stopped = controller.run(stopped).await;
+    tracing::debug!(policy = %key, ticks = stopped.ticks, belief = ?stopped.belief, "controller returned");
+}

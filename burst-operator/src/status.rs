@@ -1,0 +1,646 @@
+//! From tick reports to a [`BurstPolicyStatus`] and Kubernetes Events, without IO.
+//!
+//! A [`StatusTracker`] consumes every [`TickReport`] of one policy and answers with the
+//! status to show, whether it is worth writing now, and the Events to record:
+//!
+//! - every split change (`SplitChanged`, or `DryRunSplit` in dry run) is an Event;
+//! - errors (source, route read, apply) are Warning Events when they start or change
+//!   kind, and again every [`StatusTracker::REPEAT_ERRORS_AFTER`] while they last;
+//! - the status is written at once when anything but the measured rate changed, and at
+//!   most every `min_interval` for a new rate (so a 1 s tick does not mean one API write
+//!   per second).
+
+use std::time::Duration;
+
+use burst_core::policy::Signal;
+use burst_core::{Outcome, RouterError, Split, TickReport, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff;
+
+use crate::crd::{
+    BurstPolicyStatus, DecisionStatus, ObservationState, ObservationStatus, SplitStatus, StatusMode,
+};
+
+/// `Ready`: the route is being controlled.
+pub const READY: &str = "Ready";
+/// `Degraded`: a source or router error.
+pub const DEGRADED: &str = "Degraded";
+
+/// Severity of an Event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Informational.
+    Normal,
+    /// Something is wrong.
+    Warning,
+}
+
+/// An Event to record about the policy (or the route, in single-policy mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventNote {
+    /// Normal or Warning.
+    pub severity: Severity,
+    /// PascalCase reason (`SplitChanged`).
+    pub reason: &'static str,
+    /// PascalCase action (`ApplySplit`).
+    pub action: &'static str,
+    /// Human-readable detail (at most 1 KiB).
+    pub note: String,
+}
+
+/// What to do after a tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// The status to show.
+    pub status: BurstPolicyStatus,
+    /// Whether to write it now.
+    pub write: bool,
+    /// Events to record.
+    pub events: Vec<EventNote>,
+}
+
+/// Builds the status of one policy from its ticks. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct StatusTracker {
+    generation: Option<i64>,
+    dry_run: bool,
+    min_interval: Duration,
+    status: BurstPolicyStatus,
+    written: Option<(BurstPolicyStatus, Timestamp)>,
+    last_dry_run_target: Option<Split>,
+    /// Error key (what, kind) → when its Event was last recorded.
+    errors: Vec<((&'static str, String), Timestamp)>,
+}
+
+fn time(at: Timestamp) -> Time {
+    let nanos = i128::try_from(at.as_duration().as_nanos()).unwrap_or(i128::MAX);
+    Time(jiff::Timestamp::from_nanosecond(nanos).unwrap_or(jiff::Timestamp::UNIX_EPOCH))
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max.saturating_sub(3);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+impl StatusTracker {
+    /// Errors that last are recorded again after this long.
+    pub const REPEAT_ERRORS_AFTER: Duration = Duration::from_secs(300);
+
+    /// A tracker for a policy at `generation`; `previous` is the status found on the object
+    /// (its transition times and conditions carry over).
+    pub fn new(
+        generation: Option<i64>,
+        dry_run: bool,
+        min_interval: Duration,
+        previous: Option<BurstPolicyStatus>,
+    ) -> StatusTracker {
+        let mut status = previous.unwrap_or_default();
+        status.observed_generation = generation;
+        status.dry_run = Some(dry_run);
+        if status.mode.is_none() {
+            status.mode = Some(StatusMode::Pending);
+        }
+        StatusTracker {
+            generation,
+            dry_run,
+            min_interval,
+            status,
+            written: None,
+            last_dry_run_target: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The status as it stands.
+    pub fn status(&self) -> &BurstPolicyStatus {
+        &self.status
+    }
+
+    /// Records that `status` was written at `at`.
+    pub fn written(&mut self, status: BurstPolicyStatus, at: Timestamp) {
+        self.written = Some((status, at));
+    }
+
+    fn set_condition(
+        &mut self,
+        kind: &str,
+        ok: bool,
+        reason: &str,
+        message: String,
+        at: Timestamp,
+    ) {
+        let status = if ok { "True" } else { "False" };
+        let message = truncate(message, 1024);
+        let conditions = &mut self.status.conditions;
+        match conditions.iter_mut().find(|c| c.type_ == kind) {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = time(at);
+                }
+                c.status = status.to_owned();
+                c.reason = reason.to_owned();
+                c.message = message;
+                c.observed_generation = self.generation;
+            }
+            None => conditions.push(Condition {
+                type_: kind.to_owned(),
+                status: status.to_owned(),
+                reason: reason.to_owned(),
+                message,
+                last_transition_time: time(at),
+                observed_generation: self.generation,
+            }),
+        }
+        conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+    }
+
+    /// Returns the Event for an error unless the same error was recorded recently.
+    fn error_event(
+        &mut self,
+        what: &'static str,
+        kind: &str,
+        at: Timestamp,
+        note: impl FnOnce() -> EventNote,
+    ) -> Option<EventNote> {
+        let key = (what, kind.to_owned());
+        match self.errors.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, last)) if at.saturating_since(*last) < Self::REPEAT_ERRORS_AFTER => None,
+            Some((_, last)) => {
+                *last = at;
+                Some(note())
+            }
+            None => {
+                self.errors.retain(|((w, _), _)| *w != what);
+                self.errors.push((key, at));
+                Some(note())
+            }
+        }
+    }
+
+    fn clear_errors(&mut self, what: &'static str) {
+        self.errors.retain(|((w, _), _)| *w != what);
+    }
+
+    fn finish(&mut self, at: Timestamp, events: Vec<EventNote>) -> Update {
+        let write = match &self.written {
+            None => true,
+            Some((old, when)) => {
+                let mut a = old.clone();
+                let mut b = self.status.clone();
+                for s in [&mut a, &mut b] {
+                    s.observed_rps = None;
+                    s.observed_rps_long = None;
+                    s.observation = s.observation.take().map(|mut o| {
+                        if o.state == ObservationState::Value {
+                            o.message.clear();
+                        }
+                        o
+                    });
+                }
+                a != b || (*old != self.status && at.saturating_since(*when) >= self.min_interval)
+            }
+        };
+        Update {
+            status: self.status.clone(),
+            write,
+            events,
+        }
+    }
+
+    /// The status of a paused policy.
+    pub fn paused(&mut self, at: Timestamp) -> Update {
+        self.status.mode = Some(StatusMode::Paused);
+        self.set_condition(
+            READY,
+            false,
+            "Paused",
+            "spec.paused is true: the route is not changed".into(),
+            at,
+        );
+        self.set_condition(DEGRADED, false, "Paused", String::new(), at);
+        self.finish(at, Vec::new())
+    }
+
+    /// The status of a policy whose spec cannot be used.
+    pub fn invalid(&mut self, kind: &str, message: &str, at: Timestamp) -> Update {
+        self.set_condition(READY, false, "InvalidSpec", message.to_owned(), at);
+        self.set_condition(DEGRADED, true, "InvalidSpec", message.to_owned(), at);
+        let event = self.error_event("spec", kind, at, || EventNote {
+            severity: Severity::Warning,
+            reason: "InvalidSpec",
+            action: "Configure",
+            note: truncate(message.to_owned(), 1024),
+        });
+        self.finish(at, event.into_iter().collect())
+    }
+
+    /// The start-up read of the route failed.
+    pub fn start_error(&mut self, error: &RouterError, at: Timestamp) -> Update {
+        self.status.mode = Some(StatusMode::Unknown);
+        let message = error.to_string();
+        self.set_condition(READY, false, "RouteUnreadable", message.clone(), at);
+        self.set_condition(DEGRADED, true, "RouteUnreadable", message.clone(), at);
+        let event = self.error_event("route_read", error.kind(), at, || EventNote {
+            severity: Severity::Warning,
+            reason: "RouteUnreadable",
+            action: "ReadRoute",
+            note: truncate(message, 1024),
+        });
+        self.finish(at, event.into_iter().collect())
+    }
+
+    /// Folds in one tick.
+    pub fn on_tick(&mut self, r: &TickReport) -> Update {
+        let at = r.at;
+        let mut events = Vec::new();
+        // What the source gave.
+        let (observation, source_problem) = match &r.signal {
+            Signal::Rates(rates) => {
+                self.status.observed_rps = Some(rates.up.get());
+                self.status.observed_rps_long = Some(rates.down.get());
+                self.clear_errors("source");
+                (
+                    ObservationStatus {
+                        state: ObservationState::Value,
+                        message: rates.to_string(),
+                        error_kind: None,
+                    },
+                    None,
+                )
+            }
+            Signal::NoData(reason) => {
+                self.status.observed_rps = None;
+                self.status.observed_rps_long = None;
+                (
+                    ObservationStatus {
+                        state: ObservationState::NoData,
+                        message: truncate(reason.clone(), 1024),
+                        error_kind: None,
+                    },
+                    Some(("NoData", format!("no data: {reason}"))),
+                )
+            }
+            Signal::Error { kind, message } => {
+                self.status.observed_rps = None;
+                self.status.observed_rps_long = None;
+                if let Some(e) = self.error_event("source", kind, at, || EventNote {
+                    severity: Severity::Warning,
+                    reason: "SourceError",
+                    action: "Measure",
+                    note: truncate(format!("{kind}: {message}"), 1024),
+                }) {
+                    events.push(e);
+                }
+                (
+                    ObservationStatus {
+                        state: ObservationState::Error,
+                        message: truncate(message.clone(), 1024),
+                        error_kind: Some((*kind).to_owned()),
+                    },
+                    Some(("SourceError", format!("{kind}: {message}"))),
+                )
+            }
+        };
+        self.status.observation = Some(observation);
+        self.status.last_decision = Some(DecisionStatus {
+            rule: r.decision.reason.rule.name().to_owned(),
+            detail: truncate(r.decision.reason.detail.clone(), 1024),
+        });
+        self.status.desired_split = Some(r.decision.desired.into());
+        let in_effect = r.actual.unwrap_or(r.belief);
+        let in_effect = match r.outcome {
+            Outcome::Applied { to, .. } => to,
+            _ => in_effect,
+        };
+        self.status.split = Some(SplitStatus::from(in_effect));
+        self.status.burst_weight = Some(i64::from(in_effect.burst().get()));
+        self.status.mode = Some(StatusMode::of(in_effect));
+
+        // Route problems.
+        let mut router_problem = None;
+        if let Some((kind, message)) = &r.read_error {
+            router_problem = Some(("RouteUnreadable", format!("{kind}: {message}")));
+            if let Some(e) = self.error_event("route_read", kind, at, || EventNote {
+                severity: Severity::Warning,
+                reason: "RouteUnreadable",
+                action: "ReadRoute",
+                note: truncate(format!("{kind}: {message}"), 1024),
+            }) {
+                events.push(e);
+            }
+        } else {
+            self.clear_errors("route_read");
+        }
+        if let Some(found) = r.drift {
+            events.push(EventNote {
+                severity: Severity::Warning,
+                reason: "RouteDrifted",
+                action: "ReadRoute",
+                note: format!(
+                    "the route held {found} instead of the applied {}; restoring the policy's split",
+                    r.belief
+                ),
+            });
+        }
+        let detail = truncate(r.decision.reason.detail.clone(), 800);
+        match &r.outcome {
+            Outcome::Applied { from, to } => {
+                self.clear_errors("apply");
+                self.status.last_transition_time = Some(time(at));
+                self.status.last_transition_reason =
+                    Some(format!("{}: {detail}", r.decision.reason.rule.name()));
+                events.push(EventNote {
+                    severity: Severity::Normal,
+                    reason: "SplitChanged",
+                    action: "ApplySplit",
+                    note: format!(
+                        "{from} -> {to} ({}: {detail})",
+                        r.decision.reason.rule.name()
+                    ),
+                });
+            }
+            Outcome::DryRun { from, to } => {
+                if self.last_dry_run_target != Some(*to) {
+                    self.last_dry_run_target = Some(*to);
+                    events.push(EventNote {
+                        severity: Severity::Normal,
+                        reason: "DryRunSplit",
+                        action: "ApplySplit",
+                        note: format!(
+                            "dry run: would change {from} -> {to} ({}: {detail})",
+                            r.decision.reason.rule.name()
+                        ),
+                    });
+                }
+            }
+            Outcome::Failed {
+                to,
+                kind,
+                message,
+                retry_in,
+            } => {
+                router_problem = Some(("ApplyFailed", format!("{kind}: {message}")));
+                let note = format!(
+                    "could not apply {to} ({kind}): {message}; retrying in {}",
+                    humantime::format_duration(*retry_in)
+                );
+                if let Some(e) = self.error_event("apply", kind, at, || EventNote {
+                    severity: Severity::Warning,
+                    reason: "ApplyFailed",
+                    action: "ApplySplit",
+                    note: truncate(note, 1024),
+                }) {
+                    events.push(e);
+                }
+            }
+            Outcome::BackingOff { to, retry_in } => {
+                router_problem = router_problem.or(Some((
+                    "ApplyFailed",
+                    format!(
+                        "applying {to} failed; next attempt in {}",
+                        humantime::format_duration(*retry_in)
+                    ),
+                )));
+            }
+            Outcome::Unchanged => {
+                if r.decision.desired == in_effect {
+                    self.clear_errors("apply");
+                }
+                self.last_dry_run_target = None;
+            }
+        }
+
+        let (ready_reason, ready_message) = if self.dry_run {
+            (
+                "DryRun",
+                "deciding and reporting; the route is not changed".to_owned(),
+            )
+        } else {
+            (
+                "Controlling",
+                format!("controlling the route; split {in_effect}"),
+            )
+        };
+        match (&router_problem, &source_problem) {
+            (Some(("RouteUnreadable", m)), _) => {
+                self.set_condition(READY, false, "RouteUnreadable", m.clone(), at);
+            }
+            _ => self.set_condition(READY, true, ready_reason, ready_message, at),
+        }
+        match router_problem.or(source_problem) {
+            Some((reason, message)) => self.set_condition(DEGRADED, true, reason, message, at),
+            None => self.set_condition(DEGRADED, false, "AsExpected", String::new(), at),
+        }
+        self.finish(at, events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burst_core::policy::{Decision, Reason, Rule};
+    use burst_core::{Rate, Rates};
+
+    fn ts(s: u64) -> Timestamp {
+        Timestamp::from_duration(Duration::from_secs(1_800_000_000 + s))
+    }
+
+    fn tick(at: u64, signal: Signal, outcome: Outcome, actual: Split) -> TickReport {
+        let belief = match outcome {
+            Outcome::Applied { to, .. } => to,
+            _ => actual,
+        };
+        TickReport {
+            at: ts(at),
+            signal,
+            decision: Decision {
+                desired: match outcome {
+                    Outcome::Applied { to, .. }
+                    | Outcome::DryRun { to, .. }
+                    | Outcome::Failed { to, .. } => to,
+                    _ => actual,
+                },
+                reason: Reason {
+                    rule: Rule::AboveHigh,
+                    rates: None,
+                    current: actual,
+                    detail: "rate 20.000 > high 15".into(),
+                },
+            },
+            actual: Some(actual),
+            read_error: None,
+            drift: None,
+            outcome,
+            belief,
+            elapsed: Duration::from_millis(2),
+        }
+    }
+
+    fn rps(v: f64) -> Signal {
+        Signal::Rates(Rates::single(Rate::try_new("r", v).unwrap()))
+    }
+
+    fn condition<'a>(s: &'a BurstPolicyStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn applied_split_is_shown_with_an_event_and_transition() {
+        let mut t = StatusTracker::new(Some(3), false, Duration::from_secs(10), None);
+        let u = t.on_tick(&tick(
+            0,
+            rps(20.0),
+            Outcome::Applied {
+                from: Split::ALL_PRIMARY,
+                to: Split::ALL_BURST,
+            },
+            Split::ALL_PRIMARY,
+        ));
+        assert!(u.write);
+        assert_eq!(u.status.mode, Some(StatusMode::Burst));
+        assert_eq!(u.status.burst_weight, Some(100));
+        assert_eq!(u.status.observed_rps, Some(20.0));
+        assert_eq!(u.status.observed_generation, Some(3));
+        assert_eq!(u.status.last_transition_time, Some(time(ts(0))));
+        assert!(
+            u.status
+                .last_transition_reason
+                .as_deref()
+                .unwrap()
+                .starts_with("above_high")
+        );
+        assert_eq!(u.events.len(), 1);
+        assert_eq!(u.events[0].reason, "SplitChanged");
+        assert!(
+            u.events[0].note.contains("100/0 -> 0/100"),
+            "{}",
+            u.events[0].note
+        );
+        assert_eq!(condition(&u.status, READY).status, "True");
+        assert_eq!(condition(&u.status, DEGRADED).status, "False");
+    }
+
+    #[test]
+    fn rate_only_changes_are_written_at_most_every_interval() {
+        let mut t = StatusTracker::new(Some(1), false, Duration::from_secs(10), None);
+        let u = t.on_tick(&tick(0, rps(5.0), Outcome::Unchanged, Split::ALL_PRIMARY));
+        assert!(u.write);
+        t.written(u.status, ts(0));
+        let u = t.on_tick(&tick(1, rps(6.0), Outcome::Unchanged, Split::ALL_PRIMARY));
+        assert!(!u.write);
+        let u = t.on_tick(&tick(11, rps(7.0), Outcome::Unchanged, Split::ALL_PRIMARY));
+        assert!(u.write);
+        t.written(u.status, ts(11));
+        // Same rate again after the interval: nothing changed, nothing written.
+        let u = t.on_tick(&tick(30, rps(7.0), Outcome::Unchanged, Split::ALL_PRIMARY));
+        assert!(!u.write);
+        // No data is a change of its own, written at once; the rate disappears.
+        let u = t.on_tick(&tick(
+            31,
+            Signal::NoData("empty result".into()),
+            Outcome::Unchanged,
+            Split::ALL_PRIMARY,
+        ));
+        assert!(u.write);
+        assert_eq!(u.status.observed_rps, None);
+        assert_eq!(
+            u.status.observation.as_ref().unwrap().state,
+            ObservationState::NoData
+        );
+        assert_eq!(condition(&u.status, DEGRADED).reason, "NoData");
+    }
+
+    #[test]
+    fn errors_are_degraded_and_recorded_once() {
+        let mut t = StatusTracker::new(Some(1), false, Duration::from_secs(10), None);
+        let err = || Signal::Error {
+            kind: "http",
+            message: "connection refused".into(),
+        };
+        let failed = || Outcome::Failed {
+            to: Split::ALL_BURST,
+            kind: "server",
+            message: "500".into(),
+            retry_in: Duration::from_secs(1),
+        };
+        let u = t.on_tick(&tick(0, err(), failed(), Split::ALL_PRIMARY));
+        let reasons: Vec<_> = u.events.iter().map(|e| e.reason).collect();
+        assert_eq!(reasons, ["SourceError", "ApplyFailed"]);
+        assert_eq!(condition(&u.status, DEGRADED).status, "True");
+        assert_eq!(condition(&u.status, DEGRADED).reason, "ApplyFailed");
+        assert_eq!(u.status.observed_rps, None);
+        let u = t.on_tick(&tick(1, err(), failed(), Split::ALL_PRIMARY));
+        assert!(u.events.is_empty());
+        let u = t.on_tick(&tick(400, err(), failed(), Split::ALL_PRIMARY));
+        assert_eq!(u.events.len(), 2);
+        // Recovery clears Degraded and re-arms the events.
+        let u = t.on_tick(&tick(401, rps(1.0), Outcome::Unchanged, Split::ALL_PRIMARY));
+        assert_eq!(condition(&u.status, DEGRADED).status, "False");
+        let u = t.on_tick(&tick(402, err(), Outcome::Unchanged, Split::ALL_PRIMARY));
+        assert_eq!(u.events.len(), 1);
+    }
+
+    #[test]
+    fn dry_run_reports_the_wish_once() {
+        let mut t = StatusTracker::new(Some(1), true, Duration::from_secs(10), None);
+        let dry = || Outcome::DryRun {
+            from: Split::ALL_PRIMARY,
+            to: Split::ALL_BURST,
+        };
+        let u = t.on_tick(&tick(0, rps(20.0), dry(), Split::ALL_PRIMARY));
+        assert_eq!(u.events.len(), 1);
+        assert_eq!(u.events[0].reason, "DryRunSplit");
+        assert_eq!(u.status.mode, Some(StatusMode::Primary));
+        assert_eq!(u.status.desired_split.unwrap().burst, 100);
+        assert_eq!(condition(&u.status, READY).reason, "DryRun");
+        assert!(
+            t.on_tick(&tick(1, rps(20.0), dry(), Split::ALL_PRIMARY))
+                .events
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn condition_transition_time_moves_only_on_flips() {
+        let mut t = StatusTracker::new(Some(1), false, Duration::from_secs(10), None);
+        t.on_tick(&tick(0, rps(1.0), Outcome::Unchanged, Split::ALL_PRIMARY));
+        let u = t.on_tick(&tick(5, rps(2.0), Outcome::Unchanged, Split::ALL_PRIMARY));
+        assert_eq!(
+            condition(&u.status, READY).last_transition_time,
+            time(ts(0))
+        );
+        let e = RouterError::new("not_found", "VirtualService default/w not found");
+        let u = t.start_error(&e, ts(9));
+        assert_eq!(
+            condition(&u.status, READY).last_transition_time,
+            time(ts(9))
+        );
+        assert_eq!(u.status.mode, Some(StatusMode::Unknown));
+        assert_eq!(u.events[0].reason, "RouteUnreadable");
+    }
+
+    #[test]
+    fn paused_and_invalid() {
+        let mut t = StatusTracker::new(Some(2), false, Duration::from_secs(10), None);
+        let u = t.paused(ts(0));
+        assert_eq!(u.status.mode, Some(StatusMode::Paused));
+        assert_eq!(condition(&u.status, READY).reason, "Paused");
+        let mut t = StatusTracker::new(Some(2), false, Duration::from_secs(10), None);
+        let u = t.invalid("invalid_spec", "spec.policy.step: must be 1..=100", ts(0));
+        assert_eq!(condition(&u.status, DEGRADED).reason, "InvalidSpec");
+        assert_eq!(u.events[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_char_boundaries() {
+        let s = truncate("é".repeat(1000), 1024);
+        assert!(s.len() <= 1024 && s.ends_with("..."));
+    }
+}

@@ -1,0 +1,320 @@
+//! From a [`BurstPolicySpec`] to a running source, policy and router.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use burst_core::policy::{AnyPolicy, PolicySpec};
+use burst_core::{MetricSource, RouterError, Split, TrafficRouter};
+use burst_istio::{HttpRouteRouter, MultiClusterRouter, RouterOptions, VirtualServiceRouter};
+use burst_prom::{PrometheusSource, ScrapeSource};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::Error;
+use crate::crd::{BurstPolicySpec, ResolvedAuth, RouteConfig, SecretKeyRef, SourceConfig};
+use crate::leader::LeaderHandle;
+
+/// The parts of one control loop.
+pub struct Parts {
+    /// The validated policy settings.
+    pub spec: PolicySpec,
+    /// The metric source.
+    pub source: Box<dyn MetricSource>,
+    /// The decision policy.
+    pub policy: AnyPolicy,
+    /// The router (leader-gated).
+    pub router: LeaderGated<Box<dyn TrafficRouter>>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts")
+            .field("spec", &self.spec)
+            .field("source", &self.source.describe())
+            .field("router", &self.router.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings shared by every loop.
+#[derive(Debug, Clone)]
+pub struct WiringOptions {
+    /// Field manager recorded on route writes.
+    pub field_manager: String,
+    /// Timeout of each Kubernetes request made by a router.
+    pub request_timeout: Duration,
+}
+
+impl Default for WiringOptions {
+    fn default() -> Self {
+        WiringOptions {
+            field_manager: "burstd".to_owned(),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A router that refuses to write unless this instance leads.
+///
+/// The operator also stops every loop the moment the lease is lost; this gate closes the
+/// window between losing the lease and the loop noticing.
+pub struct LeaderGated<R> {
+    inner: R,
+    leader: LeaderHandle,
+}
+
+impl<R> LeaderGated<R> {
+    /// Gates `inner` on `leader`.
+    pub fn new(inner: R, leader: LeaderHandle) -> Self {
+        LeaderGated { inner, leader }
+    }
+}
+
+#[async_trait]
+impl<R: TrafficRouter> TrafficRouter for LeaderGated<R> {
+    async fn current(&self) -> Result<Split, RouterError> {
+        self.inner.current().await
+    }
+
+    async fn apply(&self, split: Split) -> Result<(), RouterError> {
+        if !self.leader.is_leader() {
+            return Err(RouterError::new(
+                "not_leader",
+                "this instance does not hold the leader lease; not writing",
+            ));
+        }
+        self.inner.apply(split).await
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// Reads `key` of Secret `namespace/name`.
+pub async fn secret_value(
+    client: &kube::Client,
+    namespace: &str,
+    r: &SecretKeyRef,
+) -> Result<String, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let err = |message: String| Error::Secret {
+        namespace: namespace.to_owned(),
+        name: r.name.clone(),
+        message,
+    };
+    let secret = match api.get(&r.name).await {
+        Ok(s) => s,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(err("not found; create it in the policy's namespace".into()));
+        }
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return Err(err(
+                "reading it is forbidden; install the chart with rbac.readSecrets=true".into(),
+            ));
+        }
+        Err(e) => return Err(err(format!("cannot be read: {e}"))),
+    };
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&r.key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&r.key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| {
+            let keys: Vec<String> = secret
+                .data
+                .as_ref()
+                .map(|d| d.keys().cloned().collect())
+                .unwrap_or_default();
+            err(format!(
+                "has no key `{}` (keys: {})",
+                r.key,
+                if keys.is_empty() {
+                    "none".to_owned()
+                } else {
+                    keys.join(", ")
+                }
+            ))
+        })?;
+    String::from_utf8(bytes).map_err(|_| err(format!("key `{}` is not UTF-8 text", r.key)))
+}
+
+async fn resolve_auth(
+    client: &kube::Client,
+    namespace: &str,
+    spec: &BurstPolicySpec,
+) -> Result<ResolvedAuth, Error> {
+    let mut auth = ResolvedAuth::default();
+    let Some(a) = spec.source.auth() else {
+        return Ok(auth);
+    };
+    if let Some(r) = &a.bearer_token_secret_ref {
+        auth.bearer_token = Some(secret_value(client, namespace, r).await?);
+    }
+    if let Some(b) = &a.basic_auth_secret_ref {
+        let key = |k: &Option<String>, d: &str| SecretKeyRef {
+            name: b.name.clone(),
+            key: k.clone().unwrap_or_else(|| d.to_owned()),
+        };
+        let user = secret_value(client, namespace, &key(&b.username_key, "username")).await?;
+        let pass = secret_value(client, namespace, &key(&b.password_key, "password")).await?;
+        auth.basic = Some((user, pass));
+    }
+    Ok(auth)
+}
+
+/// Checks a kubeconfig and builds a client from it.
+///
+/// Exec and auth-provider plugins are refused: they would make burstd run a command named
+/// by whoever can write the Secret.
+pub async fn client_from_kubeconfig(cluster: &str, yaml: &str) -> Result<kube::Client, Error> {
+    let err = |message: String| Error::Kubeconfig {
+        cluster: cluster.to_owned(),
+        message,
+    };
+    let kc = Kubeconfig::from_yaml(yaml).map_err(|e| err(format!("not a kubeconfig: {e}")))?;
+    for user in &kc.auth_infos {
+        if let Some(a) = &user.auth_info
+            && (a.exec.is_some() || a.auth_provider.is_some())
+        {
+            return Err(err(format!(
+                "user `{}` uses an exec or auth-provider plugin, which burstd refuses to run; use a service-account token or a client certificate",
+                user.name
+            )));
+        }
+    }
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+}
+
+fn kube_router(
+    client: kube::Client,
+    namespace: &str,
+    spec: &BurstPolicySpec,
+    opts: &WiringOptions,
+) -> Result<Box<dyn TrafficRouter>, Error> {
+    let options = RouterOptions {
+        api_version: spec
+            .target
+            .api_version
+            .clone()
+            .unwrap_or_else(|| "v1".to_owned()),
+        // The controller never applies in dry run; if anything did, the server would not store it.
+        dry_run: spec.dry_run,
+        field_manager: opts.field_manager.clone(),
+        request_timeout: opts.request_timeout,
+        ..RouterOptions::default()
+    };
+    Ok(match spec.target.to_route()? {
+        RouteConfig::VirtualService(t) => Box::new(VirtualServiceRouter::new(
+            client,
+            namespace,
+            &spec.target.name,
+            t,
+            options,
+        )?),
+        RouteConfig::HttpRoute(t) => Box::new(HttpRouteRouter::new(
+            client,
+            namespace,
+            &spec.target.name,
+            t,
+            options,
+        )?),
+    })
+}
+
+/// Builds the parts of a loop for `spec`, a policy in `namespace`.
+pub async fn build(
+    client: &kube::Client,
+    namespace: &str,
+    spec: &BurstPolicySpec,
+    leader: LeaderHandle,
+    opts: &WiringOptions,
+) -> Result<Parts, Error> {
+    let policy_spec = spec.validate()?;
+    let auth = resolve_auth(client, namespace, spec).await?;
+    let source: Box<dyn MetricSource> = match spec.source.to_config(&policy_spec, &auth)? {
+        SourceConfig::Prometheus(c) => Box::new(PrometheusSource::new(c)?),
+        SourceConfig::Scrape(c) => Box::new(ScrapeSource::new(c)?),
+    };
+    let local = kube_router(client.clone(), namespace, spec, opts)?;
+    let router: Box<dyn TrafficRouter> = if spec.target.clusters.is_empty() {
+        local
+    } else {
+        let mut members = vec![("local".to_owned(), local)];
+        for c in &spec.target.clusters {
+            let yaml = secret_value(client, namespace, &c.kubeconfig_secret_ref).await?;
+            let remote = client_from_kubeconfig(&c.name, &yaml).await?;
+            members.push((c.name.clone(), kube_router(remote, namespace, spec, opts)?));
+        }
+        Box::new(MultiClusterRouter::new(members)?)
+    };
+    Ok(Parts {
+        policy: policy_spec.build()?,
+        spec: policy_spec,
+        source,
+        router: LeaderGated::new(router, leader),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burst_core::MemoryRouter;
+
+    #[tokio::test]
+    async fn exec_plugins_are_refused() {
+        let yaml = r#"
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://example.invalid"}}]
+users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: ["-c", "id"]}}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"#;
+        let Err(e) = client_from_kubeconfig("west", yaml).await else {
+            panic!("accepted an exec plugin")
+        };
+        assert!(e.to_string().contains("refuses"), "{e}");
+        let Err(e) = client_from_kubeconfig("west", "{{nope").await else {
+            panic!("accepted garbage")
+        };
+        assert_eq!(e.kind(), "kubeconfig");
+    }
+
+    #[tokio::test]
+    async fn token_kubeconfig_builds_a_client() {
+        let yaml = r#"
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]
+users: [{name: u, user: {token: abc}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]
+current-context: x
+"#;
+        assert!(client_from_kubeconfig("west", yaml).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn gate_blocks_writes_of_followers() {
+        let (tx, rx) = tokio::sync::watch::channel(crate::leader::LeaderState::Leader);
+        let handle = crate::leader::LeaderHandle::from_receiver(rx);
+        let r = LeaderGated::new(MemoryRouter::new(Split::ALL_PRIMARY), handle);
+        r.apply(Split::ALL_BURST).await.unwrap();
+        tx.send(crate::leader::LeaderState::Follower { holder: None })
+            .unwrap();
+        let e = r.apply(Split::ALL_PRIMARY).await.unwrap_err();
+        assert_eq!(e.kind(), "not_leader");
+        assert_eq!(r.current().await.unwrap(), Split::ALL_BURST);
+    }
+}

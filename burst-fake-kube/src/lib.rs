@@ -51,13 +51,19 @@
 //!   fed by a broadcast of store changes);
 //! - [`status`]: `Status` bodies.
 //!
-//! Not served yet (answered with a `Status` saying so): watch, subresources, discovery
-//! (`/apis`), field selectors, set-based label selectors. No feature flags.
+//! - [`watch`]: `?watch=true` streams, resumable from a resourceVersion, with bookmarks;
+//! - [`subresource`]: the `status` subresource of custom resources
+//!   ([`FakeKube::install_crd`]).
+//!
+//! Not served yet (answered with a `Status` saying so): other subresources, discovery
+//! (`/apis`), field selectors on lists, set-based label selectors. No feature flags.
 
 pub mod fault;
 pub mod router;
 pub mod status;
 pub mod store;
+pub mod subresource;
+pub mod watch;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -120,6 +120,9 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        return crate::watch::serve_watch(shared, uri.path(), &query);
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -196,6 +199,16 @@ fn serve(
         ));
     }
     if let Some(sub) = &r.subresource {
+        if sub == "status" {
+            return crate::subresource::serve_status(
+                shared,
+                method,
+                &r,
+                content_type,
+                body,
+                dry_run,
+            );
+        }
         return Err(ApiError::new(
             404,
             format!(

@@ -8,12 +8,13 @@
 //! `metadata.resourceVersion`; a write that changes nothing keeps it. `metadata.generation`
 //! starts at 1 and increments when anything outside `metadata` and `status` changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
 use crate::status::{ApiError, group_resource};
+use crate::watch::{ChangeKind, ChangeLog};
 
 /// Which resource a request addresses: `/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,6 +105,10 @@ pub struct Store {
     objects: BTreeMap<ObjectKey, Value>,
     revision: u64,
     uids: u64,
+    /// Committed changes, for watches.
+    pub(crate) changes: ChangeLog,
+    /// `(group, plural)` of resources with a status subresource.
+    pub(crate) status_subresources: BTreeSet<(String, String)>,
 }
 
 impl Store {
@@ -136,13 +141,28 @@ impl Store {
         let mut new = old.clone();
         f(&mut new);
         let new = self.finish_update(&old, new);
+        self.changes.record(ChangeKind::Modified, key, &new);
         self.objects.insert(key.clone(), new);
         true
     }
 
     /// Removes an object outside the API. Returns it, if it was there.
     pub fn remove(&mut self, key: &ObjectKey) -> Option<Value> {
-        self.objects.remove(key)
+        let gone = self.objects.remove(key)?;
+        self.record_delete(key, &gone);
+        Some(gone)
+    }
+
+    /// Records a delete in the change log; like etcd, a delete takes a new revision.
+    fn record_delete(&mut self, key: &ObjectKey, gone: &Value) {
+        let mut last = gone.clone();
+        last["metadata"]["resourceVersion"] = json!(self.next_revision());
+        self.changes.record(ChangeKind::Deleted, key, &last);
+    }
+
+    fn has_status_subresource(&self, r: &ResourceRef) -> bool {
+        self.status_subresources
+            .contains(&(r.group.clone(), r.plural.clone()))
     }
 
     fn key(r: &ResourceRef, name: &str) -> ObjectKey {
@@ -257,10 +277,16 @@ impl Store {
         if let Some(m) = meta.as_object_mut() {
             m.remove("resourceVersion");
         }
+        if self.has_status_subresource(r)
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
         if dry_run {
             obj["metadata"]["resourceVersion"] = json!((self.revision + 1).to_string());
         } else {
             obj["metadata"]["resourceVersion"] = json!(self.next_revision());
+            self.changes.record(ChangeKind::Added, &key, &obj);
             self.objects.insert(key, obj.clone());
         }
         Ok(Written {
@@ -420,6 +446,7 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&r.group, &r.plural, name))?;
         if !dry_run {
             self.objects.remove(&key);
+            self.record_delete(&key, &obj);
         }
         Ok(Self::at_version(r, &obj))
     }
@@ -465,6 +492,17 @@ impl Store {
                 }
             }
         }
+        // With a status subresource, the main resource cannot change the status.
+        if r.subresource.is_none() && self.has_status_subresource(r) {
+            match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
         // Stored at the version written; kept as-is when nothing else changed.
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         let mut old_at_version = Self::at_version(r, old);
@@ -481,6 +519,7 @@ impl Store {
             n
         } else {
             let n = self.finish_update(old, new);
+            self.changes.record(ChangeKind::Modified, &key, &n);
             self.objects.insert(key, n.clone());
             n
         };

@@ -1,5 +1,109 @@
-//! Prometheus metric sources for burst: the HTTP query API ([`PrometheusSource`]) and
-//! direct `/metrics` scraping ([`ScrapeSource`]).
+//! # burst-prom
+//!
+//! Metric sources for **burst** that measure demand from Prometheus data. Both implement
+//! [`burst_core::MetricSource`] and return a [`burst_core::Reading`]: a rate per window
+//! ([`burst_core::Rates`]: `up` = short window, `down` = long window, equal with one
+//! window), or *no data*, which is never turned into 0.
+//!
+//! | source | reads | use it when |
+//! |---|---|---|
+//! | [`PrometheusSource`] | `/api/v1/query` of Prometheus, Thanos, Mimir, Cortex | a Prometheus already scrapes the mesh |
+//! | [`ScrapeSource`] | `/metrics` endpoints directly (text format) | there is no Prometheus, or its scrape interval is too slow |
+//!
+//! ## Querying Prometheus
+//!
+//! The default query is the one of the original "istiowatcher" daemon, measured where the
+//! demand originates (`reporter="source"`), so moving traffic to the burst cluster does
+//! not make the measured demand vanish:
+//!
+//! ```text
+//! sum(rate(istio_requests_total{reporter="{{reporter}}",
+//!     destination_service="{{service}}.{{namespace}}.svc.cluster.local",
+//!     source_workload="{{source_workload}}"}[{{window}}]))
+//!   by (source_workload,source_app,destination_service)
+//! ```
+//!
+//! Any PromQL works; `{{name}}` placeholders are filled from
+//! [`PrometheusConfig::variables`] and `{{window}}` from the window(s) (see
+//! [`template`]). With a `long_window` the query runs once per window.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use burst_core::{MetricSource, Reading};
+//! use burst_prom::{PrometheusConfig, PrometheusSource};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let source = PrometheusSource::new(PrometheusConfig {
+//!     url: "http://prometheus.istio-system:9090".into(),
+//!     variables: [("namespace".to_string(), "shop".to_string())].into(),
+//!     window: Duration::from_secs(15),
+//!     long_window: Some(Duration::from_secs(60)),
+//!     ..PrometheusConfig::default()
+//! })?;
+//! source.probe().await?; // readiness: `vector(1)` answers 1
+//! match source.observe().await? {
+//!     Reading::Value(o) => println!("{} rps (15s) / {} rps (1m)", o.rates.up, o.rates.down),
+//!     Reading::NoData { reason } => println!("no data: {reason}"),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! What becomes what:
+//!
+//! | answer | result |
+//! |---|---|
+//! | one series, or a scalar | the value |
+//! | empty vector | no data (`empty vector: ...`) |
+//! | sample older than `max_age` | no data (`stale: ...`) |
+//! | several series | [`SeriesRule`]: `error` (default, names the label sets), `sum` or `max` |
+//! | NaN, ±Inf, negative | [`Error::InvalidValue`] naming the series |
+//! | `"status": "error"` | [`Error::Prometheus`] with Prometheus' `errorType` and message |
+//! | `matrix` / `string` result | [`Error::ResultType`] |
+//! | `warnings` | logged (`tracing` WARN); the value is kept |
+//!
+//! Queries longer than `post_above_bytes` (URL-encoded) are sent as a POST form. HTTP
+//! settings ([`HttpConfig`]): per-request timeout, pooled connections, a bearer token
+//! file re-read whenever it changes (projected service-account tokens rotate), basic auth,
+//! a CA bundle, `insecure_skip_verify` (lab setups only; verification is on by default),
+//! extra headers such as `X-Scope-OrgID`, and a response size cap.
+//!
+//! ## Scraping directly
+//!
+//! [`ScrapeSource`] scrapes one or many targets on every `observe`, keeps the selected
+//! series in a sliding buffer and computes, like Prometheus' `rate()`, the per-second
+//! increase of each series (a drop is a counter reset) summed over series and targets.
+//! The controller calling `observe` once per tick is the whole scrape loop. Until two
+//! scrapes fall within a window the reading is no data; a target that cannot be reached or
+//! parsed is an error naming its URL. In [`ScrapeMode::Gauge`] the current value is read.
+//!
+//! ```no_run
+//! use burst_prom::{ScrapeConfig, ScrapeSource};
+//!
+//! let source = ScrapeSource::new(ScrapeConfig {
+//!     targets: vec!["http://10.0.0.7:15090/stats/prometheus".into()],
+//!     metric: "istio_requests_total".into(),
+//!     matchers: [("reporter".to_string(), "source".to_string())].into(),
+//!     ..ScrapeConfig::default()
+//! })?;
+//! # Ok::<(), burst_prom::Error>(())
+//! ```
+//!
+//! The text format is read by [`exposition::parse`], which handles label values with
+//! commas, braces, escaped quotes and newlines, and types histogram `_sum`/`_count`
+//! series (see its docs for why `prometheus-parse` alone is not enough).
+//!
+//! ## Time
+//!
+//! Both sources read the time from a [`Clock`] ([`SystemClock`] by default); tests pass a
+//! [`ManualClock`] to `with_clock` to check staleness and windows without sleeping.
+//!
+//! ## Errors
+//!
+//! One enum, [`Error`]; [`Error::kind`] gives a stable label (`timeout`, `connect`,
+//! `prometheus`, `invalid_value`, ...) that survives the conversion to
+//! [`burst_core::SourceError`] for metrics.
+//!
+//! No feature flags.
 
 pub mod api;
 mod clock;

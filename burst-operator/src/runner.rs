@@ -182,7 +182,14 @@ impl Writer {
         };
         let patch = json!({ "status": status });
         match api
-            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(
+                &self.name,
+                &PatchParams {
+                    field_manager: Some(self.ctx.wiring.field_manager.clone()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(_) => lock(&self.tracker).written(status, now()),

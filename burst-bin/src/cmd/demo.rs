@@ -1,12 +1,813 @@
-//! `burst demo` (being built).
+//! `burst demo`: the whole burst scenario on one machine.
+//!
+//! Starts, on loopback: a primary worker, a burst worker (`PREFIX=bursty-`), the local mesh
+//! proxy (weighted split, `istio_requests_total` counters), the String Hashr frontend whose
+//! load goes through the proxy, and the controller, which measures the demand at the proxy
+//! (or through Prometheus with `--prometheus-url`) and moves the proxy's split.
+//!
+//! Interactive: prints the page URL and every split change; Ctrl-C stops everything.
+//! Headless: drives the load itself from `--scenario`, shows a one-line status on stderr and
+//! prints a timeline and summary (or JSON) at the end.
 
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use burst_core::controller::{Outcome, Stopped};
+use burst_core::policy::{PolicySpec, Rule};
+use burst_core::{Controller, ControllerConfig, MetricSource, TickReport, TrafficRouter};
+use burst_hashr::frontend::{Frontend, FrontendConfig};
+use burst_hashr::mesh::{Mesh, MeshConfig};
+use burst_hashr::pubsub::{MemoryPubSub, PubSub, RedisPubSub};
+use burst_hashr::worker::{Worker, WorkerConfig};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// The scenario `--headless` runs when none is given.
+const DEFAULT_SCENARIO: &str = "5rps:20s,20rps:40s,5rps:30s";
 
 /// Arguments of `burst demo`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+Everything listens on 127.0.0.1. Without --redis-url the hashes travel over an in-process
+bus, so nothing needs to be installed.
+
+Examples:
+  burst demo                                  # open the printed URL, type a frequency
+  burst demo --redis-url 127.0.0.1:6379 --policy policy.yaml
+  burst demo --headless --scenario \"5rps:20s,20rps:40s,5rps:30s\" --json")]
+pub struct Args {
+    /// Use this Redis (`host:port` or `redis://...`) instead of the in-process bus.
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+    /// Policy and windows (YAML, as for `burst simulate`). Default: the seed, 15/10 rps.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Measure through this Prometheus with the seed's query instead of scraping the
+    /// proxy's /metrics directly. Prometheus must scrape the proxy's metrics URL (printed).
+    #[arg(long, value_name = "URL")]
+    prometheus_url: Option<String>,
+    /// Port of the page (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Drive the load from --scenario instead of waiting for a browser; print a timeline.
+    #[arg(long)]
+    headless: bool,
+    /// Load steps `RATErps:DURATION`, comma-separated (headless only).
+    #[arg(long, value_name = "STEPS", requires = "headless")]
+    scenario: Option<String>,
+    /// Print JSON ({"summary", "timeline", "changes"}) at the end (headless only).
+    #[arg(long, requires = "headless")]
+    json: bool,
+    /// Highest frequency the page accepts (requests/s).
+    #[arg(long, default_value_t = 5000.0)]
+    max_frequency: f64,
+    /// Table only: print a timeline row at least this often (changes always get a row).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    every: Duration,
+}
+
+/// One step of a headless scenario.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// Requests per second.
+    pub rps: f64,
+    /// How long.
+    pub duration: Duration,
+}
+
+/// Parses `5rps:20s,20rps:40s`. Errors name the step and the expected form.
+pub fn parse_scenario(text: &str, max: f64) -> anyhow::Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    for (i, part) in text.split(',').enumerate() {
+        let part = part.trim();
+        let form = "expected RATErps:DURATION, e.g. 20rps:40s";
+        let (rate, dur) = part
+            .split_once(':')
+            .with_context(|| format!("scenario step {} `{part}`: {form}", i + 1))?;
+        let rate = rate.trim();
+        let number = rate.strip_suffix("rps").with_context(|| {
+            format!(
+                "scenario step {} `{part}`: rate `{rate}` lacks `rps`; {form}",
+                i + 1
+            )
+        })?;
+        let rps = burst_hashr::frontend::loadgen::parse_frequency(number, max)
+            .with_context(|| format!("scenario step {} `{part}`", i + 1))?;
+        let duration = humantime::parse_duration(dur.trim()).with_context(|| {
+            format!(
+                "scenario step {} `{part}`: duration `{}`: {form}",
+                i + 1,
+                dur.trim()
+            )
+        })?;
+        if duration.is_zero() {
+            anyhow::bail!(
+                "scenario step {} `{part}`: the duration must be longer than 0s",
+                i + 1
+            );
+        }
+        steps.push(Step { rps, duration });
+    }
+    if steps.is_empty() {
+        anyhow::bail!("the scenario is empty; give steps like {DEFAULT_SCENARIO}");
+    }
+    Ok(steps)
+}
+
+/// One second of a headless run.
+#[derive(Debug, Clone, Serialize)]
+struct Point {
+    /// Seconds since the scenario started (end of the interval).
+    t: f64,
+    /// Rate the scenario asked for.
+    asked: f64,
+    /// Requests sent per second during the interval.
+    sent_per_sec: f64,
+    /// The controller's last measured rate (short window), if any.
+    observed: Option<f64>,
+    /// Burst weight in effect at the end of the interval.
+    burst_weight: u8,
+    /// Hashes received during the interval.
+    hashes: u64,
+    /// `bursty-` hashes received during the interval.
+    bursty: u64,
+    /// The rule of the controller's last decision.
+    rule: Option<&'static str>,
+}
+
+/// A split change made by the controller.
+#[derive(Debug, Clone, Serialize)]
+struct Change {
+    t: f64,
+    from: String,
+    to: String,
+    burst_weight: u8,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Summary {
+    duration_s: f64,
+    interrupted: bool,
+    requests_sent: u64,
+    requests_ok: u64,
+    requests_failed: u64,
+    requests_skipped: u64,
+    hashes: u64,
+    bursty_hashes: u64,
+    bursty_share: f64,
+    weight_changes: usize,
+    first_burst_s: Option<f64>,
+    back_to_primary_s: Option<f64>,
+    final_burst_weight: u8,
+    /// `bursty-` hashes received in seconds when all traffic had gone to the primary for at
+    /// least a second: should be 0.
+    bursty_while_primary: u64,
+    source: String,
+    router: String,
+    pubsub: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    summary: Summary,
+    timeline: Vec<Point>,
+    changes: Vec<Change>,
+}
+
+/// What the controller's observer records.
+#[derive(Debug, Default)]
+struct TickLog {
+    observed: Option<f64>,
+    rule: Option<Rule>,
+    changes: Vec<Change>,
+    /// Changes not yet printed (interactive mode).
+    unprinted: usize,
+}
+
+/// Everything `burst demo` started.
+struct Demo {
+    frontend: Frontend,
+    mesh: Mesh,
+    page: Url,
+    proxy: Url,
+    metrics: Url,
+    workers: (Url, Url),
+    pubsub: String,
+    source: String,
+    stop: CancellationToken,
+    servers: Vec<JoinHandle<Result<(), burst_hashr::Error>>>,
+    controller: JoinHandle<Stopped>,
+    log: Arc<Mutex<TickLog>>,
+    started: Instant,
+}
 
 /// Runs `burst demo`.
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`burst demo` is not available in this build yet")
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let spec = super::simulate::load_policy(args.policy.as_deref())?;
+    let steps = if args.headless {
+        Some(parse_scenario(
+            args.scenario.as_deref().unwrap_or(DEFAULT_SCENARIO),
+            args.max_frequency,
+        )?)
+    } else {
+        None
+    };
+    let demo = start(&args, &spec).await?;
+    let banner = banner(&demo, &spec);
+    let code = match steps {
+        None => {
+            super::print_stdout(&banner)?;
+            interactive(&demo).await?;
+            ExitCode::SUCCESS
+        }
+        Some(steps) => {
+            eprint!("{banner}");
+            let report = headless(&demo, &steps).await;
+            let text = if args.json {
+                serde_json::to_string_pretty(&report)? + "\n"
+            } else {
+                table(&report, args.every.as_secs_f64())
+            };
+            super::print_stdout(&text)?;
+            if report.summary.interrupted {
+                ExitCode::from(130)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    };
+    shutdown(demo).await;
+    Ok(code)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn serve_on(
+    addr: &str,
+    router: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(Url, JoinHandle<Result<(), burst_hashr::Error>>)> {
+    let listener = burst_hashr::http::bind(addr).await?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    let url = Url::parse(&format!("http://{local}/")).context("building the URL")?;
+    let task = tokio::spawn(burst_hashr::http::serve(listener, router, stop));
+    Ok((url, task))
+}
+
+fn bus(redis_url: Option<&str>) -> anyhow::Result<Arc<dyn PubSub>> {
+    Ok(match redis_url {
+        Some(url) => Arc::new(RedisPubSub::new(url)?),
+        None => Arc::new(MemoryPubSub::new()),
+    })
+}
+
+async fn start(args: &Args, spec: &PolicySpec) -> anyhow::Result<Demo> {
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    // One in-process bus shared by all, or one Redis client per component (as separate
+    // processes would have).
+    let shared: Arc<dyn PubSub> = Arc::new(MemoryPubSub::new());
+    let bus_for = |_: &str| -> anyhow::Result<Arc<dyn PubSub>> {
+        match &args.redis_url {
+            Some(u) => bus(Some(u)),
+            None => Ok(shared.clone()),
+        }
+    };
+    let probe = bus_for("probe")?;
+    probe.ping().await.with_context(|| {
+        "start redis-server, or leave out --redis-url to use the in-process bus".to_string()
+    })?;
+    let pubsub = probe.describe();
+
+    let mut servers = Vec::new();
+    let primary = Worker::new(WorkerConfig::default(), bus_for("primary")?);
+    let (primary_url, t) = serve_on(
+        "127.0.0.1:0",
+        primary.router(),
+        stop.clone().cancelled_owned(),
+    )
+    .await?;
+    servers.push(t);
+    let burst = Worker::new(WorkerConfig::with_prefix("bursty-"), bus_for("burst")?);
+    let (burst_url, t) = serve_on(
+        "127.0.0.1:0",
+        burst.router(),
+        stop.clone().cancelled_owned(),
+    )
+    .await?;
+    servers.push(t);
+
+    let mesh = Mesh::new(MeshConfig::new(primary_url.clone(), burst_url.clone()))?;
+    let (proxy, t) = serve_on(
+        "127.0.0.1:0",
+        mesh.proxy_router(),
+        stop.clone().cancelled_owned(),
+    )
+    .await?;
+    servers.push(t);
+    let (admin, t) = serve_on(
+        "127.0.0.1:0",
+        mesh.admin_router(),
+        stop.clone().cancelled_owned(),
+    )
+    .await?;
+    servers.push(t);
+    let metrics = admin.join("metrics").context("metrics URL")?;
+
+    let mut fconfig = FrontendConfig::new(proxy.clone());
+    fconfig.max_frequency = args.max_frequency;
+    let frontend = Frontend::start(fconfig, bus_for("frontend")?).await?;
+    let page_addr = format!("127.0.0.1:{}", args.port);
+    let (page, t) = serve_on(&page_addr, frontend.router(), frontend.shutdown_signal())
+        .await
+        .with_context(|| {
+            format!("the page cannot listen on {page_addr}; pass --port 0 for any free port")
+        })?;
+    servers.push(t);
+
+    let source = metric_source(args, spec, &metrics)?;
+    let source_desc = source.describe();
+    let policy = spec.build()?;
+    let log = Arc::new(Mutex::new(TickLog::default()));
+    let observer_log = log.clone();
+    let observer = move |r: &TickReport| {
+        let mut l = lock(&observer_log);
+        l.observed = r.signal.rates().map(|x| x.up.get());
+        l.rule = Some(r.decision.reason.rule);
+        if let Outcome::Applied { from, to } = &r.outcome {
+            l.changes.push(Change {
+                t: started.elapsed().as_secs_f64(),
+                from: from.to_string(),
+                to: to.to_string(),
+                burst_weight: to.burst().get(),
+                reason: r.decision.reason.to_string(),
+            });
+        }
+    };
+    let config = ControllerConfig {
+        tick: spec.tick,
+        ..ControllerConfig::default()
+    };
+    let controller = Controller::new(source, policy, mesh.router(), config).with_observer(observer);
+    let controller = tokio::spawn(controller.run(stop.clone().cancelled_owned()));
+
+    Ok(Demo {
+        frontend,
+        mesh,
+        page,
+        proxy,
+        metrics,
+        workers: (primary_url, burst_url),
+        pubsub,
+        source: source_desc,
+        stop,
+        servers,
+        controller,
+        log,
+        started,
+    })
+}
+
+fn metric_source(
+    args: &Args,
+    spec: &PolicySpec,
+    metrics: &Url,
+) -> anyhow::Result<Box<dyn MetricSource>> {
+    let short = spec.window_up();
+    let long = Some(spec.window_down()).filter(|l| *l > short);
+    Ok(match &args.prometheus_url {
+        Some(url) => Box::new(burst_prom::PrometheusSource::new(
+            burst_prom::PrometheusConfig {
+                url: url.clone(),
+                window: short,
+                long_window: long,
+                ..burst_prom::PrometheusConfig::default()
+            },
+        )?),
+        None => {
+            let matchers = [
+                ("reporter", "source"),
+                ("source_workload", "frontend-deployment"),
+                (
+                    "destination_service",
+                    "worker-service.default.svc.cluster.local",
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+            Box::new(burst_prom::ScrapeSource::new(burst_prom::ScrapeConfig {
+                targets: vec![metrics.to_string()],
+                metric: "istio_requests_total".into(),
+                matchers,
+                window: short,
+                long_window: long,
+                ..burst_prom::ScrapeConfig::default()
+            })?)
+        }
+    })
+}
+
+fn banner(d: &Demo, spec: &PolicySpec) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "String Hashr demo");
+    let _ = writeln!(s, "  page        {}", d.page);
+    let _ = writeln!(s, "  mesh proxy  {} (metrics {})", d.proxy, d.metrics);
+    let _ = writeln!(
+        s,
+        "  workers     primary {}  burst {} (PREFIX=bursty-)",
+        d.workers.0, d.workers.1
+    );
+    let _ = writeln!(s, "  pub/sub     {}", d.pubsub);
+    let windows = if spec.has_two_windows() {
+        format!(
+            "windows {} up / {} down",
+            humantime::format_duration(spec.window_up()),
+            humantime::format_duration(spec.window_down())
+        )
+    } else {
+        format!("window {}", humantime::format_duration(spec.window))
+    };
+    let _ = writeln!(
+        s,
+        "  controller  {} high {} / low {} rps, {windows}, tick {}",
+        format!("{:?}", spec.mode).to_lowercase(),
+        spec.high,
+        spec.low,
+        humantime::format_duration(spec.tick)
+    );
+    let _ = writeln!(s, "  measuring   {}", d.source);
+    s
+}
+
+async fn interactive(d: &Demo) -> anyhow::Result<()> {
+    super::print_stdout(
+        "Open the page and type a frequency (above the high threshold to burst). Ctrl-C stops.\n",
+    )?;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    // One listener for the whole run, so a signal between two loop turns is not missed.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            _ = tick.tick() => {
+                let lines: Vec<String> = {
+                    let mut l = lock(&d.log);
+                    let new = l.changes[l.unprinted..]
+                        .iter()
+                        .map(|c| format!("{:>7.1}s  split {} -> {}  ({})\n", c.t, c.from, c.to, c.reason))
+                        .collect();
+                    l.unprinted = l.changes.len();
+                    new
+                };
+                for line in lines {
+                    super::print_stdout(&line)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn headless(d: &Demo, steps: &[Step]) -> Report {
+    let tty = std::io::stderr().is_terminal();
+    let begin = Instant::now();
+    let offset = begin.duration_since(d.started).as_secs_f64();
+    let total: Duration = steps.iter().map(|s| s.duration).sum();
+    let mut boundaries = Vec::new();
+    let mut acc = Duration::ZERO;
+    for s in steps {
+        boundaries.push((acc, s.rps));
+        acc += s.duration;
+    }
+    let mut next_step = 0usize;
+    let mut next_sample = Duration::from_secs(1);
+    let mut asked = 0.0;
+    let mut last_load = d.frontend.load();
+    let mut last_relay = d.frontend.relay();
+    let mut last_t = Duration::ZERO;
+    let mut timeline = Vec::new();
+    let mut interrupted = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let step_due = boundaries.get(next_step).map(|(at, _)| *at);
+        let sample_due = next_sample.min(total);
+        let due = step_due.map_or(sample_due, |s| s.min(sample_due));
+        tokio::select! {
+            _ = &mut ctrl_c => { interrupted = true; break; }
+            _ = tokio::time::sleep_until(begin + due) => {}
+        }
+        if step_due == Some(due) {
+            asked = boundaries[next_step].1;
+            let _ = d.frontend.set_frequency(&asked.to_string());
+            next_step += 1;
+            continue;
+        }
+        let now = begin.elapsed();
+        let secs = (now - last_t).as_secs_f64().max(1e-3);
+        let load = d.frontend.load();
+        let relay = d.frontend.relay();
+        let (observed, rule) = {
+            let l = lock(&d.log);
+            (l.observed, l.rule.map(Rule::name))
+        };
+        let point = Point {
+            t: sample_due.as_secs_f64(),
+            asked,
+            sent_per_sec: (load.sent - last_load.sent) as f64 / secs,
+            observed,
+            burst_weight: d.mesh.split().burst().get(),
+            hashes: relay.received - last_relay.received,
+            bursty: relay.bursty - last_relay.bursty,
+            rule,
+        };
+        let line = format!(
+            "t={:>5.0}s  asked {:>6} rps  sent {:>7.1}/s  observed {:>7}  split {:>7}  bursty {:>4}",
+            point.t,
+            point.asked,
+            point.sent_per_sec,
+            point
+                .observed
+                .map_or_else(|| "no data".into(), |o| format!("{o:.1}")),
+            d.mesh.split().to_string(),
+            if point.hashes == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0}%", point.bursty as f64 / point.hashes as f64 * 100.0)
+            }
+        );
+        if tty {
+            eprint!("\r{line}");
+        } else if timeline.len() % 5 == 4 {
+            eprintln!("{line}");
+        }
+        timeline.push(point);
+        last_load = load;
+        last_relay = relay;
+        last_t = now;
+        if sample_due >= total {
+            break;
+        }
+        next_sample += Duration::from_secs(1);
+    }
+    if tty {
+        eprintln!();
+    }
+    d.frontend.set_frequency("0").ok();
+    // Hashes still in flight arrive within a moment; count them into the last point.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let relay = d.frontend.relay();
+    if let Some(p) = timeline.last_mut() {
+        p.hashes += relay.received - last_relay.received;
+        p.bursty += relay.bursty - last_relay.bursty;
+    }
+    let changes: Vec<Change> = lock(&d.log)
+        .changes
+        .iter()
+        .map(|c| Change {
+            t: c.t - offset,
+            ..c.clone()
+        })
+        .collect();
+    let load = d.frontend.load();
+    let summary = summarize(
+        d,
+        &timeline,
+        &changes,
+        begin.elapsed().as_secs_f64(),
+        interrupted,
+        &load,
+        relay,
+    );
+    Report {
+        summary,
+        timeline,
+        changes,
+    }
+}
+
+/// Burst weight in effect at time `t` given the initial split and the changes.
+fn weight_at(changes: &[Change], t: f64) -> u8 {
+    changes
+        .iter()
+        .take_while(|c| c.t <= t)
+        .last()
+        .map_or(0, |c| c.burst_weight)
+}
+
+fn summarize(
+    d: &Demo,
+    timeline: &[Point],
+    changes: &[Change],
+    duration_s: f64,
+    interrupted: bool,
+    load: &burst_hashr::frontend::loadgen::LoadSnapshot,
+    relay: burst_hashr::frontend::relay::RelayCounts,
+) -> Summary {
+    // An interval (a, b] counts as "primary only" when no traffic could go to the burst
+    // worker from a - 1 s on: weight 0 then and no change since.
+    let mut prev_t = 0.0;
+    let mut bursty_while_primary = 0;
+    for p in timeline {
+        let from = prev_t - 1.0;
+        let quiet = weight_at(changes, from) == 0
+            && !changes
+                .iter()
+                .any(|c| c.t > from && c.t <= p.t && c.burst_weight > 0)
+            && weight_at(changes, p.t) == 0;
+        if quiet && from >= -1.0 {
+            bursty_while_primary += p.bursty;
+        }
+        prev_t = p.t;
+    }
+    Summary {
+        duration_s,
+        interrupted,
+        requests_sent: load.sent,
+        requests_ok: load.ok,
+        requests_failed: load.failed,
+        requests_skipped: load.skipped,
+        hashes: relay.received,
+        bursty_hashes: relay.bursty,
+        bursty_share: if relay.received == 0 {
+            0.0
+        } else {
+            relay.bursty as f64 / relay.received as f64
+        },
+        weight_changes: changes.len(),
+        first_burst_s: changes.iter().find(|c| c.burst_weight > 0).map(|c| c.t),
+        back_to_primary_s: changes
+            .iter()
+            .rev()
+            .find(|c| c.burst_weight == 0)
+            .filter(|_| changes.last().is_some_and(|c| c.burst_weight == 0))
+            .map(|c| c.t),
+        final_burst_weight: d.mesh.split().burst().get(),
+        bursty_while_primary,
+        source: d.source.clone(),
+        router: d.mesh.router().describe(),
+        pubsub: d.pubsub.clone(),
+    }
+}
+
+fn table(r: &Report, every: f64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>7}  {:>7}  {:>8}  {:>9}  {:>6}  {:>7}  {:>7}  rule",
+        "t(s)", "asked", "sent/s", "observed", "burst%", "hashes", "bursty"
+    );
+    let mut next_row = 0.0;
+    let mut prev: Option<u8> = None;
+    for p in &r.timeline {
+        let changed = prev.is_some_and(|w| w != p.burst_weight);
+        prev = Some(p.burst_weight);
+        let due = p.t + 1e-9 >= next_row;
+        if !(changed || due) {
+            continue;
+        }
+        if due {
+            let every = every.max(1.0);
+            next_row = ((p.t + 1e-9) / every).floor() * every + every;
+        }
+        let _ = writeln!(
+            out,
+            "{:>7.0}  {:>7}  {:>8.1}  {:>9}  {:>6}  {:>7}  {:>7}  {}{}",
+            p.t,
+            p.asked,
+            p.sent_per_sec,
+            p.observed
+                .map_or_else(|| "no data".into(), |o| format!("{o:.2}")),
+            p.burst_weight,
+            p.hashes,
+            p.bursty,
+            p.rule.unwrap_or("-"),
+            if changed { " <- change" } else { "" }
+        );
+    }
+    let _ = writeln!(out);
+    for c in &r.changes {
+        let _ = writeln!(
+            out,
+            "{:>7.1}s  split {} -> {}  ({})",
+            c.t, c.from, c.to, c.reason
+        );
+    }
+    let s = &r.summary;
+    let secs = |v: Option<f64>| v.map_or_else(|| "never".to_string(), |x| format!("{x:.1}s"));
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "duration              {:.1}s{}",
+        s.duration_s,
+        if s.interrupted { " (interrupted)" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "requests              {} sent, {} ok, {} failed, {} skipped",
+        s.requests_sent, s.requests_ok, s.requests_failed, s.requests_skipped
+    );
+    let _ = writeln!(
+        out,
+        "hashes                {} ({} bursty, {:.1}%)",
+        s.hashes,
+        s.bursty_hashes,
+        s.bursty_share * 100.0
+    );
+    let _ = writeln!(out, "weight changes        {}", s.weight_changes);
+    let _ = writeln!(out, "first to burst        {}", secs(s.first_burst_s));
+    let _ = writeln!(out, "back to primary       {}", secs(s.back_to_primary_s));
+    let _ = writeln!(out, "final burst weight    {}%", s.final_burst_weight);
+    let _ = writeln!(out, "bursty while primary  {}", s.bursty_while_primary);
+    out
+}
+
+async fn shutdown(d: Demo) {
+    d.frontend.shutdown();
+    d.stop.cancel();
+    let wait = async {
+        for s in d.servers {
+            if let Ok(Err(e)) = s.await {
+                tracing::warn!(error = %e, "server stopped with an error");
+            }
+        }
+        let _ = d.controller.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown took longer than 5 s; exiting anyway");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_parses_and_names_bad_steps() {
+        let s = parse_scenario("5rps:20s, 20rps:1m,0.5rps:500ms", 5000.0).unwrap();
+        assert_eq!(
+            s,
+            vec![
+                Step {
+                    rps: 5.0,
+                    duration: Duration::from_secs(20)
+                },
+                Step {
+                    rps: 20.0,
+                    duration: Duration::from_secs(60)
+                },
+                Step {
+                    rps: 0.5,
+                    duration: Duration::from_millis(500)
+                },
+            ]
+        );
+        for (bad, needle) in [
+            ("5:20s", "lacks `rps`"),
+            ("5rps", "expected RATErps:DURATION"),
+            ("5rps:forever", "duration `forever`"),
+            ("-5rps:1s", "negative"),
+            ("9000rps:1s", "above the limit"),
+            ("5rps:0s", "longer than 0s"),
+            ("5rps:1s,,", "step 2"),
+        ] {
+            let e = format!("{:#}", parse_scenario(bad, 5000.0).unwrap_err());
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    fn change(t: f64, w: u8) -> Change {
+        Change {
+            t,
+            from: String::new(),
+            to: String::new(),
+            burst_weight: w,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn weight_at_follows_changes() {
+        let c = vec![change(5.0, 100), change(9.5, 0)];
+        assert_eq!(weight_at(&c, 1.0), 0);
+        assert_eq!(weight_at(&c, 5.0), 100);
+        assert_eq!(weight_at(&c, 9.0), 100);
+        assert_eq!(weight_at(&c, 10.0), 0);
+    }
 }

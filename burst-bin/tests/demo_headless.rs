@@ -1,0 +1,138 @@
+//! End to end with a real Redis: `burst demo --headless` runs 5 → 20 → 5 rps; `bursty-`
+//! hashes appear only while the controller has moved traffic to the burst worker, and none
+//! after it came back.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burst_testkit::redis::RedisServer;
+use serde_json::Value;
+
+/// Kills the child when dropped (a failed assertion must not leave `burst` running).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `burst` with `args`, killing it after `limit`; returns (success, stdout, stderr).
+fn run_burst(args: &[&str], limit: Duration) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stdout");
+    let err = dir.path().join("stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_burst"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.0.try_wait().unwrap() {
+            Some(s) => break Some(s),
+            None if Instant::now() > deadline => break None,
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    let Some(status) = status else {
+        panic!("burst did not finish within {limit:?}\nstderr:\n{stderr}");
+    };
+    (status.success(), stdout, stderr)
+}
+
+#[test]
+fn headless_scenario_bursts_only_while_the_controller_moved_traffic() {
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    // The seed's thresholds (15/10) with short windows, so the test stays short.
+    std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n").unwrap();
+    let (ok, stdout, stderr) = run_burst(
+        &[
+            "demo",
+            "--headless",
+            "--json",
+            "--port",
+            "0",
+            "--redis-url",
+            &redis.addr(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--scenario",
+            "5rps:8s,20rps:12s,5rps:12s",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(ok, "burst demo failed\nstderr:\n{stderr}");
+    assert!(stderr.contains("String Hashr demo"), "{stderr}");
+    assert!(
+        stderr.contains("split"),
+        "live status line missing: {stderr}"
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let s = &report["summary"];
+    assert!(s["pubsub"].as_str().unwrap().contains("redis"), "{s}");
+    assert_eq!(s["interrupted"], false);
+    assert_eq!(s["requests_failed"], 0, "{s}");
+    // Every answered request was published and relayed.
+    assert_eq!(s["hashes"], s["requests_ok"], "{s}");
+    assert!(
+        s["requests_ok"].as_u64().unwrap() >= 5 * 8 + 20 * 12 + 5 * 12 - 5,
+        "{s}"
+    );
+
+    let first_burst = s["first_burst_s"]
+        .as_f64()
+        .expect("the controller never moved traffic");
+    let back = s["back_to_primary_s"]
+        .as_f64()
+        .expect("the controller never came back");
+    assert!(
+        (8.0..20.0).contains(&first_burst),
+        "moved at {first_burst}s, load rose at 8s"
+    );
+    assert!(
+        (20.0..32.0).contains(&back),
+        "came back at {back}s, load fell at 20s"
+    );
+    assert_eq!(s["final_burst_weight"], 0);
+    assert!(
+        s["bursty_hashes"].as_u64().unwrap() > 0,
+        "no bursty- hashes at all: {s}"
+    );
+    assert_eq!(s["bursty_while_primary"], 0, "{s}");
+
+    let timeline = report["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 32);
+    for p in timeline {
+        let t = p["t"].as_f64().unwrap();
+        let bursty = p["bursty"].as_u64().unwrap();
+        if t <= first_burst.floor() {
+            assert_eq!(
+                bursty, 0,
+                "bursty- before the controller moved traffic: {p}"
+            );
+        }
+        if t >= back + 1.5 {
+            assert_eq!(bursty, 0, "bursty- after the controller came back: {p}");
+            assert!(
+                p["hashes"].as_u64().unwrap() > 0,
+                "hashes must keep flowing: {p}"
+            );
+        }
+    }
+    assert!(
+        timeline
+            .iter()
+            .any(|p| p["bursty"].as_u64().unwrap() > 0 && p["burst_weight"] == 100),
+        "no second with bursty- hashes while bursting"
+    );
+}

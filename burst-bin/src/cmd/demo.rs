@@ -57,6 +57,10 @@ pub struct Args {
     /// Port of the page (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Port of the mesh proxy's /metrics (0 picks a free one). Fix it when a Prometheus
+    /// (--prometheus-url) has to scrape it.
+    #[arg(long, default_value_t = 0)]
+    metrics_port: u16,
     /// Drive the load from --scenario instead of waiting for a browser; print a timeline.
     #[arg(long)]
     headless: bool,
@@ -316,12 +320,14 @@ async fn start(args: &Args, spec: &PolicySpec) -> anyhow::Result<Demo> {
     )
     .await?;
     servers.push(t);
+    let admin_addr = format!("127.0.0.1:{}", args.metrics_port);
     let (admin, t) = serve_on(
-        "127.0.0.1:0",
+        &admin_addr,
         mesh.admin_router(),
         stop.clone().cancelled_owned(),
     )
-    .await?;
+    .await
+    .with_context(|| format!("the mesh metrics cannot listen on {admin_addr}"))?;
     servers.push(t);
     let metrics = admin.join("metrics").context("metrics URL")?;
 

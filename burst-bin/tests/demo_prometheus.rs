@@ -1,0 +1,133 @@
+//! `burst demo --prometheus-url`: the controller measures through a real Prometheus that
+//! scrapes the mesh proxy, with the seed's query, and bursts and comes back as with the
+//! direct scrape.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burst_testkit::{free_port, loopback, require_binary};
+use serde_json::Value;
+
+/// Kills the child when dropped (a failed assertion must not leave `burst` running).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `burst` with `args`, killing it after `limit`; returns (success, stdout, stderr).
+fn run_burst(args: &[&str], limit: Duration) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stdout");
+    let err = dir.path().join("stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_burst"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.0.try_wait().unwrap() {
+            Some(s) => break Some(s),
+            None if Instant::now() > deadline => break None,
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    let Some(status) = status else {
+        panic!("burst did not finish within {limit:?}\nstderr:\n{stderr}");
+    };
+    (status.success(), stdout, stderr)
+}
+
+#[test]
+fn demo_measures_through_prometheus_with_the_seed_query() {
+    let prometheus = require_binary("prometheus", "prometheus").unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let (metrics_port, prom_port) = (free_port().unwrap(), free_port().unwrap());
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
+             scrape_configs:\n  - job_name: mesh\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+        ),
+    )
+    .unwrap();
+    let prom = Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .arg("--log.level=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _prom = Killed(prom);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(&loopback(prom_port), Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "prometheus did not listen within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 3s\ntick: 1s\n").unwrap();
+    let (ok, stdout, stderr) = run_burst(
+        &[
+            "demo",
+            "--headless",
+            "--json",
+            "--port",
+            "0",
+            "--metrics-port",
+            &metrics_port.to_string(),
+            "--prometheus-url",
+            &format!("http://127.0.0.1:{prom_port}"),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--scenario",
+            "5rps:12s,25rps:15s,5rps:15s",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(ok, "burst demo failed\nstderr:\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let s = &report["summary"];
+    let source = s["source"].as_str().unwrap();
+    assert!(
+        source.contains("prometheus") && source.contains("istio_requests_total"),
+        "{source}"
+    );
+    let first_burst = s["first_burst_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("never moved: {s}\n{stderr}"));
+    let back = s["back_to_primary_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("never came back: {s}"));
+    assert!(
+        (12.0..27.0).contains(&first_burst),
+        "moved at {first_burst}s, load rose at 12s"
+    );
+    assert!(
+        (27.0..42.0).contains(&back),
+        "came back at {back}s, load fell at 27s"
+    );
+    assert!(s["bursty_hashes"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["bursty_while_primary"], 0, "{s}");
+    assert_eq!(s["final_burst_weight"], 0);
+}

@@ -372,3 +372,66 @@ fn sample_policy_reproduces_the_seed() {
     let burst = std::fs::read_to_string(root().join("deploy/app/burst/hashr.yaml")).unwrap();
     assert!(burst.contains("value: \"bursty-\""));
 }
+
+#[test]
+fn dockerfile_builds_static_non_root_images_of_the_binaries_used() {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let stages: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert!(stages.len() >= 2, "multi-stage: {stages:?}");
+    let last = stages.last().unwrap();
+    assert!(
+        last.contains("distroless/static") || last.contains("scratch"),
+        "final stage must be distroless/static or scratch: {last}"
+    );
+    let user = dockerfile
+        .lines()
+        .rfind(|l| l.starts_with("USER "))
+        .expect("a USER line");
+    let uid: u32 = user[5..].split(':').next().unwrap().trim().parse().unwrap();
+    assert_ne!(uid, 0, "the image must not run as root");
+    assert!(dockerfile.contains(r#"ENTRYPOINT ["/usr/local/bin/burstd"]"#));
+    // Every binary built exists, and every binary the manifests run is built.
+    let built: Vec<String> = dockerfile
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "--bin")
+        .map(|w| w[1].to_owned())
+        .collect();
+    assert!(built.contains(&"burstd".to_owned()));
+    for b in &built {
+        assert!(
+            root().join(format!("burst-bin/src/bin/{b}.rs")).is_file(),
+            "Dockerfile builds {b}, which does not exist"
+        );
+    }
+    let mut files = Vec::new();
+    yaml_files(&root().join("deploy/app"), &mut files);
+    for f in files {
+        for doc in docs(&std::fs::read_to_string(&f).unwrap()) {
+            let containers = doc
+                .pointer("/spec/template/spec/containers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for c in containers {
+                let image = c["image"].as_str().unwrap_or("");
+                if !image.starts_with("ghcr.io/bursting-dev/burst:") {
+                    continue;
+                }
+                let cmd = c["command"][0].as_str().unwrap_or("");
+                let bin = cmd.strip_prefix("/usr/local/bin/").unwrap_or(cmd);
+                assert!(
+                    built.iter().any(|b| b == bin),
+                    "{}: {cmd} is not in the image",
+                    f.display()
+                );
+            }
+        }
+    }
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    assert!(ignore.lines().any(|l| l.trim() == "target/"));
+}

@@ -92,6 +92,96 @@ impl<R: TrafficRouter> TrafficRouter for LeaderGated<R> {
     }
 }
 
+/// Keeps the clusters of a multi-primary target on one split.
+///
+/// [`MultiClusterRouter::current`] fails with `drift` when the clusters disagree, and the
+/// controller never writes on a failed read, so on its own a disagreement would last.
+/// This wrapper turns it into something the controller repairs:
+///
+/// - after an apply, a disagreement reads as the split that differs from the one applied,
+///   so the controller sees drift (Event `RouteDrifted`) and writes its split to every
+///   cluster again;
+/// - before any apply (start-up), the local cluster is authoritative: the leader writes
+///   its split to the others, and that split is the one in effect.
+pub struct Converging {
+    inner: MultiClusterRouter,
+    leader: LeaderHandle,
+    applied: std::sync::Mutex<Option<Split>>,
+}
+
+impl Converging {
+    /// Wraps `inner`; only a leader converges at start-up.
+    pub fn new(inner: MultiClusterRouter, leader: LeaderHandle) -> Self {
+        Converging {
+            inner,
+            leader,
+            applied: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn applied(&self) -> Option<Split> {
+        match self.applied.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    fn set_applied(&self, split: Split) {
+        match self.applied.lock() {
+            Ok(mut g) => *g = Some(split),
+            Err(p) => *p.into_inner() = Some(split),
+        }
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for Converging {
+    async fn current(&self) -> Result<Split, RouterError> {
+        let err = match self.inner.current().await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == "drift" => e,
+            Err(e) => return Err(e),
+        };
+        let reports = self.inner.read_all().await;
+        let splits: Vec<Split> = reports
+            .iter()
+            .filter_map(|r| r.result.as_ref().ok().copied())
+            .collect();
+        if splits.len() != reports.len() {
+            return Err(err);
+        }
+        match self.applied() {
+            Some(applied) => Ok(splits
+                .into_iter()
+                .find(|s| *s != applied)
+                .unwrap_or(applied)),
+            None => {
+                let Some(local) = splits.first().copied() else {
+                    return Err(err);
+                };
+                if !self.leader.is_leader() {
+                    return Err(err);
+                }
+                tracing::warn!(router = %self.inner.describe(), split = %local, error = %err, "clusters disagree at start-up; writing the local cluster's split to all");
+                self.inner.apply(local).await?;
+                self.set_applied(local);
+                Ok(local)
+            }
+        }
+    }
+
+    async fn apply(&self, split: Split) -> Result<(), RouterError> {
+        let r = self.inner.apply(split).await;
+        // Even a partial failure leaves some clusters at `split`: that is what was applied.
+        self.set_applied(split);
+        r
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
 /// Reads `key` of Secret `namespace/name`.
 pub async fn secret_value(
     client: &kube::Client,
@@ -257,7 +347,10 @@ pub async fn build(
             let remote = client_from_kubeconfig(&c.name, &yaml).await?;
             members.push((c.name.clone(), kube_router(remote, namespace, spec, opts)?));
         }
-        Box::new(MultiClusterRouter::new(members)?)
+        Box::new(Converging::new(
+            MultiClusterRouter::new(members)?,
+            leader.clone(),
+        ))
     };
     Ok(Parts {
         policy: policy_spec.build()?,
@@ -303,6 +396,63 @@ contexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]
 current-context: x
 "#;
         assert!(client_from_kubeconfig("west", yaml).await.is_ok());
+    }
+
+    fn multi(
+        a: Split,
+        b: Split,
+    ) -> (
+        std::sync::Arc<MemoryRouter>,
+        std::sync::Arc<MemoryRouter>,
+        Converging,
+    ) {
+        let ra = std::sync::Arc::new(MemoryRouter::new(a));
+        let rb = std::sync::Arc::new(MemoryRouter::new(b));
+        let m = MultiClusterRouter::new(vec![
+            (
+                "local".into(),
+                Box::new(ra.clone()) as Box<dyn TrafficRouter>,
+            ),
+            ("west".into(), Box::new(rb.clone())),
+        ])
+        .unwrap();
+        (ra, rb, Converging::new(m, LeaderHandle::always()))
+    }
+
+    #[tokio::test]
+    async fn clusters_converge_on_the_local_split_at_start_up() {
+        let (ra, rb, c) = multi(Split::ALL_BURST, Split::ALL_PRIMARY);
+        assert_eq!(c.current().await.unwrap(), Split::ALL_BURST);
+        assert_eq!(
+            (ra.split(), rb.split()),
+            (Split::ALL_BURST, Split::ALL_BURST)
+        );
+    }
+
+    #[tokio::test]
+    async fn after_an_apply_a_disagreement_reads_as_the_odd_split() {
+        let (_, rb, c) = multi(Split::ALL_PRIMARY, Split::ALL_PRIMARY);
+        c.apply(Split::ALL_BURST).await.unwrap();
+        rb.set_externally(Split::ALL_PRIMARY);
+        assert_eq!(c.current().await.unwrap(), Split::ALL_PRIMARY);
+        c.apply(Split::ALL_BURST).await.unwrap();
+        assert_eq!(c.current().await.unwrap(), Split::ALL_BURST);
+    }
+
+    #[tokio::test]
+    async fn followers_do_not_converge() {
+        let ra = MemoryRouter::new(Split::ALL_BURST);
+        let rb = std::sync::Arc::new(MemoryRouter::new(Split::ALL_PRIMARY));
+        let m = MultiClusterRouter::new(vec![
+            ("local".into(), Box::new(ra) as Box<dyn TrafficRouter>),
+            ("west".into(), Box::new(rb.clone())),
+        ])
+        .unwrap();
+        let (_tx, rx) =
+            tokio::sync::watch::channel(crate::leader::LeaderState::Follower { holder: None });
+        let c = Converging::new(m, LeaderHandle::from_receiver(rx));
+        assert_eq!(c.current().await.unwrap_err().kind(), "drift");
+        assert_eq!(rb.split(), Split::ALL_PRIMARY);
     }
 
     #[tokio::test]

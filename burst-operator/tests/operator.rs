@@ -136,6 +136,10 @@ struct Instance {
 impl Instance {
     /// An operator; with `lease`, elected on a Lease, else always leader.
     fn start(fake: &FakeKube, identity: &str, lease: bool) -> Instance {
+        Instance::start_with_grace(fake, identity, lease, Duration::from_secs(5))
+    }
+
+    fn start_with_grace(fake: &FakeKube, identity: &str, lease: bool, grace: Duration) -> Instance {
         let client = fake.client().unwrap();
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::new());
@@ -163,7 +167,7 @@ impl Instance {
         let ctx = Arc::new(ctx);
         let settings = OperatorSettings {
             namespace: None,
-            shutdown_grace: Duration::from_secs(5),
+            shutdown_grace: grace,
         };
         let r = readiness.clone();
         let task = tokio::spawn(async move {
@@ -612,4 +616,192 @@ async fn only_the_leader_writes_and_a_follower_takes_over() {
     assert_eq!(burst_weight(&fake), 0);
     assert!(writers(&fake).is_empty(), "{:?}", writers(&fake));
     b.stop().await;
+}
+
+fn vs_object(name: &str) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"hosts": ["worker-service"], "http": [{"route": [
+            {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
+            {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}]}]}
+    })
+}
+
+fn secret(name: &str, key: &str, value: &str) -> Value {
+    use base64::Engine;
+    json!({"apiVersion": "v1", "kind": "Secret",
+           "metadata": {"name": name, "namespace": NS},
+           "data": {key: base64::engine::general_purpose::STANDARD.encode(value)}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_primary_writes_every_cluster_with_a_kubeconfig_from_a_secret() {
+    let fake = fake().await;
+    let remote = FakeKube::start().await.unwrap();
+    remote.insert("virtualservices", vs_object(VS)).unwrap();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: r, cluster: {{server: \"{}\"}}}}]\n\
+         users: [{{name: u, user: {{token: remote-token}}}}]\n\
+         contexts: [{{name: c, context: {{cluster: r, user: u}}}}]\ncurrent-context: c\n",
+        remote.url()
+    );
+    fake.insert("secrets", secret("burst-cluster", "config", &kubeconfig))
+        .unwrap();
+    let demand = Demand::start(20.0).await;
+    let op = Instance::start(&fake, "a", false);
+    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
+    let p = policy(
+        "worker",
+        &demand,
+        json!({"target": {"clusters": [
+            {"name": "west", "kubeconfigSecretRef": {"name": "burst-cluster", "key": "config"}}
+        ]}}),
+    );
+    api.create(&PostParams::default(), &p).await.unwrap();
+    let remote_weight = || {
+        remote
+            .object("networking.istio.io", "virtualservices", Some(NS), VS)
+            .unwrap()["spec"]["http"][0]["route"][1]["weight"]
+            .as_i64()
+            .unwrap()
+    };
+    eventually("both clusters burst", || async {
+        burst_weight(&fake) == 100 && remote_weight() == 100
+    })
+    .await;
+    assert!(
+        remote
+            .writes()
+            .iter()
+            .all(|w| w.field_manager.as_deref() == Some("burstd-a"))
+    );
+
+    // Someone changes the remote copy: the clusters disagree, which is drift, and the
+    // policy's split is written to both again.
+    remote.with_store(|s| {
+        let key = burst_fake_kube::ObjectKey {
+            group: "networking.istio.io".into(),
+            plural: "virtualservices".into(),
+            namespace: Some(NS.into()),
+            name: VS.into(),
+        };
+        s.modify(&key, |vs| {
+            vs["spec"]["http"][0]["route"][0]["weight"] = json!(100);
+            vs["spec"]["http"][0]["route"][1]["weight"] = json!(0);
+        });
+    });
+    eventually("drift repaired", || async { remote_weight() == 100 }).await;
+
+    // A missing Secret is reported on the policy, not a crash.
+    let mut bad = policy(
+        "bad",
+        &demand,
+        json!({"target": {"clusters": [
+        {"name": "east", "kubeconfigSecretRef": {"name": "nope", "key": "config"}}]}}),
+    );
+    bad.metadata.name = Some("bad".into());
+    api.create(&PostParams::default(), &bad).await.unwrap();
+    eventually("missing secret reported", || async {
+        status(&fake, "bad").await.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Degraded" && c.status == "True" && c.message.contains("nope"))
+        })
+    })
+    .await;
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_credentials_come_from_a_secret() {
+    let fake = fake().await;
+    fake.insert("secrets", secret("prom", "token", "s3cret\n"))
+        .unwrap();
+    // A Prometheus API that answers only with the right bearer token.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(AtomicU64::new(0));
+    let seen2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/api/v1/query",
+        get(move |headers: http::HeaderMap| {
+            let seen = seen2.clone();
+            async move {
+                if headers.get("authorization").and_then(|v| v.to_str().ok())
+                    != Some("Bearer s3cret")
+                {
+                    return (http::StatusCode::UNAUTHORIZED, "no".to_owned());
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64();
+                (
+                    http::StatusCode::OK,
+                    json!({"status": "success", "data": {"resultType": "vector",
+                        "result": [{"metric": {}, "value": [now, "42"]}]}})
+                    .to_string(),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let demand = Demand::start(0.0).await;
+    let mut p = policy("worker", &demand, json!({}));
+    p.spec.source = serde_json::from_value(json!({"prometheus": {
+        "url": url, "auth": {"bearerTokenSecretRef": {"name": "prom", "key": "token"}}}}))
+    .unwrap();
+    let op = Instance::start(&fake, "a", false);
+    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
+    api.create(&PostParams::default(), &p).await.unwrap();
+    eventually("42 rps bursts", || async { burst_weight(&fake) == 100 }).await;
+    assert!(seen.load(Ordering::SeqCst) > 0);
+    eventually("observed 42", || async {
+        status(&fake, "worker")
+            .await
+            .is_some_and(|s| s.observed_rps == Some(42.0))
+    })
+    .await;
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_a_slow_apply_without_half_state() {
+    let fake = fake().await;
+    // Route writes take 3 s; shutdown grants 300 ms.
+    fake.inject(
+        Fault::delay(Duration::from_secs(3))
+            .on(Method::PATCH)
+            .path("virtualservices")
+            .times(100),
+    );
+    let demand = Demand::start(20.0).await;
+    let op = Instance::start_with_grace(&fake, "a", false, Duration::from_millis(300));
+    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
+    api.create(
+        &PostParams::default(),
+        &policy("worker", &demand, json!({})),
+    )
+    .await
+    .unwrap();
+    eventually("an apply is in flight", || async {
+        !fake.fired().is_empty()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    op.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown waited for the slow apply: {:?}",
+        started.elapsed()
+    );
+    // The abandoned patch never lands: the route holds one whole split, the old one.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(burst_weight(&fake), 0);
+    let vs = fake
+        .object("networking.istio.io", "virtualservices", Some(NS), VS)
+        .unwrap();
+    assert_eq!(vs["spec"]["http"][0]["route"][0]["weight"], 100);
 }

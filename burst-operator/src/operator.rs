@@ -199,9 +199,11 @@ pub async fn run_operator(
         .boxed();
     let mut relisting: Option<BTreeMap<Key, Arc<BurstPolicy>>> = None;
     tokio::pin!(shutdown);
-    if *leader_rx.borrow() != LeaderState::Unknown {
+    let initial = leader_rx.borrow().clone();
+    if initial != LeaderState::Unknown {
         readiness.set_leader_known();
     }
+    ctx.metrics.set_leader(initial == LeaderState::Leader);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,

@@ -293,11 +293,13 @@ async fn created_policy_runs_patches_the_route_and_reports_status() {
         .object("networking.istio.io", "virtualservices", Some(NS), VS)
         .unwrap();
     assert_eq!(vs["spec"]["http"][0]["retries"]["attempts"], 3);
+    let text = op.metrics.encode();
+    assert!(text.contains(r#"burstd_burst_weight{policy="default/worker"} 100"#));
     assert!(
-        op.metrics
-            .encode()
-            .contains(r#"burstd_burst_weight{policy="default/worker"} 100"#)
+        text.contains("burstd_leader 1"),
+        "election off: always the leader"
     );
+    assert!(text.contains("burstd_policies 1"));
 
     // Demand drops: back to the primary.
     demand.set(2.0);

@@ -139,91 +139,150 @@ impl Drop for Child {
     }
 }
 
+/// A fake API server with the worker VirtualService (and the BurstPolicy CRD), a
+/// `/metrics` endpoint with a gauge of 25 rps, and a kubeconfig for the fake.
+struct Cluster {
+    fake: FakeKube,
+    metrics_url: String,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let fake = FakeKube::start().await.unwrap();
+        let crd = serde_json::to_value(burst_operator::crd::crd()).unwrap();
+        fake.install_crd(&crd).unwrap();
+        fake.insert(
+            "virtualservices",
+            json!({
+                "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": "worker-virtual-service", "namespace": "default"},
+                "spec": {"hosts": ["worker-service"], "http": [{"route": [
+                    {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
+                    {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}]}]}
+            }),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(|| async { "demand_rps 25\n" }),
+            );
+            axum::serve(listener, app).await.unwrap();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut f = std::fs::File::create(&kubeconfig).unwrap();
+        write!(
+            f,
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: fake, user: u, namespace: default}}}}]\n\
+             current-context: c\n",
+            fake.url()
+        )
+        .unwrap();
+        Cluster {
+            fake,
+            metrics_url,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    fn burst_weight(&self) -> i64 {
+        self.fake
+            .object(
+                "networking.istio.io",
+                "virtualservices",
+                Some("default"),
+                "worker-virtual-service",
+            )
+            .unwrap()["spec"]["http"][0]["route"][1]["weight"]
+            .as_i64()
+            .unwrap()
+    }
+
+    fn lease(&self) -> Option<serde_json::Value> {
+        self.fake.object(
+            "coordination.k8s.io",
+            "leases",
+            Some("burst-system"),
+            "burstd",
+        )
+    }
+
+    /// burstd with this cluster's kubeconfig, JSON logs, a Lease and a listen port.
+    fn burstd(&self, port: u16) -> Command {
+        let mut c = burstd();
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env("BURST_LOG_FORMAT", "json")
+            .env("BURST_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BURST_LEASE_NAMESPACE", "burst-system")
+            .env("BURST_IDENTITY", "burstd-test")
+            .env("BURST_RETRY_PERIOD", "300ms")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    }
+}
+
+/// Waits until the route bursts and /readyz answers 200.
+async fn wait_bursting_and_ready(cluster: &Cluster, port: u16) {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if cluster.burst_weight() == 100
+            && http
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("burstd did not burst and become ready");
+}
+
+/// Sends SIGTERM and returns the exit status and stderr.
+async fn terminate(child: &mut Child) -> (std::process::ExitStatus, String) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..200 {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (s, stderr);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("burstd did not exit after SIGTERM");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_policy_mode_runs_and_stops_cleanly_on_sigterm() {
-    let fake = FakeKube::start().await.unwrap();
-    fake.insert(
-        "virtualservices",
-        json!({
-            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-            "metadata": {"name": "worker-virtual-service", "namespace": "default"},
-            "spec": {"hosts": ["worker-service"], "http": [{"route": [
-                {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
-                {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}]}]}
-        }),
-    )
-    .unwrap();
-    // A /metrics endpoint with a gauge of 25 rps.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(|| async { "demand_rps 25\n" }),
-        );
-        axum::serve(listener, app).await.unwrap();
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let mut f = std::fs::File::create(&kubeconfig).unwrap();
-    write!(
-        f,
-        "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
-         users: [{{name: u, user: {{token: t}}}}]\n\
-         contexts: [{{name: c, context: {{cluster: fake, user: u, namespace: default}}}}]\n\
-         current-context: c\n",
-        fake.url()
-    )
-    .unwrap();
+    let cluster = Cluster::start().await;
     let port = burst_testkit::free_port().unwrap();
-    let child = burstd()
-        .env("KUBECONFIG", &kubeconfig)
-        .env("BURST_LOG_FORMAT", "json")
-        .env("BURST_SCRAPE_TARGETS", &metrics_url)
+    let child = cluster
+        .burstd(port)
+        .env("BURST_SCRAPE_TARGETS", &cluster.metrics_url)
         .env("BURST_SCRAPE_METRIC", "demand_rps")
         .env("BURST_SCRAPE_GAUGE", "true")
         .env("BURST_VIRTUAL_SERVICE", "worker-virtual-service")
         .env("BURST_TICK", "200ms")
-        .env("BURST_LISTEN", format!("127.0.0.1:{port}"))
-        .env("BURST_LEASE_NAMESPACE", "burst-system")
-        .env("BURST_IDENTITY", "burstd-test")
-        .env("BURST_RETRY_PERIOD", "300ms")
-        .args(["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .arg("run")
         .spawn()
         .unwrap();
     let mut child = Child(child);
-    let weight = || {
-        fake.object(
-            "networking.istio.io",
-            "virtualservices",
-            Some("default"),
-            "worker-virtual-service",
-        )
-        .unwrap()["spec"]["http"][0]["route"][1]["weight"]
-            .as_i64()
-            .unwrap()
-    };
-    let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if weight() == 100 && !ready {
-            ready = http
-                .get(format!("http://127.0.0.1:{port}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200);
-        }
-        if ready {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "burstd did not burst and become ready");
-    let metrics = http
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
+    wait_bursting_and_ready(&cluster, port).await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap()
         .text()
@@ -236,32 +295,12 @@ async fn single_policy_mode_runs_and_stops_cleanly_on_sigterm() {
         ),
         "{metrics}"
     );
-    let lease = fake
-        .object(
-            "coordination.k8s.io",
-            "leases",
-            Some("burst-system"),
-            "burstd",
-        )
-        .unwrap();
-    assert_eq!(lease["spec"]["holderIdentity"], "burstd-test");
+    assert_eq!(
+        cluster.lease().unwrap()["spec"]["holderIdentity"],
+        "burstd-test"
+    );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut exited = None;
-    for _ in 0..200 {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            exited = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let exited = exited.expect("burstd exits after SIGTERM");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let (exited, stderr) = terminate(&mut child).await;
     assert!(exited.success(), "{stderr}");
     // JSON logs, one object per line.
     let first = stderr.lines().next().unwrap();
@@ -270,14 +309,53 @@ async fn single_policy_mode_runs_and_stops_cleanly_on_sigterm() {
         "{first}"
     );
     assert!(stderr.contains("lease released"), "{stderr}");
-    let lease = fake
-        .object(
-            "coordination.k8s.io",
-            "leases",
-            Some("burst-system"),
-            "burstd",
-        )
-        .unwrap();
+    let lease = cluster.lease().unwrap();
     assert!(lease["spec"].get("holderIdentity").is_none(), "{lease}");
-    assert_eq!(weight(), 100, "the split stays where it was");
+    assert_eq!(cluster.burst_weight(), 100, "the split stays where it was");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_mode_runs_policies_and_stops_cleanly_on_sigterm() {
+    let cluster = Cluster::start().await;
+    let policy = json!({
+        "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
+        "metadata": {"name": "worker", "namespace": "default"},
+        "spec": {
+            "source": {"scrape": {"targets": [cluster.metrics_url], "metric": "demand_rps", "mode": "gauge"}},
+            "policy": {"tick": "200ms"},
+            "target": {"name": "worker-virtual-service"}
+        }
+    });
+    cluster.fake.insert("burstpolicies", policy).unwrap();
+    let port = burst_testkit::free_port().unwrap();
+    let child = cluster
+        .burstd(port)
+        .env("BURST_STATUS_INTERVAL", "200ms")
+        .arg("operator")
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    wait_bursting_and_ready(&cluster, port).await;
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = cluster
+            .fake
+            .object("bursting.dev", "burstpolicies", Some("default"), "worker")
+            .unwrap()["status"]
+            .clone();
+        if status["mode"] == "Burst" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["mode"], "Burst", "{status}");
+    assert_eq!(status["observedRps"], 25.0);
+    let (exited, stderr) = terminate(&mut child).await;
+    assert!(exited.success(), "{stderr}");
+    assert!(stderr.contains("operator stopped"), "{stderr}");
+    assert!(
+        cluster.lease().unwrap()["spec"]
+            .get("holderIdentity")
+            .is_none()
+    );
 }

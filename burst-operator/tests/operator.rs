@@ -398,6 +398,8 @@ async fn spec_changes_restart_the_loop_and_deletion_stops_it() {
         op.metrics.encode().contains("burstd_policies 0")
     })
     .await;
+    // Let the stopped loop flush what it had; from then on nothing may be written.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     fake.clear_writes();
     demand.set(0.0);
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -612,6 +614,8 @@ async fn only_the_leader_writes_and_a_follower_takes_over() {
         b.metrics.encode().contains("burstd_leader 0")
     })
     .await;
+    // A request already on the wire may still land; none may be sent after this.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     fake.clear_writes();
     demand.set(30.0);
     tokio::time::sleep(Duration::from_millis(1500)).await;

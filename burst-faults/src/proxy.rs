@@ -29,6 +29,9 @@ pub enum Behaviour {
     /// Forward, then relay only the first half of the upstream's body (with a matching
     /// `Content-Length`, so the client sees a complete but cut document).
     Truncate,
+    /// Forward, then relay the upstream's body without its last `n` bytes (with a matching
+    /// `Content-Length`): a document cut just before its end.
+    CutTail(usize),
     /// Close the connection without answering.
     Drop,
     /// Stop listening: connections are refused until another behaviour is set.
@@ -44,6 +47,7 @@ impl Behaviour {
             Behaviour::Status(code, _) => format!("status_{code}"),
             Behaviour::Body(_) => "canned_body".into(),
             Behaviour::Truncate => "truncate".into(),
+            Behaviour::CutTail(n) => format!("cut_tail_{n}"),
             Behaviour::Drop => "drop".into(),
             Behaviour::Refuse => "refuse".into(),
         }
@@ -218,7 +222,7 @@ async fn handle(
             return Ok(response(200, ct, body.clone().into_bytes()));
         }
         Behaviour::Delay(d) => tokio::time::sleep(*d).await,
-        Behaviour::Pass | Behaviour::Truncate => {}
+        Behaviour::Pass | Behaviour::Truncate | Behaviour::CutTail(_) => {}
     }
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY)
@@ -248,8 +252,10 @@ async fn handle(
         .unwrap_or("application/octet-stream")
         .to_owned();
     let mut bytes = answer.bytes().await.map_err(|_| DropIt)?.to_vec();
-    if behaviour == Behaviour::Truncate {
-        bytes.truncate(bytes.len() / 2);
+    match behaviour {
+        Behaviour::Truncate => bytes.truncate(bytes.len() / 2),
+        Behaviour::CutTail(n) => bytes.truncate(bytes.len().saturating_sub(n)),
+        _ => {}
     }
     Ok(response(status, &ct, bytes))
 }

@@ -57,6 +57,14 @@ pub struct ParseError {
 
 /// Parses a whole exposition body.
 pub fn parse(text: &str) -> Result<Vec<ExpositionSample>, ParseError> {
+    // The format requires a final line feed; without it the body may have been cut inside
+    // the last value (`... 1234` read as `... 12`), which would look like a counter reset.
+    if !text.trim().is_empty() && !text.ends_with('\n') {
+        return Err(ParseError {
+            line: text.lines().count(),
+            message: "the body does not end with a line feed, so it may be cut short; the text format requires every line, the last included, to end with `\\n`".into(),
+        });
+    }
     let mut types: HashMap<String, MetricKind> = HashMap::new();
     let mut samples = Vec::new();
     for (index, raw) in text.lines().enumerate() {
@@ -331,7 +339,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn one(text: &str) -> ExpositionSample {
-        let mut v = parse(text).unwrap();
+        let mut v = parse(&format!("{text}\n")).unwrap();
         assert_eq!(v.len(), 1, "{v:?}");
         v.remove(0)
     }
@@ -424,10 +432,20 @@ z{ a = \"1\" , b=\"2\" } +Inf # {trace_id=\"abc\"} 1.0
             ("m{a=\"1\"", 1, "not closed"),
         ];
         for (text, line, needle) in cases {
-            let e = parse(text).unwrap_err();
+            let e = parse(&format!("{text}\n")).unwrap_err();
             assert_eq!(e.line, line, "{text:?}: {e}");
             assert!(e.message.contains(needle), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_body_cut_before_its_final_line_feed_is_refused() {
+        // Cut inside the last value: `1234` would read as `12`, a fake counter reset.
+        let e = parse("# TYPE m counter\nm 1234\nm{a=\"b\"} 12").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("line feed"), "{e}");
+        assert!(parse("").unwrap().is_empty());
+        assert_eq!(parse("m 1\n").unwrap().len(), 1);
     }
 
     proptest! {

@@ -8,6 +8,8 @@
 use std::fmt;
 
 use burst_core::{Split, Weight};
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation, TestOperation};
 use serde_json::{Value, json};
 
 use crate::Error;
@@ -443,19 +445,36 @@ pub(crate) fn patch(
     if same(&loc.primary_raw, p) && same(&loc.burst_raw, b) {
         return Ok(None);
     }
-    let routes_ptr = format!("/spec/{}", q.shape.routes_field);
-    let current = obj.pointer(&routes_ptr).cloned().unwrap_or(Value::Null);
-    let ops = json!([
-        {"op": "test", "path": routes_ptr, "value": current},
-        {"op": "add", "path": weight_pointer(q.shape, loc.route_index, loc.primary_index), "value": p},
-        {"op": "add", "path": weight_pointer(q.shape, loc.route_index, loc.burst_index), "value": b},
-    ]);
-    serde_json::from_value(ops)
-        .map(Some)
-        .map_err(|e| Error::Parse {
-            what: "generated JSON patch".to_owned(),
-            message: e.to_string(),
-        })
+    let current = obj
+        .pointer(&format!("/spec/{}", q.shape.routes_field))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let route = loc.route_index.to_string();
+    let weight_at = |dest: usize| {
+        let dest = dest.to_string();
+        PointerBuf::from_tokens([
+            "spec",
+            q.shape.routes_field,
+            route.as_str(),
+            q.shape.dests_field,
+            dest.as_str(),
+            "weight",
+        ])
+    };
+    Ok(Some(json_patch::Patch(vec![
+        PatchOperation::Test(TestOperation {
+            path: PointerBuf::from_tokens(["spec", q.shape.routes_field]),
+            value: current,
+        }),
+        PatchOperation::Add(AddOperation {
+            path: weight_at(loc.primary_index),
+            value: json!(p),
+        }),
+        PatchOperation::Add(AddOperation {
+            path: weight_at(loc.burst_index),
+            value: json!(b),
+        }),
+    ])))
 }
 
 /// Checks the two names of a target.

@@ -13,7 +13,9 @@
 //!   and started again on the same port with the same data;
 //! - [`tally::Family`]: counts cases, injected faults and writes, and prints the
 //!   `<family>: N passed, N failed` summary line;
-//! - [`raw`]: a raw HTTP/1.1 client for requests no well-behaved client would send.
+//! - [`raw`]: a raw HTTP/1.1 client for requests no well-behaved client would send;
+//! - [`oracles`]: what must hold for any input to the parsers and transforms, shared by the
+//!   cargo-fuzz targets in `fuzz/` and the property tests.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), String> {
@@ -30,6 +32,7 @@
 //! `cargo test -p burst-faults`. `BURST_FAULTS_BUDGET_SECS` makes every family loop over
 //! its cases for that many seconds instead of its short default. No feature flags.
 
+pub mod oracles;
 pub mod prom;
 pub mod proxy;
 pub mod raw;

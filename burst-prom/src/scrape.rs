@@ -391,10 +391,16 @@ impl<K: std::hash::Hash + Eq> RateBuffer<K> {
         });
     }
 
-    /// The summed per-second rate of all series over `[now - window, now]`, or `None`
+    /// The per-second rate of all series together over `[now - window, now]`, or `None`
     /// when no series has two samples in it.
+    ///
+    /// The series' increases are added up and divided by the longest span any series
+    /// covers, not each by its own span: when traffic moves from one series to another (a
+    /// split change makes `destination_subset="burst"` appear), a young series' few seconds
+    /// must not count as a full-window rate on top of the old series' tail.
     pub(crate) fn rate(&self, now: Timestamp, window: Duration) -> Option<f64> {
-        let mut total = None;
+        let (mut increase, mut span) = (0.0, 0.0_f64);
+        let mut any = false;
         for samples in self.series.values() {
             let mut in_window = samples
                 .iter()
@@ -402,17 +408,18 @@ impl<K: std::hash::Hash + Eq> RateBuffer<K> {
             let Some(&(first_t, first_v)) = in_window.next() else {
                 continue;
             };
-            let (mut last_t, mut last_v, mut increase) = (first_t, first_v, 0.0);
+            let (mut last_t, mut last_v) = (first_t, first_v);
             for &(t, v) in in_window {
                 increase += if v >= last_v { v - last_v } else { v };
                 (last_t, last_v) = (t, v);
             }
-            let span = last_t.saturating_since(first_t).as_secs_f64();
-            if span > 0.0 {
-                *total.get_or_insert(0.0) += increase / span;
+            let s = last_t.saturating_since(first_t).as_secs_f64();
+            if s > 0.0 {
+                any = true;
+                span = span.max(s);
             }
         }
-        total
+        any.then(|| increase / span)
     }
 }
 
@@ -459,6 +466,21 @@ mod tests {
         b.trim(t(13.0));
         assert_eq!(b.series.len(), 1);
         assert_eq!(b.rate(t(13.0), Duration::from_secs(10)), Some(2.0));
+    }
+
+    #[test]
+    fn traffic_moving_to_a_new_series_is_not_counted_twice() {
+        // 20/s on "primary" for 15 s, then the split moves it all to "burst".
+        let mut b = RateBuffer::new(Duration::from_secs(60));
+        for s in 0..=15 {
+            b.record("primary", t(f64::from(s)), 20.0 * f64::from(s));
+        }
+        for s in 16..=18 {
+            b.record("primary", t(f64::from(s)), 300.0);
+            b.record("burst", t(f64::from(s)), 20.0 * f64::from(s - 15));
+        }
+        let r = b.rate(t(18.0), Duration::from_secs(15)).unwrap();
+        assert!((r - 20.0).abs() < 1.5, "rate {r} should stay near 20/s");
     }
 
     #[test]

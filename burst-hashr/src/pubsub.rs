@@ -219,7 +219,10 @@ impl RedisPubSub {
     pub fn with_timeouts(url: &str, timeouts: RedisTimeouts) -> Result<Self, Error> {
         let url = crate::config::redis_url(url)?;
         let client = redis::Client::open(url.as_str())
-            .map_err(|e| Error::config("REDIS_URL", url.clone(), e.to_string()))?;
+            .map_err(|e| Error::config("REDIS_URL", redact_password(&url), e.to_string()))?;
+        // Only the client holds the password; what is shown (logs, describe, 503 bodies)
+        // does not.
+        let url = redact_password(&url);
         Ok(RedisPubSub {
             client,
             url,
@@ -337,6 +340,17 @@ impl PubSub for RedisPubSub {
 
     fn describe(&self) -> String {
         format!("redis at {}", self.url)
+    }
+}
+
+/// `url` with its password, if any, replaced by `***`, for logs and messages.
+fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -19,7 +19,7 @@ const TOKEN_REREAD_AFTER: Duration = Duration::from_secs(60);
 /// HTTP settings shared by [`crate::PrometheusSource`] and [`crate::ScrapeSource`].
 ///
 /// TLS certificates are verified by default, against the system's roots plus `ca_file`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Longest time one request may take, connection and body included (default 5 s).
@@ -57,6 +57,43 @@ impl std::fmt::Debug for BasicAuth {
             .field("password", &"<redacted>")
             .finish()
     }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: BTreeMap<&str, &str> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_sensitive_header(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("HttpConfig")
+            .field("timeout", &self.timeout)
+            .field("bearer_token_file", &self.bearer_token_file)
+            .field("basic_auth", &self.basic_auth)
+            .field("ca_file", &self.ca_file)
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .field("headers", &headers)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+/// Headers that carry credentials: never shown in `Debug` output or logs.
+fn is_sensitive_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "authorization" | "proxy-authorization" | "cookie"
+    ) || n.contains("token")
+        || n.contains("key")
+        || n.contains("secret")
 }
 
 impl Default for HttpConfig {
@@ -229,12 +266,13 @@ fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, Error> {
                 format!("`{name}` is not a valid HTTP header name (letters, digits and `-`)"),
             )
         })?;
-        let v = HeaderValue::from_str(value).map_err(|_| {
+        let mut v = HeaderValue::from_str(value).map_err(|_| {
             Error::config(
                 "headers",
                 format!("the value of `{name}` is not a valid HTTP header value (visible ASCII, no newlines)"),
             )
         })?;
+        v.set_sensitive(is_sensitive_header(name));
         map.insert(n, v);
     }
     Ok(map)
@@ -261,11 +299,20 @@ struct TokenFile {
     cached: Mutex<Option<CachedToken>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct CachedToken {
     stamp: FileStamp,
     token: String,
     read_at: Instant,
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("stamp", &self.stamp)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// What identifies one version of a file without reading it.

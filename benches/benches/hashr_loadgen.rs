@@ -25,8 +25,9 @@ use burst_hashr::frontend::loadgen::{HttpSender, LoadGenerator};
 type Arrivals = (u64, Option<Instant>, Option<Instant>);
 
 fn main() {
-    // `cargo test --benches` runs bench targets with `--bench`-less args; keep it quick.
-    let quick = std::env::args().any(|a| a == "--test");
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this target without it:
+    // keep that run quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
     let secs: f64 = std::env::var("HASHR_BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -325,6 +325,8 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
         };
         state.belief = match &outcome {
             Outcome::Applied { to, .. } => *to,
+            // The route drifted to exactly what the policy now wants: that is the truth.
+            Outcome::Unchanged => actual.unwrap_or(state.belief),
             _ => state.belief,
         };
         self.state = Some(state);
@@ -577,6 +579,22 @@ mod tests {
             }
         );
         assert_eq!(router.split(), Split::ALL_BURST);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drift_to_the_wanted_split_is_adopted() {
+        let (mut c, src, router) = seed_controller(Split::ALL_PRIMARY);
+        src.set(value(20.0));
+        c.tick().await.unwrap();
+        // Someone moves traffic back just as the load drops: nothing to write, and the
+        // controller believes what is in effect.
+        router.set_externally(Split::ALL_PRIMARY);
+        src.set(value(1.0));
+        let r = c.tick().await.unwrap();
+        assert_eq!(r.drift, Some(Split::ALL_PRIMARY));
+        assert_eq!(r.outcome, Outcome::Unchanged);
+        assert_eq!(r.belief, Split::ALL_PRIMARY);
+        assert_eq!(router.applied(), vec![Split::ALL_BURST]);
     }
 
     #[tokio::test(start_paused = true)]

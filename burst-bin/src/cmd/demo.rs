@@ -334,6 +334,16 @@ async fn start(args: &Args, spec: &PolicySpec) -> anyhow::Result<Demo> {
     let mut fconfig = FrontendConfig::new(proxy.clone());
     fconfig.max_frequency = args.max_frequency;
     let frontend = Frontend::start(fconfig, bus_for("frontend")?).await?;
+    // Load must not start before the relay listens, or the first hashes would be missed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while frontend.relay().subscriptions == 0 {
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "the frontend could not subscribe to `calculation` on {pubsub} within 10 s"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let page_addr = format!("127.0.0.1:{}", args.port);
     let (page, t) = serve_on(&page_addr, frontend.router(), frontend.shutdown_signal())
         .await

@@ -1,0 +1,642 @@
+//! `e2e-reaction`: how long the real system takes from a load step to the first `bursty-`
+//! result, with the direct scrape source and with a real Prometheus (1 s scrape).
+//!
+//! ```text
+//! cargo build --release -p burst-bin --bin burst
+//! cargo run --release -p burst-benches --bin e2e-reaction -- [--reps 5] [--steps 20,100]
+//!     [--policies recommended,seed] [--sources scrape,prometheus] [--headless-reps 2]
+//! ```
+//!
+//! Each repetition starts a fresh `burst demo` process (release build, next to this binary)
+//! and drives it as a browser would: it posts the base frequency to the page's API, waits
+//! until the controller has data, opens the page's event stream, then posts the step and
+//! timestamps (on one clock) the moment the mesh proxy's split changes (its admin `/split`,
+//! polled every 5 ms) and the first `bursty-` hash on the event stream. With
+//! `--headless-reps N` it also runs `burst demo --headless --json` N times per row and
+//! reports `first_burst_s` minus the step time from its JSON (the split change only; the
+//! headless timeline counts hashes per second).
+//!
+//! For the Prometheus rows one `prometheus` process (1 s scrape and evaluation) runs for the
+//! whole bench and discovers each demo's metrics endpoint through a file (`file_sd_configs`).
+//!
+//! The limit printed next to each row is one scrape interval (Prometheus only: the direct
+//! source scrapes at the tick) plus one tick. The last column is the time after the step at
+//! which the average over the policy's nominal short window passes `high`: a property of the
+//! policy, not of the plumbing (a window holding fewer samples reacts sooner).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use burst_core::policy::PolicySpec;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use url::Url;
+
+/// Rate before the step (below the low threshold).
+const BASE_RPS: f64 = 5.0;
+/// How often the split is polled.
+const SPLIT_POLL: Duration = Duration::from_millis(5);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    Scrape,
+    Prometheus,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Scrape => "ScrapeSource",
+            Source::Prometheus => "PrometheusSource",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Options {
+    reps: usize,
+    headless_reps: usize,
+    steps: Vec<f64>,
+    policies: Vec<String>,
+    sources: Vec<Source>,
+    burst: PathBuf,
+}
+
+/// One measured repetition (seconds after the step).
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    split: Option<f64>,
+    bursty: Option<f64>,
+}
+
+fn main() -> std::process::ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let mut options = Options {
+        reps: 5,
+        headless_reps: 0,
+        steps: vec![20.0],
+        policies: vec!["recommended".into(), "seed".into()],
+        sources: vec![Source::Scrape, Source::Prometheus],
+        burst: exe.with_file_name("burst"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--reps" => options.reps = value()?.parse().context("--reps")?,
+            "--headless-reps" => {
+                options.headless_reps = value()?.parse().context("--headless-reps")?;
+            }
+            "--steps" => {
+                options.steps = value()?
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse::<f64>()
+                            .context("--steps takes rates like 20,100")
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--policies" => {
+                options.policies = value()?.split(',').map(str::to_owned).collect();
+            }
+            "--sources" => {
+                options.sources = value()?
+                    .split(',')
+                    .map(|s| match s.trim() {
+                        "scrape" => Ok(Source::Scrape),
+                        "prometheus" => Ok(Source::Prometheus),
+                        other => bail!("--sources: `{other}` is not scrape or prometheus"),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--burst" => options.burst = PathBuf::from(value()?),
+            other => bail!(
+                "unknown argument `{other}`; see the usage at the top of benches/src/bin/e2e-reaction.rs"
+            ),
+        }
+    }
+    if !options.burst.is_file() {
+        bail!(
+            "{} does not exist; build it with `cargo build --release -p burst-bin --bin burst` \
+             (same CARGO_TARGET_DIR) or pass --burst PATH",
+            options.burst.display()
+        );
+    }
+    for p in &options.policies {
+        policy(p)?;
+    }
+    Ok(options)
+}
+
+/// The named policy.
+fn policy(name: &str) -> anyhow::Result<PolicySpec> {
+    match name {
+        "recommended" => Ok(PolicySpec::recommended()),
+        "seed" => Ok(PolicySpec::default()),
+        other => bail!("unknown policy `{other}`; use recommended or seed"),
+    }
+}
+
+/// Seconds after the step until the short-window rate is above `high`, for a load going
+/// from `base` to `step` rps (a linear mix of the two rates inside the window).
+fn crossing_secs(spec: &PolicySpec, base: f64, step: f64) -> f64 {
+    let w = spec.window_up().as_secs_f64();
+    if step <= spec.high {
+        return f64::INFINITY;
+    }
+    (w * (spec.high - base) / (step - base)).max(0.0)
+}
+
+async fn run(options: Options) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let prometheus = if options.sources.contains(&Source::Prometheus) {
+        Some(Prometheus::start(dir.path(), &http).await?)
+    } else {
+        None
+    };
+    eprintln!(
+        "load average at start: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    let mut rows = Vec::new();
+    for policy_name in &options.policies {
+        let spec = policy(policy_name)?;
+        let policy_file = dir.path().join(format!("{policy_name}.yaml"));
+        std::fs::write(&policy_file, serde_saphyr::to_string(&spec)?)?;
+        for &step in &options.steps {
+            for &source in &options.sources {
+                let prom = match source {
+                    Source::Prometheus => prometheus.as_ref(),
+                    Source::Scrape => None,
+                };
+                let mut samples = Vec::new();
+                for rep in 1..=options.reps {
+                    let s = page_run(&options.burst, &policy_file, &spec, step, prom, &http)
+                        .await
+                        .with_context(|| format!("{} {policy_name} rep {rep}", source.name()))?;
+                    eprintln!(
+                        "  {:<16} {policy_name:<11} {BASE_RPS}->{step} rps  rep {rep}: split {}  first bursty {}",
+                        source.name(),
+                        secs(s.split),
+                        secs(s.bursty)
+                    );
+                    samples.push(s);
+                }
+                let mut headless = Vec::new();
+                for rep in 1..=options.headless_reps {
+                    let s = headless_run(&options.burst, &policy_file, &spec, step, prom)
+                        .await
+                        .with_context(|| {
+                            format!("headless {} {policy_name} rep {rep}", source.name())
+                        })?;
+                    eprintln!(
+                        "  {:<16} {policy_name:<11} {BASE_RPS}->{step} rps  headless rep {rep}: split {}",
+                        source.name(),
+                        secs(s)
+                    );
+                    headless.push(s);
+                }
+                rows.push(row(source, policy_name, &spec, step, &samples, &headless));
+            }
+        }
+    }
+    println!();
+    println!(
+        "| source | policy | step (rps) | runs | load step → split change | load step → first `bursty-` hash | `--headless` split change | limit: scrape + tick | nominal window crossing |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!("{r}");
+    }
+    println!();
+    println!(
+        "median (min-max) in seconds; load average at end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    Ok(())
+}
+
+fn row(
+    source: Source,
+    policy: &str,
+    spec: &PolicySpec,
+    step: f64,
+    samples: &[Sample],
+    headless: &[Option<f64>],
+) -> String {
+    let crossing = crossing_secs(spec, BASE_RPS, step);
+    let scrape = match source {
+        Source::Prometheus => 1.0,
+        Source::Scrape => 0.0,
+    };
+    let tick = spec.tick.as_secs_f64();
+    let splits: Vec<Option<f64>> = samples.iter().map(|s| s.split).collect();
+    let bursty: Vec<Option<f64>> = samples.iter().map(|s| s.bursty).collect();
+    format!(
+        "| {} | {policy} | {BASE_RPS} → {step} | {} | {} | {} | {} | {:.0} s | {crossing:.2} s |",
+        source.name(),
+        samples.len(),
+        summary(&splits),
+        summary(&bursty),
+        if headless.is_empty() {
+            "-".to_string()
+        } else {
+            summary(headless)
+        },
+        scrape + tick,
+    )
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "never".into(), |x| format!("{x:.2}s"))
+}
+
+/// `median (min-max)`, counting misses.
+fn summary(values: &[Option<f64>]) -> String {
+    let mut seen: Vec<f64> = values.iter().flatten().copied().collect();
+    seen.sort_by(f64::total_cmp);
+    let missed = values.len() - seen.len();
+    let Some((&lo, &hi)) = seen.first().zip(seen.last()) else {
+        return "never".into();
+    };
+    let n = seen.len();
+    let median = if n % 2 == 1 {
+        seen[n / 2]
+    } else {
+        (seen[n / 2 - 1] + seen[n / 2]) / 2.0
+    };
+    let miss = if missed > 0 {
+        format!(", {missed} never")
+    } else {
+        String::new()
+    };
+    format!("{median:.2} s ({lo:.2}-{hi:.2}{miss})")
+}
+
+/// A running `burst demo` (interactive mode).
+struct Demo {
+    child: Child,
+    page: Url,
+    admin: Url,
+    metrics_host: String,
+}
+
+fn demo_command(burst: &Path, policy: &Path, prom: Option<&Prometheus>) -> Command {
+    let mut cmd = Command::new(burst);
+    cmd.arg("demo")
+        .arg("--port")
+        .arg("0")
+        .arg("--policy")
+        .arg(policy)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(p) = prom {
+        cmd.arg("--prometheus-url").arg(p.url());
+    }
+    cmd
+}
+
+/// Reads banner lines until the page and metrics URLs are known.
+async fn read_banner<R: tokio::io::AsyncRead + Unpin>(
+    lines: &mut tokio::io::Lines<BufReader<R>>,
+) -> anyhow::Result<(Option<Url>, Url)> {
+    let mut page = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .context("no banner from burst demo within 30 s")??
+            .context("burst demo exited before printing its banner")?;
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("page") {
+            page = Some(Url::parse(rest.trim()).context("page URL in the banner")?);
+        }
+        if let Some((_, rest)) = t.split_once("(metrics ") {
+            let metrics = Url::parse(rest.trim_end_matches(')')).context("metrics URL")?;
+            return Ok((page, metrics));
+        }
+    }
+}
+
+fn drain<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    mut lines: tokio::io::Lines<BufReader<R>>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            all.push(l);
+        }
+        all
+    })
+}
+
+fn host_port(url: &Url) -> anyhow::Result<String> {
+    Ok(format!(
+        "{}:{}",
+        url.host_str().context("no host")?,
+        url.port_or_known_default().context("no port")?
+    ))
+}
+
+impl Demo {
+    async fn start(burst: &Path, policy: &Path, prom: Option<&Prometheus>) -> anyhow::Result<Demo> {
+        let mut child = demo_command(burst, policy, prom)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", burst.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let (page, metrics) = read_banner(&mut lines).await?;
+        drain(lines);
+        let page = page.context("the banner has no page URL")?;
+        let admin = metrics.join("/").context("admin URL")?;
+        Ok(Demo {
+            child,
+            page,
+            admin,
+            metrics_host: host_port(&metrics)?,
+        })
+    }
+}
+
+async fn set_frequency(http: &reqwest::Client, page: &Url, rps: f64) -> anyhow::Result<()> {
+    let r = http
+        .post(page.join("api/frequency")?)
+        .json(&serde_json::json!({ "frequency": rps.to_string() }))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("setting the frequency to {rps}: {}", r.text().await?);
+    }
+    Ok(())
+}
+
+async fn burst_weight(http: &reqwest::Client, admin: &Url) -> anyhow::Result<u64> {
+    let v: serde_json::Value = http.get(admin.join("split")?).send().await?.json().await?;
+    v["burst"].as_u64().context("no burst weight in /split")
+}
+
+/// How long to run at the base rate before the step: the long window must be full of it.
+fn warmup(spec: &PolicySpec) -> Duration {
+    (spec.window_up().max(spec.window) + Duration::from_secs(4)).max(Duration::from_secs(8))
+}
+
+async fn page_run(
+    burst: &Path,
+    policy: &Path,
+    spec: &PolicySpec,
+    step: f64,
+    prom: Option<&Prometheus>,
+    http: &reqwest::Client,
+) -> anyhow::Result<Sample> {
+    let mut demo = Demo::start(burst, policy, prom).await?;
+    if let Some(p) = prom {
+        p.set_target(&demo.metrics_host)?;
+    }
+    set_frequency(http, &demo.page, BASE_RPS).await?;
+    if let Some(p) = prom {
+        p.wait_for_data(http, Duration::from_secs(30)).await?;
+    }
+    tokio::time::sleep(warmup(spec)).await;
+    if burst_weight(http, &demo.admin).await? != 0 {
+        bail!("the split moved to burst before the step (base load {BASE_RPS} rps)");
+    }
+
+    // The page's event stream, as a browser has it open.
+    let events = http
+        .get(demo.page.join("events")?)
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await?;
+    let (bursty_tx, bursty_rx) = tokio::sync::oneshot::channel::<Instant>();
+    let reader = tokio::spawn(async move {
+        let mut events = events;
+        let mut tail = String::new();
+        while let Ok(Some(chunk)) = events.chunk().await {
+            let now = Instant::now();
+            tail.push_str(&String::from_utf8_lossy(&chunk));
+            if tail.contains("bursty-") {
+                let _ = bursty_tx.send(now);
+                return;
+            }
+            // Keep enough to find a marker split across chunks.
+            let keep = tail.len().saturating_sub(16);
+            let cut = (keep..=tail.len())
+                .find(|i| tail.is_char_boundary(*i))
+                .unwrap_or(tail.len());
+            tail.drain(..cut);
+        }
+    });
+
+    let t0 = Instant::now();
+    set_frequency(http, &demo.page, step).await?;
+    let deadline = t0 + warmup(spec) + Duration::from_secs(30);
+    let mut split_at = None;
+    while Instant::now() < deadline {
+        if burst_weight(http, &demo.admin).await? > 0 {
+            split_at = Some(Instant::now());
+            break;
+        }
+        tokio::time::sleep(SPLIT_POLL).await;
+    }
+    let bursty_at = match split_at {
+        Some(_) => tokio::time::timeout(Duration::from_secs(10), bursty_rx)
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => None,
+    };
+    reader.abort();
+    let _ = demo.child.kill().await;
+    let since = |t: Option<Instant>| t.map(|t| t.duration_since(t0).as_secs_f64());
+    Ok(Sample {
+        split: since(split_at),
+        bursty: since(bursty_at),
+    })
+}
+
+/// `burst demo --headless --json`; the step's split change from its JSON report.
+async fn headless_run(
+    burst: &Path,
+    policy: &Path,
+    spec: &PolicySpec,
+    step: f64,
+    prom: Option<&Prometheus>,
+) -> anyhow::Result<Option<f64>> {
+    let base = warmup(spec) + Duration::from_secs(if prom.is_some() { 6 } else { 0 });
+    let after = warmup(spec) + Duration::from_secs(5);
+    let scenario = format!(
+        "{BASE_RPS}rps:{}s,{step}rps:{}s",
+        base.as_secs(),
+        after.as_secs()
+    );
+    let mut child = demo_command(burst, policy, prom)
+        .arg("--headless")
+        .arg("--json")
+        .arg("--scenario")
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let (_, metrics) = read_banner(&mut lines).await?;
+    drain(lines);
+    if let Some(p) = prom {
+        p.set_target(&host_port(&metrics)?)?;
+    }
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut out = String::new();
+    let total = base + after + Duration::from_secs(30);
+    tokio::time::timeout(
+        total,
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out),
+    )
+    .await
+    .context("burst demo --headless did not finish in time")??;
+    let _ = child.wait().await;
+    let report: serde_json::Value = serde_json::from_str(&out).context("headless JSON")?;
+    let first = report["summary"]["first_burst_s"].as_f64();
+    Ok(first.map(|t| t - base.as_secs_f64()))
+}
+
+/// One `prometheus` child process discovering its target through a file.
+struct Prometheus {
+    _child: Child,
+    port: u16,
+    targets: PathBuf,
+}
+
+impl Prometheus {
+    async fn start(dir: &Path, http: &reqwest::Client) -> anyhow::Result<Prometheus> {
+        let binary = burst_testkit::require_binary("prometheus", "prometheus")
+            .map_err(anyhow::Error::msg)?;
+        let port = burst_testkit::free_port()?;
+        let targets = dir.join("targets.json");
+        std::fs::write(&targets, "[]")?;
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
+                 scrape_configs:\n\
+                 - job_name: demo\n  \
+                   file_sd_configs: [{{files: ['{}'], refresh_interval: 1s}}]\n",
+                targets.display()
+            ),
+        )?;
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let p = Prometheus {
+            _child: child,
+            port,
+            targets,
+        };
+        let ready = format!("{}/-/ready", p.url());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http.get(&ready).send().await
+                && r.status().is_success()
+            {
+                return Ok(p);
+            }
+            if Instant::now() > deadline {
+                bail!("prometheus did not become ready within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Points the scrape job at `host_port` (written atomically, picked up by file SD).
+    fn set_target(&self, host_port: &str) -> anyhow::Result<()> {
+        let tmp = self.targets.with_extension("tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::json!([{ "targets": [host_port] }]).to_string(),
+        )?;
+        std::fs::rename(&tmp, &self.targets)?;
+        Ok(())
+    }
+
+    /// Waits until a rate of the demo's requests can be queried.
+    async fn wait_for_data(&self, http: &reqwest::Client, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        let query = r#"sum(rate(istio_requests_total{reporter="source"}[2s]))"#;
+        loop {
+            let v: serde_json::Value = http
+                .get(Url::parse_with_params(
+                    &format!("{}/api/v1/query", self.url()),
+                    [("query", query)],
+                )?)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if v["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("Prometheus has no rate of the demo's requests after {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

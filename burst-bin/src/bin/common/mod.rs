@@ -1,0 +1,74 @@
+//! What the deployable String Hashr binaries share: logging, the runtime, and shutdown on
+//! Ctrl-C or SIGTERM.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::process::ExitCode;
+
+/// Sets up logging, reads the configuration, and runs `serve` until Ctrl-C or SIGTERM.
+/// Configuration errors exit with 2, runtime errors with 1.
+pub fn serve<E, C: Display, R: Display, Fut>(
+    config: Result<E, C>,
+    serve: impl FnOnce(E, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+) -> ExitCode
+where
+    Fut: Future<Output = Result<(), R>>,
+{
+    init_logging();
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(async { serve(config, Box::pin(shutdown_signal())).await }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

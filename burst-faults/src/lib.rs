@@ -33,6 +33,7 @@
 //! its cases for that many seconds instead of its short default. No feature flags.
 
 pub mod oracles;
+mod policy_oracle;
 pub mod prom;
 pub mod proxy;
 pub mod raw;

@@ -35,6 +35,7 @@
 pub mod oracles;
 mod policy_oracle;
 pub mod prom;
+mod prom_oracle;
 pub mod proxy;
 pub mod raw;
 pub mod tally;

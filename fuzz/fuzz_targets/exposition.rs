@@ -1,8 +1,12 @@
-//! Fuzz target: see `burst_faults::oracles::exposition`.
+//! Fuzz target: see `burst-faults/src/prom_oracle.rs` (included as a file so this target
+//! builds with burst-prom alone: `cargo fuzz run exposition --features prom`).
 #![no_main]
 
+#[path = "../../burst-faults/src/prom_oracle.rs"]
+mod prom_oracle;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Err(e) = burst_faults::oracles::exposition(data) {
+    if let Err(e) = prom_oracle::exposition(data) {
         panic!("{e}");
     }
 });

@@ -3,49 +3,18 @@
 //! after it came back.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use burst_testkit::redis::RedisServer;
 use serde_json::Value;
 
-/// Kills the child when dropped (a failed assertion must not leave `burst` running).
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `burst` with `args`, killing it after `limit`; returns (success, stdout, stderr).
 fn run_burst(args: &[&str], limit: Duration) -> (bool, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("stdout");
-    let err = dir.path().join("stderr");
-    let child = Command::new(env!("CARGO_BIN_EXE_burst"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let mut child = Killed(child);
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.0.try_wait().unwrap() {
-            Some(s) => break Some(s),
-            None if Instant::now() > deadline => break None,
-            None => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
-    let stdout = std::fs::read_to_string(&out).unwrap();
-    let stderr = std::fs::read_to_string(&err).unwrap();
-    let Some(status) = status else {
-        panic!("burst did not finish within {limit:?}\nstderr:\n{stderr}");
-    };
-    (status.success(), stdout, stderr)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_burst"));
+    cmd.args(args);
+    let f = burst_testkit::run_bounded(cmd, limit).unwrap_or_else(|e| panic!("{e}"));
+    (f.success, f.stdout, f.stderr)
 }
 
 #[test]

@@ -10,43 +10,12 @@ use std::time::{Duration, Instant};
 use burst_testkit::{free_port, loopback, require_binary};
 use serde_json::Value;
 
-/// Kills the child when dropped (a failed assertion must not leave `burst` running).
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `burst` with `args`, killing it after `limit`; returns (success, stdout, stderr).
 fn run_burst(args: &[&str], limit: Duration) -> (bool, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("stdout");
-    let err = dir.path().join("stderr");
-    let child = Command::new(env!("CARGO_BIN_EXE_burst"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let mut child = Killed(child);
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.0.try_wait().unwrap() {
-            Some(s) => break Some(s),
-            None if Instant::now() > deadline => break None,
-            None => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
-    let stdout = std::fs::read_to_string(&out).unwrap();
-    let stderr = std::fs::read_to_string(&err).unwrap();
-    let Some(status) = status else {
-        panic!("burst did not finish within {limit:?}\nstderr:\n{stderr}");
-    };
-    (status.success(), stdout, stderr)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_burst"));
+    cmd.args(args);
+    let f = burst_testkit::run_bounded(cmd, limit).unwrap_or_else(|e| panic!("{e}"));
+    (f.success, f.stdout, f.stderr)
 }
 
 #[test]
@@ -76,7 +45,7 @@ fn demo_measures_through_prometheus_with_the_seed_query() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _prom = Killed(prom);
+    let _prom = burst_testkit::ChildGuard::new(prom);
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect_timeout(&loopback(prom_port), Duration::from_millis(200)).is_err() {
         assert!(

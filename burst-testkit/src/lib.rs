@@ -70,9 +70,76 @@ impl Drop for ChildGuard {
     }
 }
 
+/// What a bounded run of a command printed, and whether it succeeded.
+#[derive(Debug)]
+pub struct Finished {
+    /// Whether the process exited with status 0.
+    pub success: bool,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+/// Runs `command` (stdin closed, output captured in files so nothing blocks), killing it if
+/// it has not finished within `limit`. A timeout is an error carrying what it printed.
+pub fn run_bounded(
+    mut command: std::process::Command,
+    limit: std::time::Duration,
+) -> Result<Finished, String> {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(file(&out)?)
+        .stderr(file(&err)?)
+        .spawn()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let mut guard = ChildGuard::new(child);
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        let Some(child) = guard.child.as_mut() else {
+            break None;
+        };
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(s) => break Some(s),
+            None if std::time::Instant::now() > deadline => break None,
+            None => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    };
+    guard.stop();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (stdout, stderr) = (read(&out), read(&err));
+    match status {
+        Some(s) => Ok(Finished {
+            success: s.success(),
+            stdout,
+            stderr,
+        }),
+        None => Err(format!(
+            "{command:?} did not finish within {limit:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_runs_capture_output_and_stop_hung_processes() {
+        let mut echo = std::process::Command::new("sh");
+        echo.args(["-c", "echo out; echo err >&2"]);
+        let f = run_bounded(echo, std::time::Duration::from_secs(10)).unwrap();
+        assert!(f.success);
+        assert_eq!((f.stdout.as_str(), f.stderr.as_str()), ("out\n", "err\n"));
+        let mut hang = std::process::Command::new("sleep");
+        hang.arg("30");
+        let e = run_bounded(hang, std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(e.contains("did not finish"), "{e}");
+    }
 
     #[test]
     fn free_port_is_bindable() {

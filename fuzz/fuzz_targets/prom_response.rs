@@ -3,6 +3,7 @@
 #![no_main]
 
 #[path = "../../burst-faults/src/prom_oracle.rs"]
+#[allow(dead_code)] // each target uses one of the two oracles
 mod prom_oracle;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -94,13 +94,18 @@ impl Family {
         &self.totals
     }
 
+    /// The summary line, `<family>: N passed, N failed`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} passed, {} failed",
+            self.name, self.passed, self.failed
+        )
+    }
+
     /// Writes the detail and the summary line to the real stderr (not captured by the test
     /// harness, so it shows in CI logs), and returns the summary line.
     pub fn report(&self) -> String {
-        let line = format!(
-            "{}: {} passed, {} failed",
-            self.name, self.passed, self.failed
-        );
+        let line = self.summary();
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{self}");
         let _ = writeln!(err, "{line}");
@@ -152,7 +157,7 @@ mod tests {
         fam.record("a", Ok(s));
         fam.record("b", Err("boom".into()));
         fam.end_round();
-        assert_eq!(fam.report(), "demo: 2 passed, 1 failed");
+        assert_eq!(fam.summary(), "demo: 2 passed, 1 failed");
         assert_eq!(fam.totals().injected["500"], 4);
         assert_eq!(fam.totals().written, 2);
         assert_eq!(fam.failures(), ["b: boom"]);

@@ -651,12 +651,26 @@ impl PolicySettings {
 }
 
 /// Credentials resolved from Secrets, ready for the HTTP client.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// `Debug` shows whether a credential is set, never its value.
+#[derive(Clone, Default, PartialEq)]
 pub struct ResolvedAuth {
     /// `Authorization: Bearer ...` value from a Secret.
     pub bearer_token: Option<String>,
     /// Basic-auth user name and password from a Secret.
     pub basic: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for ResolvedAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedAuth")
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "***"))
+            .field(
+                "basic",
+                &self.basic.as_ref().map(|(user, _)| (user.as_str(), "***")),
+            )
+            .finish()
+    }
 }
 
 impl HttpSpec {
@@ -932,6 +946,17 @@ pub fn observed(rates: &Rates) -> (f64, f64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn resolved_auth_debug_hides_secrets() {
+        let a = super::ResolvedAuth {
+            bearer_token: Some("tok-s3cret".into()),
+            basic: Some(("admin".into(), "pw-s3cret".into())),
+        };
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("admin") && shown.contains("***"), "{shown}");
+    }
+
     use super::*;
 
     fn seed_spec() -> BurstPolicySpec {

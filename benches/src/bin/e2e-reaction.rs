@@ -9,15 +9,19 @@
 //!
 //! Each repetition starts a fresh `burst demo` process (release build, next to this binary)
 //! and drives it as a browser would: it posts the base frequency to the page's API, waits
-//! until the controller has data, opens the page's event stream, then posts the step and
-//! timestamps (on one clock) the moment the mesh proxy's split changes (its admin `/split`,
-//! polled every 5 ms) and the first `bursty-` hash on the event stream. With
+//! until the controller has data (plus a fraction of a tick that differs from run to run, so
+//! the steps fall at evenly spread points of the controller's tick), opens the page's event
+//! stream, then posts the step and timestamps (on one clock) the moment the mesh proxy's
+//! split changes (its admin `/split`, polled every 5 ms) and the first `bursty-` hash on the
+//! event stream. With
 //! `--headless-reps N` it also runs `burst demo --headless --json` N times per row and
 //! reports `first_burst_s` minus the step time from its JSON (the split change only; the
 //! headless timeline counts hashes per second).
 //!
-//! For the Prometheus rows one `prometheus` process (1 s scrape and evaluation) runs for the
-//! whole bench and discovers each demo's metrics endpoint through a file (`file_sd_configs`).
+//! For the Prometheus rows each run gets a fresh `prometheus` process (1 s scrape and
+//! evaluation, empty TSDB: an earlier run's samples inside the rate window would be read by
+//! the next demo at its start) that discovers the demo's metrics endpoint through a file
+//! (`file_sd_configs`), since the demo picks its ports at start.
 //!
 //! The limit printed next to each row is one scrape interval (Prometheus only: the direct
 //! source scrapes at the tick) plus one tick. The last column is the time after the step at
@@ -26,6 +30,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -183,11 +188,6 @@ async fn run(options: Options) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(10))
         .build()?;
     let dir = tempfile::tempdir()?;
-    let prometheus = if options.sources.contains(&Source::Prometheus) {
-        Some(Prometheus::start(dir.path(), &http).await?)
-    } else {
-        None
-    };
     eprintln!(
         "load average at start: {}",
         std::fs::read_to_string("/proc/loadavg")
@@ -201,18 +201,45 @@ async fn run(options: Options) -> anyhow::Result<()> {
         std::fs::write(&policy_file, serde_saphyr::to_string(&spec)?)?;
         for &step in &options.steps {
             for &source in &options.sources {
-                let prom = match source {
-                    Source::Prometheus => prometheus.as_ref(),
-                    Source::Scrape => None,
-                };
                 let mut samples = Vec::new();
-                for rep in 1..=options.reps {
-                    let s = page_run(&options.burst, &policy_file, &spec, step, prom, &http)
-                        .await
-                        .with_context(|| format!("{} {policy_name} rep {rep}", source.name()))?;
+                let mut spurious = 0;
+                let mut attempt = 0;
+                while samples.len() < options.reps {
+                    attempt += 1;
+                    if attempt > 3 * options.reps {
+                        bail!("{} {policy_name}: too many spurious moves", source.name());
+                    }
+                    let prom = Prometheus::start_for(source, &http).await?;
+                    let phase = phase(&spec, samples.len(), options.reps);
+                    let run = page_run(
+                        &options.burst,
+                        &policy_file,
+                        &spec,
+                        step,
+                        phase,
+                        prom.as_ref(),
+                        &http,
+                    )
+                    .await
+                    .with_context(|| {
+                        format!("{} {policy_name} attempt {attempt}", source.name())
+                    })?;
+                    let s = match run {
+                        Run::Measured(s) => s,
+                        Run::Spurious(changes) => {
+                            spurious += 1;
+                            eprintln!(
+                                "  {:<16} {policy_name:<11} attempt {attempt}: moved to burst at the base load of {BASE_RPS} rps: {}",
+                                source.name(),
+                                changes.join(" | ")
+                            );
+                            continue;
+                        }
+                    };
                     eprintln!(
-                        "  {:<16} {policy_name:<11} {BASE_RPS}->{step} rps  rep {rep}: split {}  first bursty {}",
+                        "  {:<16} {policy_name:<11} {BASE_RPS}->{step} rps  rep {}: split {}  first bursty {}",
                         source.name(),
+                        samples.len() + 1,
                         secs(s.split),
                         secs(s.bursty)
                     );
@@ -220,11 +247,20 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 }
                 let mut headless = Vec::new();
                 for rep in 1..=options.headless_reps {
-                    let s = headless_run(&options.burst, &policy_file, &spec, step, prom)
-                        .await
-                        .with_context(|| {
-                            format!("headless {} {policy_name} rep {rep}", source.name())
-                        })?;
+                    let prom = Prometheus::start_for(source, &http).await?;
+                    let phase = phase(&spec, rep - 1, options.headless_reps);
+                    let s = headless_run(
+                        &options.burst,
+                        &policy_file,
+                        &spec,
+                        step,
+                        phase,
+                        prom.as_ref(),
+                    )
+                    .await
+                    .with_context(|| {
+                        format!("headless {} {policy_name} rep {rep}", source.name())
+                    })?;
                     eprintln!(
                         "  {:<16} {policy_name:<11} {BASE_RPS}->{step} rps  headless rep {rep}: split {}",
                         source.name(),
@@ -232,15 +268,23 @@ async fn run(options: Options) -> anyhow::Result<()> {
                     );
                     headless.push(s);
                 }
-                rows.push(row(source, policy_name, &spec, step, &samples, &headless));
+                rows.push(row(
+                    source,
+                    policy_name,
+                    &spec,
+                    step,
+                    &samples,
+                    &headless,
+                    (spurious, attempt),
+                ));
             }
         }
     }
     println!();
     println!(
-        "| source | policy | step (rps) | runs | load step → split change | load step → first `bursty-` hash | `--headless` split change | limit: scrape + tick | nominal window crossing |"
+        "| source | policy | step (rps) | runs | load step → split change | load step → first `bursty-` hash | `--headless` split change | limit: scrape + tick | nominal window crossing | moved to burst before the step |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!("{r}");
     }
@@ -261,6 +305,7 @@ fn row(
     step: f64,
     samples: &[Sample],
     headless: &[Option<f64>],
+    (spurious, attempts): (usize, usize),
 ) -> String {
     let crossing = crossing_secs(spec, BASE_RPS, step);
     let scrape = match source {
@@ -271,7 +316,7 @@ fn row(
     let splits: Vec<Option<f64>> = samples.iter().map(|s| s.split).collect();
     let bursty: Vec<Option<f64>> = samples.iter().map(|s| s.bursty).collect();
     format!(
-        "| {} | {policy} | {BASE_RPS} → {step} | {} | {} | {} | {} | {:.0} s | {crossing:.2} s |",
+        "| {} | {policy} | {BASE_RPS} → {step} | {} | {} | {} | {} | {:.0} s | {crossing:.2} s | {spurious} of {attempts} |",
         source.name(),
         samples.len(),
         summary(&splits),
@@ -311,9 +356,17 @@ fn summary(values: &[Option<f64>]) -> String {
     format!("{median:.2} s ({lo:.2}-{hi:.2}{miss})")
 }
 
+/// What one page run found.
+enum Run {
+    Measured(Sample),
+    /// The split moved to burst at the base load, before the step: the demo's change lines.
+    Spurious(Vec<String>),
+}
+
 /// A running `burst demo` (interactive mode).
 struct Demo {
     child: Child,
+    output: Arc<Mutex<Vec<String>>>,
     page: Url,
     admin: Url,
     metrics_host: String,
@@ -357,16 +410,18 @@ async fn read_banner<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
+/// Reads the rest of the output in the background; the lines so far are in the result.
 fn drain<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     mut lines: tokio::io::Lines<BufReader<R>>,
-) -> tokio::task::JoinHandle<Vec<String>> {
+) -> Arc<Mutex<Vec<String>>> {
+    let all = Arc::new(Mutex::new(Vec::new()));
+    let sink = all.clone();
     tokio::spawn(async move {
-        let mut all = Vec::new();
         while let Ok(Some(l)) = lines.next_line().await {
-            all.push(l);
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(l);
         }
-        all
-    })
+    });
+    all
 }
 
 fn host_port(url: &Url) -> anyhow::Result<String> {
@@ -387,11 +442,12 @@ impl Demo {
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let (page, metrics) = read_banner(&mut lines).await?;
-        drain(lines);
+        let output = drain(lines);
         let page = page.context("the banner has no page URL")?;
         let admin = metrics.join("/").context("admin URL")?;
         Ok(Demo {
             child,
+            output,
             page,
             admin,
             metrics_host: host_port(&metrics)?,
@@ -416,6 +472,13 @@ async fn burst_weight(http: &reqwest::Client, admin: &Url) -> anyhow::Result<u64
     v["burst"].as_u64().context("no burst weight in /split")
 }
 
+/// Where in the tick the step falls for run `k` of `n`: spread evenly over one tick, since
+/// the controller's ticks start with the demo and a fixed warm-up would put every step at
+/// the same point of the tick.
+fn phase(spec: &PolicySpec, k: usize, n: usize) -> Duration {
+    spec.tick.mul_f64((k as f64 + 0.5) / n.max(1) as f64)
+}
+
 /// How long to run at the base rate before the step: the long window must be full of it.
 fn warmup(spec: &PolicySpec) -> Duration {
     (spec.window_up().max(spec.window) + Duration::from_secs(4)).max(Duration::from_secs(8))
@@ -426,9 +489,10 @@ async fn page_run(
     policy: &Path,
     spec: &PolicySpec,
     step: f64,
+    phase: Duration,
     prom: Option<&Prometheus>,
     http: &reqwest::Client,
-) -> anyhow::Result<Sample> {
+) -> anyhow::Result<Run> {
     let mut demo = Demo::start(burst, policy, prom).await?;
     if let Some(p) = prom {
         p.set_target(&demo.metrics_host)?;
@@ -437,9 +501,19 @@ async fn page_run(
     if let Some(p) = prom {
         p.wait_for_data(http, Duration::from_secs(30)).await?;
     }
-    tokio::time::sleep(warmup(spec)).await;
-    if burst_weight(http, &demo.admin).await? != 0 {
-        bail!("the split moved to burst before the step (base load {BASE_RPS} rps)");
+    tokio::time::sleep(warmup(spec) + phase).await;
+    // Any split change so far (the demo prints each one) happened at the base load.
+    let changes: Vec<String> = demo
+        .output
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|l| l.contains("split"))
+        .map(|l| l.trim().to_owned())
+        .collect();
+    if !changes.is_empty() || burst_weight(http, &demo.admin).await? != 0 {
+        let _ = demo.child.kill().await;
+        return Ok(Run::Spurious(changes));
     }
 
     // The page's event stream, as a browser has it open.
@@ -489,10 +563,10 @@ async fn page_run(
     reader.abort();
     let _ = demo.child.kill().await;
     let since = |t: Option<Instant>| t.map(|t| t.duration_since(t0).as_secs_f64());
-    Ok(Sample {
+    Ok(Run::Measured(Sample {
         split: since(split_at),
         bursty: since(bursty_at),
-    })
+    }))
 }
 
 /// `burst demo --headless --json`; the step's split change from its JSON report.
@@ -501,13 +575,14 @@ async fn headless_run(
     policy: &Path,
     spec: &PolicySpec,
     step: f64,
+    phase: Duration,
     prom: Option<&Prometheus>,
 ) -> anyhow::Result<Option<f64>> {
-    let base = warmup(spec) + Duration::from_secs(if prom.is_some() { 6 } else { 0 });
+    let base = warmup(spec) + phase + Duration::from_secs(if prom.is_some() { 6 } else { 0 });
     let after = warmup(spec) + Duration::from_secs(5);
     let scenario = format!(
-        "{BASE_RPS}rps:{}s,{step}rps:{}s",
-        base.as_secs(),
+        "{BASE_RPS}rps:{}ms,{step}rps:{}s",
+        base.as_millis(),
         after.as_secs()
     );
     let mut child = demo_command(burst, policy, prom)
@@ -545,16 +620,30 @@ struct Prometheus {
     _child: Child,
     port: u16,
     targets: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Prometheus {
-    async fn start(dir: &Path, http: &reqwest::Client) -> anyhow::Result<Prometheus> {
+    /// A fresh Prometheus for a run measuring through it: samples of an earlier run still
+    /// inside the rate window would otherwise be read by the next demo at its start.
+    async fn start_for(
+        source: Source,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Option<Prometheus>> {
+        match source {
+            Source::Prometheus => Ok(Some(Prometheus::start(http).await?)),
+            Source::Scrape => Ok(None),
+        }
+    }
+
+    async fn start(http: &reqwest::Client) -> anyhow::Result<Prometheus> {
+        let dir = tempfile::tempdir()?;
         let binary = burst_testkit::require_binary("prometheus", "prometheus")
             .map_err(anyhow::Error::msg)?;
         let port = burst_testkit::free_port()?;
-        let targets = dir.join("targets.json");
+        let targets = dir.path().join("targets.json");
         std::fs::write(&targets, "[]")?;
-        let config = dir.join("prometheus.yml");
+        let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
@@ -569,7 +658,7 @@ impl Prometheus {
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.join("data").display()
+                dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
@@ -582,6 +671,7 @@ impl Prometheus {
             _child: child,
             port,
             targets,
+            _dir: dir,
         };
         let ready = format!("{}/-/ready", p.url());
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -121,3 +121,32 @@ pub use prometheus::{
     PROBE_QUERY, PrometheusConfig, PrometheusSource, Selected, SeriesRule, select,
 };
 pub use scrape::{ScrapeConfig, ScrapeMode, ScrapeSource};
+
+/// Validates the rate windows both sources take: `window` longer than 0s and an optional
+/// `long_window` longer than it. Returns them shortest first.
+pub(crate) fn rate_windows(
+    window: std::time::Duration,
+    long_window: Option<std::time::Duration>,
+) -> Result<Vec<std::time::Duration>, Error> {
+    if window.is_zero() {
+        return Err(Error::config(
+            "window",
+            "0s is not a rate window; use e.g. 15s",
+        ));
+    }
+    let mut windows = vec![window];
+    if let Some(long) = long_window {
+        if long <= window {
+            return Err(Error::config(
+                "long_window",
+                format!(
+                    "{} is not longer than window {}; the long window must be the longer one",
+                    humantime::format_duration(long),
+                    humantime::format_duration(window)
+                ),
+            ));
+        }
+        windows.push(long);
+    }
+    Ok(windows)
+}

@@ -130,37 +130,18 @@ impl PrometheusSource {
     ) -> Result<PrometheusSource, Error> {
         let endpoint = query_endpoint(&config.url)?;
         let template = QueryTemplate::parse(&config.query)?;
-        if config.window.is_zero() {
-            return Err(Error::config(
-                "window",
-                "0s is not a rate window; use e.g. 15s",
-            ));
-        }
         if config.max_age.is_zero() {
             return Err(Error::config(
                 "max_age",
                 "0s would make every sample stale; use e.g. 1m",
             ));
         }
-        let mut windows = vec![config.window];
-        if let Some(long) = config.long_window {
-            if long <= config.window {
-                return Err(Error::config(
-                    "long_window",
-                    format!(
-                        "{} is not longer than window {}; the long window must be the longer one",
-                        humantime::format_duration(long),
-                        humantime::format_duration(config.window)
-                    ),
-                ));
-            }
-            if !template.uses("window") {
-                return Err(Error::config(
-                    "long_window",
-                    "the query has no `{{window}}` placeholder, so both windows would run the same query; add `[{{window}}]` to the query or drop long_window",
-                ));
-            }
-            windows.push(long);
+        let windows = crate::rate_windows(config.window, config.long_window)?;
+        if windows.len() > 1 && !template.uses("window") {
+            return Err(Error::config(
+                "long_window",
+                "the query has no `{{window}}` placeholder, so both windows would run the same query; add `[{{window}}]` to the query or drop long_window",
+            ));
         }
         let mut vars = default_variables();
         vars.extend(config.variables.clone());

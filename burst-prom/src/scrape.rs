@@ -137,26 +137,7 @@ impl ScrapeSource {
                 ),
             ));
         }
-        if config.window.is_zero() {
-            return Err(Error::config(
-                "window",
-                "0s is not a rate window; use e.g. 15s",
-            ));
-        }
-        let mut windows = vec![config.window];
-        if let Some(long) = config.long_window {
-            if long <= config.window {
-                return Err(Error::config(
-                    "long_window",
-                    format!(
-                        "{} is not longer than window {}",
-                        humantime::format_duration(long),
-                        humantime::format_duration(config.window)
-                    ),
-                ));
-            }
-            windows.push(long);
-        }
+        let windows = crate::rate_windows(config.window, config.long_window)?;
         let keep = windows.iter().copied().max().unwrap_or(config.window);
         Ok(ScrapeSource {
             targets,

@@ -101,6 +101,14 @@ peak_rss_mib() {
   awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
 
+# CPU seconds (user + system) PID has used so far.
+cpu_secs() {
+  local tck
+  tck="$(getconf CLK_TCK)"
+  # Fields after the command name (in parentheses); utime and stime are the 12th and 13th.
+  sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$tck" '{ printf "%.3f", ($12 + $13) / t }'
+}
+
 # run_wrk CPUS THREADS CONNS SECS URL: prints the WRK_RESULT line's fields.
 run_wrk() {
   local cpus="$1" threads="$2" conns="$3" secs="$4" url="$5"

@@ -35,7 +35,7 @@ echo
 echo "| load | path | requests/s (median) | p50 | p99 | errors |"
 echo "|---|---|---:|---:|---:|---:|"
 
-declare -A P50 P99 RPS
+declare -A P50 P99 RPS PCPU
 for load in paced max; do
   if [ "$load" = paced ]; then
     export WRK_DELAY_MS=10; threads=1; conns=5
@@ -45,12 +45,15 @@ for load in paced max; do
   run_wrk 0,1 "$threads" "$conns" 2 "$WORKER_URL" >/dev/null # warm-up
   run_wrk 0,1 "$threads" "$conns" 2 "$PROXY_URL" >/dev/null
   declare -A rps=() p50=() p99=() errors=()
+  proxied=0
+  pcpu0="$(cpu_secs "$PROXY_PID")"
   for i in $(seq 1 "$REPS"); do
     for path in direct proxy; do
       url="$WORKER_URL"; [ "$path" = proxy ] && url="$PROXY_URL"
       r="$(run_wrk 0,1 "$threads" "$conns" "$SECS" "$url")"
       echo "  load=$load path=$path run=$i $r" >&2
       rps[$path]+=" $(field rps "$r")"
+      [ "$path" = proxy ] && proxied=$((proxied + $(field requests "$r")))
       p50[$path]+=" $(field p50_us "$r")"
       p99[$path]+=" $(field p99_us "$r")"
       e=0
@@ -60,6 +63,8 @@ for load in paced max; do
       errors[$path]=$((${errors[$path]:-0} + e))
     done
   done
+  # The proxy is idle during the direct runs: its CPU time is the proxied requests'.
+  PCPU[$load]="$(echo "($(cpu_secs "$PROXY_PID") - $pcpu0) * 1000000 / $proxied" | bc -l)"
   for path in direct proxy; do
     # shellcheck disable=SC2086
     m50="$(median ${p50[$path]})"; m99="$(median ${p99[$path]})"; mrps="$(median ${rps[$path]})"
@@ -74,5 +79,6 @@ printf 'added latency (paced, proxy - direct): p50 %+.2f ms, p99 %+.2f ms\n' \
   "$(echo "(${P99[paced,proxy]} - ${P99[paced,direct]}) / 1000" | bc -l)"
 printf 'max throughput through the proxy: %.0f%% of direct\n' \
   "$(echo "${RPS[max,proxy]} / ${RPS[max,direct]} * 100" | bc -l)"
+printf 'proxy CPU per proxied request: %.1f µs (paced), %.1f µs (max)\n' "${PCPU[paced]}" "${PCPU[max]}"
 echo "proxy peak RSS: $(peak_rss_mib "$PROXY_PID") MiB; worker peak RSS: $(peak_rss_mib "$WORKER_PID") MiB"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -455,3 +455,69 @@ fn loadavg() -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "\
+# TYPE burstd_tick_duration_seconds histogram
+burstd_tick_duration_seconds_sum{policy=\"default/a\"} 0.5
+burstd_tick_duration_seconds_count{policy=\"default/a\"} 100
+burstd_tick_duration_seconds_bucket{le=\"0.001\",policy=\"default/a\"} 0
+burstd_tick_duration_seconds_bucket{le=\"0.002\",policy=\"default/a\"} 50
+burstd_tick_duration_seconds_bucket{le=\"0.004\",policy=\"default/a\"} 100
+burstd_tick_duration_seconds_bucket{le=\"+Inf\",policy=\"default/a\"} 100
+burstd_tick_duration_seconds_sum{policy=\"default/b\"} 0.5
+burstd_tick_duration_seconds_count{policy=\"default/b\"} 100
+burstd_tick_duration_seconds_bucket{le=\"0.001\",policy=\"default/b\"} 0
+burstd_tick_duration_seconds_bucket{le=\"0.002\",policy=\"default/b\"} 50
+burstd_tick_duration_seconds_bucket{le=\"0.004\",policy=\"default/b\"} 100
+burstd_tick_duration_seconds_bucket{le=\"+Inf\",policy=\"default/b\"} 100
+burstd_policies 2
+";
+
+    #[test]
+    fn ticks_are_summed_over_policies() {
+        let t = parse_ticks(TEXT);
+        assert_eq!(t.count, 200.0);
+        assert_eq!(t.sum, 1.0);
+        assert_eq!(t.policies, 2.0);
+        assert_eq!(
+            t.buckets,
+            vec![
+                (0.001, 0.0),
+                (0.002, 100.0),
+                (0.004, 200.0),
+                (f64::INFINITY, 200.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_the_bucket_of_the_window() {
+        let after = parse_ticks(TEXT);
+        let before = Ticks::default();
+        // Half the ticks are at most 2 ms: the median is the bucket's upper edge.
+        assert!((quantile(&before, &after, 0.5) - 0.002).abs() < 1e-12);
+        // 99 % lies 98 % of the way through the (2 ms, 4 ms] bucket.
+        assert!((quantile(&before, &after, 0.99) - 0.00396).abs() < 1e-12);
+        // Only ticks after `before` count.
+        let mut earlier = after.clone();
+        earlier.buckets = vec![
+            (0.001, 0.0),
+            (0.002, 100.0),
+            (0.004, 100.0),
+            (f64::INFINITY, 100.0),
+        ];
+        assert!(quantile(&earlier, &after, 0.5) > 0.002);
+    }
+
+    #[test]
+    fn demand_integrates_the_piecewise_rate() {
+        // Policy 0 is at 20 rps in period 0, then 5 rps.
+        assert_eq!(count(0, 10.0), 200.0);
+        assert_eq!(count(0, PERIOD + 2.0), 20.0 * PERIOD + 10.0);
+        assert_eq!(count(1, 4.0), 20.0);
+    }
+}

@@ -730,3 +730,41 @@ impl Prometheus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_reports_median_range_and_misses() {
+        assert_eq!(
+            summary(&[Some(2.0), Some(1.0), Some(3.0)]),
+            "2.00 s (1.00-3.00)"
+        );
+        assert_eq!(
+            summary(&[Some(1.0), Some(2.0), None]),
+            "1.50 s (1.00-2.00, 1 never)"
+        );
+        assert_eq!(summary(&[None]), "never");
+    }
+
+    #[test]
+    fn crossing_follows_the_window_and_the_step() {
+        let seed = PolicySpec::default();
+        // 15 s window, 5 -> 20 rps: the average passes 15 after two thirds of the window.
+        assert!((crossing_secs(&seed, 5.0, 20.0) - 10.0).abs() < 1e-9);
+        assert!(crossing_secs(&seed, 5.0, 15.0).is_infinite());
+        let recommended = PolicySpec::recommended();
+        assert!((crossing_secs(&recommended, 5.0, 20.0) - 4.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn steps_are_spread_over_one_tick() {
+        let spec = PolicySpec::default();
+        let phases: Vec<Duration> = (0..4).map(|k| phase(&spec, k, 4)).collect();
+        assert_eq!(
+            phases,
+            [125, 375, 625, 875].map(Duration::from_millis).to_vec()
+        );
+    }
+}

@@ -2,12 +2,11 @@
 //! same port with the same data, as after a crash or a rolling restart.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use burst_testkit::prometheus::http_get_status;
 use burst_testkit::{ChildGuard, free_port, loopback, require_binary};
 
 /// How long a start waits for `/-/ready`.
@@ -128,7 +127,7 @@ impl RestartablePrometheus {
     fn wait_ready(&mut self, deadline: Instant) -> Result<(), String> {
         let mut last = String::from("not tried");
         while Instant::now() < deadline {
-            match ready_status(self.port) {
+            match http_get_status(self.port, "/-/ready") {
                 Ok(200) => return Ok(()),
                 Ok(code) => last = format!("/-/ready answered {code}"),
                 Err(e) => last = e,
@@ -141,18 +140,4 @@ impl RestartablePrometheus {
             self.log()
         ))
     }
-}
-
-fn ready_status(port: u16) -> Result<u16, String> {
-    let mut s = TcpStream::connect_timeout(&loopback(port), Duration::from_millis(200))
-        .map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(1)))
-        .map_err(|e| e.to_string())?;
-    write!(s, "GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&head);
-    text.get(9..12)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))
 }

@@ -204,7 +204,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
 }
 
 /// A plain HTTP/1.0 GET on 127.0.0.1, returning the status code.
-fn http_get_status(port: u16, path: &str) -> Result<u16, String> {
+pub fn http_get_status(port: u16, path: &str) -> Result<u16, String> {
     let mut s = TcpStream::connect_timeout(&loopback(port), Duration::from_millis(200))
         .map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(1)))

@@ -88,7 +88,10 @@ impl FaultProxy {
     /// Starts a proxy forwarding to `upstream` (e.g. `http://127.0.0.1:9090`), passing
     /// everything through.
     pub async fn start(upstream: &str) -> Result<FaultProxy, String> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        // A port outside the ephemeral range, so a client connection cannot take it while
+        // the proxy refuses and has closed its listener.
+        let port = burst_testkit::free_port().map_err(|e| format!("no free port: {e}"))?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .map_err(|e| format!("cannot bind the proxy: {e}"))?;
         let addr = listener

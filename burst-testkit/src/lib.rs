@@ -12,10 +12,65 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Child;
 
-/// A free TCP port on 127.0.0.1 (bound once and released, so a race is possible but rare).
+/// A free TCP port on 127.0.0.1 for a server a test starts itself.
+///
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`), so the
+/// outgoing connections other tests open can never take a port between this call and the
+/// server's bind. No port is handed out twice in one process, and each process starts at an
+/// offset of its own so parallel test binaries rarely probe the same ports. Every candidate is
+/// bound once before it is returned, so it was free a moment ago.
 pub fn free_port() -> std::io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+    let (low, high) = candidate_range(ephemeral_range());
+    let span = u32::from(high - low) + 1;
+    let offset = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        // `span` is at most 65_536 and the sum is reduced modulo it, so the result fits.
+        let port = low + u16::try_from((offset + step) % span).unwrap_or(0);
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free loopback port between {low} and {high}"),
+    ))
+}
+
+/// The kernel's ephemeral port range, or Linux's default when it cannot be read.
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(str::parse::<u16>);
+            match (it.next(), it.next()) {
+                (Some(Ok(a)), Some(Ok(b))) if a <= b => Some((a, b)),
+                _ => None,
+            }
+        })
+        .unwrap_or((32_768, 60_999))
+}
+
+/// Ports outside `ephemeral`: below it when there is room (from 10000), else above it.
+fn candidate_range((eph_low, eph_high): (u16, u16)) -> (u16, u16) {
+    if eph_low > 12_000 {
+        (10_000, eph_low - 1)
+    } else if eph_high < 63_000 {
+        (eph_high + 1, u16::MAX)
+    } else {
+        (1_024, u16::MAX)
+    }
 }
 
 /// `127.0.0.1:port`.
@@ -142,9 +197,22 @@ mod tests {
     }
 
     #[test]
-    fn free_port_is_bindable() {
-        let p = free_port().unwrap();
-        assert!(TcpListener::bind(loopback(p)).is_ok());
+    fn free_ports_are_bindable_distinct_and_outside_the_ephemeral_range() {
+        let (eph_low, eph_high) = ephemeral_range();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let p = free_port().unwrap();
+            assert!(!(eph_low..=eph_high).contains(&p), "{p} is ephemeral");
+            assert!(seen.insert(p), "{p} handed out twice");
+            assert!(TcpListener::bind(loopback(p)).is_ok());
+        }
+    }
+
+    #[test]
+    fn candidate_ranges_avoid_the_ephemeral_range() {
+        assert_eq!(candidate_range((32_768, 60_999)), (10_000, 32_767));
+        assert_eq!(candidate_range((1_024, 40_000)), (40_001, u16::MAX));
+        assert_eq!(candidate_range((1_024, 65_535)), (1_024, u16::MAX));
     }
 
     #[test]

@@ -11,8 +11,18 @@
 //!     --worker target/release/hashr-worker
 //! ```
 //!
+//! With `--restart-redis-at 200 --restart-redis-at 400` Redis is killed at those seconds and
+//! started again on the same port after `--redis-down-for` seconds, while the load goes on.
+//! The worker answers 503 while Redis is down; the subscriber is the frontend's own
+//! reconnecting [`RedisPubSub`], so the run shows that it resubscribes. Pub/sub keeps no
+//! messages: a hash the worker publishes after Redis is back but before the subscriber has
+//! resubscribed reaches nobody. The run measures that window (hashes acknowledged between
+//! "Redis is up" and "subscribed again", plus those in flight then) and fails if more were
+//! lost than the windows allow.
+//!
 //! Prints a Markdown table (for docs/reliability.md) and exits non-zero when a hash was lost
-//! or the worker's RSS grew by more than 50 % between the first and the last third.
+//! (outside the restart windows) or the worker's RSS grew by more than 50 % between the
+//! first and the last third.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -22,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use burst_hashr::frontend::loadgen::{HttpSender, LoadGenerator};
+use burst_hashr::pubsub::{CHANNEL, Event, PubSub, RedisPubSub};
 use burst_testkit::ChildGuard;
 use burst_testkit::redis::RedisServer;
 use clap::Parser;
@@ -42,6 +53,13 @@ struct Args {
     /// The hashr-worker binary.
     #[arg(long, default_value = "target/release/hashr-worker")]
     worker: PathBuf,
+    /// Kill Redis at this second of the run (repeatable); it comes back on the same port
+    /// after `--redis-down-for`.
+    #[arg(long, value_name = "SECONDS")]
+    restart_redis_at: Vec<u64>,
+    /// How long Redis stays down at each restart, in seconds (1..=60).
+    #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+    redis_down_for: u64,
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -61,13 +79,29 @@ async fn main() -> anyhow::Result<()> {
     if args.seconds == 0 || args.seconds > 3600 || !(args.rate > 0.0 && args.rate <= 5000.0) {
         bail!("--seconds must be 1..=3600 and --rate 0..=5000");
     }
+    if !(1..=60).contains(&args.redis_down_for) {
+        bail!("--redis-down-for must be 1..=60 seconds");
+    }
+    if let Some(t) = args
+        .restart_redis_at
+        .iter()
+        .find(|&&t| t == 0 || t + args.redis_down_for >= args.seconds)
+    {
+        bail!(
+            "--restart-redis-at {t}: a restart must start after 0 s and end before the run does ({} s)",
+            args.seconds
+        );
+    }
+    let mut restarts = args.restart_redis_at.clone();
+    restarts.sort_unstable();
+    restarts.dedup();
     if !args.worker.is_file() {
         bail!(
             "{} not found; build it with `cargo build --release -p burst-bin --bin hashr-worker`",
             args.worker.display()
         );
     }
-    let redis = RedisServer::start().map_err(anyhow::Error::msg)?;
+    let mut redis = RedisServer::start().map_err(anyhow::Error::msg)?;
     let port = burst_testkit::free_port()?;
     let child = Command::new(&args.worker)
         .env("PORT", port.to_string())
@@ -96,17 +130,28 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // An independent subscriber counts what reaches Redis subscribers.
+    // The frontend's reconnecting subscriber counts what reaches Redis subscribers, and how
+    // often it has (re)subscribed.
     let received = Arc::new(AtomicU64::new(0));
-    let mut pubsub = redis::Client::open(redis.url())?.get_async_pubsub().await?;
-    pubsub.subscribe("calculation").await?;
-    let counter = received.clone();
+    let subscribed = Arc::new(AtomicU64::new(0));
+    let mut events = RedisPubSub::new(&redis.url())?.subscribe(CHANNEL).await?;
+    let (counter, subs) = (received.clone(), subscribed.clone());
     tokio::spawn(async move {
-        let mut messages = pubsub.on_message();
-        while messages.next().await.is_some() {
-            counter.fetch_add(1, Ordering::Relaxed);
+        while let Some(event) = events.next().await {
+            match event {
+                Event::Message(_) => counter.fetch_add(1, Ordering::Relaxed),
+                Event::Subscribed => subs.fetch_add(1, Ordering::Relaxed),
+                Event::Lost { .. } => 0,
+            };
         }
     });
+    let first_subscription = Instant::now() + Duration::from_secs(10);
+    while subscribed.load(Ordering::Relaxed) == 0 {
+        if Instant::now() > first_subscription {
+            bail!("the subscriber did not subscribe within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let sender = HttpSender::new(
         url::Url::parse(&base)?,
@@ -126,11 +171,37 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     load.set_rate(args.rate);
     let mut samples: Vec<(u64, u64)> = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut windows: Vec<RestartWindow> = Vec::new();
+    let mut next_row = 10;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     loop {
         tick.tick().await;
         let t = started.elapsed().as_secs();
+        if restarts.first().is_some_and(|&at| t >= at) {
+            restarts.remove(0);
+            let window = restart_redis(
+                &mut redis,
+                Duration::from_secs(args.redis_down_for),
+                &load,
+                &subscribed,
+            )
+            .await?;
+            println!(
+                "| {} | Redis restarted: down {:.1} s, 503s while down {}, subscribed again after {:.2} s, window {} |  |",
+                started.elapsed().as_secs(),
+                window.down.as_secs_f64(),
+                window.failed_while_down,
+                window.resubscribed_after.as_secs_f64(),
+                window.unprotected
+            );
+            windows.push(window);
+            continue;
+        }
+        if t < next_row && t < args.seconds {
+            continue;
+        }
+        next_row = t + 10;
         let s = load.stats();
         let rss = rss_kib(pid).unwrap_or(0);
         samples.push((t, rss));
@@ -179,20 +250,77 @@ async fn main() -> anyhow::Result<()> {
         "| lost (published - received) | {} |",
         s.ok as i64 - got as i64
     );
+    let allowed: u64 = windows.iter().map(|w| w.unprotected).sum();
+    if !windows.is_empty() {
+        println!(
+            "| Redis restarts / 503s while down / subscriptions | {} / {} / {} |",
+            windows.len(),
+            windows.iter().map(|w| w.failed_while_down).sum::<u64>(),
+            subscribed.load(Ordering::Relaxed)
+        );
+        println!("| published between Redis up and resubscribed (may be lost) | {allowed} |");
+    }
     println!(
         "| worker RSS: first third / last third / max | {:.1} / {:.1} / {:.1} MiB |",
         first / 1024.0,
         last / 1024.0,
         max as f64 / 1024.0
     );
-    if got < s.ok {
+    if got + allowed < s.ok {
         bail!(
-            "{} published hashes never reached the subscriber",
+            "{} published hashes never reached the subscriber ({allowed} were published while it was resubscribing)",
             s.ok - got
         );
+    }
+    if subscribed.load(Ordering::Relaxed) < 1 + windows.len() as u64 {
+        bail!("the subscriber did not resubscribe after every Redis restart");
     }
     if last > first * 1.5 {
         bail!("worker RSS grew from {first} KiB to {last} KiB");
     }
     Ok(())
+}
+
+/// What one Redis restart cost.
+struct RestartWindow {
+    /// How long Redis was down (kill to ready again).
+    down: Duration,
+    /// Requests that failed while it was down (the worker's 503s).
+    failed_while_down: u64,
+    /// From Redis ready again to the subscriber's next `Subscribed`.
+    resubscribed_after: Duration,
+    /// Hashes acknowledged between Redis ready and resubscribed, plus those in flight then:
+    /// the most that pub/sub may have delivered to nobody.
+    unprotected: u64,
+}
+
+/// Kills Redis, keeps it down for `down_for`, starts it on the same port and waits (at most
+/// 30 s) for the subscriber to subscribe again.
+async fn restart_redis(
+    redis: &mut RedisServer,
+    down_for: Duration,
+    load: &LoadGenerator,
+    subscribed: &AtomicU64,
+) -> anyhow::Result<RestartWindow> {
+    let before = (load.stats().failed, subscribed.load(Ordering::Relaxed));
+    let killed = Instant::now();
+    tokio::task::block_in_place(|| redis.stop());
+    tokio::time::sleep(down_for).await;
+    tokio::task::block_in_place(|| redis.restart()).map_err(anyhow::Error::msg)?;
+    let up = Instant::now();
+    let at_up = load.stats();
+    let deadline = up + Duration::from_secs(30);
+    while subscribed.load(Ordering::Relaxed) <= before.1 {
+        if Instant::now() > deadline {
+            bail!("the subscriber did not resubscribe within 30 s of Redis coming back");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let at_sub = load.stats();
+    Ok(RestartWindow {
+        down: up - killed,
+        failed_while_down: at_up.failed - before.0,
+        resubscribed_after: up.elapsed(),
+        unprotected: at_sub.ok - at_up.ok + at_sub.in_flight,
+    })
 }

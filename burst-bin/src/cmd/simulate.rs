@@ -8,7 +8,7 @@ use anyhow::Context;
 use burst_core::policy::PolicySpec;
 use burst_core::sim::{SimRun, Trace, quality, simulate};
 
-use crate::plot::{Axis, Chart, Series};
+use crate::plot::{Axis, Chart, Format, Series};
 
 /// Arguments of `burst simulate`.
 #[derive(Debug, clap::Args)]
@@ -37,10 +37,16 @@ pub struct Args {
     /// time back, weight changes, seconds of primary overload, share sent to burst.
     #[arg(long)]
     compare: bool,
-    /// Write an SVG plot of load, measured rate, thresholds and burst weight to this file
-    /// (with --compare: a directory, one SVG per trace).
-    #[arg(long, value_name = "FILE.svg|DIR")]
+    /// Write a plot of load, measured rate, thresholds and burst weight to this file, as SVG
+    /// or PNG by its extension (.svg or .png, any case). With --compare: a directory, one
+    /// file per trace, in --plot-format. PNG text is drawn with a system font (Debian:
+    /// `apt-get install -y fonts-dejavu-core`).
+    #[arg(long, value_name = "FILE.svg|FILE.png|DIR")]
     plot: Option<PathBuf>,
+    /// Format of the files --compare writes into the --plot directory [default: svg]. A
+    /// single --plot file takes its format from its extension.
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "plot")]
+    plot_format: Option<Format>,
     /// Policy and measurement model (YAML). Defaults reproduce the seed.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -65,15 +71,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.compare {
         return compare(&args);
     }
+    let plot = match &args.plot {
+        Some(path) => Some((path, plot_file_format(path, args.plot_format)?)),
+        None => None,
+    };
     let spec = load_policy(args.policy.as_deref())?;
     let [trace_arg] = args.trace.as_slice() else {
         anyhow::bail!("give exactly one --trace (several traces need --compare)");
     };
     let trace = load_trace(trace_arg, args.seed)?;
     let run = simulate(&spec, &trace, args.capacity)?;
-    if let Some(path) = &args.plot {
+    if let Some((path, format)) = plot {
         let chart = chart(trace.name(), &spec, &[("burst weight", &run)]);
-        write_svg(path, &chart)?;
+        write_plot(path, &chart, format)?;
     }
     let text = if args.json {
         serde_json::to_string_pretty(&run)? + "\n"
@@ -146,9 +156,14 @@ fn compare(args: &Args) -> anyhow::Result<ExitCode> {
         }
         let _ = writeln!(text);
         if let Some(dir) = &args.plot {
-            let file = dir.join(format!("{}.svg", name.replace(['/', ':'], "_")));
+            let format = args.plot_format.unwrap_or(Format::Svg);
+            let file = dir.join(format!(
+                "{}.{}",
+                name.replace(['/', ':'], "_"),
+                format.extension()
+            ));
             let labelled: Vec<(&str, &SimRun)> = runs.iter().map(|(p, _, r)| (*p, r)).collect();
-            write_svg(&file, &chart(name, &seed, &labelled))?;
+            write_plot(&file, &chart(name, &seed, &labelled), format)?;
         }
     }
     if args.json {
@@ -202,17 +217,25 @@ fn chart(title: &str, spec: &PolicySpec, runs: &[(&str, &SimRun)]) -> Chart {
     }
 }
 
-fn write_svg(path: &std::path::Path, chart: &Chart) -> anyhow::Result<()> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("svg") => {}
-        Some("png") => anyhow::bail!(
-            "{}: PNG output is not supported; write .svg (any browser or `rsvg-convert` turns it into PNG)",
+/// The format of a single plot file: its extension's, which --plot-format may repeat.
+fn plot_file_format(path: &std::path::Path, asked: Option<Format>) -> anyhow::Result<Format> {
+    let format = Format::from_path(path)?;
+    if let Some(asked) = asked.filter(|f| *f != format) {
+        anyhow::bail!(
+            "--plot-format {} contradicts the plot file {}; a single plot file takes its \
+             format from its extension, so drop --plot-format or rename the file",
+            asked.extension(),
             path.display()
-        ),
-        _ => anyhow::bail!("{}: the plot file must end in .svg", path.display()),
+        );
     }
-    std::fs::write(path, chart.to_svg())
-        .with_context(|| format!("cannot write plot {}", path.display()))
+    Ok(format)
+}
+
+fn write_plot(path: &std::path::Path, chart: &Chart, format: Format) -> anyhow::Result<()> {
+    let bytes = chart
+        .render(format)
+        .with_context(|| format!("cannot draw plot {}", path.display()))?;
+    std::fs::write(path, bytes).with_context(|| format!("cannot write plot {}", path.display()))
 }
 
 /// Reads and validates a policy file, or the defaults.

@@ -1,9 +1,10 @@
 //! The HTTP client both sources share: timeouts, authentication, TLS, extra headers and a
-//! cap on response size.
+//! cap on response size; and [`HttpClients`], the cache that lets sources with the same
+//! connection settings share one `reqwest::Client`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -110,11 +111,128 @@ impl Default for HttpConfig {
     }
 }
 
-/// A configured, connection-pooling client.
+/// Shares `reqwest::Client`s between sources whose connection settings are equal.
+///
+/// A `reqwest::Client` carries its TLS configuration (the system's root certificates, parsed)
+/// and a connection pool: building one per source costs memory and connections with every
+/// source. Sources built with the same `HttpClients` (see
+/// [`PrometheusSource::with_clients`](crate::PrometheusSource::with_clients) and
+/// [`ScrapeSource::with_clients`](crate::ScrapeSource::with_clients)) reuse one client for
+/// each distinct set of connection settings: the timeout, the CA bundle's contents and
+/// `insecure_skip_verify`. Everything that identifies the caller (bearer token file,
+/// basic auth, extra headers such as `Authorization` or `X-Scope-OrgID`) and the response
+/// size cap stay with each source and are added to each of its requests.
+///
+/// The cache keeps no client alive by itself: a client is dropped with the last source
+/// using it. Cloning an `HttpClients` gives a handle to the same cache.
+///
+/// ```
+/// use burst_prom::{HttpClients, ScrapeConfig, ScrapeSource};
+///
+/// let clients = HttpClients::new();
+/// let config = |target: &str| ScrapeConfig {
+///     targets: vec![target.to_owned()],
+///     metric: "istio_requests_total".into(),
+///     ..ScrapeConfig::default()
+/// };
+/// let a = ScrapeSource::with_clients(config("http://10.0.0.7:15090/stats/prometheus"), &clients)?;
+/// let b = ScrapeSource::with_clients(config("http://10.0.0.8:15090/stats/prometheus"), &clients)?;
+/// assert_eq!(clients.len(), 1); // same settings: one client, one connection pool
+/// # drop((a, b));
+/// # Ok::<(), burst_prom::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct HttpClients {
+    cache: Arc<Mutex<HashMap<ClientKey, Weak<reqwest::Client>>>>,
+}
+
+/// What a `reqwest::Client` is built from: two sources may share a client exactly when
+/// these are equal. Credentials and headers are deliberately not part of it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    timeout: Duration,
+    /// The CA bundle's bytes rather than its path: a changed file gets a new client.
+    ca_pem: Option<Vec<u8>>,
+    insecure_skip_verify: bool,
+}
+
+impl std::fmt::Debug for HttpClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClients")
+            .field("clients", &self.len())
+            .finish()
+    }
+}
+
+impl HttpClients {
+    /// An empty cache.
+    pub fn new() -> HttpClients {
+        HttpClients::default()
+    }
+
+    /// How many distinct clients are in use by sources built with this cache.
+    pub fn len(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
+    /// Whether no source built with this cache is alive.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Weak<reqwest::Client>>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The client for `config`'s connection settings: the one in use, or a new one.
+    fn client_for(&self, config: &HttpConfig) -> Result<Arc<reqwest::Client>, Error> {
+        let ca = match &config.ca_file {
+            Some(path) => Some((path.as_path(), read_ca_file(path)?)),
+            None => None,
+        };
+        let key = ClientKey {
+            timeout: config.timeout,
+            ca_pem: ca.as_ref().map(|(_, pem)| pem.clone()),
+            insecure_skip_verify: config.insecure_skip_verify,
+        };
+        // Held while building, so sources set up at the same time build one client, not several.
+        let mut cache = self.lock();
+        if let Some(client) = cache.get(&key).and_then(Weak::upgrade) {
+            return Ok(client);
+        }
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("burst/", env!("CARGO_PKG_VERSION")));
+        if let Some((path, pem)) = &ca {
+            builder = builder.tls_certs_merge(parse_ca_bundle(path, pem)?);
+        }
+        if config.insecure_skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let client = Arc::new(builder.build().map_err(|e| Error::Config {
+            key: "http",
+            message: format!("cannot build the HTTP client: {}", chain(&e)),
+        })?);
+        cache.retain(|_, w| w.strong_count() > 0);
+        cache.insert(key, Arc::downgrade(&client));
+        tracing::debug!(clients = cache.len(), "built an HTTP client");
+        Ok(client)
+    }
+}
+
+/// A configured, connection-pooling client: a shared `reqwest::Client` plus what this
+/// source sends with each request.
 #[derive(Debug)]
 pub(crate) struct HttpClient {
-    client: reqwest::Client,
+    client: Arc<reqwest::Client>,
     timeout: Duration,
+    /// Extra headers, added to each request unless it sets the header itself.
+    headers: HeaderMap,
     token: Option<TokenFile>,
     basic: Option<BasicAuth>,
     max_response_bytes: usize,
@@ -128,7 +246,8 @@ pub(crate) struct Body {
 }
 
 impl HttpClient {
-    pub(crate) fn new(config: &HttpConfig) -> Result<HttpClient, Error> {
+    /// A client for `config`, sharing the connection part with other users of `clients`.
+    pub(crate) fn new(config: &HttpConfig, clients: &HttpClients) -> Result<HttpClient, Error> {
         if config.timeout.is_zero() {
             return Err(Error::config(
                 "timeout",
@@ -147,23 +266,15 @@ impl HttpClient {
                 "set either a bearer token file or basic auth, not both",
             ));
         }
-        let mut builder = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("burst/", env!("CARGO_PKG_VERSION")))
-            .default_headers(header_map(&config.headers)?);
-        if let Some(path) = &config.ca_file {
-            builder = builder.tls_certs_merge(read_ca_bundle(path)?);
+        let mut headers = header_map(&config.headers)?;
+        if config.bearer_token_file.is_some() || config.basic_auth.is_some() {
+            // The configured credentials win over an `Authorization` header.
+            headers.remove(reqwest::header::AUTHORIZATION);
         }
         if config.insecure_skip_verify {
             tracing::warn!("TLS certificate verification is disabled (insecure_skip_verify)");
-            builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        let client = builder.build().map_err(|e| Error::Config {
-            key: "http",
-            message: format!("cannot build the HTTP client: {}", chain(&e)),
-        })?;
+        let client = clients.client_for(config)?;
         let token = match &config.bearer_token_file {
             Some(path) => {
                 let token = TokenFile::new(path.clone());
@@ -176,6 +287,7 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             timeout: config.timeout,
+            headers,
             token,
             basic: config.basic_auth.clone(),
             max_response_bytes: config.max_response_bytes,
@@ -190,7 +302,8 @@ impl HttpClient {
         self.client.post(url)
     }
 
-    /// Sends `request` with authentication and reads the whole body (up to the size limit).
+    /// Sends `request` with authentication and this source's headers, and reads the whole
+    /// body (up to the size limit).
     pub(crate) async fn send(
         &self,
         request: reqwest::RequestBuilder,
@@ -201,7 +314,18 @@ impl HttpClient {
             (None, Some(basic)) => request.basic_auth(&basic.username, Some(&basic.password)),
             (None, None) => request,
         };
-        let mut response = request.send().await.map_err(|e| self.transport(url, e))?;
+        let (client, request) = request.build_split();
+        let mut request = request.map_err(|e| self.transport(url, e))?;
+        let set = request.headers_mut();
+        for (name, value) in &self.headers {
+            if !set.contains_key(name) {
+                set.insert(name.clone(), value.clone());
+            }
+        }
+        let mut response = client
+            .execute(request)
+            .await
+            .map_err(|e| self.transport(url, e))?;
         let status = response.status();
         let limit = self.max_response_bytes;
         if response
@@ -278,13 +402,19 @@ fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, Error> {
     Ok(map)
 }
 
-fn read_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::CaBundle {
+        path: path.to_owned(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
+fn parse_ca_bundle(path: &Path, pem: &[u8]) -> Result<Vec<reqwest::Certificate>, Error> {
     let err = |message: String| Error::CaBundle {
         path: path.to_owned(),
         message,
     };
-    let pem = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+    let certs = reqwest::Certificate::from_pem_bundle(pem)
         .map_err(|e| err(format!("not a PEM certificate bundle: {}", chain(&e))))?;
     if certs.is_empty() {
         return Err(err("no `BEGIN CERTIFICATE` block found".into()));
@@ -418,7 +548,7 @@ mod tests {
     fn bad_settings_are_rejected_with_the_key() {
         let mut c = HttpConfig::default();
         c.headers.insert("bad header".into(), "x".into());
-        let e = HttpClient::new(&c).unwrap_err();
+        let e = HttpClient::new(&c, &HttpClients::new()).unwrap_err();
         assert!(e.to_string().contains("`bad header`"), "{e}");
 
         let c = HttpConfig {
@@ -426,7 +556,7 @@ mod tests {
             ..HttpConfig::default()
         };
         assert!(matches!(
-            HttpClient::new(&c),
+            HttpClient::new(&c, &HttpClients::new()),
             Err(Error::Config { key: "timeout", .. })
         ));
 
@@ -437,9 +567,140 @@ mod tests {
             ca_file: Some(ca),
             ..HttpConfig::default()
         };
-        let e = HttpClient::new(&c).unwrap_err();
+        let e = HttpClient::new(&c, &HttpClients::new()).unwrap_err();
         assert_eq!(e.kind(), "tls_config");
         assert!(e.to_string().contains("ca.pem"), "{e}");
+    }
+
+    fn ca_file(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/ca.pem");
+        let path = dir.path().join(name);
+        std::fs::copy(pem, &path).unwrap();
+        path
+    }
+
+    #[test]
+    fn equal_connection_settings_share_one_client() {
+        let clients = HttpClients::new();
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t").unwrap();
+        let a = HttpClient::new(&HttpConfig::default(), &clients).unwrap();
+        // Credentials, headers and the size cap are per source: not a reason for a new client.
+        let b = HttpClient::new(
+            &HttpConfig {
+                bearer_token_file: Some(token),
+                headers: [("X-Scope-OrgID".to_string(), "tenant-b".to_string())].into(),
+                max_response_bytes: 1024,
+                ..HttpConfig::default()
+            },
+            &clients,
+        )
+        .unwrap();
+        let c = HttpClient::new(
+            &HttpConfig {
+                basic_auth: Some(BasicAuth {
+                    username: "u".into(),
+                    password: "p".into(),
+                }),
+                ..HttpConfig::default()
+            },
+            &clients,
+        )
+        .unwrap();
+        assert!(Arc::ptr_eq(&a.client, &b.client));
+        assert!(Arc::ptr_eq(&a.client, &c.client));
+        assert_eq!(clients.len(), 1);
+        // A clone of the cache is the same cache.
+        let d = HttpClient::new(&HttpConfig::default(), &clients.clone()).unwrap();
+        assert!(Arc::ptr_eq(&a.client, &d.client));
+    }
+
+    #[test]
+    fn different_tls_or_timeout_settings_get_their_own_client() {
+        let clients = HttpClients::new();
+        let dir = tempfile::tempdir().unwrap();
+        let plain = HttpClient::new(&HttpConfig::default(), &clients).unwrap();
+        let with_ca = HttpConfig {
+            ca_file: Some(ca_file(&dir, "ca.pem")),
+            ..HttpConfig::default()
+        };
+        let ca = HttpClient::new(&with_ca, &clients).unwrap();
+        let insecure = HttpClient::new(
+            &HttpConfig {
+                insecure_skip_verify: true,
+                ..HttpConfig::default()
+            },
+            &clients,
+        )
+        .unwrap();
+        let slow = HttpClient::new(
+            &HttpConfig {
+                timeout: Duration::from_secs(30),
+                ..HttpConfig::default()
+            },
+            &clients,
+        )
+        .unwrap();
+        for (i, x) in [&plain, &ca, &insecure, &slow].iter().enumerate() {
+            for y in [&plain, &ca, &insecure, &slow].iter().skip(i + 1) {
+                assert!(!Arc::ptr_eq(&x.client, &y.client));
+            }
+        }
+        assert_eq!(clients.len(), 4);
+        // The same bundle under another path is the same trust: shared.
+        let same_bundle = HttpConfig {
+            ca_file: Some(ca_file(&dir, "copy.pem")),
+            ..HttpConfig::default()
+        };
+        let ca2 = HttpClient::new(&same_bundle, &clients).unwrap();
+        assert!(Arc::ptr_eq(&ca.client, &ca2.client));
+        // A changed bundle is a new trust: not shared, and a bad one is still an error.
+        let mut pem = std::fs::read(with_ca.ca_file.as_ref().unwrap()).unwrap();
+        pem.extend_from_slice(b"\n");
+        std::fs::write(with_ca.ca_file.as_ref().unwrap(), &pem).unwrap();
+        let ca3 = HttpClient::new(&with_ca, &clients).unwrap();
+        assert!(!Arc::ptr_eq(&ca.client, &ca3.client));
+        std::fs::write(with_ca.ca_file.as_ref().unwrap(), "garbage").unwrap();
+        let e = HttpClient::new(&with_ca, &clients).unwrap_err();
+        assert_eq!(e.kind(), "tls_config");
+    }
+
+    #[test]
+    fn clients_are_dropped_with_their_last_source() {
+        let clients = HttpClients::new();
+        assert!(clients.is_empty());
+        let a = HttpClient::new(&HttpConfig::default(), &clients).unwrap();
+        let b = HttpClient::new(&HttpConfig::default(), &clients).unwrap();
+        drop(a);
+        assert_eq!(clients.len(), 1);
+        drop(b);
+        assert!(clients.is_empty());
+        // The next source builds a fresh one, and the dead entry is pruned.
+        let _c = HttpClient::new(&HttpConfig::default(), &clients).unwrap();
+        assert_eq!(clients.len(), 1);
+        assert_eq!(clients.lock().len(), 1);
+    }
+
+    #[test]
+    fn debug_output_hides_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "file-token-value").unwrap();
+        let clients = HttpClients::new();
+        let c = HttpClient::new(
+            &HttpConfig {
+                bearer_token_file: Some(token),
+                headers: [("X-Api-Key".to_string(), "header-secret-value".to_string())].into(),
+                ..HttpConfig::default()
+            },
+            &clients,
+        )
+        .unwrap();
+        let shown = format!("{c:?} {clients:?}");
+        assert!(!shown.contains("file-token-value"), "{shown}");
+        assert!(!shown.contains("header-secret-value"), "{shown}");
+        assert!(format!("{clients:?}").contains("clients: 1"), "{clients:?}");
     }
 
     #[test]

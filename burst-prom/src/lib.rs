@@ -67,6 +67,25 @@
 //! a CA bundle, `insecure_skip_verify` (lab setups only; verification is on by default),
 //! extra headers such as `X-Scope-OrgID`, and a response size cap.
 //!
+//! ## Many sources: share the HTTP clients
+//!
+//! `new` and `with_clock` give each source its own `reqwest::Client` (TLS roots and a
+//! connection pool). A process running many sources, like burstd with one per
+//! BurstPolicy, builds them with one [`HttpClients`] instead: sources with the same
+//! connection settings (timeout, CA bundle, `insecure_skip_verify`) then share one client,
+//! while credentials, headers and the size cap stay per source.
+//!
+//! ```no_run
+//! use burst_prom::{HttpClients, PrometheusConfig, PrometheusSource};
+//!
+//! let clients = HttpClients::new(); // keep one per process, clone it freely
+//! let shop = PrometheusSource::with_clients(PrometheusConfig::default(), &clients)?;
+//! let cart = PrometheusSource::with_clients(PrometheusConfig::default(), &clients)?;
+//! assert_eq!(clients.len(), 1);
+//! # drop((shop, cart));
+//! # Ok::<(), burst_prom::Error>(())
+//! ```
+//!
 //! ## Scraping directly
 //!
 //! [`ScrapeSource`] scrapes one or many targets on every `observe`, keeps the selected
@@ -116,7 +135,7 @@ pub mod template;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
-pub use http::{BasicAuth, HttpConfig};
+pub use http::{BasicAuth, HttpClients, HttpConfig};
 pub use prometheus::{
     PROBE_QUERY, PrometheusConfig, PrometheusSource, Selected, SeriesRule, select,
 };

@@ -12,7 +12,7 @@ use url::Url;
 use crate::Error;
 use crate::api::{QueryData, QueryResponse, Sample, body_excerpt, format_labels, parse_response};
 use crate::clock::{Clock, SystemClock};
-use crate::http::{HttpClient, HttpConfig};
+use crate::http::{HttpClient, HttpClients, HttpConfig};
 use crate::template::{DEFAULT_QUERY, QueryTemplate, default_variables, promql_duration};
 
 /// The expression [`PrometheusSource::probe`] evaluates.
@@ -128,6 +128,25 @@ impl PrometheusSource {
         config: PrometheusConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<PrometheusSource, Error> {
+        PrometheusSource::with_clock_and_clients(config, clock, &HttpClients::new())
+    }
+
+    /// Builds a source that shares its HTTP client with the other sources built with
+    /// `clients` and the same connection settings (see [`HttpClients`]).
+    pub fn with_clients(
+        config: PrometheusConfig,
+        clients: &HttpClients,
+    ) -> Result<PrometheusSource, Error> {
+        PrometheusSource::with_clock_and_clients(config, Arc::new(SystemClock), clients)
+    }
+
+    /// Builds a source reading the time from `clock` and sharing its HTTP client through
+    /// `clients`.
+    pub fn with_clock_and_clients(
+        config: PrometheusConfig,
+        clock: Arc<dyn Clock>,
+        clients: &HttpClients,
+    ) -> Result<PrometheusSource, Error> {
         let endpoint = query_endpoint(&config.url)?;
         let template = QueryTemplate::parse(&config.query)?;
         if config.max_age.is_zero() {
@@ -161,7 +180,7 @@ impl PrometheusSource {
             series: config.series,
             max_age: config.max_age,
             post_above_bytes: config.post_above_bytes,
-            http: HttpClient::new(&config.http)?,
+            http: HttpClient::new(&config.http, clients)?,
             clock,
         })
     }

@@ -14,7 +14,7 @@ use crate::Error;
 use crate::api::{body_excerpt, format_labels};
 use crate::clock::{Clock, SystemClock};
 use crate::exposition::{self, ExpositionSample};
-use crate::http::{HttpClient, HttpConfig};
+use crate::http::{HttpClient, HttpClients, HttpConfig};
 use crate::template::promql_duration;
 
 /// The `Accept` header sent to targets: the classic text format.
@@ -105,6 +105,25 @@ impl ScrapeSource {
 
     /// Builds a source that reads the time from `clock` (scrape times and windows).
     pub fn with_clock(config: ScrapeConfig, clock: Arc<dyn Clock>) -> Result<ScrapeSource, Error> {
+        ScrapeSource::with_clock_and_clients(config, clock, &HttpClients::new())
+    }
+
+    /// Builds a source that shares its HTTP client with the other sources built with
+    /// `clients` and the same connection settings (see [`HttpClients`]).
+    pub fn with_clients(
+        config: ScrapeConfig,
+        clients: &HttpClients,
+    ) -> Result<ScrapeSource, Error> {
+        ScrapeSource::with_clock_and_clients(config, Arc::new(SystemClock), clients)
+    }
+
+    /// Builds a source reading the time from `clock` and sharing its HTTP client through
+    /// `clients`.
+    pub fn with_clock_and_clients(
+        config: ScrapeConfig,
+        clock: Arc<dyn Clock>,
+        clients: &HttpClients,
+    ) -> Result<ScrapeSource, Error> {
         if config.targets.is_empty() {
             return Err(Error::config(
                 "targets",
@@ -145,7 +164,7 @@ impl ScrapeSource {
             matchers: config.matchers,
             mode: config.mode,
             windows,
-            http: HttpClient::new(&config.http)?,
+            http: HttpClient::new(&config.http, clients)?,
             clock,
             history: Mutex::new(RateBuffer::new(keep)),
         })

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use burst_core::{MetricSource, Reading, Timestamp};
 use burst_prom::{
-    BasicAuth, Error, HttpConfig, ManualClock, PrometheusConfig, PrometheusSource, SeriesRule,
+    BasicAuth, Error, HttpClients, HttpConfig, ManualClock, PrometheusConfig, PrometheusSource,
+    SeriesRule,
 };
 use common::{Canned, Reply, data};
 
@@ -339,6 +340,102 @@ async fn connections_are_reused() {
     }
     let peers: std::collections::HashSet<_> = server.requests().iter().map(|r| r.peer).collect();
     assert_eq!(peers.len(), 1, "{peers:?}");
+}
+
+#[tokio::test]
+async fn sources_sharing_a_client_send_their_own_credentials_and_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_a = dir.path().join("token-a");
+    let token_b = dir.path().join("token-b");
+    std::fs::write(&token_a, "token-of-a\n").unwrap();
+    std::fs::write(&token_b, "token-of-b\n").unwrap();
+    let body = data("vector_one.json");
+    let server = Canned::start(move |_| Reply::ok(body.clone())).await;
+    let clients = HttpClients::new();
+    let build = |edit: &dyn Fn(&mut HttpConfig)| {
+        let mut config = PrometheusConfig {
+            url: server.url(),
+            ..PrometheusConfig::default()
+        };
+        edit(&mut config.http);
+        PrometheusSource::with_clock_and_clients(config, clock(), &clients).unwrap()
+    };
+    let a = build(&|h| {
+        h.bearer_token_file = Some(token_a.clone());
+        h.headers = BTreeMap::from([("X-Scope-OrgID".to_string(), "tenant-a".to_string())]);
+    });
+    let b = build(&|h| {
+        h.bearer_token_file = Some(token_b.clone());
+        // The token file wins over an Authorization header, as it does without sharing.
+        h.headers = BTreeMap::from([("Authorization".to_string(), "Bearer ignored".to_string())]);
+    });
+    let c = build(&|h| {
+        h.basic_auth = Some(BasicAuth {
+            username: "burst".into(),
+            password: "s3cret".into(),
+        })
+    });
+    let d = build(&|_| {});
+    assert_eq!(clients.len(), 1, "one client for four sources");
+    for _ in 0..2 {
+        for s in [&a, &b, &c, &d] {
+            s.evaluate().await.unwrap();
+        }
+    }
+    let requests = server.requests();
+    let seen: Vec<(Option<String>, Option<String>)> = requests
+        .iter()
+        .map(|r| (r.header("authorization"), r.header("x-scope-orgid")))
+        .collect();
+    let expected = [
+        (
+            Some("Bearer token-of-a".to_string()),
+            Some("tenant-a".to_string()),
+        ),
+        (Some("Bearer token-of-b".to_string()), None),
+        (Some("Basic YnVyc3Q6czNjcmV0".to_string()), None),
+        (None, None),
+    ];
+    assert_eq!(seen[..4], expected);
+    assert_eq!(seen[4..], expected);
+    for r in &requests {
+        assert_eq!(
+            r.headers.get_all("authorization").iter().count(),
+            usize::from(r.header("authorization").is_some())
+        );
+    }
+    // One pool: the four sources, called one after another, reuse one connection.
+    let peers: std::collections::HashSet<_> = requests.iter().map(|r| r.peer).collect();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+}
+
+#[tokio::test]
+async fn sources_with_other_tls_settings_do_not_share_a_client() {
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/ca.pem");
+    let body = data("vector_one.json");
+    let server = Canned::start(move |_| Reply::ok(body.clone())).await;
+    let clients = HttpClients::new();
+    let build = |edit: &dyn Fn(&mut HttpConfig)| {
+        let mut config = PrometheusConfig {
+            url: server.url(),
+            ..PrometheusConfig::default()
+        };
+        edit(&mut config.http);
+        PrometheusSource::with_clock_and_clients(config, clock(), &clients).unwrap()
+    };
+    let plain = build(&|_| {});
+    let with_ca = build(&|h| h.ca_file = Some(ca.into()));
+    assert_eq!(clients.len(), 2);
+    let insecure = build(&|h| h.insecure_skip_verify = true);
+    assert_eq!(clients.len(), 3);
+    for s in [&plain, &with_ca, &insecure] {
+        s.evaluate().await.unwrap();
+    }
+    // Three clients, three pools: three connections.
+    let peers: std::collections::HashSet<_> = server.requests().iter().map(|r| r.peer).collect();
+    assert_eq!(peers.len(), 3, "{peers:?}");
+    drop((plain, with_ca));
+    assert_eq!(clients.len(), 1, "clients go with their last source");
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use burst_core::{MetricSource, Reading, Timestamp};
-use burst_prom::{Error, ManualClock, ScrapeConfig, ScrapeMode, ScrapeSource};
+use burst_prom::{Error, HttpClients, ManualClock, ScrapeConfig, ScrapeMode, ScrapeSource};
 use common::{Canned, Reply, data};
 
 /// A target serving `istio_requests_total` with a settable value (or an HTTP status).
@@ -258,4 +258,35 @@ async fn negative_or_nan_samples_are_errors() {
     let e = s.evaluate().await.unwrap_err();
     assert_eq!(e.kind(), "invalid_value");
     assert!(e.to_string().contains(&url), "{e}");
+}
+
+#[tokio::test]
+async fn scrape_sources_share_a_client_and_keep_their_own_headers() {
+    let target = Target::start(10.0).await;
+    let clients = HttpClients::new();
+    let with_header = |tenant: &str| {
+        let mut config = ScrapeConfig {
+            targets: vec![target.url()],
+            metric: "istio_requests_total".into(),
+            ..ScrapeConfig::default()
+        };
+        config.http.headers =
+            BTreeMap::from([("Authorization".to_string(), format!("Bearer {tenant}"))]);
+        ScrapeSource::with_clock_and_clients(config, clock(), &clients).unwrap()
+    };
+    let a = with_header("a-secret");
+    let b = with_header("b-secret");
+    assert_eq!(clients.len(), 1);
+    a.observe().await.unwrap();
+    b.observe().await.unwrap();
+    let requests = target.server.requests();
+    let auth: Vec<String> = requests
+        .iter()
+        .map(|r| r.header("authorization").unwrap())
+        .collect();
+    assert_eq!(auth, ["Bearer a-secret", "Bearer b-secret"]);
+    assert_eq!(requests[0].peer, requests[1].peer, "one pooled connection");
+    // Nothing of the tokens shows in Debug output.
+    let shown = format!("{a:?} {b:?} {clients:?}");
+    assert!(!shown.contains("secret"), "{shown}");
 }

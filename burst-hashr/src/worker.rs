@@ -76,7 +76,47 @@ pub struct Worker {
     registry: Registry,
     published: Counter,
     publish_failures: Counter,
+    failure_log: FailureLog,
     http: HttpMetrics,
+}
+
+/// Logs publish failures at most once per [`FailureLog::EVERY`] (an outage under load would
+/// otherwise log once per request), with how many were folded into each line, and logs the
+/// first success after failures.
+#[derive(Debug, Default)]
+struct FailureLog {
+    /// When the last failure was logged; `None` while publishing works.
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Failures since the last logged one.
+    folded: std::sync::atomic::AtomicU64,
+}
+
+impl FailureLog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Records a failure at `now`; `Some(n)` when it should be logged, `n` being the failures
+    /// not logged since the previous line.
+    fn failure(&self, now: std::time::Instant) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        match *last {
+            Some(t) if now.duration_since(t) < Self::EVERY => {
+                self.folded.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            _ => {
+                *last = Some(now);
+                Some(self.folded.swap(0, Ordering::Relaxed))
+            }
+        }
+    }
+
+    /// Records a success; `Some(n)` on the first one after failures (`n` not yet logged).
+    fn success(&self) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.take()
+            .map(|_| self.folded.swap(0, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl std::fmt::Debug for Worker {
@@ -107,6 +147,7 @@ impl Worker {
             registry,
             published,
             publish_failures,
+            failure_log: FailureLog::default(),
             http,
         })
     }
@@ -148,11 +189,16 @@ async fn hash_handler(State(w): State<Arc<Worker>>, headers: HeaderMap, body: Bo
     match w.bus.publish(&w.config.channel, &message).await {
         Ok(()) => {
             w.published.inc();
+            if let Some(unlogged) = w.failure_log.success() {
+                tracing::info!(unlogged_failures = unlogged, "publishing again");
+            }
             "OK".into_response()
         }
         Err(e) => {
             w.publish_failures.inc();
-            tracing::warn!(error = %e, kind = e.kind(), "publish failed");
+            if let Some(folded) = w.failure_log.failure(std::time::Instant::now()) {
+                tracing::warn!(error = %e, kind = e.kind(), failures_since_last_log = folded, "publish failed (logged at most every 10 s; hashr_publish_failures counts all)");
+            }
             json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("the hash was not published: {e}; retry when the backend is back"),
@@ -231,6 +277,36 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn publish_failures_are_logged_at_most_every_ten_seconds() {
+        let log = FailureLog::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(
+            log.success(),
+            None,
+            "nothing to report while publishing works"
+        );
+        assert_eq!(log.failure(t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(log.failure(t0 + std::time::Duration::from_secs(i)), None);
+        }
+        assert_eq!(log.failure(t0 + FailureLog::EVERY), Some(5));
+        assert_eq!(log.failure(t0 + FailureLog::EVERY * 2), Some(0));
+        assert_eq!(log.failure(t0 + FailureLog::EVERY * 2), None);
+        assert_eq!(
+            log.success(),
+            Some(1),
+            "recovery reports the unlogged failure"
+        );
+        assert_eq!(log.success(), None);
+        assert_eq!(
+            log.failure(t0 + FailureLog::EVERY * 2),
+            Some(0),
+            "a new outage logs at once"
+        );
+    }
+
     use super::*;
     use crate::pubsub::{Event, MemoryPubSub};
     use axum::http::Request;

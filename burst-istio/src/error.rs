@@ -119,6 +119,22 @@ pub enum Error {
         /// Indices of the duplicates in the route's destination list.
         indices: Vec<usize>,
     },
+    /// One destination of the selected route matches both sides of the split (possible
+    /// with HTTPRoute selectors that share a name and differ only in port or namespace).
+    #[error(
+        "{object}: {route} has one {dest_word}, {destination}, that both the primary and the burst selector match; its one weight cannot hold both shares. Give each side a port or namespace that the other side's {dest_word} does not have",
+        dest_word = resource.dest_word()
+    )]
+    SharedDestination {
+        /// The object.
+        object: String,
+        /// The selected route.
+        route: String,
+        /// VirtualService or HTTPRoute.
+        resource: Resource,
+        /// The destination both sides match.
+        destination: String,
+    },
     /// Other destinations of the selected route carry traffic, so the two weights would not
     /// mean "share of all traffic".
     #[error(
@@ -321,6 +337,7 @@ impl Error {
             Error::AmbiguousRoute { .. } => "ambiguous_route",
             Error::DestinationMissing { .. } => "destination_missing",
             Error::DuplicateDestination { .. } => "duplicate_destination",
+            Error::SharedDestination { .. } => "shared_destination",
             Error::ExtraWeightedDestinations { .. } => "extra_weighted_destinations",
             Error::InvalidWeight { .. } => "invalid_weight",
             Error::ZeroTotalWeight { .. } => "zero_total_weight",

@@ -262,6 +262,33 @@ mod tests {
     }
 
     #[test]
+    fn selectors_matching_one_backend_are_refused() {
+        // Same Service, burst on its own port: the primary selector (any port) also
+        // matches the burst backendRef, and one weight cannot hold both shares.
+        let t = HttpRouteTarget::new(
+            BackendSelector::new("a"),
+            BackendSelector::new("a").port(81),
+        );
+        let r = route(json!([{"name": "a", "port": 81, "weight": 100}]));
+        for e in [
+            t.read(&r).unwrap_err(),
+            t.write(&r, Split::try_new(37, 63).unwrap()).unwrap_err(),
+            t.patch(&r, Split::ALL_BURST).unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), "shared_destination");
+            assert!(e.to_string().contains("a:81"), "{e}");
+        }
+        // With its own port on the primary side, each selector matches its own backend.
+        let t = HttpRouteTarget::new(
+            BackendSelector::new("a").port(80),
+            BackendSelector::new("a").port(81),
+        );
+        let r = route(json!([{"name": "a", "port": 80, "weight": 100}, {"name": "a", "port": 81}]));
+        let out = t.write(&r, Split::try_new(37, 63).unwrap()).unwrap();
+        assert_eq!(t.read(&out).unwrap(), Split::try_new(37, 63).unwrap());
+    }
+
+    #[test]
     fn weight_above_the_api_maximum_is_invalid() {
         let r = route(json!([{"name": "a", "weight": 1_000_001}, {"name": "b"}]));
         assert_eq!(target().read(&r).unwrap_err().kind(), "invalid_weight");

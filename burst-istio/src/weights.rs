@@ -302,6 +302,16 @@ pub(crate) fn locate(obj: &Value, q: &Query<'_>) -> Result<Located, Error> {
     };
     let primary_index = pick(q.is_primary, q.primary_name)?;
     let burst_index = pick(q.is_burst, q.burst_name)?;
+    // Selectors that differ only in port or namespace can both match one backendRef; its
+    // single weight cannot hold both shares.
+    if primary_index == burst_index {
+        return Err(Error::SharedDestination {
+            object,
+            resource: shape.resource,
+            route: label,
+            destination: (q.describe)(&dests[primary_index]),
+        });
+    }
     let weight_of = |d: &Value| d.get("weight").filter(|w| !w.is_null()).cloned();
     let others = dests
         .iter()

@@ -111,6 +111,7 @@ async fn setup(client: kube::Client, o: &CommonOptions) -> Result<Process, Error
     ctx.wiring = WiringOptions {
         field_manager: o.field_manager.clone(),
         request_timeout: o.request_timeout,
+        ..WiringOptions::default()
     };
     ctx.controller.router_timeout = o.request_timeout;
     ctx.status_interval = o.status_interval;

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use burst_core::policy::{AnyPolicy, PolicySpec};
 use burst_core::{MetricSource, RouterError, Split, TrafficRouter};
 use burst_istio::{HttpRouteRouter, MultiClusterRouter, RouterOptions, VirtualServiceRouter};
-use burst_prom::{PrometheusSource, ScrapeSource};
+use burst_prom::{HttpClients, PrometheusSource, ScrapeSource};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -44,6 +44,9 @@ pub struct WiringOptions {
     pub field_manager: String,
     /// Timeout of each Kubernetes request made by a router.
     pub request_timeout: Duration,
+    /// The HTTP clients of metric sources: loops whose sources have the same connection
+    /// settings share one client (TLS roots, connection pool) instead of one per policy.
+    pub http_clients: HttpClients,
 }
 
 impl Default for WiringOptions {
@@ -51,6 +54,7 @@ impl Default for WiringOptions {
         WiringOptions {
             field_manager: "burstd".to_owned(),
             request_timeout: Duration::from_secs(10),
+            http_clients: HttpClients::new(),
         }
     }
 }
@@ -334,8 +338,10 @@ pub async fn build(
     let policy_spec = spec.validate()?;
     let auth = resolve_auth(client, namespace, spec).await?;
     let source: Box<dyn MetricSource> = match spec.source.to_config(&policy_spec, &auth)? {
-        SourceConfig::Prometheus(c) => Box::new(PrometheusSource::new(c)?),
-        SourceConfig::Scrape(c) => Box::new(ScrapeSource::new(c)?),
+        SourceConfig::Prometheus(c) => {
+            Box::new(PrometheusSource::with_clients(c, &opts.http_clients)?)
+        }
+        SourceConfig::Scrape(c) => Box::new(ScrapeSource::with_clients(c, &opts.http_clients)?),
     };
     let local = kube_router(client.clone(), namespace, spec, opts)?;
     let router: Box<dyn TrafficRouter> = if spec.target.clusters.is_empty() {

@@ -1,24 +1,37 @@
-//! `burstd-scale`: burstd in operator mode with many BurstPolicies, against the in-process
-//! fake API server (`burst-fake-kube`) and fake `/metrics` endpoints, at a 1 s tick.
+//! `burstd-scale`: the real `burstd` binary in operator mode with many BurstPolicies,
+//! against the in-process fake API server (`burst-fake-kube`) and fake `/metrics`
+//! endpoints, at a 1 s tick.
 //!
 //! ```text
-//! cargo run --release -p burst-benches --bin burstd-scale -- [--policies 1000] [--secs 60] [--warmup 20]
+//! cargo build --release -p burst-bin --bin burstd
+//! cargo build --release -p burst-benches --bin burstd-scale
+//! target/release/burstd-scale [--policies 1000] [--secs 60] [--warmup 20] [--runs 3]
+//!     [--burstd [LABEL=]PATH]...
 //! ```
 //!
-//! This process serves the fake API server (CRD installed, one VirtualService per policy)
-//! and one `/metrics/{i}` endpoint per policy with an `istio_requests_total` counter whose
-//! rate is 5 rps, or 20 rps for a tenth of the policies in each 20 s period (so about 100
-//! policies move to burst and 100 come back every 20 s: route patches, status writes and
-//! Events happen all the time). It creates the policies, then starts a child process (this
-//! binary with `--child`) that runs burstd's operator mode (`burst_operator::app::
-//! run_operator_mode`, as `burstd` does; Events on, no leader election) against the fake.
+//! `--burstd` defaults to the `burstd` next to this binary (the same cargo target
+//! directory; built on its own, as above: one `cargo build` of both would unify their
+//! features and change burstd). Given several times (e.g. `--burstd
+//! before=/tmp/burstd-old --burstd after=target/release/burstd`), the binaries take turns
+//! in every run round and the summary gives each one's medians and the ratio of the last
+//! to the first.
 //!
-//! Measured on the child alone: CPU time (`/proc/PID/stat`) per tick over the measuring
-//! window (ticks counted from burstd's own `burstd_tick_duration_seconds_count`), peak RSS
-//! (`VmHWM`), and the tick duration's mean and p50/p99 (interpolated in burstd's histogram
-//! buckets, which double from 1 ms). The fake API server's CPU (this process) is printed for
-//! context: it shares the machine's cores with burstd.
+//! For each run this process starts a fresh fake API server (CRD installed, one
+//! VirtualService and one BurstPolicy per policy) and one `/metrics/{i}` endpoint per policy
+//! with an `istio_requests_total` counter whose rate is 5 rps, or 20 rps for a tenth of the
+//! policies in each 20 s period (so about 100 policies move to burst and 100 come back every
+//! 20 s: route patches, status writes and Events happen all the time). It writes a
+//! kubeconfig pointing at the fake and starts `burstd operator` with it (no leader election,
+//! Events on, watching the `default` namespace, logs at `warn`).
+//!
+//! Measured on the burstd process alone, once all its loops run and the warm-up is over:
+//! CPU time (`/proc/PID/stat`) per tick over the measuring window (ticks counted from
+//! burstd's own `burstd_tick_duration_seconds_count`), peak RSS (`VmHWM`), and the tick
+//! duration's mean and p50/p99 (interpolated in burstd's histogram buckets, which double
+//! from 1 ms). The fake API server's CPU (this process) is printed for context: it shares
+//! the machine's cores with burstd.
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,22 +41,51 @@ use axum::extract::{Path as UrlPath, State};
 use axum::routing::get;
 use burst_fake_kube::FakeKube;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const NS: &str = "default";
 /// Length of one demand period.
 const PERIOD: f64 = 20.0;
+/// How to build the binary this bench runs.
+const BUILD_BURSTD: &str = "cargo build --release -p burst-bin --bin burstd";
 
 #[derive(Debug)]
 struct Options {
     policies: usize,
     secs: u64,
     warmup: u64,
+    runs: usize,
+    /// (label, path) of each burstd to measure.
+    burstd: Vec<(String, PathBuf)>,
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Default)]
+struct Run {
+    startup_secs: f64,
+    ticks: f64,
+    due: f64,
+    cpu_per_tick_us: f64,
+    cpu_pct: f64,
+    hwm_mib: f64,
+    rss_max_mib: f64,
+    mean_ms: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    writes_per_sec: f64,
+    write_errors: f64,
+    fake_cpu_pct: f64,
 }
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match parse_args(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,15 +96,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let result = if args.first().map(String::as_str) == Some("--child") {
-        runtime.block_on(child(&args[1..]))
-    } else {
-        match parse_args(&args) {
-            Ok(o) => runtime.block_on(parent(o)),
-            Err(e) => Err(e),
-        }
-    };
-    match result {
+    match runtime.block_on(bench(options)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -76,6 +110,8 @@ fn parse_args(args: &[String]) -> anyhow::Result<Options> {
         policies: 1000,
         secs: 60,
         warmup: 20,
+        runs: 1,
+        burstd: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -84,46 +120,190 @@ fn parse_args(args: &[String]) -> anyhow::Result<Options> {
             "--policies" => o.policies = value.parse().context("--policies")?,
             "--secs" => o.secs = value.parse().context("--secs")?,
             "--warmup" => o.warmup = value.parse().context("--warmup")?,
-            other => bail!("unknown argument `{other}`; use --policies N --secs S --warmup S"),
+            "--runs" => o.runs = value.parse().context("--runs")?,
+            "--burstd" => o.burstd.push(labelled(value)),
+            other => bail!(
+                "unknown argument `{other}`; use --policies N --secs S --warmup S --runs N --burstd [LABEL=]PATH"
+            ),
         }
     }
-    if o.policies == 0 || o.secs == 0 {
-        bail!("--policies and --secs must be at least 1");
+    if o.policies == 0 || o.secs == 0 || o.runs == 0 {
+        bail!("--policies, --secs and --runs must be at least 1");
+    }
+    if o.burstd.is_empty() {
+        let exe = std::env::current_exe().context("cannot find this binary's path")?;
+        let next_to_me = exe.with_file_name("burstd");
+        o.burstd.push(("burstd".to_owned(), next_to_me));
+    }
+    for (_, path) in &o.burstd {
+        check_burstd(path)?;
     }
     Ok(o)
 }
 
-/// The child: burstd's operator mode until stdin closes. Prints `metrics ADDR` once serving.
-async fn child(args: &[String]) -> anyhow::Result<()> {
-    let [kube_url] = args else {
-        bail!("usage: burstd-scale --child KUBE_URL");
-    };
-    let uri: http::Uri = kube_url.parse().context("KUBE_URL")?;
-    let client = kube::Client::try_from(kube::Config::new(uri))?;
-    let port = burst_testkit::free_port()?;
-    let mut options = burst_operator::app::CommonOptions::new("burstd-scale");
-    options.listen = burst_testkit::loopback(port);
-    println!("metrics http://127.0.0.1:{port}/metrics");
-    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
-        let _ = closed_tx.send(());
-    });
-    let stop = async {
-        let _ = closed_rx.await;
-    };
-    burst_operator::app::run_operator_mode(
-        client,
-        options,
-        burst_operator::operator::OperatorSettings {
-            namespace: Some(NS.to_owned()),
-            shutdown_grace: Duration::from_secs(5),
-        },
-        stop,
-    )
-    .await?;
+/// `LABEL=PATH`, or `PATH` labelled with its file name.
+fn labelled(value: &str) -> (String, PathBuf) {
+    match value.split_once('=') {
+        Some((label, path)) if !label.is_empty() && !label.contains('/') => {
+            (label.to_owned(), PathBuf::from(path))
+        }
+        _ => {
+            let path = PathBuf::from(value);
+            let label = path
+                .file_name()
+                .map_or_else(|| value.to_owned(), |n| n.to_string_lossy().into_owned());
+            (label, path)
+        }
+    }
+}
+
+fn check_burstd(path: &Path) -> anyhow::Result<()> {
+    if !path.is_file() {
+        bail!(
+            "no burstd binary at {}: build it with `{BUILD_BURSTD}` (with the same CARGO_TARGET_DIR as this bench), or pass --burstd PATH",
+            path.display()
+        );
+    }
     Ok(())
+}
+
+async fn bench(o: Options) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "burstd at scale: {} policies, 1 s tick, {} s measured after {} s warm-up, {} run(s) per binary; {cores} cores; load average {}",
+        o.policies,
+        o.secs,
+        o.warmup,
+        o.runs,
+        loadavg()
+    );
+    for (label, path) in &o.burstd {
+        println!("- {label}: {}", path.display());
+    }
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); o.burstd.len()];
+    for round in 0..o.runs {
+        for (b, (label, path)) in o.burstd.iter().enumerate() {
+            eprintln!(
+                "run {}/{} of {label} ({}), load average {}",
+                round + 1,
+                o.runs,
+                path.display(),
+                loadavg()
+            );
+            let run = measure(&o, path)
+                .await
+                .with_context(|| format!("{label}, run {}", round + 1))?;
+            eprintln!("  {run:?}");
+            results[b].push(run);
+        }
+    }
+    println!("load average at the end: {}", loadavg());
+    println!();
+    print_runs(&o, &results);
+    println!();
+    print_summary(&o, &results);
+    Ok(())
+}
+
+/// The figures of a table row: name, unit, value of a run, digits.
+type Figure = (&'static str, &'static str, fn(&Run) -> f64, usize);
+
+const FIGURES: &[Figure] = &[
+    ("ticks done / due", "%", |r| r.ticks / r.due * 100.0, 1),
+    ("burstd CPU per tick", "µs", |r| r.cpu_per_tick_us, 1),
+    ("burstd CPU", "% of one core", |r| r.cpu_pct, 1),
+    ("burstd peak RSS (VmHWM)", "MiB", |r| r.hwm_mib, 1),
+    (
+        "burstd RSS during the window (max VmRSS)",
+        "MiB",
+        |r| r.rss_max_mib,
+        1,
+    ),
+    ("tick duration mean", "ms", |r| r.mean_ms, 2),
+    ("tick duration p50 (histogram)", "ms", |r| r.p50_ms, 2),
+    ("tick duration p99 (histogram)", "ms", |r| r.p99_ms, 2),
+    ("all loops running after", "s", |r| r.startup_secs, 1),
+    (
+        "API writes (route patches, status, Events)",
+        "/s",
+        |r| r.writes_per_sec,
+        1,
+    ),
+    ("router and status write errors", "", |r| r.write_errors, 0),
+    (
+        "fake API server + metric endpoints CPU (bench process)",
+        "% of one core",
+        |r| r.fake_cpu_pct,
+        1,
+    ),
+];
+
+fn print_runs(o: &Options, results: &[Vec<Run>]) {
+    println!("Every run (CPU per tick, peak RSS, tick p50 / p99):");
+    println!();
+    for (b, (label, _)) in o.burstd.iter().enumerate() {
+        for (i, r) in results[b].iter().enumerate() {
+            println!(
+                "- {label} run {}: {:.1} µs, {:.1} MiB, {:.2} / {:.2} ms",
+                i + 1,
+                r.cpu_per_tick_us,
+                r.hwm_mib,
+                r.p50_ms,
+                r.p99_ms
+            );
+        }
+    }
+}
+
+fn print_summary(o: &Options, results: &[Vec<Run>]) {
+    let labels: Vec<&str> = o.burstd.iter().map(|(l, _)| l.as_str()).collect();
+    let compare = labels.len() > 1;
+    let mut header = String::from("| figure (median) |");
+    let mut rule = String::from("|---|");
+    for l in &labels {
+        header.push_str(&format!(" {l} |"));
+        rule.push_str("---:|");
+    }
+    if compare {
+        header.push_str(&format!(" {} / {} |", labels[labels.len() - 1], labels[0]));
+        rule.push_str("---:|");
+    }
+    println!("{header}");
+    println!("{rule}");
+    for (name, unit, get, digits) in FIGURES {
+        let mut line = format!("| {name} |");
+        let medians: Vec<f64> = results
+            .iter()
+            .map(|runs| median(runs.iter().map(get).collect()))
+            .collect();
+        for m in &medians {
+            if unit.is_empty() {
+                line.push_str(&format!(" {m:.digits$} |"));
+            } else {
+                line.push_str(&format!(" {m:.digits$} {unit} |"));
+            }
+        }
+        if compare {
+            let first = medians[0];
+            let last = medians[medians.len() - 1];
+            if first > 0.0 {
+                line.push_str(&format!(" {:.2} |", last / first));
+            } else {
+                line.push_str(" - |");
+            }
+        }
+        println!("{line}");
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// Demand of policy `i` at `t` seconds.
@@ -284,7 +464,8 @@ async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<Ticks> {
     Ok(parse_ticks(&text))
 }
 
-async fn parent(o: Options) -> anyhow::Result<()> {
+/// One run: a fresh fake API server and metric endpoints, `burstd` at `path` against them.
+async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
     let clk = clk_tck();
     let me = std::process::id().to_string();
     let fake = FakeKube::start().await?;
@@ -297,7 +478,8 @@ async fn parent(o: Options) -> anyhow::Result<()> {
         .with_state(start.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let demand_base = format!("http://{}/metrics", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let demand_server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let _stop_demand = AbortOnDrop(demand_server);
 
     for i in 0..o.policies {
         fake.insert(
@@ -328,31 +510,30 @@ async fn parent(o: Options) -> anyhow::Result<()> {
             }),
         )?;
     }
-    eprintln!(
-        "{} BurstPolicies and VirtualServices in the fake API server at {}; load average {}",
-        o.policies,
-        fake.url(),
-        loadavg()
-    );
 
-    let exe = std::env::current_exe()?;
-    let mut child = Command::new(&exe)
-        .arg("--child")
-        .arg(fake.url())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kubeconfig_for(&fake.url()))?;
+    let port = burst_testkit::free_port()?;
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let mut child = Command::new(burstd)
+        .arg("operator")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--leader-elect", "false"])
+        .args(["--watch-namespace", NS])
+        .args(["--events", "true"])
+        .args(["--shutdown-grace", "2s"])
+        .args(["--identity", "burstd-scale"])
+        .args(["--log-level", "warn"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting {}", exe.display()))?;
-    let pid = child.id().context("child pid")?.to_string();
-    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let metrics_url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .context("the child printed nothing in 30 s")??
-        .and_then(|l| l.strip_prefix("metrics ").map(str::to_owned))
-        .context("the child's first line is not `metrics URL`")?;
+        .with_context(|| format!("starting {}", burstd.display()))?;
+    let pid = child.id().context("burstd exited at once")?.to_string();
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(20))
@@ -361,26 +542,26 @@ async fn parent(o: Options) -> anyhow::Result<()> {
     // Wait until every loop runs.
     let started = Instant::now();
     loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("burstd exited with {status} before running its loops (its log is above)");
+        }
         if let Ok(t) = scrape(&http, &metrics_url).await
             && t.policies >= o.policies as f64
         {
             break;
         }
-        if started.elapsed() > Duration::from_secs(120) {
-            bail!("burstd did not start {} loops within 120 s", o.policies);
+        if started.elapsed() > Duration::from_secs(180) {
+            bail!("burstd did not start {} loops within 180 s", o.policies);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let startup_secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "all {} loops running after {:.1} s; warming up {} s, then measuring {} s",
-        o.policies,
-        started.elapsed().as_secs_f64(),
-        o.warmup,
-        o.secs
+        "  all {} loops running after {startup_secs:.1} s; warming up {} s, then measuring {} s",
+        o.policies, o.warmup, o.secs
     );
     tokio::time::sleep(Duration::from_secs(o.warmup)).await;
 
-    let load_before = loadavg();
     let writes_before = fake.writes().len();
     let t0 = Instant::now();
     let cpu0 = cpu_secs(&pid, clk)?;
@@ -398,53 +579,48 @@ async fn parent(o: Options) -> anyhow::Result<()> {
     let wall = t0.elapsed().as_secs_f64();
     let hwm = status_kib(&pid, "VmHWM:")?;
     let writes = fake.writes().len() - writes_before;
-    drop(child.stdin.take());
-    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    child.kill().await.context("stopping burstd")?;
 
     let ticks = ticks1.count - ticks0.count;
+    if ticks <= 0.0 {
+        bail!("burstd ticked no loop during the {wall:.0} s window");
+    }
     let cpu = cpu1 - cpu0;
-    let fake_cpu = own1 - own0;
-    let mean = (ticks1.sum - ticks0.sum) / ticks;
-    println!(
-        "{} policies, 1 s tick, {wall:.0} s measured after {} s warm-up; load average {load_before} -> {}",
-        o.policies,
-        o.warmup,
-        loadavg()
-    );
-    println!();
-    println!("| figure | value |");
-    println!("|---|---:|");
-    println!(
-        "| ticks done / due | {ticks:.0} / {:.0} ({:.1} %) |",
-        o.policies as f64 * wall,
-        ticks / (o.policies as f64 * wall) * 100.0
-    );
-    println!("| burstd CPU per tick | {:.1} µs |", cpu / ticks * 1e6);
-    println!("| burstd CPU | {:.1} % of one core |", cpu / wall * 100.0);
-    println!("| burstd peak RSS (VmHWM) | {:.1} MiB |", hwm / 1024.0);
-    println!(
-        "| burstd RSS during the window (max VmRSS) | {:.1} MiB |",
-        rss_max / 1024.0
-    );
-    println!("| tick duration mean | {:.2} ms |", mean * 1e3);
-    println!(
-        "| tick duration p50 / p99 (histogram) | {:.2} ms / {:.2} ms |",
-        quantile(&ticks0, &ticks1, 0.5) * 1e3,
-        quantile(&ticks0, &ticks1, 0.99) * 1e3
-    );
-    println!(
-        "| API writes (route patches, status, Events) | {writes} ({:.1}/s) |",
-        writes as f64 / wall
-    );
-    println!(
-        "| router and status write errors | {:.0} |",
-        ticks1.writes_failed - ticks0.writes_failed
-    );
-    println!(
-        "| fake API server + metric endpoints CPU (bench process) | {:.1} % of one core |",
-        fake_cpu / wall * 100.0
-    );
-    Ok(())
+    Ok(Run {
+        startup_secs,
+        ticks,
+        due: o.policies as f64 * wall,
+        cpu_per_tick_us: cpu / ticks * 1e6,
+        cpu_pct: cpu / wall * 100.0,
+        hwm_mib: hwm / 1024.0,
+        rss_max_mib: rss_max / 1024.0,
+        mean_ms: (ticks1.sum - ticks0.sum) / ticks * 1e3,
+        p50_ms: quantile(&ticks0, &ticks1, 0.5) * 1e3,
+        p99_ms: quantile(&ticks0, &ticks1, 0.99) * 1e3,
+        writes_per_sec: writes as f64 / wall,
+        write_errors: ticks1.writes_failed - ticks0.writes_failed,
+        fake_cpu_pct: (own1 - own0) / wall * 100.0,
+    })
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A kubeconfig for the fake API server (plain HTTP on loopback; the token is not checked).
+fn kubeconfig_for(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\n\
+         clusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\n\
+         users: [{{name: bench, user: {{token: bench}}}}]\n\
+         contexts: [{{name: fake, context: {{cluster: fake, user: bench, namespace: {NS}}}}}]\n\
+         current-context: fake\n"
+    )
 }
 
 fn loadavg() -> String {
@@ -511,6 +687,46 @@ burstd_policies 2
             (f64::INFINITY, 100.0),
         ];
         assert!(quantile(&earlier, &after, 0.5) > 0.002);
+    }
+
+    #[test]
+    fn burstd_paths_take_an_optional_label() {
+        assert_eq!(
+            labelled("before=/tmp/x/burstd"),
+            ("before".to_string(), PathBuf::from("/tmp/x/burstd"))
+        );
+        assert_eq!(
+            labelled("/opt/burstd-old"),
+            ("burstd-old".to_string(), PathBuf::from("/opt/burstd-old"))
+        );
+        // An `=` inside a path is not a label.
+        assert_eq!(labelled("/a=b/burstd").1, PathBuf::from("/a=b/burstd"));
+    }
+
+    #[test]
+    fn a_missing_burstd_says_how_to_build_it() {
+        let e = check_burstd(Path::new("/nonexistent/burstd")).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("/nonexistent/burstd"), "{text}");
+        assert!(text.contains(BUILD_BURSTD), "{text}");
+        let e = parse_args(&["--burstd".into(), "/nonexistent/burstd".into()]).unwrap_err();
+        assert!(e.to_string().contains(BUILD_BURSTD), "{e}");
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn kubeconfig_points_at_the_fake() {
+        let yaml = kubeconfig_for("http://127.0.0.1:4321");
+        let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("http://127.0.0.1:4321"));
+        assert_eq!(kc.current_context.as_deref(), Some("fake"));
     }
 
     #[test]

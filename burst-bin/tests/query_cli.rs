@@ -1,26 +1,20 @@
 //! `burst query` end to end: the built binary against a real Prometheus and a local
 //! metrics target; exit codes 0 (value), 1 (no data) and 2 (error), and what it prints.
 
-use std::process::Command;
+mod common;
 
 use burst_testkit::prometheus::{IstioSeries, IstioTarget, PrometheusOptions, PrometheusServer};
 
 /// Runs the binary off the async runtime's threads.
 async fn burst(args: Vec<String>) -> (i32, String, String) {
     tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_burst"))
-            .arg("query")
-            .args(&args)
-            .output()
-            .expect("burst runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let args: Vec<&str> = std::iter::once("query")
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        common::burst(&args)
     })
     .await
-    .expect("join")
+    .expect("the blocking task finishes")
 }
 
 fn args(list: &[&str]) -> Vec<String> {

@@ -1,18 +1,8 @@
 //! `burst simulate` end to end: the built binary, its output and exit codes.
 
-use std::process::Command;
+mod common;
 
-fn burst(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_burst"))
-        .args(args)
-        .output()
-        .expect("burst runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::burst;
 
 #[test]
 fn json_has_the_documented_shape_and_the_seed_result() {

@@ -2,21 +2,12 @@
 //! for formats it cannot write.
 
 use std::path::Path;
-use std::process::Command;
 
 use resvg::tiny_skia::Pixmap;
 
-fn burst(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_burst"))
-        .args(args)
-        .output()
-        .expect("burst runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+
+use common::burst;
 
 fn utf8(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")

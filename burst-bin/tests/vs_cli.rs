@@ -3,11 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use burst_testkit::schema;
+use common::{burst, burst_with_stdin};
 use serde_json::Value;
 
 fn corpus(name: &str) -> String {
@@ -16,31 +17,6 @@ fn corpus(name: &str) -> String {
         .join(format!("{name}.yaml"))
         .to_string_lossy()
         .into_owned()
-}
-
-fn burst_with_stdin(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burst"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn burst(args: &[&str]) -> (i32, String, String) {
-    burst_with_stdin(args, None)
 }
 
 fn docs(yaml: &str) -> Vec<Value> {

@@ -342,6 +342,20 @@ async fn connections_are_reused() {
     assert_eq!(peers.len(), 1, "{peers:?}");
 }
 
+/// A source querying `server` through `clients`, with its HTTP settings edited by `edit`.
+fn shared_source(
+    server: &Canned,
+    clients: &HttpClients,
+    edit: &dyn Fn(&mut HttpConfig),
+) -> PrometheusSource {
+    let mut config = PrometheusConfig {
+        url: server.url(),
+        ..PrometheusConfig::default()
+    };
+    edit(&mut config.http);
+    PrometheusSource::with_clock_and_clients(config, clock(), clients).unwrap()
+}
+
 #[tokio::test]
 async fn sources_sharing_a_client_send_their_own_credentials_and_headers() {
     let dir = tempfile::tempdir().unwrap();
@@ -352,14 +366,7 @@ async fn sources_sharing_a_client_send_their_own_credentials_and_headers() {
     let body = data("vector_one.json");
     let server = Canned::start(move |_| Reply::ok(body.clone())).await;
     let clients = HttpClients::new();
-    let build = |edit: &dyn Fn(&mut HttpConfig)| {
-        let mut config = PrometheusConfig {
-            url: server.url(),
-            ..PrometheusConfig::default()
-        };
-        edit(&mut config.http);
-        PrometheusSource::with_clock_and_clients(config, clock(), &clients).unwrap()
-    };
+    let build = |edit: &dyn Fn(&mut HttpConfig)| shared_source(&server, &clients, edit);
     let a = build(&|h| {
         h.bearer_token_file = Some(token_a.clone());
         h.headers = BTreeMap::from([("X-Scope-OrgID".to_string(), "tenant-a".to_string())]);
@@ -415,14 +422,7 @@ async fn sources_with_other_tls_settings_do_not_share_a_client() {
     let body = data("vector_one.json");
     let server = Canned::start(move |_| Reply::ok(body.clone())).await;
     let clients = HttpClients::new();
-    let build = |edit: &dyn Fn(&mut HttpConfig)| {
-        let mut config = PrometheusConfig {
-            url: server.url(),
-            ..PrometheusConfig::default()
-        };
-        edit(&mut config.http);
-        PrometheusSource::with_clock_and_clients(config, clock(), &clients).unwrap()
-    };
+    let build = |edit: &dyn Fn(&mut HttpConfig)| shared_source(&server, &clients, edit);
     let plain = build(&|_| {});
     let with_ca = build(&|h| h.ca_file = Some(ca.into()));
     assert_eq!(clients.len(), 2);

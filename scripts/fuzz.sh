@@ -54,8 +54,9 @@ for t in "${targets[@]}"; do
   else
     failed=$((failed + 1))
     failures+=("$t")
-    echo "fuzz: $t FAILED; the end of its log (inputs in fuzz/artifacts/$t/):"
-    tail -n 60 "$log"
+    echo "fuzz: $t FAILED; what libFuzzer reported (inputs in fuzz/artifacts/$t/):"
+    grep -A3 -E "panicked at|ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)" "$log" | head -n 40 || true
+    grep -E "^SUMMARY|Test unit written|^error" "$log" || tail -n 30 "$log"
   fi
   rm -f "$log"
 done

@@ -1,5 +1,7 @@
-//! What must hold for ANY input to burst's parsers and transforms: shared by the
-//! cargo-fuzz targets in `fuzz/` and the property tests in `tests/fuzz_properties.rs`.
+//! What must hold for ANY input to burst's parsers and transforms, for the property tests
+//! in `tests/fuzz_properties.rs`. The parser oracles (`policy_oracle.rs`, `prom_oracle.rs`)
+//! are also compiled into the cargo-fuzz targets in `fuzz/`; the transform targets there
+//! check against their own independent model (`fuzz/src/routes.rs`).
 //!
 //! Every oracle takes raw bytes, must not panic, and returns `Err` with a description when
 //! a property is broken (the caller panics on it, so the fuzzer records the input).

@@ -509,27 +509,25 @@ fn splits() -> impl Iterator<Item = Split> {
 
 /// Fuzz input for the VirtualService transform (see the module docs).
 pub fn vs_input(data: &[u8]) -> Result<(), String> {
-    if let Ok(obj) = serde_json::from_slice::<Value>(data) {
-        for t in vs_targets() {
-            let m = Model::vs(&t);
-            for s in splits() {
-                check(&t, &m, &obj, s)?;
-            }
-        }
-        return Ok(());
-    }
-    let mut u = Unstructured::new(data);
-    let Ok((t, obj, s)) = gen_vs(&mut u) else {
-        return Ok(());
-    };
-    check(&t, &Model::vs(&t), &obj, s)
+    fuzz_input(data, vs_targets, Model::vs, gen_vs)
 }
 
 /// Fuzz input for the HTTPRoute transform (see the module docs).
 pub fn httproute_input(data: &[u8]) -> Result<(), String> {
+    fuzz_input(data, httproute_targets, Model::httproute, gen_httproute)
+}
+
+/// Bytes that parse as JSON are checked against every fixed target and split; any other
+/// bytes build a hostile object, target and split with `generate`.
+fn fuzz_input<T: Transform>(
+    data: &[u8],
+    targets: fn() -> Vec<T>,
+    model: fn(&T) -> Model,
+    generate: fn(&mut Unstructured<'_>) -> Gen<(T, Value, Split)>,
+) -> Result<(), String> {
     if let Ok(obj) = serde_json::from_slice::<Value>(data) {
-        for t in httproute_targets() {
-            let m = Model::httproute(&t);
+        for t in targets() {
+            let m = model(&t);
             for s in splits() {
                 check(&t, &m, &obj, s)?;
             }
@@ -537,10 +535,10 @@ pub fn httproute_input(data: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     let mut u = Unstructured::new(data);
-    let Ok((t, obj, s)) = gen_httproute(&mut u) else {
+    let Ok((t, obj, s)) = generate(&mut u) else {
         return Ok(());
     };
-    check(&t, &Model::httproute(&t), &obj, s)
+    check(&t, &model(&t), &obj, s)
 }
 
 // ---- structured generation -------------------------------------------------------------

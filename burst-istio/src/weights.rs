@@ -196,6 +196,16 @@ pub(crate) fn locate(obj: &Value, q: &Query<'_>) -> Result<Located, Error> {
         let d = dests_of(shape, r);
         d.iter().any(|x| (q.is_primary)(x)) && d.iter().any(|x| (q.is_burst)(x))
     };
+    let ambiguous = |several: &[usize]| Error::AmbiguousRoute {
+        object: object.clone(),
+        resource: shape.resource,
+        primary: q.primary_name.to_owned(),
+        burst: q.burst_name.to_owned(),
+        candidates: several
+            .iter()
+            .map(|i| short_route_label(*i, &routes[*i]))
+            .collect(),
+    };
     let route_index = match q.selector {
         RouteSelector::Index(i) => {
             if *i >= routes.len() {
@@ -225,18 +235,7 @@ pub(crate) fn locate(obj: &Value, q: &Query<'_>) -> Result<Located, Error> {
                         available: available(),
                     });
                 }
-                several => {
-                    return Err(Error::AmbiguousRoute {
-                        object,
-                        resource: shape.resource,
-                        primary: q.primary_name.to_owned(),
-                        burst: q.burst_name.to_owned(),
-                        candidates: several
-                            .iter()
-                            .map(|i| short_route_label(*i, &routes[*i]))
-                            .collect(),
-                    });
-                }
+                several => return Err(ambiguous(several)),
             }
         }
         RouteSelector::Only => {
@@ -257,18 +256,7 @@ pub(crate) fn locate(obj: &Value, q: &Query<'_>) -> Result<Located, Error> {
                         available: available(),
                     });
                 }
-                several => {
-                    return Err(Error::AmbiguousRoute {
-                        object,
-                        resource: shape.resource,
-                        primary: q.primary_name.to_owned(),
-                        burst: q.burst_name.to_owned(),
-                        candidates: several
-                            .iter()
-                            .map(|i| short_route_label(*i, &routes[*i]))
-                            .collect(),
-                    });
-                }
+                several => return Err(ambiguous(several)),
             }
         }
     };

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -175,16 +174,7 @@ impl Cluster {
         });
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        let mut f = std::fs::File::create(&kubeconfig).unwrap();
-        write!(
-            f,
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: u, user: {{token: t}}}}]\n\
-             contexts: [{{name: c, context: {{cluster: fake, user: u, namespace: default}}}}]\n\
-             current-context: c\n",
-            fake.url()
-        )
-        .unwrap();
+        std::fs::write(&kubeconfig, fake.kubeconfig("default", "t")).unwrap();
         Cluster {
             fake,
             metrics_url,

@@ -185,6 +185,20 @@ impl FakeKube {
         self.addr
     }
 
+    /// A kubeconfig selecting this server (plain HTTP on loopback; the token is sent but
+    /// not checked), with `namespace` as the context's default, for processes such as
+    /// `burstd` that read their configuration from a file.
+    pub fn kubeconfig(&self, namespace: &str, token: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: u, user: {{token: {token}}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: u, namespace: {namespace}}}}}]\n\
+             current-context: fake\n",
+            self.url()
+        )
+    }
+
     /// A real `kube::Client` talking to this server (default namespace `default`).
     pub fn client(&self) -> Result<kube::Client, Error> {
         let url = self.url();

@@ -425,3 +425,24 @@ async fn reqwest_like_get(fake: &FakeKube, path: &str) -> (u16, Value) {
         Err(e) => panic!("{e:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_client_from_the_kubeconfig_reaches_the_fake_in_its_namespace() {
+    let fake = FakeKube::start().await.unwrap();
+    fake.insert("virtualservices", vs("a")).unwrap();
+    let yaml = fake.kubeconfig("default", "t0ken");
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+    assert_eq!(cluster.server.as_deref(), Some(fake.url().as_str()));
+    assert_eq!(kc.current_context.as_deref(), Some("fake"));
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(config.default_namespace, "default");
+    let client = kube::Client::try_from(config).unwrap();
+    let api: Api<DynamicObject> = Api::default_namespaced_with(client, &resource("v1"));
+    assert_eq!(
+        api.get("a").await.unwrap().metadata.name.as_deref(),
+        Some("a")
+    );
+}

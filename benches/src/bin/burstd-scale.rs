@@ -513,7 +513,7 @@ async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
 
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, kubeconfig_for(&fake.url()))?;
+    std::fs::write(&kubeconfig, fake.kubeconfig(NS, "bench"))?;
     let port = burst_testkit::free_port()?;
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let mut child = Command::new(burstd)
@@ -612,17 +612,6 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// A kubeconfig for the fake API server (plain HTTP on loopback; the token is not checked).
-fn kubeconfig_for(url: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\n\
-         clusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\n\
-         users: [{{name: bench, user: {{token: bench}}}}]\n\
-         contexts: [{{name: fake, context: {{cluster: fake, user: bench, namespace: {NS}}}}}]\n\
-         current-context: fake\n"
-    )
-}
-
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -718,15 +707,6 @@ burstd_policies 2
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median(Vec::new()).is_nan());
-    }
-
-    #[test]
-    fn kubeconfig_points_at_the_fake() {
-        let yaml = kubeconfig_for("http://127.0.0.1:4321");
-        let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
-        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
-        assert_eq!(cluster.server.as_deref(), Some("http://127.0.0.1:4321"));
-        assert_eq!(kc.current_context.as_deref(), Some("fake"));
     }
 
     #[test]

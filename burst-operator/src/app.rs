@@ -57,7 +57,7 @@ impl CommonOptions {
     }
 }
 
-/// Completes on SIGTERM or Ctrl-C.
+/// Completes on SIGTERM or Ctrl-C (used by burstd and the String Hashr binaries).
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -70,7 +70,7 @@ pub async fn shutdown_signal() {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops burstd");
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the process");
                 let _ = tokio::signal::ctrl_c().await;
             }
         }

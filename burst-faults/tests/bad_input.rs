@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,32 +19,9 @@ use burst_hashr::frontend::{Frontend, FrontendConfig};
 use burst_hashr::mesh::{Mesh, MeshConfig};
 use burst_hashr::pubsub::MemoryPubSub;
 use burst_hashr::worker::{Worker, WorkerConfig};
-use tokio_util::sync::CancellationToken;
+use common::serve;
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-/// A server on a free loopback port, stopped when dropped.
-struct Served {
-    addr: SocketAddr,
-    stop: CancellationToken,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn serve(router: axum::Router) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let signal = stop.clone().cancelled_owned();
-    tokio::spawn(async move {
-        let _ = burst_hashr::http::serve(listener, router, signal).await;
-    });
-    Served { addr, stop }
-}
 
 /// One malformed request and the status it must get (`None`: any 4xx).
 struct Row {

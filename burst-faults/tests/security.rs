@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use burst_prom::{
     BasicAuth, HttpConfig, PrometheusConfig, PrometheusSource, ScrapeConfig, ScrapeSource,
 };
 use burst_testkit::prometheus::{PrometheusOptions, PrometheusServer};
+use common::serve;
 use tokio_util::sync::CancellationToken;
 
 fn workspace() -> PathBuf {
@@ -295,7 +298,7 @@ async fn redis_password_never_in_logs_answers_or_debug() {
     let worker = burst_hashr::worker::Worker::new(Default::default(), down_bus);
     let addr = serve(worker.router()).await;
     let answer = raw::send(
-        addr.0,
+        addr.addr,
         &raw::request(
             "POST",
             "/",
@@ -376,26 +379,6 @@ async fn tls_is_verified_by_default() {
 
 // ---------------------------------------------------------------- size limits
 
-/// Serves `router` on a free loopback port until dropped.
-struct Stop(SocketAddr, CancellationToken);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        self.1.cancel();
-    }
-}
-
-async fn serve(router: axum::Router) -> Stop {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let signal = stop.clone().cancelled_owned();
-    tokio::spawn(async move {
-        let _ = burst_hashr::http::serve(listener, router, signal).await;
-    });
-    Stop(addr, stop)
-}
-
 /// Headers of 20 KiB: 431, or (burstd) the connection closed without an answer.
 async fn header_limit(server: &str, addr: SocketAddr, method: &str, path: &str, close_ok: bool) {
     let big = "x".repeat(20 * 1024);
@@ -436,7 +419,7 @@ async fn every_endpoint_limits_headers_and_bodies() {
     let bus = Arc::new(MemoryPubSub::new());
     let worker = burst_hashr::worker::Worker::new(Default::default(), bus.clone());
     let w = serve(worker.router()).await;
-    let worker_url = url::Url::parse(&format!("http://{}/", w.0)).unwrap();
+    let worker_url = url::Url::parse(&format!("http://{}/", w.addr)).unwrap();
     let frontend = burst_hashr::frontend::Frontend::start(
         burst_hashr::frontend::FrontendConfig::new(worker_url.clone()),
         bus.clone(),
@@ -464,10 +447,10 @@ async fn every_endpoint_limits_headers_and_bodies() {
     tokio::spawn(burstd.serve(signal));
 
     let gets: [(&str, SocketAddr, &[&str], bool); 5] = [
-        ("worker", w.0, &["/", "/_healthz", "/metrics"], false),
+        ("worker", w.addr, &["/", "/_healthz", "/metrics"], false),
         (
             "frontend",
-            f.0,
+            f.addr,
             &[
                 "/",
                 "/assets/bootstrap.min.css",
@@ -479,10 +462,10 @@ async fn every_endpoint_limits_headers_and_bodies() {
             ],
             false,
         ),
-        ("mesh proxy", p.0, &["/", "/any/path"], false),
+        ("mesh proxy", p.addr, &["/", "/any/path"], false),
         (
             "mesh admin",
-            a.0,
+            a.addr,
             &["/metrics", "/_healthz", "/split"],
             false,
         ),
@@ -496,9 +479,9 @@ async fn every_endpoint_limits_headers_and_bodies() {
         }
     }
     for (server, addr, path) in [
-        ("worker", w.0, "/"),
-        ("frontend", f.0, "/api/frequency"),
-        ("mesh proxy", p.0, "/"),
+        ("worker", w.addr, "/"),
+        ("frontend", f.addr, "/api/frequency"),
+        ("mesh proxy", p.addr, "/"),
     ] {
         header_limit(server, addr, "POST", path, false).await;
         body_limit(server, addr, path).await;

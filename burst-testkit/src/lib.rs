@@ -1,9 +1,11 @@
 //! Test support for burst.
 //!
-//! Real servers from Debian's packages are started as child processes on free loopback
-//! ports and stopped when their guard is dropped. A missing server binary is an error that
+//! Real servers from Debian's packages, and a real Kubernetes control plane built from its
+//! Go modules ([`kube`]), are started as child processes on free loopback ports and stopped
+//! when their guard is dropped. A missing server binary is an error that
 //! names the package to install, never a silently skipped test.
 
+pub mod kube;
 pub mod prometheus;
 pub mod redis;
 pub mod schema;

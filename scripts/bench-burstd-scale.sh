@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # burstd at scale: the release burstd binary in operator mode with BENCH_POLICIES
-# BurstPolicies (default 1000) against the fake API server and fake /metrics endpoints
-# served by the bench process, 1 s tick. Prints CPU per tick, peak RSS (VmHWM) and the tick
+# BurstPolicies (default 1000) against a real kube-apiserver + etcd (a fresh control plane
+# per run, built by scripts/control-plane.sh) and /metrics endpoints served by the bench
+# process, 1 s tick. Prints CPU per tick, peak RSS (VmHWM) and the tick
 # latency p50/p99 from burstd's own histogram, per run and as medians.
 #
 #   scripts/bench-burstd-scale.sh                                  # 3 runs of 60 s after 20 s warm-up
@@ -18,6 +19,7 @@ SECS="${BENCH_SECS:-60}"
 WARMUP="${BENCH_WARMUP:-20}"
 POLICIES="${BENCH_POLICIES:-1000}"
 
+"$ROOT/scripts/control-plane.sh" build >/dev/null
 echo "building the release burstd and burstd-scale..." >&2
 # Two builds: one `cargo build` of both would unify their features and change burstd.
 (cd "$ROOT" && cargo build --release -q -p burst-bin --bin burstd \

@@ -75,7 +75,7 @@ toolchain your machine provides) and run this again."
     name="${t%% *}"
     pkg="${t#* }"
     echo "+ go build -o $cache/bin/$name $pkg" >>"$log"
-    if ! (cd "$module" && go build -mod=readonly -trimpath -ldflags="$ldflags" -o "$cache/bin/$name.tmp" "$pkg") >>"$log" 2>&1; then
+    if ! (cd "$module" && go build -mod=readonly -trimpath -buildvcs=false -ldflags="$ldflags" -o "$cache/bin/$name.tmp" "$pkg") >>"$log" 2>&1; then
       echo "control-plane: building $name failed; the last lines of $log:" >&2
       tail -n 30 "$log" >&2
       exit 1

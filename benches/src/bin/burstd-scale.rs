@@ -1,6 +1,7 @@
 //! `burstd-scale`: the real `burstd` binary in operator mode with many BurstPolicies,
-//! against the in-process fake API server (`burst-fake-kube`) and fake `/metrics`
-//! endpoints, at a 1 s tick.
+//! against a real kube-apiserver and etcd (`burst_testkit::kube::ControlPlane`, built by
+//! `scripts/control-plane.sh build`) and `/metrics` endpoints served by this process, at a
+//! 1 s tick.
 //!
 //! ```text
 //! cargo build --release -p burst-bin --bin burstd
@@ -16,20 +17,21 @@
 //! in every run round and the summary gives each one's medians and the ratio of the last
 //! to the first.
 //!
-//! For each run this process starts a fresh fake API server (CRD installed, one
-//! VirtualService and one BurstPolicy per policy) and one `/metrics/{i}` endpoint per policy
+//! For each run this process starts a fresh control plane (the Istio and BurstPolicy CRDs
+//! installed, one VirtualService and one BurstPolicy per policy) and one `/metrics/{i}` endpoint per policy
 //! with an `istio_requests_total` counter whose rate is 5 rps, or 20 rps for a tenth of the
 //! policies in each 20 s period (so about 100 policies move to burst and 100 come back every
 //! 20 s: route patches, status writes and Events happen all the time). It writes a
-//! kubeconfig pointing at the fake and starts `burstd operator` with it (no leader election,
+//! kubeconfig pointing at the API server (admin token) and starts `burstd operator` with it (no leader election,
 //! Events on, watching the `default` namespace, logs at `warn`).
 //!
 //! Measured on the burstd process alone, once all its loops run and the warm-up is over:
 //! CPU time (`/proc/PID/stat`) per tick over the measuring window (ticks counted from
 //! burstd's own `burstd_tick_duration_seconds_count`), peak RSS (`VmHWM`), and the tick
 //! duration's mean and p50/p99 (interpolated in burstd's histogram buckets, which double
-//! from 1 ms). The fake API server's CPU (this process) is printed for context: it shares
-//! the machine's cores with burstd.
+//! from 1 ms). API writes per second come from the server's own `apiserver_request_total`
+//! (write verbs). The CPU of kube-apiserver + etcd and of this process (the metric
+//! endpoints) is printed for context: they share the machine's cores with burstd.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -39,7 +41,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::get;
-use burst_fake_kube::FakeKube;
+use burst_testkit::kube::ControlPlane;
 use serde_json::json;
 use tokio::process::Command;
 
@@ -74,7 +76,8 @@ struct Run {
     p99_ms: f64,
     writes_per_sec: f64,
     write_errors: f64,
-    fake_cpu_pct: f64,
+    servers_cpu_pct: f64,
+    bench_cpu_pct: f64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -231,9 +234,15 @@ const FIGURES: &[Figure] = &[
     ),
     ("router and status write errors", "", |r| r.write_errors, 0),
     (
-        "fake API server + metric endpoints CPU (bench process)",
+        "kube-apiserver + etcd CPU",
         "% of one core",
-        |r| r.fake_cpu_pct,
+        |r| r.servers_cpu_pct,
+        1,
+    ),
+    (
+        "metric endpoints CPU (bench process)",
+        "% of one core",
+        |r| r.bench_cpu_pct,
         1,
     ),
 ];
@@ -464,13 +473,32 @@ async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<Ticks> {
     Ok(parse_ticks(&text))
 }
 
-/// One run: a fresh fake API server and metric endpoints, `burstd` at `path` against them.
+/// One run: a fresh real control plane and metric endpoints, `burstd` at `path` against
+/// them.
 async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
     let clk = clk_tck();
     let me = std::process::id().to_string();
-    let fake = FakeKube::start().await?;
-    let crd = serde_json::to_value(burst_operator::crd::crd())?;
-    fake.install_crd(&crd)?;
+    let cp = tokio::task::spawn_blocking(ControlPlane::start)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "  control plane ready in {:.1} s",
+        cp.started_in().as_secs_f64()
+    );
+    cp.install_crd_files(&["schemas/istio/crd-all.gen.yaml"])
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let crd = serde_json::to_string(&burst_operator::crd::crd())?;
+    cp.install_crds(&crd).await.map_err(anyhow::Error::msg)?;
+    let (etcd_pid, apiserver_pid) = cp.server_pids();
+    let servers: Vec<String> = [etcd_pid, apiserver_pid]
+        .into_iter()
+        .flatten()
+        .map(|p| p.to_string())
+        .collect();
+    if servers.len() != 2 {
+        bail!("cannot find the etcd and kube-apiserver processes");
+    }
 
     let start = Arc::new(Instant::now());
     let app = axum::Router::new()
@@ -481,39 +509,12 @@ async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
     let demand_server = tokio::spawn(async move { axum::serve(listener, app).await });
     let _stop_demand = AbortOnDrop(demand_server);
 
-    for i in 0..o.policies {
-        fake.insert(
-            "virtualservices",
-            json!({
-                "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-                "metadata": {"name": vs_name(i), "namespace": NS},
-                "spec": {"hosts": ["worker-service"], "http": [{"route": [
-                    {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
-                    {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}
-                ]}]}
-            }),
-        )?;
-        fake.insert(
-            "burstpolicies",
-            json!({
-                "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
-                "metadata": {"name": vs_name(i), "namespace": NS},
-                "spec": {
-                    "source": {"scrape": {
-                        "targets": [format!("{demand_base}/{i}")],
-                        "metric": "istio_requests_total",
-                        "matchers": {"reporter": "source"},
-                    }},
-                    "policy": {"tick": "1s"},
-                    "target": {"kind": "VirtualService", "name": vs_name(i)},
-                }
-            }),
-        )?;
-    }
+    let client = cp.admin_client().await.map_err(anyhow::Error::msg)?;
+    create_objects(&client, o.policies, &demand_base).await?;
 
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, fake.kubeconfig(NS, "bench"))?;
+    std::fs::write(&kubeconfig, cp.kubeconfig(cp.admin_token(), NS))?;
     let port = burst_testkit::free_port()?;
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let mut child = Command::new(burstd)
@@ -562,10 +563,14 @@ async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
     );
     tokio::time::sleep(Duration::from_secs(o.warmup)).await;
 
-    let writes_before = fake.writes().len();
+    let writes_before = server_writes(&client).await?;
     let t0 = Instant::now();
     let cpu0 = cpu_secs(&pid, clk)?;
     let own0 = cpu_secs(&me, clk)?;
+    let servers0 = servers
+        .iter()
+        .map(|p| cpu_secs(p, clk))
+        .sum::<anyhow::Result<f64>>()?;
     let ticks0 = scrape(&http, &metrics_url).await?;
     let mut rss_max: f64 = 0.0;
     let end = t0 + Duration::from_secs(o.secs);
@@ -576,10 +581,15 @@ async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
     let ticks1 = scrape(&http, &metrics_url).await?;
     let cpu1 = cpu_secs(&pid, clk)?;
     let own1 = cpu_secs(&me, clk)?;
+    let servers1 = servers
+        .iter()
+        .map(|p| cpu_secs(p, clk))
+        .sum::<anyhow::Result<f64>>()?;
     let wall = t0.elapsed().as_secs_f64();
     let hwm = status_kib(&pid, "VmHWM:")?;
-    let writes = fake.writes().len() - writes_before;
+    let writes = server_writes(&client).await? - writes_before;
     child.kill().await.context("stopping burstd")?;
+    drop(cp);
 
     let ticks = ticks1.count - ticks0.count;
     if ticks <= 0.0 {
@@ -597,10 +607,100 @@ async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
         mean_ms: (ticks1.sum - ticks0.sum) / ticks * 1e3,
         p50_ms: quantile(&ticks0, &ticks1, 0.5) * 1e3,
         p99_ms: quantile(&ticks0, &ticks1, 0.99) * 1e3,
-        writes_per_sec: writes as f64 / wall,
+        writes_per_sec: writes / wall,
         write_errors: ticks1.writes_failed - ticks0.writes_failed,
-        fake_cpu_pct: (own1 - own0) / wall * 100.0,
+        servers_cpu_pct: (servers1 - servers0) / wall * 100.0,
+        bench_cpu_pct: (own1 - own0) / wall * 100.0,
     })
+}
+
+/// One VirtualService and one BurstPolicy per policy, created on the real server (a few at
+/// a time, as a GitOps tool would apply them).
+async fn create_objects(
+    client: &kube::Client,
+    policies: usize,
+    demand_base: &str,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use kube::api::{Api, DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+    let resource = |group: &str, version: &str, kind: &str, plural: &str| ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let vs = resource(
+        "networking.istio.io",
+        "v1",
+        "VirtualService",
+        "virtualservices",
+    );
+    let bp = resource("bursting.dev", "v1alpha1", "BurstPolicy", "burstpolicies");
+    let vs_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &vs);
+    let bp_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &bp);
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..policies)
+        .map(|i| {
+            let vs_api = vs_api.clone();
+            let bp_api = bp_api.clone();
+            async move {
+                let route: DynamicObject = serde_json::from_value(json!({
+                    "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                    "metadata": {"name": vs_name(i), "namespace": NS},
+                    "spec": {"hosts": ["worker-service"], "http": [{"route": [
+                        {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
+                        {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}
+                    ]}]}
+                }))?;
+                vs_api.create(&PostParams::default(), &route).await?;
+                let policy: DynamicObject = serde_json::from_value(json!({
+                    "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
+                    "metadata": {"name": vs_name(i), "namespace": NS},
+                    "spec": {
+                        "source": {"scrape": {
+                            "targets": [format!("{demand_base}/{i}")],
+                            "metric": "istio_requests_total",
+                            "matchers": {"reporter": "source"},
+                        }},
+                        "policy": {"tick": "1s"},
+                        "target": {"kind": "VirtualService", "name": vs_name(i)},
+                    }
+                }))?;
+                bp_api.create(&PostParams::default(), &policy).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<()>>()
+}
+
+/// Writes the API server has answered so far (`apiserver_request_total` for the write
+/// verbs, from its own `/metrics`).
+async fn server_writes(client: &kube::Client) -> anyhow::Result<f64> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    Ok(sum_writes(&text))
+}
+
+fn sum_writes(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| {
+            [
+                "\"POST\"",
+                "\"PUT\"",
+                "\"PATCH\"",
+                "\"APPLY\"",
+                "\"DELETE\"",
+            ]
+            .iter()
+            .any(|v| l.contains(&format!("verb={v}")))
+        })
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
 }
 
 /// Aborts a background task when dropped.
@@ -700,6 +800,19 @@ burstd_policies 2
         assert!(text.contains(BUILD_BURSTD), "{text}");
         let e = parse_args(&["--burstd".into(), "/nonexistent/burstd".into()]).unwrap_err();
         assert!(e.to_string().contains(BUILD_BURSTD), "{e}");
+    }
+
+    #[test]
+    fn writes_are_the_write_verbs_of_apiserver_request_total() {
+        let text = "\
+apiserver_request_total{code=\"200\",resource=\"virtualservices\",verb=\"PATCH\"} 7
+apiserver_request_total{code=\"201\",resource=\"events\",verb=\"POST\"} 3
+apiserver_request_total{code=\"200\",resource=\"leases\",verb=\"PUT\"} 2
+apiserver_request_total{code=\"200\",resource=\"virtualservices\",verb=\"GET\"} 100
+apiserver_request_total{code=\"200\",resource=\"burstpolicies\",verb=\"WATCH\"} 1
+apiserver_request_duration_seconds_count{verb=\"PATCH\"} 50
+";
+        assert_eq!(sum_writes(text), 12.0);
     }
 
     #[test]

@@ -299,6 +299,22 @@ impl ControlPlane {
         )
     }
 
+    /// The pids of the server processes themselves (etcd, kube-apiserver), the children of
+    /// their guards, for measuring their CPU and memory in `/proc`.
+    pub fn server_pids(&self) -> (Option<u32>, Option<u32>) {
+        let child_of = |guard: Option<u32>| {
+            let guard = guard?;
+            std::fs::read_to_string(format!("/proc/{guard}/task/{guard}/children"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        let (etcd, apiserver) = self.pids();
+        (child_of(etcd), child_of(apiserver))
+    }
+
     /// A kubeconfig for this server with `token` as the user and `namespace` as the
     /// context's default.
     pub fn kubeconfig(&self, token: &str, namespace: &str) -> String {

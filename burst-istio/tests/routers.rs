@@ -1,106 +1,91 @@
-//! Routers through the real `kube::Client` against the in-process fake API server.
+//! VirtualService and HTTPRoute routers through the real `kube::Client` against a real
+//! kube-apiserver + etcd (`burst_testkit::kube`, one per test binary, a namespace per test)
+//! with the vendored Istio and Gateway API CRDs installed, so every answer (the 422 of a
+//! failed `test` op, 404, dry run, schema and CEL validation, an admission policy's refusal,
+//! defaulting, managedFields) is the real server's.
+//!
+//! The routers go through `ApiProxy`, which records every write that reached the server and
+//! injects only what a real server cannot be made to do on demand: 500s, a 409 for a JSON
+//! patch, slow answers and dropped connections. Concurrent writers are real writers acting on
+//! the server just before our patch (`Fault::before`). Objects written are also checked
+//! against Istio's weight rules that istiod's webhook would apply (`schema::check`).
+//!
+//! Needs the control-plane binaries (`scripts/control-plane.sh build`); without them every
+//! test fails with that command.
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use burst_core::{Split, TrafficRouter};
-use burst_fake_kube::{FakeKube, Fault, ObjectKey};
-use burst_istio::{
-    BackendSelector, HttpRouteRouter, HttpRouteTarget, MultiClusterRouter, RouterOptions,
-    VirtualServiceRouter, VsTarget,
-};
+use burst_istio::{BackendSelector, HttpRouteRouter, HttpRouteTarget, RouterOptions};
+use burst_testkit::kube::{ControlPlane, Fault};
 use burst_testkit::schema;
+use common::{
+    Cluster, HTTPROUTE_V1, NAME, V1, assert_only_weights_changed, fast, json_patch, managed_by,
+    object_path, request, seed_vs, vs_weight,
+};
 use http::Method;
 use serde_json::{Value, json};
-
-const NAME: &str = "worker-virtual-service";
-const OBJECT: &str = "VirtualService default/worker-virtual-service";
-
-fn seed_vs(api_version: &str, primary: u8, burst: u8) -> Value {
-    json!({
-        "apiVersion": api_version, "kind": "VirtualService",
-        "metadata": {"name": NAME, "namespace": "default", "labels": {"app": "worker"}},
-        "spec": {"hosts": ["worker-service"], "gateways": ["mesh"], "http": [{
-            "retries": {"attempts": 3},
-            "route": [
-                {"destination": {"host": "worker-service.default.svc.cluster.local", "port": {"number": 80}, "subset": "primary"}, "weight": primary},
-                {"destination": {"host": "worker-service.default.svc.cluster.local", "port": {"number": 80}, "subset": "burst"}, "weight": burst},
-            ]}]}
-    })
-}
-
-fn fast() -> RouterOptions {
-    RouterOptions {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
-        request_timeout: Duration::from_secs(5),
-        ..RouterOptions::default()
-    }
-}
-
-async fn fake_with_vs(primary: u8, burst: u8) -> FakeKube {
-    let fake = FakeKube::start().await.unwrap();
-    fake.insert(
-        "virtualservices",
-        seed_vs("networking.istio.io/v1", primary, burst),
-    )
-    .unwrap();
-    fake
-}
-
-fn router(fake: &FakeKube, options: RouterOptions) -> VirtualServiceRouter {
-    VirtualServiceRouter::new(
-        fake.client().unwrap(),
-        "default",
-        NAME,
-        VsTarget::default(),
-        options,
-    )
-    .unwrap()
-}
-
-fn stored(fake: &FakeKube) -> Value {
-    fake.object(
-        "networking.istio.io",
-        "virtualservices",
-        Some("default"),
-        NAME,
-    )
-    .unwrap()
-}
-
-fn key() -> ObjectKey {
-    ObjectKey {
-        group: "networking.istio.io".into(),
-        plural: "virtualservices".into(),
-        namespace: Some("default".into()),
-        name: NAME.into(),
-    }
-}
 
 fn split(p: i64, b: i64) -> Split {
     Split::try_new(p, b).unwrap()
 }
 
-#[tokio::test]
+fn cp() -> &'static ControlPlane {
+    ControlPlane::shared().expect("the real control plane")
+}
+
+/// A namespace with VirtualService [`NAME`] (v1) holding `primary`/`burst`.
+async fn cluster_with_vs(prefix: &str, primary: u64, burst: u64) -> Cluster<'static> {
+    let c = Cluster::new(cp(), prefix).await;
+    c.create(&seed_vs(V1, NAME, primary, burst)).await.unwrap();
+    c
+}
+
+fn statuses(c: &Cluster<'_>) -> Vec<u16> {
+    c.proxy.writes().iter().map(|w| w.status).collect()
+}
+
+/// A `Fault::before` hook: another writer's JSON patch of VirtualService [`NAME`] in `ns`.
+fn other_writer(ns: &str, ops: Value) -> Fault {
+    let path = object_path(V1, "virtualservices", ns, NAME);
+    Fault::before(move |client| {
+        let path = path.clone();
+        let ops = ops.clone();
+        async move {
+            json_patch(&client, &path, ops).await.unwrap();
+        }
+    })
+    .on(Method::PATCH)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_writes_a_guarded_json_patch_of_the_two_weights() {
-    let fake = fake_with_vs(100, 0).await;
-    let r = router(&fake, fast());
+    let c = cluster_with_vs("guarded", 100, 0).await;
+    let r = c.vs_router(NAME, fast()).await;
     assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
-    let before = stored(&fake);
+    let before = c.stored_vs(NAME).await;
 
     r.apply(split(30, 70)).await.unwrap();
     assert_eq!(r.current().await.unwrap(), split(30, 70));
 
-    let writes = fake.writes();
+    let writes = c.proxy.writes();
     assert_eq!(writes.len(), 1);
     let w = &writes[0];
     assert_eq!(w.method, Method::PATCH);
+    assert_eq!(w.path, object_path(V1, "virtualservices", &c.ns, NAME));
+    assert_eq!(w.status, 200);
+    assert!(!w.dry_run);
     assert_eq!(w.content_type, "application/json-patch+json");
     assert_eq!(w.field_manager.as_deref(), Some("burst"));
     assert_eq!(w.body[0]["op"], "test");
     assert_eq!(w.body[0]["path"], "/spec/http");
+    assert_eq!(w.body[0]["value"], before["spec"]["http"]);
     assert_eq!(
         w.body[1],
         json!({"op": "add", "path": "/spec/http/0/route/0/weight", "value": 30})
@@ -110,87 +95,268 @@ async fn apply_writes_a_guarded_json_patch_of_the_two_weights() {
         json!({"op": "add", "path": "/spec/http/0/route/1/weight", "value": 70})
     );
 
-    let after = stored(&fake);
+    let after = c.stored_vs(NAME).await;
     schema::check(&after).unwrap();
-    assert_eq!(
-        after["spec"]["http"][0]["retries"],
-        before["spec"]["http"][0]["retries"]
+    assert_only_weights_changed(
+        &before,
+        &after,
+        &[(&vs_weight(0, 0), 30), (&vs_weight(0, 1), 70)],
     );
-    assert_eq!(after["metadata"]["labels"], before["metadata"]["labels"]);
-    assert_eq!(after["metadata"]["generation"], 2);
+    assert_eq!(
+        after["metadata"]["generation"],
+        before["metadata"]["generation"].as_i64().unwrap() + 1
+    );
+    assert_ne!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    // `spec.http` is an atomic list in Istio's CRD (no x-kubernetes-list-type), so the field
+    // manager of a write inside it owns the whole list, not just the two weights.
+    let ours = managed_by(&after, "burst").expect("burst in managedFields");
+    assert_eq!(ours["operation"], "Update");
+    assert_eq!(ours["fieldsV1"], json!({"f:spec": {"f:http": {}}}));
 
     // Applying the split in effect writes nothing.
     r.apply(split(30, 70)).await.unwrap();
-    assert_eq!(fake.writes().len(), 1);
-    assert!(r.describe().contains(OBJECT));
+    assert_eq!(c.proxy.writes().len(), 1);
+    assert!(r.describe().contains(&c.vs_object(NAME)));
 }
 
-#[tokio::test]
+/// A VirtualService with most of what a real one holds besides the two weights, so a round
+/// trip shows that none of it is touched.
+fn rich_vs(api_version: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": api_version, "kind": "VirtualService",
+        "metadata": {
+            "name": name,
+            "labels": {"app": "worker", "team": "shop"},
+            "annotations": {"argocd.argoproj.io/sync-wave": "2", "note": "keep me"}
+        },
+        "spec": {
+            "hosts": ["worker-service", "worker.example.com"],
+            "gateways": ["mesh", "istio-system/public"],
+            "exportTo": ["."],
+            "http": [
+                {
+                    "name": "canary-header",
+                    "match": [{"headers": {"x-canary": {"exact": "1"}}}],
+                    "route": [{"destination": {"host": "worker-canary"}}]
+                },
+                {
+                    "name": "main",
+                    "match": [{"uri": {"prefix": "/api"}, "ignoreUriCase": true}],
+                    "rewrite": {"uri": "/"},
+                    "timeout": "7s",
+                    "retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,reset"},
+                    "fault": {"delay": {"percentage": {"value": 0.5}, "fixedDelay": "5s"}},
+                    "mirror": {"host": "worker-shadow"},
+                    "mirrorPercentage": {"value": 12.5},
+                    "corsPolicy": {
+                        "allowOrigins": [{"exact": "https://example.com"}],
+                        "allowMethods": ["GET", "POST"],
+                        "maxAge": "24h"
+                    },
+                    "headers": {
+                        "request": {"set": {"x-burst": "true"}},
+                        "response": {"remove": ["x-internal"]}
+                    },
+                    "route": [
+                        {
+                            "destination": {"host": "worker-service.default.svc.cluster.local", "port": {"number": 80}, "subset": "primary"},
+                            "weight": 100,
+                            "headers": {"response": {"add": {"x-served-by": "primary"}}}
+                        },
+                        {
+                            "destination": {"host": "worker-service.default.svc.cluster.local", "port": {"number": 80}, "subset": "burst"},
+                            "weight": 0
+                        }
+                    ]
+                }
+            ],
+            "tcp": [{
+                "match": [{"port": 9000}],
+                "route": [{"destination": {"host": "worker-tcp", "port": {"number": 9000}}}]
+            }]
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_served_version_round_trips_only_the_two_weights() {
+    let c = Cluster::new(cp(), "versions").await;
+    for version in ["v1", "v1beta1", "v1alpha3"] {
+        let api_version = format!("networking.istio.io/{version}");
+        let name = format!("worker-{version}");
+        let created = c.create(&rich_vs(&api_version, &name)).await.unwrap();
+        assert_eq!(created["apiVersion"], api_version.as_str());
+        let before = c.get(&api_version, "virtualservices", &name).await;
+        // Nothing of the rich object was pruned or defaulted away at create.
+        let sent = rich_vs(&api_version, &name);
+        assert_eq!(before["spec"], sent["spec"], "{version}: stored as sent");
+
+        let options = RouterOptions {
+            api_version: version.into(),
+            ..fast()
+        };
+        let r = c.vs_router(&name, options).await;
+        assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
+        c.proxy.clear_writes();
+        r.apply(split(25, 75)).await.unwrap();
+        let writes = c.proxy.writes();
+        assert_eq!(writes.len(), 1, "{version}");
+        assert_eq!(
+            writes[0].path,
+            object_path(&api_version, "virtualservices", &c.ns, &name)
+        );
+        assert_eq!(writes[0].body[1]["path"], vs_weight(1, 0));
+
+        let after = c.get(&api_version, "virtualservices", &name).await;
+        assert_eq!(after["apiVersion"], api_version.as_str());
+        assert_only_weights_changed(
+            &before,
+            &after,
+            &[(&vs_weight(1, 0), 25), (&vs_weight(1, 1), 75)],
+        );
+        schema::check(&after).unwrap_or_else(|e| panic!("{version}: {e:?}"));
+        assert_eq!(r.current().await.unwrap(), split(25, 75));
+        // The same object read in v1 holds the same split.
+        let as_v1 = c.stored_vs(&name).await;
+        assert_eq!(as_v1["spec"], after["spec"], "{version} and v1 disagree");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_writer_changing_the_routes_fails_the_test_op_and_is_retried() {
-    let fake = fake_with_vs(100, 0).await;
-    // Just before our first PATCH is served, someone adds a timeout to the route.
-    fake.inject(
-        Fault::mutate(|store| {
-            store.modify(&key(), |o| o["spec"]["http"][0]["timeout"] = json!("7s"));
-        })
-        .on(Method::PATCH),
-    );
-    let r = router(&fake, fast());
+    let c = cluster_with_vs("concurrent", 100, 0).await;
+    // Just before our first PATCH reaches the server, someone adds a timeout to the route.
+    c.proxy.inject(other_writer(
+        &c.ns,
+        json!([{"op": "add", "path": "/spec/http/0/timeout", "value": "7s"}]),
+    ));
+    let r = c.vs_router(NAME, fast()).await;
     r.apply(Split::ALL_BURST).await.unwrap();
 
-    let writes = fake.writes();
-    assert_eq!(
-        writes.iter().map(|w| w.status).collect::<Vec<_>>(),
-        vec![422, 200]
-    );
-    let after = stored(&fake);
+    // The real server refused the guarded patch (failed `test` op), the router re-read and
+    // wrote again.
+    assert_eq!(statuses(&c), vec![422, 200]);
+    assert_eq!(c.proxy.fired().len(), 1);
+    let after = c.stored_vs(NAME).await;
     assert_eq!(
         after["spec"]["http"][0]["timeout"], "7s",
         "the other writer's change is kept"
     );
     assert_eq!(r.current().await.unwrap(), Split::ALL_BURST);
     schema::check(&after).unwrap();
+
+    // Another writer setting the weights themselves: ours is written on the re-read.
+    c.proxy.clear_writes();
+    c.proxy.inject(other_writer(
+        &c.ns,
+        json!([
+            {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 50},
+            {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 50}
+        ]),
+    ));
+    r.apply(split(10, 90)).await.unwrap();
+    assert_eq!(statuses(&c), vec![422, 200]);
+    let after = c.stored_vs(NAME).await;
+    assert_eq!(r.current().await.unwrap(), split(10, 90));
+    assert_eq!(after["spec"]["http"][0]["timeout"], "7s");
+    schema::check(&after).unwrap();
 }
 
-#[tokio::test]
-async fn unrelated_changes_do_not_conflict() {
-    let fake = fake_with_vs(100, 0).await;
-    fake.inject(
-        Fault::mutate(|store| {
-            store.modify(&key(), |o| {
-                o["metadata"]["annotations"] = json!({"argocd": "synced"})
-            });
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_keeps_changing_the_routes_exhausts_the_attempts() {
+    let c = cluster_with_vs("storm", 100, 0).await;
+    let n = Arc::new(AtomicU32::new(0));
+    let path = object_path(V1, "virtualservices", &c.ns, NAME);
+    c.proxy.inject(
+        Fault::before(move |client| {
+            let path = path.clone();
+            let timeout = format!("{}s", n.fetch_add(1, Ordering::SeqCst) + 1);
+            async move {
+                let ops = json!([{"op": "add", "path": "/spec/http/0/timeout", "value": timeout}]);
+                json_patch(&client, &path, ops).await.unwrap();
+            }
         })
-        .on(Method::PATCH),
+        .on(Method::PATCH)
+        .times(100),
     );
-    let r = router(&fake, fast());
-    r.apply(split(50, 50)).await.unwrap();
+    let r = c
+        .vs_router(
+            NAME,
+            RouterOptions {
+                max_attempts: 3,
+                ..fast()
+            },
+        )
+        .await;
+    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
+    assert_eq!(e.kind(), "conflict");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&c.vs_object(NAME)) && msg.contains("3 attempts"),
+        "{msg}"
+    );
+    assert_eq!(statuses(&c), vec![422, 422, 422]);
+    let after = c.stored_vs(NAME).await;
+    assert_eq!(after["spec"]["http"][0]["timeout"], "3s");
+    c.proxy.clear_faults();
     assert_eq!(
-        fake.writes().iter().map(|w| w.status).collect::<Vec<_>>(),
-        vec![200]
+        r.current().await.unwrap(),
+        Split::ALL_PRIMARY,
+        "nothing half-applied"
     );
-    assert_eq!(stored(&fake)["metadata"]["annotations"]["argocd"], "synced");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrelated_changes_do_not_conflict() {
+    let c = cluster_with_vs("unrelated", 100, 0).await;
+    c.proxy.inject(other_writer(
+        &c.ns,
+        json!([{"op": "add", "path": "/metadata/annotations", "value": {"argocd": "synced"}}]),
+    ));
+    let r = c.vs_router(NAME, fast()).await;
+    r.apply(split(50, 50)).await.unwrap();
+    assert_eq!(c.proxy.fired().len(), 1, "the other writer wrote first");
+    assert_eq!(statuses(&c), vec![200]);
+    let after = c.stored_vs(NAME).await;
+    assert_eq!(after["metadata"]["annotations"]["argocd"], "synced");
+    assert_eq!(r.current().await.unwrap(), split(50, 50));
+}
+
+/// The real server answers a JSON patch without a resourceVersion with 422 (failed `test`)
+/// rather than 409, so 409 is the proxy's: the router treats both as conflicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicts_are_retried_with_a_bound() {
-    let fake = fake_with_vs(100, 0).await;
-    fake.inject(Fault::status(409).on(Method::PATCH).times(2));
-    let r = router(&fake, fast());
+    let c = cluster_with_vs("conflict", 100, 0).await;
+    c.proxy
+        .inject(Fault::status(409).on(Method::PATCH).times(2));
+    let r = c.vs_router(NAME, fast()).await;
     r.apply(split(80, 20)).await.unwrap();
-    assert_eq!(fake.fired().len(), 2);
+    assert_eq!(c.proxy.fired().len(), 2);
+    assert_eq!(
+        statuses(&c),
+        vec![200],
+        "only the third PATCH reached the server"
+    );
     assert_eq!(r.current().await.unwrap(), split(80, 20));
 
-    fake.inject(Fault::status(409).on(Method::PATCH).times(100));
+    c.proxy
+        .inject(Fault::status(409).on(Method::PATCH).times(100));
     let opts = RouterOptions {
         max_attempts: 3,
         ..fast()
     };
-    let r = router(&fake, opts);
+    let r = c.vs_router(NAME, opts).await;
     let e = r.apply(Split::ALL_BURST).await.unwrap_err();
     assert_eq!(e.kind(), "conflict");
     let msg = e.to_string();
-    assert!(msg.contains(OBJECT) && msg.contains("3 attempts"), "{msg}");
+    assert!(
+        msg.contains(&c.vs_object(NAME)) && msg.contains("3 attempts"),
+        "{msg}"
+    );
+    c.proxy.clear_faults();
     assert_eq!(
         r.current().await.unwrap(),
         split(80, 20),
@@ -198,251 +364,407 @@ async fn conflicts_are_retried_with_a_bound() {
     );
 }
 
-#[tokio::test]
-async fn an_invalid_patch_is_not_retried() {
-    let fake = fake_with_vs(100, 0).await;
-    fake.inject(Fault::status(422).on(Method::PATCH).times(5));
-    let r = router(&fake, fast());
-    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
-    assert_eq!(e.kind(), "invalid");
-    assert!(e.to_string().contains(OBJECT), "{e}");
-    assert_eq!(
-        fake.fired().len(),
-        1,
-        "a 422 with an unchanged object is not a conflict"
+/// A ValidatingAdmissionPolicy (CEL, run by kube-apiserver itself) that caps every weight
+/// at 90 in namespace `ns`, and waits until the server enforces it.
+async fn cap_weights_at_90(c: &Cluster<'_>) -> String {
+    let name = format!("cap-weights-{}", c.ns);
+    let policy = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": ["networking.istio.io"], "apiVersions": ["*"],
+                "operations": ["UPDATE"], "resources": ["virtualservices"]
+            }]},
+            "validations": [{
+                "expression": "object.spec.http.all(r, !has(r.route) || r.route.all(d, !has(d.weight) || d.weight <= 90))",
+                "message": "no destination may take more than 90 percent of the traffic"
+            }]
+        }
+    });
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": c.ns}}}
+        }
+    });
+    let base = "/apis/admissionregistration.k8s.io/v1";
+    request(
+        &c.admin,
+        Method::POST,
+        &format!("{base}/validatingadmissionpolicies"),
+        Some(&policy),
+    )
+    .await
+    .unwrap();
+    request(
+        &c.admin,
+        Method::POST,
+        &format!("{base}/validatingadmissionpolicybindings"),
+        Some(&binding),
+    )
+    .await
+    .unwrap();
+    // The server loads policies asynchronously: probe with a dry-run write until refused.
+    let probe = format!(
+        "{}?dryRun=All",
+        object_path(V1, "virtualservices", &c.ns, NAME)
     );
+    for _ in 0..150 {
+        let ops = json!([{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100}]);
+        match json_patch(&c.admin, &probe, ops).await {
+            Err(kube::Error::Api(s)) if s.code == 422 => return name,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("probe failed: {e}"),
+        }
+    }
+    panic!("the admission policy {name} was not enforced within 15 s");
 }
 
-#[tokio::test]
-async fn missing_object_is_not_found_with_its_name() {
-    let fake = FakeKube::start().await.unwrap();
-    let r = router(&fake, fast());
-    let e = r.current().await.unwrap_err();
-    assert_eq!(e.kind(), "not_found");
-    assert!(e.to_string().contains(OBJECT), "{e}");
-    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
-    assert_eq!(e.kind(), "not_found");
-    assert!(fake.writes().is_empty());
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_cluster_refuses_is_invalid_and_not_retried() {
+    let c = cluster_with_vs("refused", 90, 10).await;
+    let policy = cap_weights_at_90(&c).await;
+    let r = c.vs_router(NAME, fast()).await;
+
+    let e = r.apply(split(5, 95)).await.unwrap_err();
+    assert_eq!(e.kind(), "invalid");
+    let msg = e.to_string();
+    assert!(msg.contains(&c.vs_object(NAME)), "{msg}");
+    assert!(
+        msg.contains(&policy) && msg.contains("no destination may take more than 90 percent"),
+        "the server's reason reaches the caller: {msg}"
+    );
+    assert_eq!(
+        statuses(&c),
+        vec![422],
+        "a 422 with an unchanged object is not a conflict: not retried"
+    );
+    assert_eq!(r.current().await.unwrap(), split(90, 10));
+
+    // Dry run is checked by the same policy and stores nothing either way.
+    let dry = c
+        .vs_router(
+            NAME,
+            RouterOptions {
+                dry_run: true,
+                ..fast()
+            },
+        )
+        .await;
+    assert_eq!(dry.apply(split(5, 95)).await.unwrap_err().kind(), "invalid");
+    dry.apply(split(20, 80)).await.unwrap();
+    assert_eq!(r.current().await.unwrap(), split(90, 10));
+
+    // A split within the policy is written.
+    r.apply(split(10, 90)).await.unwrap();
+    assert_eq!(r.current().await.unwrap(), split(10, 90));
+    let writes = c.proxy.writes();
+    assert_eq!(
+        writes
+            .iter()
+            .map(|w| (w.status, w.dry_run))
+            .collect::<Vec<_>>(),
+        vec![(422, false), (422, true), (200, true), (200, false)]
+    );
+    schema::check(&c.stored_vs(NAME).await).unwrap();
 }
 
-#[tokio::test]
-async fn server_errors_are_surfaced_with_the_name() {
-    let fake = fake_with_vs(100, 0).await;
-    fake.inject(Fault::status(500).on(Method::GET));
-    let r = router(&fake, fast());
-    let e = r.current().await.unwrap_err();
-    assert_eq!(e.kind(), "server");
-    assert!(e.to_string().contains(OBJECT), "{e}");
-
-    fake.inject(Fault::status(500).on(Method::PATCH));
-    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
-    assert_eq!(e.kind(), "server");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_schema_decides_which_weights_can_exist() {
+    let c = Cluster::new(cp(), "schema").await;
+    // Istio's schema says int32: the largest is stored, one more is refused at create, and
+    // the router's own limit for a VirtualService weight is the same.
+    let mut vs = seed_vs(V1, "too-big", 0, 0);
+    vs["spec"]["http"][0]["route"][0]["weight"] = json!(2_147_483_648_u64);
+    let Err(kube::Error::Api(s)) = c.create(&vs).await else {
+        panic!("an int32 overflow was stored")
+    };
+    assert_eq!(s.code, 422);
+    assert!(
+        s.message.contains("spec.http[0].route[0].weight") && s.message.contains("int32"),
+        "{}",
+        s.message
+    );
+    let mut vs = seed_vs(V1, "largest", 0, 0);
+    vs["spec"]["http"][0]["route"][0]["weight"] = json!(2_147_483_647_u64);
+    c.create(&vs).await.unwrap();
+    let r = c.vs_router("largest", fast()).await;
     assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
 
-    fake.inject(Fault::status(404).on(Method::PATCH));
-    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
-    assert_eq!(e.kind(), "not_found");
+    // The CRD's CEL rules run too: a timeout under 1 ms is refused.
+    let mut vs = seed_vs(V1, "zero-timeout", 100, 0);
+    vs["spec"]["http"][0]["timeout"] = json!("0s");
+    let Err(kube::Error::Api(s)) = c.create(&vs).await else {
+        panic!("a 0s timeout was stored")
+    };
+    assert_eq!(s.code, 422);
+    assert!(
+        s.message.contains("spec.http[0].timeout")
+            && s.message
+                .contains("must be a valid duration greater than 1ms"),
+        "{}",
+        s.message
+    );
+
+    // A negative weight passes the schema (Istio leaves it to istiod's webhook, which does
+    // not run here): the router refuses to read it, naming the field, and a split repairs it.
+    let mut vs = seed_vs(V1, "negative", 100, 0);
+    vs["spec"]["http"][0]["route"][1]["weight"] = json!(-1);
+    c.create(&vs).await.unwrap();
+    let stored = c.stored_vs("negative").await;
+    assert!(schema::check(&stored).is_err(), "istiod would refuse it");
+    let r = c.vs_router("negative", fast()).await;
+    let e = r.current().await.unwrap_err();
+    assert_eq!(e.kind(), "invalid_weight");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&c.vs_object("negative")) && msg.contains(&vs_weight(0, 1)),
+        "{msg}"
+    );
+    r.apply(split(20, 80)).await.unwrap();
+    let after = c.stored_vs("negative").await;
+    assert_only_weights_changed(
+        &stored,
+        &after,
+        &[(&vs_weight(0, 0), 20), (&vs_weight(0, 1), 80)],
+    );
+    schema::check(&after).unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_object_is_not_found_with_its_name() {
+    let c = Cluster::new(cp(), "missing").await;
+    let r = c.vs_router(NAME, fast()).await;
+    let e = r.current().await.unwrap_err();
+    assert_eq!(e.kind(), "not_found");
+    assert!(e.to_string().contains(&c.vs_object(NAME)), "{e}");
+    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
+    assert_eq!(e.kind(), "not_found");
+    assert!(c.proxy.writes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_surfaced_with_the_name() {
+    let c = cluster_with_vs("server-errors", 100, 0).await;
+    c.proxy.inject(Fault::status(500).on(Method::GET));
+    let r = c.vs_router(NAME, fast()).await;
+    let e = r.current().await.unwrap_err();
+    assert_eq!(e.kind(), "server");
+    assert!(e.to_string().contains(&c.vs_object(NAME)), "{e}");
+
+    c.proxy.inject(Fault::status(500).on(Method::PATCH));
+    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
+    assert_eq!(e.kind(), "server");
+    assert!(e.to_string().contains(&c.vs_object(NAME)), "{e}");
+    assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
+    assert!(
+        c.proxy.writes().is_empty(),
+        "the proxy answered, not the server"
+    );
+
+    // Deleted between our read and our write: the real server's 404.
+    let path = object_path(V1, "virtualservices", &c.ns, NAME);
+    c.proxy.inject(
+        Fault::before(move |client| {
+            let path = path.clone();
+            async move {
+                request(&client, Method::DELETE, &path, None).await.unwrap();
+            }
+        })
+        .on(Method::PATCH),
+    );
+    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
+    assert_eq!(e.kind(), "not_found");
+    assert!(e.to_string().contains(&c.vs_object(NAME)), "{e}");
+    assert_eq!(statuses(&c), vec![404]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_answers_time_out_with_the_name() {
-    let fake = fake_with_vs(100, 0).await;
-    fake.inject(Fault::delay(Duration::from_secs(30)).on(Method::GET));
+    let c = cluster_with_vs("slow", 100, 0).await;
+    c.proxy
+        .inject(Fault::delay(Duration::from_secs(30)).on(Method::GET));
     let opts = RouterOptions {
         request_timeout: Duration::from_millis(200),
         ..fast()
     };
-    let r = router(&fake, opts);
+    let r = c.vs_router(NAME, opts).await;
     let e = r.current().await.unwrap_err();
     assert_eq!(e.kind(), "timeout");
-    assert!(e.to_string().contains(OBJECT), "{e}");
+    assert!(e.to_string().contains(&c.vs_object(NAME)), "{e}");
 
-    fake.inject(Fault::delay(Duration::from_secs(30)).on(Method::PATCH));
+    c.proxy
+        .inject(Fault::delay(Duration::from_secs(30)).on(Method::PATCH));
     let e = r.apply(Split::ALL_BURST).await.unwrap_err();
     assert_eq!(e.kind(), "timeout");
-}
-
-#[tokio::test]
-async fn dropped_connections_are_surfaced_with_the_name() {
-    let fake = fake_with_vs(100, 0).await;
-    fake.inject(Fault::drop_connection().on(Method::PATCH));
-    let r = router(&fake, fast());
-    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
-    assert_eq!(e.kind(), "connection");
-    assert!(e.to_string().contains(OBJECT), "{e}");
+    assert!(e.to_string().contains(&c.vs_object(NAME)), "{e}");
+    assert!(
+        c.proxy.writes().is_empty(),
+        "the delayed PATCH is still held"
+    );
     assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_surfaced_with_the_name() {
+    let c = cluster_with_vs("dropped", 100, 0).await;
+    c.proxy.inject(Fault::drop_connection().on(Method::PATCH));
+    let r = c.vs_router(NAME, fast()).await;
+    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
+    assert_eq!(e.kind(), "connection");
+    assert!(e.to_string().contains(&c.vs_object(NAME)), "{e}");
+    assert!(c.proxy.writes().is_empty());
+    assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_writes_nothing() {
-    let fake = fake_with_vs(100, 0).await;
+    let c = cluster_with_vs("dry-run", 100, 0).await;
     let opts = RouterOptions {
         dry_run: true,
         ..fast()
     };
-    let r = router(&fake, opts);
-    let before = stored(&fake);
+    let r = c.vs_router(NAME, opts).await;
+    let before = c.stored_vs(NAME).await;
     r.apply(split(40, 60)).await.unwrap();
-    assert_eq!(stored(&fake), before);
-    let writes = fake.writes();
+    // Not even resourceVersion or managedFields moved.
+    assert_eq!(c.stored_vs(NAME).await, before);
+    let writes = c.proxy.writes();
     assert_eq!(writes.len(), 1);
     assert!(writes[0].dry_run);
+    assert_eq!(
+        writes[0].status, 200,
+        "the server accepted and validated it"
+    );
     assert_eq!(writes[0].body[2]["value"], 60, "the patch is computed");
     assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
     assert!(r.describe().contains("dry run"));
     // The plan shows the same patch without sending anything.
     let plan = r.plan(split(40, 60)).await.unwrap().unwrap();
     assert_eq!(serde_json::to_value(plan).unwrap(), writes[0].body);
+    assert_eq!(c.proxy.writes().len(), 1);
 }
 
-#[tokio::test]
-async fn older_api_versions_are_served_the_same_way() {
-    let fake = FakeKube::start().await.unwrap();
-    fake.insert(
-        "virtualservices",
-        seed_vs("networking.istio.io/v1alpha3", 100, 0),
-    )
-    .unwrap();
-    let opts = RouterOptions {
-        api_version: "v1alpha3".into(),
-        ..fast()
-    };
-    let r = router(&fake, opts);
-    r.apply(split(50, 50)).await.unwrap();
-    assert!(
-        fake.writes()[0]
-            .path
-            .starts_with("/apis/networking.istio.io/v1alpha3/")
-    );
-    assert_eq!(r.current().await.unwrap(), split(50, 50));
-    schema::check(&stored(&fake)).unwrap();
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transform_errors_reach_the_caller_unchanged() {
-    let fake = FakeKube::start().await.unwrap();
-    let mut vs = seed_vs("networking.istio.io/v1", 100, 0);
+    let c = Cluster::new(cp(), "transform").await;
+    let mut vs = seed_vs(V1, NAME, 100, 0);
     vs["spec"]["http"][0]["route"][1]["destination"]["subset"] = json!("cloud");
-    fake.insert("virtualservices", vs).unwrap();
-    let r = router(&fake, fast());
+    c.create(&vs).await.unwrap();
+    let r = c.vs_router(NAME, fast()).await;
     let e = r.apply(Split::ALL_BURST).await.unwrap_err();
     assert_eq!(e.kind(), "no_candidate_route");
-    assert!(fake.writes().is_empty());
+    assert!(e.to_string().contains(&c.vs_object(NAME)), "{e}");
+    assert!(c.proxy.writes().is_empty());
 }
 
-#[tokio::test]
-async fn httproute_router_round_trip() {
-    let fake = FakeKube::start().await.unwrap();
-    fake.insert(
-        "httproutes",
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": "worker", "namespace": "shop"},
-            "spec": {"parentRefs": [{"name": "gw"}], "rules": [
-                {"matches": [{"path": {"type": "PathPrefix", "value": "/static"}}], "backendRefs": [{"name": "cdn", "port": 80}]},
-                {"backendRefs": [{"name": "worker-primary", "port": 8081}, {"name": "worker-burst", "port": 8081}]}
-            ]}
-        }),
-    )
-    .unwrap();
+fn httproute(api_version: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": api_version, "kind": "HTTPRoute",
+        "metadata": {"name": name, "annotations": {"note": "keep me"}},
+        "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com"], "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/static"}}], "backendRefs": [{"name": "cdn", "port": 80}]},
+            {"name": "split", "timeouts": {"request": "10s"},
+             "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-burst", "value": "1"}]}}],
+             "backendRefs": [{"name": "worker-primary", "port": 8081}, {"name": "worker-burst", "port": 8081}]}
+        ]}
+    })
+}
+
+fn httproute_router(
+    c: &Cluster<'_>,
+    client: kube::Client,
+    name: &str,
+    options: RouterOptions,
+) -> HttpRouteRouter {
     let target = HttpRouteTarget::new(
         BackendSelector::new("worker-primary"),
         BackendSelector::new("worker-burst"),
     );
-    let r = HttpRouteRouter::new(fake.client().unwrap(), "shop", "worker", target, fast()).unwrap();
-    assert_eq!(
-        r.current().await.unwrap(),
-        split(50, 50),
-        "omitted weights are 1:1"
-    );
-    r.apply(split(90, 10)).await.unwrap();
-    assert_eq!(r.current().await.unwrap(), split(90, 10));
-    let obj = fake
-        .object(
-            "gateway.networking.k8s.io",
-            "httproutes",
-            Some("shop"),
-            "worker",
-        )
-        .unwrap();
-    assert_eq!(obj["spec"]["rules"][1]["backendRefs"][0]["weight"], 90);
-    assert!(
-        obj["spec"]["rules"][0]["backendRefs"][0]
-            .get("weight")
-            .is_none()
-    );
-    schema::check(&obj).unwrap();
-    let e = HttpRouteRouter::new(
-        fake.client().unwrap(),
-        "shop",
-        "missing",
-        HttpRouteTarget::new(BackendSelector::new("a"), BackendSelector::new("b")),
-        fast(),
-    )
-    .unwrap()
-    .current()
-    .await
-    .unwrap_err();
-    assert!(e.to_string().contains("HTTPRoute shop/missing"), "{e}");
+    HttpRouteRouter::new(client, &c.ns, name, target, options).unwrap()
 }
 
-async fn two_clusters() -> (FakeKube, FakeKube, MultiClusterRouter) {
-    let east = fake_with_vs(100, 0).await;
-    let west = fake_with_vs(100, 0).await;
-    let m = MultiClusterRouter::new(vec![
-        (
-            "east".into(),
-            Box::new(router(&east, fast())) as Box<dyn TrafficRouter>,
-        ),
-        ("west".into(), Box::new(router(&west, fast()))),
-    ])
-    .unwrap();
-    (east, west, m)
+fn rule_weight(rule: usize, backend: usize) -> String {
+    format!("/spec/rules/{rule}/backendRefs/{backend}/weight")
 }
 
-#[tokio::test]
-async fn multi_cluster_applies_to_every_cluster() {
-    let (east, west, m) = two_clusters().await;
-    m.apply(split(20, 80)).await.unwrap();
-    for fake in [&east, &west] {
-        assert_eq!(stored(fake)["spec"]["http"][0]["route"][1]["weight"], 80);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn httproute_router_round_trip() {
+    let c = Cluster::new(cp(), "httproute").await;
+    for version in ["v1", "v1beta1"] {
+        let api_version = format!("gateway.networking.k8s.io/{version}");
+        let name = format!("worker-{version}");
+        c.create(&httproute(&api_version, &name)).await.unwrap();
+        let before = c.get(&api_version, "httproutes", &name).await;
+        // The server applies the CRD's defaults at create: every omitted weight is 1.
+        for (rule, backend) in [(0, 0), (1, 0), (1, 1)] {
+            assert_eq!(before.pointer(&rule_weight(rule, backend)), Some(&json!(1)));
+        }
+        let options = RouterOptions {
+            api_version: version.into(),
+            ..fast()
+        };
+        let r = httproute_router(&c, c.proxied_client().await, &name, options);
+        assert_eq!(
+            r.current().await.unwrap(),
+            split(50, 50),
+            "defaulted weights are 1:1"
+        );
+        c.proxy.clear_writes();
+        r.apply(split(90, 10)).await.unwrap();
+        assert_eq!(r.current().await.unwrap(), split(90, 10));
+        let writes = c.proxy.writes();
+        assert_eq!(writes.len(), 1);
+        assert_eq!(
+            writes[0].path,
+            object_path(&api_version, "httproutes", &c.ns, &name)
+        );
+        assert_eq!(writes[0].body[0]["path"], "/spec/rules");
+
+        let after = c.get(&api_version, "httproutes", &name).await;
+        assert_only_weights_changed(
+            &before,
+            &after,
+            &[(&rule_weight(1, 0), 90), (&rule_weight(1, 1), 10)],
+        );
+        schema::check(&after).unwrap_or_else(|e| panic!("{version}: {e:?}"));
+        // Like Istio's `spec.http`, `spec.rules` is atomic: the field manager owns all of it.
+        let ours = managed_by(&after, "burst").expect("burst in managedFields");
+        assert_eq!(ours["fieldsV1"], json!({"f:spec": {"f:rules": {}}}));
     }
-    assert_eq!(m.current().await.unwrap(), split(20, 80));
-    let reports = m.apply_all(Split::ALL_PRIMARY).await;
-    assert_eq!(reports.len(), 2);
-    assert!(reports.iter().all(|r| r.result.is_ok()));
-    assert!(m.describe().contains("east, west"));
-}
 
-#[tokio::test]
-async fn multi_cluster_reports_drift_and_partial_failure() {
-    let (east, west, m) = two_clusters().await;
-    west.with_store(|s| {
-        s.modify(&key(), |o| {
-            o["spec"]["http"][0]["route"][0]["weight"] = json!(0);
-            o["spec"]["http"][0]["route"][1]["weight"] = json!(100);
-        })
-    });
-    let e = m.current().await.unwrap_err();
-    assert_eq!(e.kind(), "drift");
-    let msg = e.to_string();
+    // The schema's range is the router's: 1,000,000 is stored and read, one more is refused.
+    let mut heavy = httproute(HTTPROUTE_V1, "heavy");
+    heavy["spec"]["rules"][1]["backendRefs"][0]["weight"] = json!(1_000_000);
+    heavy["spec"]["rules"][1]["backendRefs"][1]["weight"] = json!(0);
+    c.create(&heavy).await.unwrap();
+    let r = httproute_router(&c, c.proxied_client().await, "heavy", fast());
+    assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
+    heavy["metadata"]["name"] = json!("too-heavy");
+    heavy["spec"]["rules"][1]["backendRefs"][0]["weight"] = json!(1_000_001);
+    let Err(kube::Error::Api(s)) = c.create(&heavy).await else {
+        panic!("a weight above the schema's maximum was stored")
+    };
+    assert_eq!(s.code, 422);
     assert!(
-        msg.contains("east=100/0") && msg.contains("west=0/100"),
-        "{msg}"
+        s.message.contains("spec.rules[1].backendRefs[0].weight"),
+        "{}",
+        s.message
     );
 
-    // West's API server fails the write; east still gets the split.
-    west.inject(Fault::status(500).on(Method::PATCH));
-    let e = m.apply(split(60, 40)).await.unwrap_err();
-    assert_eq!(e.kind(), "cluster_failure");
-    let msg = e.to_string();
+    let e = httproute_router(&c, c.proxied_client().await, "missing", fast())
+        .current()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "not_found");
     assert!(
-        msg.contains("west (server)") && msg.contains("succeeded in east"),
-        "{msg}"
+        e.to_string()
+            .contains(&format!("HTTPRoute {}/missing", c.ns)),
+        "{e}"
     );
-    assert_eq!(stored(&east)["spec"]["http"][0]["route"][1]["weight"], 40);
-
-    // The next apply converges them.
-    m.apply(split(60, 40)).await.unwrap();
-    assert_eq!(m.current().await.unwrap(), split(60, 40));
 }

@@ -1,6 +1,11 @@
-//! The operator through the real `kube::Client` against the in-process fake API server:
-//! policies start, change and stop loops; routes and statuses are written; only the
-//! leader writes; API errors degrade a policy without crashing anything.
+//! The operator through the real `kube::Client` against a real kube-apiserver (one per test
+//! binary, a namespace per test, the Istio and BurstPolicy CRDs installed): policies start,
+//! change and stop loops; routes and statuses are written; only the leader writes; API
+//! errors degrade a policy without crashing anything.
+//!
+//! The operator talks to the server through the test's fault proxy, which records every
+//! write it makes and injects the failures a real server cannot be made to produce on
+//! demand; the test itself reads and writes the server directly as the admin.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::routing::get;
-use burst_fake_kube::{FakeKube, Fault, RecordedWrite, router::parse_path};
 use burst_operator::crd::{BurstPolicy, BurstPolicyStatus, StatusMode};
 use burst_operator::leader::{LeaderElector, LeaderHandle, LeaseSettings};
 use burst_operator::metrics::Metrics;
@@ -17,15 +21,24 @@ use burst_operator::operator::{OperatorSettings, run_operator};
 use burst_operator::runner::RunContext;
 use burst_operator::server::Readiness;
 use burst_operator::{api_calls, events::EventRecorder};
+use burst_testkit::kube::{ApiProxy, ControlPlane, Fault, RecordedWrite};
 use http::Method;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-const NS: &str = "default";
 const VS: &str = "worker-virtual-service";
+/// The CRDs every test installs (server-side apply: idempotent).
+const CRDS: &[&str] = &[
+    "schemas/istio/crd-all.gen.yaml",
+    "deploy/crd/burstpolicies.bursting.dev.yaml",
+];
 
 /// A `/metrics` endpoint serving `demand_rps <value>` (a gauge the test sets).
 struct Demand {
@@ -62,62 +75,168 @@ impl Demand {
     }
 }
 
-async fn fake() -> FakeKube {
-    let fake = FakeKube::start().await.unwrap();
-    let crd = serde_json::to_value(burst_operator::crd::crd()).unwrap();
-    assert!(fake.install_crd(&crd).unwrap());
-    fake.insert(
+fn vs_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"),
         "virtualservices",
-        json!({
-            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-            "metadata": {"name": VS, "namespace": NS},
-            "spec": {"hosts": ["worker-service"], "gateways": ["mesh"], "http": [{
-                "retries": {"attempts": 3},
-                "route": [
-                    {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
-                    {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}
-                ]}]}
-        }),
     )
-    .unwrap();
-    fake
 }
 
-fn policy(name: &str, demand: &Demand, extra: Value) -> BurstPolicy {
-    let mut spec = json!({
-        "source": {"scrape": {"targets": [demand.url], "metric": "demand_rps", "mode": "gauge"}},
-        "policy": {"tick": "100ms", "window": "1s"},
-        "target": {"kind": "VirtualService", "name": VS},
-    });
-    json_patch::merge(&mut spec, &extra);
-    serde_json::from_value(json!({
-        "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
-        "metadata": {"name": name, "namespace": NS}, "spec": spec
-    }))
-    .unwrap()
+/// The test's VirtualService: 100/0 between subsets `primary` and `burst`, with retries
+/// (a field burstd must leave alone).
+fn vs_object(ns: &str) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": VS, "namespace": ns},
+        "spec": {"hosts": ["worker-service"], "gateways": ["mesh"], "http": [{
+            "retries": {"attempts": 3},
+            "route": [
+                {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
+                {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}
+            ]}]}
+    })
 }
 
-fn burst_weight(fake: &FakeKube) -> i64 {
-    let vs = fake
-        .object("networking.istio.io", "virtualservices", Some(NS), VS)
-        .unwrap();
-    vs["spec"]["http"][0]["route"][1]["weight"]
-        .as_i64()
+async fn create_vs(client: kube::Client, ns: &str) {
+    let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &vs_resource());
+    let obj: DynamicObject = serde_json::from_value(vs_object(ns)).unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+}
+
+async fn read_vs(client: kube::Client, ns: &str) -> Value {
+    let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &vs_resource());
+    serde_json::to_value(api.get(VS).await.unwrap()).unwrap()
+}
+
+fn weights(vs: &Value) -> (i64, i64) {
+    let route = &vs["spec"]["http"][0]["route"];
+    (
+        route[0]["weight"].as_i64().unwrap_or(0),
+        route[1]["weight"].as_i64().unwrap_or(0),
+    )
+}
+
+/// One test's world: the shared control plane, a namespace of its own holding the
+/// VirtualService, an admin client for the test, a proxy for the operator.
+struct Env {
+    cp: &'static ControlPlane,
+    ns: String,
+    admin: kube::Client,
+    proxy: ApiProxy,
+}
+
+impl Env {
+    async fn new(prefix: &str) -> Env {
+        let cp = ControlPlane::shared().unwrap();
+        cp.install_crd_files(CRDS).await.unwrap();
+        let ns = cp.create_namespace(prefix).await.unwrap();
+        let admin = cp.admin_client().await.unwrap();
+        create_vs(admin.clone(), &ns).await;
+        let proxy = ApiProxy::start(cp).await.unwrap();
+        Env {
+            cp,
+            ns,
+            admin,
+            proxy,
+        }
+    }
+
+    fn policies(&self) -> Api<BurstPolicy> {
+        Api::namespaced(self.admin.clone(), &self.ns)
+    }
+
+    fn policy(&self, name: &str, demand: &Demand, extra: Value) -> BurstPolicy {
+        let mut spec = json!({
+            "source": {"scrape": {"targets": [demand.url], "metric": "demand_rps", "mode": "gauge"}},
+            "policy": {"tick": "100ms", "window": "1s"},
+            "target": {"kind": "VirtualService", "name": VS},
+        });
+        json_patch::merge(&mut spec, &extra);
+        serde_json::from_value(json!({
+            "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
+            "metadata": {"name": name, "namespace": self.ns}, "spec": spec
+        }))
         .unwrap()
+    }
+
+    async fn create(&self, p: &BurstPolicy) {
+        self.policies()
+            .create(&PostParams::default(), p)
+            .await
+            .unwrap();
+    }
+
+    async fn vs(&self) -> Value {
+        read_vs(self.admin.clone(), &self.ns).await
+    }
+
+    async fn burst_weight(&self) -> i64 {
+        weights(&self.vs().await).1
+    }
+
+    async fn status(&self, name: &str) -> Option<BurstPolicyStatus> {
+        self.policies().get(name).await.ok().and_then(|p| p.status)
+    }
+
+    async fn events(&self) -> Vec<Event> {
+        let api: Api<Event> = Api::namespaced(self.admin.clone(), &self.ns);
+        api.list(&Default::default()).await.unwrap().items
+    }
+
+    async fn event_reasons(&self) -> Vec<String> {
+        self.events()
+            .await
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+
+    async fn secret(&self, name: &str, key: &str, value: &str) {
+        use base64::Engine;
+        let s: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": self.ns},
+            "data": {key: base64::engine::general_purpose::STANDARD.encode(value)}}))
+        .unwrap();
+        Api::<Secret>::namespaced(self.admin.clone(), &self.ns)
+            .create(&PostParams::default(), &s)
+            .await
+            .unwrap();
+    }
+
+    /// Every write the operator made that reached the server (the test's own writes do
+    /// not go through the proxy).
+    fn operator_writes(&self) -> Vec<RecordedWrite> {
+        self.proxy.writes()
+    }
+
+    /// Field managers of route and status writes since the last `clear_writes`.
+    fn writers(&self) -> Vec<String> {
+        self.operator_writes()
+            .into_iter()
+            .filter(|w| w.path.contains("virtualservices") || w.path.ends_with("/status"))
+            .filter_map(|w| w.field_manager)
+            .collect()
+    }
+
+    async fn lease_holder(&self) -> Option<String> {
+        let api: Api<Lease> = Api::namespaced(self.admin.clone(), &self.ns);
+        api.get_opt("burstd")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .filter(|h| !h.is_empty())
+    }
 }
 
-async fn status(fake: &FakeKube, name: &str) -> Option<BurstPolicyStatus> {
-    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
-    api.get(name).await.ok().and_then(|p| p.status)
-}
-
-/// Polls `check` every 50 ms for up to 15 s.
+/// Polls `check` every 50 ms for up to 30 s.
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    for _ in 0..300 {
+    for _ in 0..600 {
         if check().await {
             return;
         }
@@ -134,13 +253,14 @@ struct Instance {
 }
 
 impl Instance {
-    /// An operator; with `lease`, elected on a Lease, else always leader.
-    fn start(fake: &FakeKube, identity: &str, lease: bool) -> Instance {
-        Instance::start_with_grace(fake, identity, lease, Duration::from_secs(5))
+    /// An operator watching the test's namespace through the proxy; with `lease`, elected
+    /// on a Lease in that namespace, else always leader.
+    async fn start(env: &Env, identity: &str, lease: bool) -> Instance {
+        Instance::start_with_grace(env, identity, lease, Duration::from_secs(5)).await
     }
 
-    fn start_with_grace(fake: &FakeKube, identity: &str, lease: bool, grace: Duration) -> Instance {
-        let client = fake.client().unwrap();
+    async fn start_with_grace(env: &Env, identity: &str, lease: bool, grace: Duration) -> Instance {
+        let client = env.proxy.client(env.cp.admin_token()).await.unwrap();
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::new());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -149,7 +269,7 @@ impl Instance {
                 lease_duration: Duration::from_secs(2),
                 renew_deadline: Duration::from_millis(1500),
                 retry_period: Duration::from_millis(200),
-                ..LeaseSettings::new("burst-system", identity)
+                ..LeaseSettings::new(env.ns.clone(), identity)
             };
             let (e, h) = LeaderElector::new(client.clone(), settings).unwrap();
             (h, Some(e))
@@ -165,8 +285,9 @@ impl Instance {
         ctx.controller.backoff_initial = Duration::from_millis(100);
         ctx.controller.backoff_max = Duration::from_millis(400);
         let ctx = Arc::new(ctx);
+        // Other tests' policies live in other namespaces of the same server.
         let settings = OperatorSettings {
-            namespace: None,
+            namespace: Some(env.ns.clone()),
             shutdown_grace: grace,
         };
         let r = readiness.clone();
@@ -194,6 +315,19 @@ impl Instance {
         }
     }
 
+    /// Status writes and Events the real server refused (counted by burstd's metrics).
+    fn refused_writes(&self) -> Vec<String> {
+        self.metrics
+            .encode()
+            .lines()
+            .filter(|l| {
+                l.starts_with("burstd_status_write_errors_total{")
+                    || l.starts_with("burstd_event_errors_total{")
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
     async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
@@ -205,12 +339,24 @@ impl Instance {
     }
 }
 
-/// `(group, resource, verb)` of a recorded write.
+/// `(group, resource, verb)` of a recorded write, from its path
+/// (`/api/v1/namespaces/ns/events`, `/apis/group/version/namespaces/ns/plural/name/status`).
 fn call_of(w: &RecordedWrite) -> (String, String, String) {
-    let r = parse_path(&w.path).unwrap();
-    let resource = match &r.subresource {
-        Some(s) => format!("{}/{s}", r.plural),
-        None => r.plural.clone(),
+    let parts: Vec<&str> = w.path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.first() {
+        Some(&"api") => ("", &parts[2..]),
+        Some(&"apis") => (parts[1], &parts[3..]),
+        _ => panic!("not an API path: {}", w.path),
+    };
+    let rest = if rest.first() == Some(&"namespaces") && rest.len() > 2 {
+        &rest[2..]
+    } else {
+        rest
+    };
+    let resource = match rest {
+        [plural, _, sub] => format!("{plural}/{sub}"),
+        [plural, ..] => (*plural).to_owned(),
+        [] => panic!("no resource in {}", w.path),
     };
     let verb = match w.method {
         Method::POST => "create",
@@ -219,18 +365,7 @@ fn call_of(w: &RecordedWrite) -> (String, String, String) {
         Method::DELETE => "delete",
         _ => "other",
     };
-    (r.group, resource, verb.to_owned())
-}
-
-fn operator_writes(fake: &FakeKube) -> Vec<RecordedWrite> {
-    // The test itself only writes BurstPolicies (main resource); burstd never does.
-    fake.writes()
-        .into_iter()
-        .filter(|w| {
-            let (_, resource, _) = call_of(w);
-            resource != "burstpolicies"
-        })
-        .collect()
+    (group.to_owned(), resource, verb.to_owned())
 }
 
 fn condition(s: &BurstPolicyStatus, t: &str) -> Option<(String, String)> {
@@ -240,37 +375,20 @@ fn condition(s: &BurstPolicyStatus, t: &str) -> Option<(String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
-async fn event_reasons(fake: &FakeKube) -> Vec<String> {
-    let api: Api<Event> = Api::namespaced(fake.client().unwrap(), NS);
-    api.list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn created_policy_runs_patches_the_route_and_reports_status() {
-    let fake = fake().await;
+    let env = Env::new("op-created").await;
     let demand = Demand::start(20.0).await;
-    let op = Instance::start(&fake, "a", false);
+    let op = Instance::start(&env, "a", false).await;
     eventually("readyz", || async { op.readiness.check().is_ok() }).await;
-    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
-    api.create(
-        &PostParams::default(),
-        &policy("worker", &demand, json!({})),
-    )
-    .await
-    .unwrap();
+    env.create(&env.policy("worker", &demand, json!({}))).await;
 
     eventually("route moved to burst", || async {
-        burst_weight(&fake) == 100
+        env.burst_weight().await == 100
     })
     .await;
     eventually("status shows burst", || async {
-        status(&fake, "worker").await.is_some_and(|s| {
+        env.status("worker").await.is_some_and(|s| {
             s.mode == Some(StatusMode::Burst)
                 && s.burst_weight == Some(100)
                 && s.observed_rps == Some(20.0)
@@ -284,17 +402,27 @@ async fn created_policy_runs_patches_the_route_and_reports_status() {
     })
     .await;
     assert!(
-        event_reasons(&fake)
+        env.event_reasons()
             .await
             .contains(&"SplitChanged".to_owned())
     );
-    // Other fields of the VirtualService are untouched.
-    let vs = fake
-        .object("networking.istio.io", "virtualservices", Some(NS), VS)
-        .unwrap();
+    // Other fields of the VirtualService are untouched; the server records burstd as the
+    // manager of the weights it wrote.
+    let vs = env.vs().await;
     assert_eq!(vs["spec"]["http"][0]["retries"]["attempts"], 3);
+    let managers: Vec<&str> = vs["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"burstd-a"), "{managers:?}");
     let text = op.metrics.encode();
-    assert!(text.contains(r#"burstd_burst_weight{policy="default/worker"} 100"#));
+    let policy = format!("{}/worker", env.ns);
+    assert!(
+        text.contains(&format!(r#"burstd_burst_weight{{policy="{policy}"}} 100"#)),
+        "{text}"
+    );
     assert!(
         text.contains("burstd_leader 1"),
         "election off: always the leader"
@@ -304,12 +432,13 @@ async fn created_policy_runs_patches_the_route_and_reports_status() {
     // Demand drops: back to the primary.
     demand.set(2.0);
     eventually("route back to primary", || async {
-        burst_weight(&fake) == 0
+        env.burst_weight().await == 0
     })
     .await;
 
-    // Every call burstd made is in the list the chart's RBAC is built from.
-    let writes = operator_writes(&fake);
+    // Every call burstd made is in the list the chart's RBAC is built from, and the real
+    // server accepted every status and Event burstd wrote.
+    let writes = env.operator_writes();
     assert!(!writes.is_empty());
     for w in &writes {
         let (g, r, v) = call_of(w);
@@ -318,41 +447,45 @@ async fn created_policy_runs_patches_the_route_and_reports_status() {
             "burstd made an unlisted call: {v} {g}/{r} ({})",
             w.path
         );
+        assert!(
+            w.status < 300,
+            "the server refused {v} {g}/{r}: {} {}",
+            w.status,
+            w.path
+        );
     }
+    assert!(op.refused_writes().is_empty(), "{:?}", op.refused_writes());
     op.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_changes_restart_the_loop_and_deletion_stops_it() {
-    let fake = fake().await;
+    let env = Env::new("op-changes").await;
     let demand = Demand::start(20.0).await;
-    let op = Instance::start(&fake, "a", false);
-    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
-    api.create(
-        &PostParams::default(),
-        &policy("worker", &demand, json!({})),
-    )
-    .await
-    .unwrap();
+    let op = Instance::start(&env, "a", false).await;
+    let api = env.policies();
+    env.create(&env.policy("worker", &demand, json!({}))).await;
     eventually("route moved to burst", || async {
-        burst_weight(&fake) == 100
+        env.burst_weight().await == 100
     })
     .await;
 
     // Raise the thresholds above the demand: the new loop brings traffic back.
-    api.patch(
-        "worker",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"policy": {"high": 40, "low": 30}}})),
-    )
-    .await
-    .unwrap();
+    let changed = api
+        .patch(
+            "worker",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"policy": {"high": 40, "low": 30}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.metadata.generation, Some(2), "a spec change");
     eventually("new thresholds applied", || async {
-        burst_weight(&fake) == 0
+        env.burst_weight().await == 0
     })
     .await;
     eventually("status at generation 2", || async {
-        status(&fake, "worker").await.is_some_and(|s| {
+        env.status("worker").await.is_some_and(|s| {
             s.observed_generation == Some(2) && s.mode == Some(StatusMode::Primary)
         })
     })
@@ -367,14 +500,14 @@ async fn spec_changes_restart_the_loop_and_deletion_stops_it() {
     .await
     .unwrap();
     eventually("paused status", || async {
-        status(&fake, "worker")
+        env.status("worker")
             .await
-            .is_some_and(|s| s.mode == Some(StatusMode::Paused))
+            .is_some_and(|s| s.mode == Some(StatusMode::Paused) && s.observed_generation == Some(3))
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        burst_weight(&fake),
+        env.burst_weight().await,
         0,
         "a paused policy does not move traffic"
     );
@@ -387,7 +520,7 @@ async fn spec_changes_restart_the_loop_and_deletion_stops_it() {
     .await
     .unwrap();
     eventually("unpaused loop bursts", || async {
-        burst_weight(&fake) == 100
+        env.burst_weight().await == 100
     })
     .await;
 
@@ -400,38 +533,32 @@ async fn spec_changes_restart_the_loop_and_deletion_stops_it() {
     .await;
     // Let the stopped loop flush what it had; from then on nothing may be written.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    fake.clear_writes();
+    env.proxy.clear_writes();
     demand.set(0.0);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(burst_weight(&fake), 100);
+    assert_eq!(env.burst_weight().await, 100);
     assert!(
-        operator_writes(&fake).is_empty(),
+        env.operator_writes().is_empty(),
         "writes after deletion: {:?}",
-        operator_writes(&fake)
+        env.operator_writes()
     );
     op.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_errors_degrade_the_policy_without_a_crash() {
-    let fake = fake().await;
+    let env = Env::new("op-errors").await;
     let demand = Demand::start(20.0).await;
-    fake.inject(
+    env.proxy.inject(
         Fault::status(500)
             .on(Method::PATCH)
             .path("virtualservices")
             .times(1_000_000),
     );
-    let op = Instance::start(&fake, "a", false);
-    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
-    api.create(
-        &PostParams::default(),
-        &policy("worker", &demand, json!({})),
-    )
-    .await
-    .unwrap();
+    let op = Instance::start(&env, "a", false).await;
+    env.create(&env.policy("worker", &demand, json!({}))).await;
     eventually("degraded by the failing apply", || async {
-        status(&fake, "worker").await.is_some_and(|s| {
+        env.status("worker").await.is_some_and(|s| {
             condition(&s, "Degraded") == Some(("True".into(), "ApplyFailed".into()))
                 && s.mode == Some(StatusMode::Primary)
                 && s.desired_split.is_some_and(|d| d.burst == 100)
@@ -439,75 +566,80 @@ async fn api_errors_degrade_the_policy_without_a_crash() {
     })
     .await;
     assert!(
-        event_reasons(&fake)
+        env.event_reasons()
             .await
             .contains(&"ApplyFailed".to_owned())
     );
     assert!(op.metrics.encode().contains("burstd_router_errors_total"));
+    assert_eq!(
+        env.burst_weight().await,
+        0,
+        "no failed apply reached the server"
+    );
 
     // The API recovers: the split is applied and the condition clears.
-    fake.clear_faults();
+    env.proxy.clear_faults();
     eventually("applied after recovery", || async {
-        burst_weight(&fake) == 100
+        env.burst_weight().await == 100
     })
     .await;
     eventually("no longer degraded", || async {
-        status(&fake, "worker")
+        env.status("worker")
             .await
             .is_some_and(|s| condition(&s, "Degraded").is_some_and(|c| c.0 == "False"))
     })
     .await;
 
-    // A policy whose target does not exist, and one with an invalid spec: each is
-    // Degraded with its reason; the others keep running.
-    let mut missing = policy("missing", &demand, json!({}));
+    // A policy whose target does not exist, and one with an invalid spec (which the CRD's
+    // schema lets through: only burstd knows low must be below high): each is Degraded
+    // with its reason; the others keep running.
+    let mut missing = env.policy("missing", &demand, json!({}));
     missing.spec.target.name = "no-such-vs".into();
-    api.create(&PostParams::default(), &missing).await.unwrap();
-    let invalid = policy(
+    env.create(&missing).await;
+    let invalid = env.policy(
         "invalid",
         &demand,
         json!({"policy": {"high": 5, "low": 10}}),
     );
-    api.create(&PostParams::default(), &invalid).await.unwrap();
+    env.create(&invalid).await;
     eventually("missing target reported", || async {
-        status(&fake, "missing").await.is_some_and(|s| {
+        env.status("missing").await.is_some_and(|s| {
             condition(&s, "Ready") == Some(("False".into(), "RouteUnreadable".into()))
                 && s.mode == Some(StatusMode::Unknown)
         })
     })
     .await;
     eventually("invalid spec reported", || async {
-        status(&fake, "invalid").await.is_some_and(|s| {
+        env.status("invalid").await.is_some_and(|s| {
             condition(&s, "Degraded") == Some(("True".into(), "InvalidSpec".into()))
         })
     })
     .await;
     // The watch failing for a while does not stop the loops either.
-    fake.inject(
+    env.proxy.inject(
         Fault::status(500)
             .path("burstpolicies")
             .on(Method::GET)
             .times(5),
     );
     demand.set(1.0);
-    eventually("still controlling", || async { burst_weight(&fake) == 0 }).await;
+    eventually("still controlling", || async {
+        env.burst_weight().await == 0
+    })
+    .await;
+    assert!(op.refused_writes().is_empty(), "{:?}", op.refused_writes());
     op.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_decides_but_never_writes_the_route() {
-    let fake = fake().await;
+    let env = Env::new("op-dryrun").await;
     let demand = Demand::start(20.0).await;
-    let op = Instance::start(&fake, "a", false);
-    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
-    api.create(
-        &PostParams::default(),
-        &policy("worker", &demand, json!({"dryRun": true})),
-    )
-    .await
-    .unwrap();
+    let op = Instance::start(&env, "a", false).await;
+    env.create(&env.policy("worker", &demand, json!({"dryRun": true})))
+        .await;
     eventually("dry-run status", || async {
-        status(&fake, "worker").await.is_some_and(|s| {
+        env.status("worker").await.is_some_and(|s| {
             s.desired_split.is_some_and(|d| d.burst == 100)
                 && s.mode == Some(StatusMode::Primary)
                 && condition(&s, "Ready").is_some_and(|c| c.1 == "DryRun")
@@ -515,66 +647,42 @@ async fn dry_run_decides_but_never_writes_the_route() {
     })
     .await;
     assert!(
-        event_reasons(&fake)
+        env.event_reasons()
             .await
             .contains(&"DryRunSplit".to_owned())
     );
-    assert_eq!(burst_weight(&fake), 0);
+    assert_eq!(env.burst_weight().await, 0);
     assert!(
-        !fake
-            .writes()
+        !env.operator_writes()
             .iter()
-            .any(|w| w.path.contains("virtualservices"))
+            .any(|w| w.path.contains("virtualservices")),
+        "{:?}",
+        env.operator_writes()
     );
     op.stop().await;
 }
 
-fn lease_holder(fake: &FakeKube) -> Option<String> {
-    fake.object(
-        "coordination.k8s.io",
-        "leases",
-        Some("burst-system"),
-        "burstd",
-    )
-    .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
-}
-
-/// Field managers of route and status writes since the last `clear_writes`.
-fn writers(fake: &FakeKube) -> Vec<String> {
-    operator_writes(fake)
-        .into_iter()
-        .filter(|w| w.path.contains("virtualservices") || w.path.ends_with("/status"))
-        .filter_map(|w| w.field_manager)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_writes_and_a_follower_takes_over() {
-    let fake = fake().await;
+    let env = Env::new("op-leader").await;
     let demand = Demand::start(20.0).await;
-    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
-    api.create(
-        &PostParams::default(),
-        &policy("worker", &demand, json!({})),
-    )
-    .await
-    .unwrap();
-    let a = Instance::start(&fake, "a", true);
+    env.create(&env.policy("worker", &demand, json!({}))).await;
+    let a = Instance::start(&env, "a", true).await;
     eventually("a leads", || async {
-        lease_holder(&fake).as_deref() == Some("a")
+        env.lease_holder().await.as_deref() == Some("a")
     })
     .await;
-    let b = Instance::start(&fake, "b", true);
+    let b = Instance::start(&env, "b", true).await;
     eventually("both ready", || async {
         a.readiness.check().is_ok() && b.readiness.check().is_ok()
     })
     .await;
     eventually("route moved to burst", || async {
-        burst_weight(&fake) == 100
+        env.burst_weight().await == 100
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let w = writers(&fake);
+    let w = env.writers();
     assert!(!w.is_empty());
     assert!(w.iter().all(|m| m == "burstd-a"), "{w:?}");
     assert!(a.metrics.encode().contains("burstd_leader 1"));
@@ -582,134 +690,136 @@ async fn only_the_leader_writes_and_a_follower_takes_over() {
 
     // The leader shuts down: it releases the lease and b takes over at its next retry.
     a.stop().await;
-    assert_ne!(lease_holder(&fake).as_deref(), Some("a"));
+    assert_ne!(env.lease_holder().await.as_deref(), Some("a"));
     eventually("b leads", || async {
-        lease_holder(&fake).as_deref() == Some("b")
+        env.lease_holder().await.as_deref() == Some("b")
     })
     .await;
-    fake.clear_writes();
+    env.proxy.clear_writes();
     demand.set(1.0);
     eventually("b moves traffic back", || async {
-        burst_weight(&fake) == 0
+        env.burst_weight().await == 0
     })
     .await;
-    let w = writers(&fake);
+    let w = env.writers();
     assert!(w.iter().all(|m| m == "burstd-b") && !w.is_empty(), "{w:?}");
 
-    // Someone else takes the lease: b stops writing at once, although its loop would
-    // otherwise move traffic again.
-    fake.with_store(|s| {
-        let key = burst_fake_kube::ObjectKey {
-            group: "coordination.k8s.io".into(),
-            plural: "leases".into(),
-            namespace: Some("burst-system".into()),
-            name: "burstd".into(),
-        };
-        s.modify(&key, |l| {
-            l["spec"]["holderIdentity"] = json!("intruder");
-            l["spec"]["leaseDurationSeconds"] = json!(3600);
-        });
-    });
+    // Someone else takes the lease (a real write to the server, so b's next renewal
+    // conflicts): b stops writing at once, although its loop would otherwise move
+    // traffic again.
+    let leases: Api<Lease> = Api::namespaced(env.admin.clone(), &env.ns);
+    leases
+        .patch(
+            "burstd",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"holderIdentity": "intruder", "leaseDurationSeconds": 3600}}),
+            ),
+        )
+        .await
+        .unwrap();
     eventually("b steps down", || async {
         b.metrics.encode().contains("burstd_leader 0")
     })
     .await;
     // A request already on the wire may still land; none may be sent after this.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    fake.clear_writes();
+    env.proxy.clear_writes();
     demand.set(30.0);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(burst_weight(&fake), 0);
-    assert!(writers(&fake).is_empty(), "{:?}", writers(&fake));
+    assert_eq!(env.burst_weight().await, 0);
+    assert!(env.writers().is_empty(), "{:?}", env.writers());
+    assert_eq!(env.lease_holder().await.as_deref(), Some("intruder"));
     b.stop().await;
 }
 
-fn vs_object(name: &str) -> Value {
-    json!({
-        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"hosts": ["worker-service"], "http": [{"route": [
-            {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
-            {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}]}]}
-    })
-}
-
-fn secret(name: &str, key: &str, value: &str) -> Value {
-    use base64::Engine;
-    json!({"apiVersion": "v1", "kind": "Secret",
-           "metadata": {"name": name, "namespace": NS},
-           "data": {key: base64::engine::general_purpose::STANDARD.encode(value)}})
+/// A second, private control plane: the remote cluster of a multi-primary mesh.
+async fn remote_cluster(ns: &str) -> (ControlPlane, kube::Client) {
+    let remote = tokio::task::spawn_blocking(ControlPlane::start)
+        .await
+        .unwrap()
+        .unwrap();
+    remote
+        .install_crd_files(&["schemas/istio/crd-all.gen.yaml"])
+        .await
+        .unwrap();
+    let client = remote.admin_client().await.unwrap();
+    // The remote copy lives in the namespace of the same name.
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    create_vs(client.clone(), ns).await;
+    (remote, client)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_primary_writes_every_cluster_with_a_kubeconfig_from_a_secret() {
-    let fake = fake().await;
-    let remote = FakeKube::start().await.unwrap();
-    remote.insert("virtualservices", vs_object(VS)).unwrap();
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters: [{{name: r, cluster: {{server: \"{}\"}}}}]\n\
-         users: [{{name: u, user: {{token: remote-token}}}}]\n\
-         contexts: [{{name: c, context: {{cluster: r, user: u}}}}]\ncurrent-context: c\n",
-        remote.url()
-    );
-    fake.insert("secrets", secret("burst-cluster", "config", &kubeconfig))
-        .unwrap();
+    let env = Env::new("op-multi").await;
+    let (remote, remote_admin) = remote_cluster(&env.ns).await;
+    // burstd reaches the remote cluster over HTTPS, trusting its CA, with a token.
+    env.secret(
+        "burst-cluster",
+        "config",
+        &remote.kubeconfig(remote.admin_token(), &env.ns),
+    )
+    .await;
     let demand = Demand::start(20.0).await;
-    let op = Instance::start(&fake, "a", false);
-    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
-    let p = policy(
+    let op = Instance::start(&env, "a", false).await;
+    let p = env.policy(
         "worker",
         &demand,
         json!({"target": {"clusters": [
             {"name": "west", "kubeconfigSecretRef": {"name": "burst-cluster", "key": "config"}}
         ]}}),
     );
-    api.create(&PostParams::default(), &p).await.unwrap();
-    let remote_weight = || {
-        remote
-            .object("networking.istio.io", "virtualservices", Some(NS), VS)
-            .unwrap()["spec"]["http"][0]["route"][1]["weight"]
-            .as_i64()
-            .unwrap()
-    };
+    env.create(&p).await;
+    let remote_weight = || async { weights(&read_vs(remote_admin.clone(), &env.ns).await).1 };
     eventually("both clusters burst", || async {
-        burst_weight(&fake) == 100 && remote_weight() == 100
+        env.burst_weight().await == 100 && remote_weight().await == 100
     })
     .await;
-    assert!(
-        remote
-            .writes()
-            .iter()
-            .all(|w| w.field_manager.as_deref() == Some("burstd-a"))
-    );
+    // The remote server records who wrote the weights.
+    let vs = read_vs(remote_admin.clone(), &env.ns).await;
+    let managers: Vec<&str> = vs["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"burstd-a"), "{managers:?}");
 
     // Someone changes the remote copy: the clusters disagree, which is drift, and the
     // policy's split is written to both again.
-    remote.with_store(|s| {
-        let key = burst_fake_kube::ObjectKey {
-            group: "networking.istio.io".into(),
-            plural: "virtualservices".into(),
-            namespace: Some(NS.into()),
-            name: VS.into(),
-        };
-        s.modify(&key, |vs| {
-            vs["spec"]["http"][0]["route"][0]["weight"] = json!(100);
-            vs["spec"]["http"][0]["route"][1]["weight"] = json!(0);
-        });
-    });
-    eventually("drift repaired", || async { remote_weight() == 100 }).await;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(remote_admin.clone(), &env.ns, &vs_resource());
+    let mut changed = vs.clone();
+    changed["spec"]["http"][0]["route"][0]["weight"] = json!(100);
+    changed["spec"]["http"][0]["route"][1]["weight"] = json!(0);
+    changed["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    api.replace(
+        VS,
+        &PostParams::default(),
+        &serde_json::from_value(changed).unwrap(),
+    )
+    .await
+    .unwrap();
+    eventually("drift repaired", || async { remote_weight().await == 100 }).await;
 
     // A missing Secret is reported on the policy, not a crash.
-    let mut bad = policy(
+    let bad = env.policy(
         "bad",
         &demand,
         json!({"target": {"clusters": [
         {"name": "east", "kubeconfigSecretRef": {"name": "nope", "key": "config"}}]}}),
     );
-    bad.metadata.name = Some("bad".into());
-    api.create(&PostParams::default(), &bad).await.unwrap();
+    env.create(&bad).await;
     eventually("missing secret reported", || async {
-        status(&fake, "bad").await.is_some_and(|s| {
+        env.status("bad").await.is_some_and(|s| {
             s.conditions
                 .iter()
                 .any(|c| c.type_ == "Degraded" && c.status == "True" && c.message.contains("nope"))
@@ -717,13 +827,13 @@ async fn multi_primary_writes_every_cluster_with_a_kubeconfig_from_a_secret() {
     })
     .await;
     op.stop().await;
+    drop(remote);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_credentials_come_from_a_secret() {
-    let fake = fake().await;
-    fake.insert("secrets", secret("prom", "token", "s3cret\n"))
-        .unwrap();
+    let env = Env::new("op-promauth").await;
+    env.secret("prom", "token", "s3cret\n").await;
     // A Prometheus API that answers only with the right bearer token.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -755,17 +865,19 @@ async fn prometheus_credentials_come_from_a_secret() {
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let demand = Demand::start(0.0).await;
-    let mut p = policy("worker", &demand, json!({}));
+    let mut p = env.policy("worker", &demand, json!({}));
     p.spec.source = serde_json::from_value(json!({"prometheus": {
         "url": url, "auth": {"bearerTokenSecretRef": {"name": "prom", "key": "token"}}}}))
     .unwrap();
-    let op = Instance::start(&fake, "a", false);
-    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
-    api.create(&PostParams::default(), &p).await.unwrap();
-    eventually("42 rps bursts", || async { burst_weight(&fake) == 100 }).await;
+    let op = Instance::start(&env, "a", false).await;
+    env.create(&p).await;
+    eventually("42 rps bursts", || async {
+        env.burst_weight().await == 100
+    })
+    .await;
     assert!(seen.load(Ordering::SeqCst) > 0);
     eventually("observed 42", || async {
-        status(&fake, "worker")
+        env.status("worker")
             .await
             .is_some_and(|s| s.observed_rps == Some(42.0))
     })
@@ -775,25 +887,20 @@ async fn prometheus_credentials_come_from_a_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_abandons_a_slow_apply_without_half_state() {
-    let fake = fake().await;
-    // Route writes take 3 s; shutdown grants 300 ms.
-    fake.inject(
+    let env = Env::new("op-shutdown").await;
+    // Route writes wait 3 s in the proxy before they reach the server; shutdown grants
+    // 300 ms.
+    env.proxy.inject(
         Fault::delay(Duration::from_secs(3))
             .on(Method::PATCH)
             .path("virtualservices")
             .times(100),
     );
     let demand = Demand::start(20.0).await;
-    let op = Instance::start_with_grace(&fake, "a", false, Duration::from_millis(300));
-    let api: Api<BurstPolicy> = Api::namespaced(fake.client().unwrap(), NS);
-    api.create(
-        &PostParams::default(),
-        &policy("worker", &demand, json!({})),
-    )
-    .await
-    .unwrap();
+    let op = Instance::start_with_grace(&env, "a", false, Duration::from_millis(300)).await;
+    env.create(&env.policy("worker", &demand, json!({}))).await;
     eventually("an apply is in flight", || async {
-        !fake.fired().is_empty()
+        !env.proxy.fired().is_empty()
     })
     .await;
     let started = std::time::Instant::now();
@@ -803,11 +910,14 @@ async fn shutdown_abandons_a_slow_apply_without_half_state() {
         "shutdown waited for the slow apply: {:?}",
         started.elapsed()
     );
-    // The abandoned patch never lands: the route holds one whole split, the old one.
+    // The abandoned patch never reaches the server: the route holds one whole split, the
+    // old one.
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert_eq!(burst_weight(&fake), 0);
-    let vs = fake
-        .object("networking.istio.io", "virtualservices", Some(NS), VS)
-        .unwrap();
-    assert_eq!(vs["spec"]["http"][0]["route"][0]["weight"], 100);
+    let route_writes: Vec<_> = env
+        .operator_writes()
+        .into_iter()
+        .filter(|w| w.path.contains("virtualservices"))
+        .collect();
+    assert!(route_writes.is_empty(), "{route_writes:?}");
+    assert_eq!(weights(&env.vs().await), (100, 0));
 }

@@ -24,13 +24,21 @@
 //!   labels, annotations or status by GitOps tools or other controllers do not cause
 //!   spurious conflicts, while any change to the routes (reordering, a new route, a changed
 //!   destination) still does;
-//! - the field manager (`burst` by default) owns only the two weight fields in
-//!   `metadata.managedFields`, which is what GitOps tools need to see (see below).
+//! - the write is recorded in `metadata.managedFields` under the field manager (`burst` by
+//!   default), so a GitOps tool can see who changed the route.
+//!
+//! Ownership is coarser than the write: Istio's `spec.http` and Gateway API's `spec.rules`
+//! are atomic lists (no `x-kubernetes-list-type` in the CRDs), and the API server gives the
+//! whole list to whoever writes inside it. After the first write `burst` owns all of
+//! `spec.http` (or `spec.rules`), and the manager that created the object no longer owns it.
+//! A server-side apply of the same list by another manager then conflicts (409) on
+//! `.spec.http`; forced, it puts back the whole list as it is in Git, weights included,
+//! and if Git has no weights it removes them.
 //!
 //! # Living with GitOps tools
 //!
 //! A GitOps tool that also applies the VirtualService would set the weights back to what Git
-//! says. Tell it to leave the two weights alone. For Argo CD:
+//! says. Tell it to leave the two weights alone, by JSON pointer. For Argo CD:
 //!
 //! ```yaml
 //! spec:
@@ -41,11 +49,13 @@
 //!       jsonPointers:
 //!         - /spec/http/0/route/0/weight
 //!         - /spec/http/0/route/1/weight
-//!       # or, independent of positions:
-//!       managedFieldsManagers: [burst]
 //!   syncPolicy:
 //!     syncOptions: [RespectIgnoreDifferences=true]
 //! ```
+//!
+//! Not `managedFieldsManagers: [burst]`: since `burst` owns the whole atomic `spec.http`,
+//! that would ignore every route, and with `RespectIgnoreDifferences` no route change in Git
+//! would ever be synced.
 //!
 //! See `docs/gitops-weights.md` in the repository for Flux and plain `kubectl apply`.
 //!

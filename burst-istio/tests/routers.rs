@@ -27,7 +27,7 @@ use burst_testkit::kube::{ControlPlane, Fault};
 use burst_testkit::schema;
 use common::{
     Cluster, HTTPROUTE_V1, NAME, V1, assert_only_weights_changed, fast, json_patch, managed_by,
-    object_path, request, seed_vs, vs_weight,
+    object_path, request, seed_vs, server_side_apply, vs_weight,
 };
 use http::Method;
 use serde_json::{Value, json};
@@ -767,4 +767,77 @@ async fn httproute_router_round_trip() {
             .contains(&format!("HTTPRoute {}/missing", c.ns)),
         "{e}"
     );
+}
+
+/// What a GitOps tool that applies server-side (Argo CD with `ServerSideApply=true`, Flux)
+/// meets on the real server: Istio's `spec.http` is an atomic list, so whoever writes inside
+/// it owns all of it. The router's first write takes `spec.http` from the applier; the
+/// applier's next apply conflicts on `.spec.http` with `burst`, and a forced apply puts
+/// back Git's whole list, weights included, or without weights if Git has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_appliers_and_the_router_share_the_atomic_route_list() {
+    let c = Cluster::new(cp(), "gitops").await;
+    let path = object_path(V1, "virtualservices", &c.ns, NAME);
+    let mut git = seed_vs(V1, NAME, 100, 0);
+    git["metadata"]["namespace"] = json!(c.ns);
+    server_side_apply(&c.admin, &path, "argocd-controller", true, &git)
+        .await
+        .unwrap();
+    let applied = c.stored_vs(NAME).await;
+    let theirs = managed_by(&applied, "argocd-controller").unwrap();
+    assert!(theirs["fieldsV1"]["f:spec"].get("f:http").is_some());
+
+    let r = c.vs_router(NAME, fast()).await;
+    r.apply(split(30, 70)).await.unwrap();
+    let after = c.stored_vs(NAME).await;
+    let ours = managed_by(&after, "burst").unwrap();
+    assert_eq!(ours["fieldsV1"], json!({"f:spec": {"f:http": {}}}));
+    let theirs = managed_by(&after, "argocd-controller").unwrap();
+    assert!(
+        theirs["fieldsV1"]["f:spec"].get("f:http").is_none(),
+        "the applier no longer owns spec.http: {theirs}"
+    );
+    assert!(theirs["fieldsV1"]["f:spec"].get("f:hosts").is_some());
+
+    // Re-applying Git unchanged conflicts with burst on the whole list.
+    let Err(kube::Error::Api(s)) =
+        server_side_apply(&c.admin, &path, "argocd-controller", false, &git).await
+    else {
+        panic!("re-applying Git's weights did not conflict")
+    };
+    assert_eq!(s.code, 409);
+    assert!(
+        s.message.contains(".spec.http") && s.message.contains("burst"),
+        "{}",
+        s.message
+    );
+    assert_eq!(r.current().await.unwrap(), split(30, 70));
+
+    // Forced, Git's list wins, and with it Git's weights.
+    server_side_apply(&c.admin, &path, "argocd-controller", true, &git)
+        .await
+        .unwrap();
+    assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
+
+    // Leaving the weights out of Git does not leave them to burst: the forced apply of the
+    // atomic list removes them.
+    r.apply(split(30, 70)).await.unwrap();
+    for d in 0..2 {
+        git["spec"]["http"][0]["route"][d]
+            .as_object_mut()
+            .unwrap()
+            .remove("weight");
+    }
+    server_side_apply(&c.admin, &path, "argocd-controller", true, &git)
+        .await
+        .unwrap();
+    let stripped = c.stored_vs(NAME).await;
+    assert!(
+        stripped
+            .pointer(&vs_weight(0, 0))
+            .or(stripped.pointer(&vs_weight(0, 1)))
+            .is_none(),
+        "{stripped}"
+    );
+    assert_eq!(r.current().await.unwrap_err().kind(), "zero_total_weight");
 }

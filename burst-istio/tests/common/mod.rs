@@ -180,6 +180,26 @@ pub async fn json_patch(
     .await
 }
 
+/// A server-side apply of `obj` by field manager `manager` (with `force`, it takes fields
+/// other managers own), straight to the server.
+pub async fn server_side_apply(
+    client: &kube::Client,
+    path: &str,
+    manager: &str,
+    force: bool,
+    obj: &Value,
+) -> Result<Value, kube::Error> {
+    let path = format!("{path}?fieldManager={manager}&force={force}");
+    request_as(
+        client,
+        http::Method::PATCH,
+        &path,
+        "application/apply-patch+yaml",
+        Some(obj),
+    )
+    .await
+}
+
 async fn request_as(
     client: &kube::Client,
     method: http::Method,

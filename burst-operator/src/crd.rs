@@ -384,7 +384,10 @@ pub struct BackendRefSpec {
     /// `backendRefs[].name`.
     pub name: String,
     /// `backendRefs[].port`, if it must match.
+    // schemars calls a u16 `format: uint16`, which Kubernetes does not know (the API
+    // server warns and ignores it); a port is an int32 in 1..=65535, as in Gateway API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535), extend("format" = "int32"))]
     pub port: Option<u16>,
     /// `backendRefs[].namespace`, if it must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -22,7 +22,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use burst_core::{Split, TrafficRouter};
-use burst_istio::{BackendSelector, HttpRouteRouter, HttpRouteTarget, RouterOptions};
+use burst_istio::{
+    BackendSelector, HttpRouteRouter, HttpRouteTarget, RouterOptions, VirtualServiceRouter,
+    VsTarget,
+};
 use burst_testkit::kube::{ControlPlane, Fault};
 use burst_testkit::schema;
 use common::{
@@ -840,4 +843,76 @@ async fn server_side_appliers_and_the_router_share_the_atomic_route_list() {
         "{stripped}"
     );
     assert_eq!(r.current().await.unwrap_err().kind(), "zero_total_weight");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_refusals_are_forbidden_with_the_name() {
+    let c = cluster_with_vs("rbac", 100, 0).await;
+    // A service account that may read VirtualServices but not patch them.
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "vs-reader"},
+        "rules": [{"apiGroups": ["networking.istio.io"], "resources": ["virtualservices"], "verbs": ["get"]}]
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "vs-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "vs-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": c.ns}]
+    });
+    let rbac = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{}", c.ns);
+    request(
+        &c.admin,
+        Method::POST,
+        &format!("{rbac}/roles"),
+        Some(&role),
+    )
+    .await
+    .unwrap();
+    request(
+        &c.admin,
+        Method::POST,
+        &format!("{rbac}/rolebindings"),
+        Some(&binding),
+    )
+    .await
+    .unwrap();
+    let reader = c.cp.service_account_token(&c.ns, "reader").await.unwrap();
+    let nobody = c.cp.service_account_token(&c.ns, "nobody").await.unwrap();
+
+    let router_as = |token: String, dry_run: bool| {
+        let c = &c;
+        async move {
+            VirtualServiceRouter::new(
+                c.proxy.client(&token).await.unwrap(),
+                &c.ns,
+                NAME,
+                VsTarget::default(),
+                RouterOptions { dry_run, ..fast() },
+            )
+            .unwrap()
+        }
+    };
+    let r = router_as(reader.clone(), false).await;
+    assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
+    for r in [r, router_as(reader, true).await] {
+        let e = r.apply(Split::ALL_BURST).await.unwrap_err();
+        assert_eq!(e.kind(), "forbidden");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&c.vs_object(NAME))
+                && msg.contains(&format!("system:serviceaccount:{}:reader", c.ns))
+                && msg.contains("cannot patch"),
+            "{msg}"
+        );
+    }
+    assert_eq!(statuses(&c), vec![403, 403], "not retried");
+
+    let e = router_as(nobody, false).await.current().await.unwrap_err();
+    assert_eq!(e.kind(), "forbidden");
+    assert!(e.to_string().contains("cannot get"), "{e}");
+    assert_eq!(
+        c.stored_vs(NAME).await["spec"]["http"][0]["route"][1]["weight"],
+        0
+    );
 }

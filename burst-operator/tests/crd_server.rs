@@ -1,0 +1,754 @@
+//! The BurstPolicy CRD on a real kube-apiserver, as a user meets it: the server accepts
+//! the generated CRD without warnings, refuses bad policies with the field and the reason,
+//! keeps spec and status apart, shows the printer columns, and stores the Events burstd
+//! records about a policy.
+
+#![allow(clippy::unwrap_used)]
+
+mod kube_env;
+
+use std::collections::BTreeSet;
+
+use burst_operator::crd::StatusMode;
+use burst_testkit::kube::ControlPlane;
+use http::Method;
+use k8s_openapi::api::core::v1::Event as CoreEvent;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube_env::{Demand, Env, Instance, VS, eventually};
+use serde_json::{Value, json};
+
+const CRD_FILE: &str = "deploy/crd/burstpolicies.bursting.dev.yaml";
+const CRDS_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+
+/// String formats kube-apiserver v1.36 knows (k8s.io/apiextensions-apiserver
+/// pkg/apiserver/validation/formats.go), `-` removed as the server normalizes them.
+const STRING_FORMATS: &[&str] = &[
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+    "k8sshortname",
+    "k8slongname",
+];
+
+/// Formats in `schema` that kube-apiserver does not know, as `path: type/format`, by the
+/// server's own rule: integers take int32/int64, numbers float/double, strings the list
+/// above, other types none. `seen` counts every format found.
+fn unknown_formats(schema: &Value, path: &str, seen: &mut usize, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(m) => {
+            if let Some(Value::String(format)) = m.get("format") {
+                *seen += 1;
+                let ty = m.get("type").and_then(Value::as_str).unwrap_or("");
+                let known = match ty {
+                    "" | "string" => STRING_FORMATS.contains(&format.replace('-', "").as_str()),
+                    "integer" => format == "int32" || format == "int64",
+                    "number" => format == "float" || format == "double",
+                    _ => false,
+                };
+                if !known {
+                    out.push(format!("{path}: {ty}/{format}"));
+                }
+            }
+            for (k, v) in m {
+                unknown_formats(v, &format!("{path}.{k}"), seen, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                unknown_formats(v, &format!("{path}[{i}]"), seen, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The server's answer to a raw request: status, `Warning` headers, body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    warnings: Vec<String>,
+    body: Value,
+}
+
+/// Sends one request through `client` (authentication and TLS as configured), with the
+/// `Accept` header given, and keeps what kube's typed API hides: the `Warning` headers.
+async fn send(
+    client: &kube::Client,
+    method: Method,
+    path: &str,
+    accept: &str,
+    body: Option<(&str, &Value)>,
+) -> Answer {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::ACCEPT, accept);
+    let mut bytes = Vec::new();
+    if let Some((content_type, v)) = body {
+        b = b.header(http::header::CONTENT_TYPE, content_type);
+        bytes = serde_json::to_vec(v).unwrap();
+    }
+    let res = client
+        .send(b.body(kube::client::Body::from(bytes)).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let warnings = res
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let bytes = res.into_body().collect_bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Answer {
+        status,
+        warnings,
+        body,
+    }
+}
+
+const JSON: &str = "application/json";
+
+/// The generated CRD with its group renamed, so it can be created afresh (the server warns
+/// about unknown formats on create, and on update only about new ones).
+fn crd_copy(group: &str) -> Value {
+    let mut crd = serde_json::to_value(burst_operator::crd::crd()).unwrap();
+    crd["metadata"] = json!({"name": format!("burstpolicies.{group}")});
+    crd["spec"]["group"] = json!(group);
+    crd
+}
+
+#[test]
+fn the_crd_schema_uses_only_formats_kubernetes_knows() {
+    let crd = serde_json::to_value(burst_operator::crd::crd()).unwrap();
+    let (mut seen, mut unknown) = (0, Vec::new());
+    unknown_formats(&crd, "crd", &mut seen, &mut unknown);
+    assert!(
+        unknown.is_empty(),
+        "formats kube-apiserver ignores: {unknown:?}"
+    );
+    assert!(seen > 10, "only {seen} formats: the walk missed the schema");
+    // The committed file is the same CRD (crd_file.rs checks it byte for byte).
+    let file = burst_testkit::kube::workspace_root().join(CRD_FILE);
+    let text = std::fs::read_to_string(file).unwrap();
+    let from_file: Value = serde_saphyr::from_multiple::<Value>(&text)
+        .unwrap()
+        .into_iter()
+        .find(|d| !d.is_null())
+        .unwrap();
+    let (mut seen_file, mut unknown_file) = (0, Vec::new());
+    unknown_formats(&from_file, "file", &mut seen_file, &mut unknown_file);
+    assert!(unknown_file.is_empty(), "{unknown_file:?}");
+    assert_eq!(seen_file, seen);
+    // The check is the server's: what schemars writes for a u16 is refused.
+    let (mut n, mut bad) = (0, Vec::new());
+    unknown_formats(
+        &json!({"properties": {"port": {"type": "integer", "format": "uint16"},
+                               "at": {"type": "string", "format": "date-time"},
+                               "ratio": {"type": "number", "format": "double"}}}),
+        "x",
+        &mut n,
+        &mut bad,
+    );
+    assert_eq!(bad, ["x.properties.port: integer/uint16"]);
+    assert_eq!(n, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_accepts_the_crd_without_warnings() {
+    let cp = ControlPlane::shared().unwrap();
+    // The committed file installs and becomes Established (the server checks that the
+    // schema is structural, its defaults and its printer columns).
+    let names = cp.install_crd_files(&[CRD_FILE]).await.unwrap();
+    assert_eq!(names, ["burstpolicies.bursting.dev"]);
+    let admin = cp.admin_client().await.unwrap();
+
+    // Created afresh, the generated CRD draws no warning at all.
+    let fresh = crd_copy("fresh.bursting.dev");
+    let answer = send(&admin, Method::POST, CRDS_PATH, JSON, Some((JSON, &fresh))).await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert!(answer.warnings.is_empty(), "{:?}", answer.warnings);
+    // The server kept the port's format: it knows int32.
+    let port = &answer.body["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["target"]["properties"]["backends"]["properties"]["primary"]["properties"]["port"];
+    assert_eq!(port["format"], "int32", "{port}");
+    assert_eq!(
+        (port["minimum"].as_f64(), port["maximum"].as_f64()),
+        (Some(1.0), Some(65535.0))
+    );
+
+    // What the CRD had before (schemars' `uint16`) is what the server warns about: the
+    // check above is not blind.
+    let mut old = crd_copy("uint16.bursting.dev");
+    old["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["target"]
+        ["properties"]["backends"]["properties"]["primary"]["properties"]["port"]["format"] =
+        json!("uint16");
+    let answer = send(&admin, Method::POST, CRDS_PATH, JSON, Some((JSON, &old))).await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.warnings.len(), 1, "{:?}", answer.warnings);
+    assert!(
+        answer.warnings[0].contains(r#"unrecognized format \"uint16\""#),
+        "{:?}",
+        answer.warnings
+    );
+
+    for name in [
+        "burstpolicies.fresh.bursting.dev",
+        "burstpolicies.uint16.bursting.dev",
+    ] {
+        let answer = send(
+            &admin,
+            Method::DELETE,
+            &format!("{CRDS_PATH}/{name}"),
+            JSON,
+            None,
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+}
+
+fn valid_spec() -> Value {
+    json!({
+        "source": {"scrape": {"targets": ["http://127.0.0.1:9/metrics"], "metric": "demand_rps"}},
+        "target": {"name": VS},
+    })
+}
+
+fn policy_object(ns: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec,
+    })
+}
+
+fn policies_path(ns: &str) -> String {
+    format!("/apis/bursting.dev/v1alpha1/namespaces/{ns}/burstpolicies")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_policies_are_refused_with_the_field_and_the_reason() {
+    let env = Env::new("crd-bad").await;
+    let path = policies_path(&env.ns);
+    // (merged into the valid spec, the field the server names, what it says about it)
+    let cases: &[(Value, &str, &str)] = &[
+        (
+            json!({"policy": {"high": "lots"}}),
+            "spec.policy.high",
+            r#"spec.policy.high: Invalid value: "string": spec.policy.high in body must be of type number: "string""#,
+        ),
+        (
+            json!({"dryRun": "yes"}),
+            "spec.dryRun",
+            "spec.dryRun in body must be of type boolean",
+        ),
+        (
+            json!({"target": {"name": null}}),
+            "spec.target.name",
+            "spec.target.name: Required value",
+        ),
+        (
+            json!({"source": {"scrape": {"metric": null}}}),
+            "spec.source.scrape.metric",
+            "spec.source.scrape.metric: Required value",
+        ),
+        (
+            json!({"policy": {"burstWeight": 0}}),
+            "spec.policy.burstWeight",
+            "spec.policy.burstWeight: Invalid value: 0: spec.policy.burstWeight in body should be greater than or equal to 1",
+        ),
+        (
+            json!({"policy": {"step": 101}}),
+            "spec.policy.step",
+            "spec.policy.step: Invalid value: 101: spec.policy.step in body should be less than or equal to 100",
+        ),
+        (
+            json!({"target": {"kind": "HTTPRoute", "backends": {
+                "primary": {"name": "worker-primary", "port": 0},
+                "burst": {"name": "worker-burst", "port": 8080}}}}),
+            "spec.target.backends.primary.port",
+            "spec.target.backends.primary.port: Invalid value: 0: spec.target.backends.primary.port in body should be greater than or equal to 1",
+        ),
+        (
+            json!({"target": {"kind": "HTTPRoute", "backends": {
+                "primary": {"name": "worker-primary", "port": 80},
+                "burst": {"name": "worker-burst", "port": 70000}}}}),
+            "spec.target.backends.burst.port",
+            "spec.target.backends.burst.port: Invalid value: 70000: spec.target.backends.burst.port in body should be less than or equal to 65535",
+        ),
+        (
+            json!({"target": {"kind": "Ingress"}}),
+            "spec.target.kind",
+            r#"spec.target.kind: Unsupported value: "Ingress": supported values: "VirtualService", "HTTPRoute""#,
+        ),
+        (
+            json!({"policy": {"mode": "linear"}}),
+            "spec.policy.mode",
+            r#"spec.policy.mode: Unsupported value: "linear": supported values: "hysteresis", "overflow""#,
+        ),
+        (
+            json!({"policy": {"onMissing": "nowhere"}}),
+            "spec.policy.onMissing",
+            r#"spec.policy.onMissing: Unsupported value: "nowhere": supported values: "hold", "primary", "burst""#,
+        ),
+        (
+            json!({"source": {"scrape": {"mode": "histogram"}}}),
+            "spec.source.scrape.mode",
+            r#"spec.source.scrape.mode: Unsupported value: "histogram": supported values: "counter", "gauge""#,
+        ),
+    ];
+    for (i, (change, field, says)) in cases.iter().enumerate() {
+        let mut spec = valid_spec();
+        json_patch::merge(&mut spec, change);
+        let name = format!("bad-{i}");
+        let answer = send(
+            &env.admin,
+            Method::POST,
+            &path,
+            JSON,
+            Some((JSON, &policy_object(&env.ns, &name, spec))),
+        )
+        .await;
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        assert_eq!(answer.status, 422, "{change}: {:?}", answer.body);
+        assert_eq!(answer.body["reason"], "Invalid", "{change}");
+        assert!(
+            message.starts_with(&format!(
+                r#"BurstPolicy.bursting.dev "{name}" is invalid: "#
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(says),
+            "{change}: {message}\nwanted: {says}"
+        );
+        let fields: Vec<&str> = answer.body["details"]["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["field"].as_str())
+            .collect();
+        assert!(fields.contains(field), "{change}: causes name {fields:?}");
+    }
+    // Everything wrong at once: each field is named, a user fixes them in one go.
+    let everything = json!({
+        "source": {"scrape": {"targets": ["http://x"], "mode": "histogram"}},
+        "policy": {"burstWeight": 0, "mode": "linear"},
+        "target": {"kind": "Ingress"},
+    });
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "all-bad", everything))),
+    )
+    .await;
+    assert_eq!(answer.status, 422);
+    let fields: BTreeSet<&str> = answer.body["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    for f in [
+        "spec.source.scrape.metric",
+        "spec.source.scrape.mode",
+        "spec.policy.burstWeight",
+        "spec.policy.mode",
+        "spec.target.kind",
+        "spec.target.name",
+    ] {
+        assert!(fields.contains(f), "{f} not in {fields:?}");
+    }
+    // None of them was stored; the valid spec the cases start from is.
+    let list = send(&env.admin, Method::GET, &path, JSON, None).await;
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        0,
+        "{:?}",
+        list.body
+    );
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "good", valid_spec()))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    // The server fills the schema's defaults.
+    assert_eq!(answer.body["spec"]["target"]["kind"], "VirtualService");
+    assert_eq!(answer.body["spec"]["dryRun"], false);
+    assert_eq!(answer.body["spec"]["paused"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_are_refused_when_strict_and_dropped_with_a_warning_otherwise() {
+    let env = Env::new("crd-unknown").await;
+    let path = policies_path(&env.ns);
+    let mut spec = valid_spec();
+    spec["policy"] = json!({"hihg": 40});
+    let typo = policy_object(&env.ns, "typo", spec);
+
+    // `kubectl apply` asks for strict validation: the typo is an error naming the field.
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &format!("{path}?fieldValidation=Strict"),
+        JSON,
+        Some((JSON, &typo)),
+    )
+    .await;
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
+    let message = answer.body["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"unknown field "spec.policy.hihg""#),
+        "{message}"
+    );
+
+    // Without it (the server's default, `Warn`) the field is dropped and the answer warns.
+    let answer = send(&env.admin, Method::POST, &path, JSON, Some((JSON, &typo))).await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert!(
+        answer
+            .warnings
+            .iter()
+            .any(|w| w.contains(r#"unknown field \"spec.policy.hihg\""#)),
+        "{:?}",
+        answer.warnings
+    );
+    assert_eq!(answer.body["spec"]["policy"], json!({}), "pruned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_and_status_are_written_through_their_own_endpoints() {
+    let env = Env::new("crd-subresource").await;
+    let api = env.policies();
+    let path = policies_path(&env.ns);
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((
+            JSON,
+            &json!({
+                "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
+                "metadata": {"name": "w", "namespace": env.ns}, "spec": valid_spec(),
+                "status": {"mode": "Burst", "burstWeight": 100},
+            }),
+        )),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.body["metadata"]["generation"], 1);
+    assert!(
+        answer.body.get("status").is_none(),
+        "status set on create: {:?}",
+        answer.body
+    );
+
+    // A write of the main resource changes spec (a new generation), never status.
+    let p = api
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}, "status": {"mode": "Burst"}})),
+        )
+        .await
+        .unwrap();
+    assert!(p.spec.paused);
+    assert_eq!(p.status, None);
+    assert_eq!(p.metadata.generation, Some(2));
+
+    // A write of /status changes status, never spec, and is no new generation.
+    let p = api
+        .patch_status(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"paused": false}, "status": {"mode": "Burst", "burstWeight": 100}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(p.spec.paused, "spec changed through /status");
+    let status = p.status.unwrap();
+    assert_eq!(
+        (status.mode, status.burst_weight),
+        (Some(StatusMode::Burst), Some(100))
+    );
+    assert_eq!(p.metadata.generation, Some(2));
+
+    // The status is checked against the schema too.
+    let answer = send(
+        &env.admin,
+        Method::PATCH,
+        &format!("{path}/w/status"),
+        JSON,
+        Some((
+            "application/merge-patch+json",
+            &json!({"status": {"mode": "Sideways", "burstWeight": "all"}}),
+        )),
+    )
+    .await;
+    assert_eq!(answer.status, 422, "{:?}", answer.body);
+    let message = answer.body["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"status.mode: Unsupported value: "Sideways""#),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            r#"status.burstWeight: Invalid value: "string": burstWeight in body must be of type integer"#
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        api.get("w").await.unwrap().status.unwrap().mode,
+        Some(StatusMode::Burst)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observed_generation_follows_the_spec_while_the_operator_runs() {
+    let env = Env::new("crd-generation").await;
+    let demand = Demand::start(20.0).await;
+    let op = Instance::start(&env, "a", false).await;
+    let api = env.policies();
+    env.create(&env.policy("worker", &demand, json!({}))).await;
+    let at_generation = |g: i64| {
+        let env = &env;
+        async move {
+            env.status("worker").await.is_some_and(|s| {
+                s.observed_generation == Some(g)
+                    && !s.conditions.is_empty()
+                    && s.conditions
+                        .iter()
+                        .all(|c| c.observed_generation == Some(g))
+            })
+        }
+    };
+    eventually("status of generation 1", || at_generation(1)).await;
+    eventually("bursting", || async { env.burst_weight().await == 100 }).await;
+
+    let p = api
+        .patch(
+            "worker",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"policy": {"high": 40, "low": 30}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.metadata.generation, Some(2));
+    eventually("status of generation 2", || at_generation(2)).await;
+    eventually("back to primary", || async {
+        env.burst_weight().await == 0
+    })
+    .await;
+
+    // Labels are metadata: no new generation, the status stays at 2; burstd's own status
+    // writes never make a new generation either.
+    api.patch(
+        "worker",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"team": "shop"}}})),
+    )
+    .await
+    .unwrap();
+    // A new rate is a status write (the rate stays below the new thresholds).
+    demand.set(25.0);
+    eventually("status with the new rate", || async {
+        env.status("worker")
+            .await
+            .is_some_and(|s| s.observed_rps == Some(25.0))
+    })
+    .await;
+    let p = api.get("worker").await.unwrap();
+    assert_eq!(p.metadata.generation, Some(2));
+    assert_eq!(p.status.unwrap().observed_generation, Some(2));
+    assert!(op.refused_writes().is_empty(), "{:?}", op.refused_writes());
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn printer_columns_show_what_the_operator_reports() {
+    let env = Env::new("crd-columns").await;
+    let demand = Demand::start(20.0).await;
+    let op = Instance::start(&env, "a", false).await;
+    env.create(&env.policy("worker", &demand, json!({}))).await;
+    env.create(&env.policy("idle", &demand, json!({"paused": true})))
+        .await;
+    eventually("reconciled", || async {
+        let worker = env.status("worker").await;
+        let idle = env.status("idle").await;
+        worker.is_some_and(|s| s.mode == Some(StatusMode::Burst) && s.observed_rps == Some(20.0))
+            && idle.is_some_and(|s| s.mode == Some(StatusMode::Paused))
+    })
+    .await;
+
+    // What `kubectl get burstpolicies` asks for.
+    let answer = send(
+        &env.admin,
+        Method::GET,
+        &policies_path(&env.ns),
+        "application/json;as=Table;v=v1;g=meta.k8s.io",
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let table = answer.body;
+    assert_eq!(table["kind"], "Table", "{table}");
+    let columns: Vec<(&str, &str)> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("Name", "string"),
+            ("Target", "string"),
+            ("Mode", "string"),
+            ("Burst %", "integer"),
+            ("Observed RPS", "number"),
+            ("Age", "date"),
+        ]
+    );
+    let rows: Vec<&Vec<Value>> = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cells"].as_array().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r[0] == name)
+            .unwrap_or_else(|| panic!("no row {name} in {table}"))
+    };
+    let worker = row("worker");
+    assert_eq!(worker[1], VS);
+    assert_eq!(worker[2], "Burst");
+    assert_eq!(worker[3], 100);
+    assert_eq!(worker[4].as_f64(), Some(20.0));
+    let age = worker[5].as_str().unwrap();
+    assert!(
+        age.ends_with('s') && age.trim_end_matches('s').parse::<u32>().is_ok(),
+        "Age is a short duration: {age}"
+    );
+    let idle = row("idle");
+    assert_eq!(idle[1], VS);
+    assert_eq!(idle[2], "Paused");
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_about_a_policy_are_stored_where_kubectl_describe_finds_them() {
+    let env = Env::new("crd-events").await;
+    let demand = Demand::start(20.0).await;
+    let op = Instance::start(&env, "a", false).await;
+    env.create(&env.policy("worker", &demand, json!({}))).await;
+    env.create(&env.policy(
+        "invalid",
+        &demand,
+        json!({"policy": {"high": 5, "low": 10}}),
+    ))
+    .await;
+    eventually("both events", || async {
+        let reasons = env.event_reasons().await;
+        reasons.iter().any(|r| r == "SplitChanged") && reasons.iter().any(|r| r == "InvalidSpec")
+    })
+    .await;
+    let worker = env.policies().get("worker").await.unwrap();
+    let invalid = env.policies().get("invalid").await.unwrap();
+    let events = env.events().await;
+
+    let split = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("SplitChanged"))
+        .unwrap();
+    let regarding = split.regarding.as_ref().unwrap();
+    assert_eq!(
+        regarding.api_version.as_deref(),
+        Some("bursting.dev/v1alpha1")
+    );
+    assert_eq!(regarding.kind.as_deref(), Some("BurstPolicy"));
+    assert_eq!(regarding.name.as_deref(), Some("worker"));
+    assert_eq!(regarding.namespace.as_deref(), Some(env.ns.as_str()));
+    assert_eq!(regarding.uid, worker.metadata.uid);
+    assert_eq!(split.type_.as_deref(), Some("Normal"));
+    assert_eq!(split.action.as_deref(), Some("ApplySplit"));
+    assert_eq!(
+        split.reporting_controller.as_deref(),
+        Some(burst_operator::events::REPORTING_CONTROLLER)
+    );
+    assert_eq!(split.reporting_instance.as_deref(), Some("a"));
+    assert!(split.event_time.is_some());
+    let note = split.note.as_deref().unwrap();
+    assert!(note.contains("->") && note.contains("above_high"), "{note}");
+
+    let refused = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("InvalidSpec"))
+        .unwrap();
+    assert_eq!(refused.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        refused.regarding.as_ref().unwrap().uid,
+        invalid.metadata.uid
+    );
+    let note = refused.note.as_deref().unwrap();
+    assert!(note.contains("spec.policy.high"), "{note}");
+
+    // `kubectl describe burstpolicy worker` lists core/v1 Events by involved object.
+    let core: Api<CoreEvent> = Api::namespaced(env.admin.clone(), &env.ns);
+    let selector = format!(
+        "involvedObject.kind=BurstPolicy,involvedObject.name=worker,involvedObject.uid={}",
+        worker.metadata.uid.as_deref().unwrap()
+    );
+    let described = core
+        .list(&ListParams::default().fields(&selector))
+        .await
+        .unwrap()
+        .items;
+    assert!(!described.is_empty());
+    assert!(
+        described
+            .iter()
+            .all(|e| e.involved_object.name.as_deref() == Some("worker")),
+        "{described:?}"
+    );
+    let shown = described
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("SplitChanged"))
+        .unwrap();
+    assert_eq!(shown.message, split.note);
+    assert!(op.refused_writes().is_empty(), "{:?}", op.refused_writes());
+    op.stop().await;
+}

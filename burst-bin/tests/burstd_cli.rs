@@ -1,5 +1,6 @@
-//! The burstd binary: help text, `burstd crd`, configuration errors, and a whole run in
-//! single-policy mode against the fake API server, stopped with SIGTERM.
+//! The burstd binary: help text, `burstd crd`, configuration errors, and whole runs in
+//! single-policy and operator mode against a real kube-apiserver (one per test binary, a
+//! namespace per test), stopped with SIGTERM.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,8 +8,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use burst_fake_kube::FakeKube;
-use serde_json::json;
+use burst_testkit::kube::ControlPlane;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use serde_json::{Value, json};
 
 fn burstd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_burstd"));
@@ -138,31 +142,57 @@ impl Drop for Child {
     }
 }
 
-/// A fake API server with the worker VirtualService (and the BurstPolicy CRD), a
-/// `/metrics` endpoint with a gauge of 25 rps, and a kubeconfig for the fake.
+fn resource(group: &str, kind: &str, plural: &str, version: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+fn virtual_services() -> ApiResource {
+    resource(
+        "networking.istio.io",
+        "VirtualService",
+        "virtualservices",
+        "v1",
+    )
+}
+
+fn burst_policies() -> ApiResource {
+    resource("bursting.dev", "BurstPolicy", "burstpolicies", "v1alpha1")
+}
+
+/// A namespace of the shared real API server with the Istio and BurstPolicy CRDs and the
+/// worker VirtualService, a `/metrics` endpoint with a gauge of 25 rps, and an admin
+/// kubeconfig whose default namespace is the test's. The Lease lives in the same namespace.
 struct Cluster {
-    fake: FakeKube,
+    client: kube::Client,
+    ns: String,
     metrics_url: String,
     kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
-    async fn start() -> Cluster {
-        let fake = FakeKube::start().await.unwrap();
-        let crd = serde_json::to_value(burst_operator::crd::crd()).unwrap();
-        fake.install_crd(&crd).unwrap();
-        fake.insert(
-            "virtualservices",
-            json!({
-                "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-                "metadata": {"name": "worker-virtual-service", "namespace": "default"},
-                "spec": {"hosts": ["worker-service"], "http": [{"route": [
-                    {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
-                    {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}]}]}
-            }),
-        )
+    async fn start(prefix: &str) -> Cluster {
+        let cp = ControlPlane::shared().expect("the real control plane");
+        cp.install_crd_files(&[
+            "schemas/istio/crd-all.gen.yaml",
+            "deploy/crd/burstpolicies.bursting.dev.yaml",
+        ])
+        .await
         .unwrap();
+        let ns = cp.create_namespace(prefix).await.unwrap();
+        let client = cp.admin_client().await.unwrap();
+        let vs: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "worker-virtual-service", "namespace": ns},
+            "spec": {"hosts": ["worker-service"], "http": [{"route": [
+                {"destination": {"host": "worker-service", "subset": "primary"}, "weight": 100},
+                {"destination": {"host": "worker-service", "subset": "burst"}, "weight": 0}]}]}
+        }))
+        .unwrap();
+        Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &virtual_services())
+            .create(&PostParams::default(), &vs)
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -174,35 +204,46 @@ impl Cluster {
         });
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, fake.kubeconfig("default", "t")).unwrap();
+        std::fs::write(&kubeconfig, cp.kubeconfig(cp.admin_token(), &ns)).unwrap();
         Cluster {
-            fake,
+            client,
+            ns,
             metrics_url,
             kubeconfig,
             _dir: dir,
         }
     }
 
-    fn burst_weight(&self) -> i64 {
-        self.fake
-            .object(
-                "networking.istio.io",
-                "virtualservices",
-                Some("default"),
-                "worker-virtual-service",
-            )
-            .unwrap()["spec"]["http"][0]["route"][1]["weight"]
+    async fn route(&self) -> Value {
+        let vs = Api::<DynamicObject>::namespaced_with(
+            self.client.clone(),
+            &self.ns,
+            &virtual_services(),
+        )
+        .get("worker-virtual-service")
+        .await
+        .unwrap();
+        serde_json::to_value(vs).unwrap()
+    }
+
+    async fn burst_weight(&self) -> i64 {
+        self.route().await["spec"]["http"][0]["route"][1]["weight"]
             .as_i64()
             .unwrap()
     }
 
-    fn lease(&self) -> Option<serde_json::Value> {
-        self.fake.object(
-            "coordination.k8s.io",
-            "leases",
-            Some("burst-system"),
-            "burstd",
-        )
+    async fn lease(&self) -> Option<Lease> {
+        Api::<Lease>::namespaced(self.client.clone(), &self.ns)
+            .get_opt("burstd")
+            .await
+            .unwrap()
+    }
+
+    async fn holder(&self) -> Option<String> {
+        self.lease()
+            .await
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
     }
 
     /// burstd with this cluster's kubeconfig, JSON logs, a Lease and a listen port.
@@ -211,7 +252,7 @@ impl Cluster {
         c.env("KUBECONFIG", &self.kubeconfig)
             .env("BURST_LOG_FORMAT", "json")
             .env("BURST_LISTEN", format!("127.0.0.1:{port}"))
-            .env("BURST_LEASE_NAMESPACE", "burst-system")
+            .env("BURST_LEASE_NAMESPACE", &self.ns)
             .env("BURST_IDENTITY", "burstd-test")
             .env("BURST_RETRY_PERIOD", "300ms")
             .stdout(Stdio::null())
@@ -223,8 +264,8 @@ impl Cluster {
 /// Waits until the route bursts and /readyz answers 200.
 async fn wait_bursting_and_ready(cluster: &Cluster, port: u16) {
     let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if cluster.burst_weight() == 100
+    for _ in 0..300 {
+        if cluster.burst_weight().await == 100
             && http
                 .get(format!("http://127.0.0.1:{port}/readyz"))
                 .send()
@@ -245,7 +286,7 @@ async fn terminate(child: &mut Child) -> (std::process::ExitStatus, String) {
         .status()
         .unwrap();
     assert!(status.success());
-    for _ in 0..200 {
+    for _ in 0..400 {
         if let Some(s) = child.0.try_wait().unwrap() {
             let mut stderr = String::new();
             std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
@@ -258,7 +299,7 @@ async fn terminate(child: &mut Child) -> (std::process::ExitStatus, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_policy_mode_runs_and_stops_cleanly_on_sigterm() {
-    let cluster = Cluster::start().await;
+    let cluster = Cluster::start("cli-single").await;
     let port = burst_testkit::free_port().unwrap();
     let child = cluster
         .burstd(port)
@@ -266,6 +307,7 @@ async fn single_policy_mode_runs_and_stops_cleanly_on_sigterm() {
         .env("BURST_SCRAPE_METRIC", "demand_rps")
         .env("BURST_SCRAPE_GAUGE", "true")
         .env("BURST_VIRTUAL_SERVICE", "worker-virtual-service")
+        .env("BURST_NAMESPACE", &cluster.ns)
         .env("BURST_TICK", "200ms")
         .arg("run")
         .spawn()
@@ -279,16 +321,38 @@ async fn single_policy_mode_runs_and_stops_cleanly_on_sigterm() {
         .await
         .unwrap();
     assert!(metrics.contains("burstd_leader 1"), "{metrics}");
-    assert!(
-        metrics.contains(
-            r#"burstd_observed_rps{policy="default/worker-virtual-service",window="short"} 25"#
-        ),
-        "{metrics}"
+    let observed = format!(
+        r#"burstd_observed_rps{{policy="{}/worker-virtual-service",window="short"}} 25"#,
+        cluster.ns
     );
-    assert_eq!(
-        cluster.lease().unwrap()["spec"]["holderIdentity"],
-        "burstd-test"
-    );
+    assert!(metrics.contains(&observed), "{observed} not in\n{metrics}");
+    let lease = cluster.lease().await.unwrap().spec.unwrap();
+    assert_eq!(lease.holder_identity.as_deref(), Some("burstd-test"));
+    assert_eq!(lease.lease_duration_seconds, Some(15));
+    assert!(lease.acquire_time.is_some() && lease.renew_time.is_some());
+    // The route write is burstd's: the real server records its field manager.
+    let route = cluster.route().await;
+    let managers: Vec<&str> = route["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"burstd"), "{managers:?}");
+    // The split change is a real Event about the VirtualService.
+    let events = Api::<Event>::namespaced(cluster.client.clone(), &cluster.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let changed = events
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("SplitChanged"))
+        .unwrap_or_else(|| panic!("no SplitChanged Event: {:#?}", events.items));
+    let regarding = changed.regarding.as_ref().unwrap();
+    assert_eq!(regarding.kind.as_deref(), Some("VirtualService"));
+    assert_eq!(regarding.name.as_deref(), Some("worker-virtual-service"));
+    assert_eq!(changed.reporting_instance.as_deref(), Some("burstd-test"));
 
     let (exited, stderr) = terminate(&mut child).await;
     assert!(exited.success(), "{stderr}");
@@ -299,40 +363,50 @@ async fn single_policy_mode_runs_and_stops_cleanly_on_sigterm() {
         "{first}"
     );
     assert!(stderr.contains("lease released"), "{stderr}");
-    let lease = cluster.lease().unwrap();
-    assert!(lease["spec"].get("holderIdentity").is_none(), "{lease}");
-    assert_eq!(cluster.burst_weight(), 100, "the split stays where it was");
+    assert_eq!(cluster.holder().await, None, "the Lease was not released");
+    assert_eq!(
+        cluster.burst_weight().await,
+        100,
+        "the split stays where it was"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_mode_runs_policies_and_stops_cleanly_on_sigterm() {
-    let cluster = Cluster::start().await;
-    let policy = json!({
+    let cluster = Cluster::start("cli-operator").await;
+    let policies = Api::<DynamicObject>::namespaced_with(
+        cluster.client.clone(),
+        &cluster.ns,
+        &burst_policies(),
+    );
+    let policy: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
-        "metadata": {"name": "worker", "namespace": "default"},
+        "metadata": {"name": "worker", "namespace": cluster.ns},
         "spec": {
             "source": {"scrape": {"targets": [cluster.metrics_url], "metric": "demand_rps", "mode": "gauge"}},
             "policy": {"tick": "200ms"},
             "target": {"name": "worker-virtual-service"}
         }
-    });
-    cluster.fake.insert("burstpolicies", policy).unwrap();
+    }))
+    .unwrap();
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
     let port = burst_testkit::free_port().unwrap();
     let child = cluster
         .burstd(port)
         .env("BURST_STATUS_INTERVAL", "200ms")
+        .env("BURST_WATCH_NAMESPACE", &cluster.ns)
         .arg("operator")
         .spawn()
         .unwrap();
     let mut child = Child(child);
     wait_bursting_and_ready(&cluster, port).await;
-    let mut status = serde_json::Value::Null;
-    for _ in 0..100 {
-        status = cluster
-            .fake
-            .object("bursting.dev", "burstpolicies", Some("default"), "worker")
-            .unwrap()["status"]
-            .clone();
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        let p = policies.get_status("worker").await.unwrap();
+        status = p.data["status"].clone();
         if status["mode"] == "Burst" {
             break;
         }
@@ -343,9 +417,5 @@ async fn operator_mode_runs_policies_and_stops_cleanly_on_sigterm() {
     let (exited, stderr) = terminate(&mut child).await;
     assert!(exited.success(), "{stderr}");
     assert!(stderr.contains("operator stopped"), "{stderr}");
-    assert!(
-        cluster.lease().unwrap()["spec"]
-            .get("holderIdentity")
-            .is_none()
-    );
+    assert_eq!(cluster.holder().await, None, "the Lease was not released");
 }

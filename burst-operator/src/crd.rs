@@ -22,6 +22,13 @@
 //!
 //! Field names are camelCase (the Kubernetes convention); `spec.policy` holds the keys of
 //! `burst simulate`'s policy file (`burst_weight` is `burstWeight`, and so on).
+//!
+//! The API server refuses a policy that breaks the schema when it is applied, naming the
+//! field: wrong types, missing fields, values out of range, unknown enum values, and the
+//! CEL rules here (exactly one source, `low` below `high` when both are given, `backends`
+//! only and always for HTTPRoute, two different subsets, cluster names unique and not
+//! `local`). What needs more than the object (durations, `low` against the default `high`,
+//! overflow without `capacity`) burstd checks and reports as the `InvalidSpec` condition.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -85,6 +92,10 @@ pub struct BurstPolicySpec {
 /// The metric source: set exactly one of the two.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.prometheus) != has(self.scrape)",
+    "message": "set exactly one of `prometheus` (a query) and `scrape` (targets)"
+}]))]
 pub struct SourceSpec {
     /// Query Prometheus' HTTP API (or Thanos, Mimir, Cortex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,6 +243,11 @@ pub struct TlsSpec {
 /// The decision policy; the keys of `burst simulate`'s policy file, in camelCase.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.high) || !has(self.low) || self.low < self.high",
+    "message": "`low` must be below `high`",
+    "fieldPath": ".low"
+}]))]
 pub struct PolicySettings {
     /// `hysteresis` (all-or-nothing between two thresholds, the default) or `overflow`
     /// (proportional to the load above `capacity`).
@@ -317,6 +333,23 @@ pub enum OnMissingSpec {
 /// The route to change.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.kind != 'HTTPRoute' || has(self.backends)",
+        "message": "an HTTPRoute target needs `backends: {primary: {name: ...}, burst: {name: ...}}`",
+        "fieldPath": ".backends"
+    },
+    {
+        "rule": "self.kind == 'HTTPRoute' || !has(self.backends)",
+        "message": "`backends` is for HTTPRoute targets; a VirtualService names `subsets`",
+        "fieldPath": ".backends"
+    },
+    {
+        "rule": "self.kind != 'HTTPRoute' || (!has(self.subsets) && !has(self.host))",
+        "message": "`subsets` and `host` are for VirtualService targets; an HTTPRoute names `backends`",
+        "fieldPath": ".subsets"
+    }
+]))]
 pub struct TargetSpec {
     /// `VirtualService` (default) or `HTTPRoute`.
     #[serde(default)]
@@ -342,7 +375,16 @@ pub struct TargetSpec {
     /// Multi-primary meshes: the same object in more clusters, each reached with a
     /// kubeconfig stored in a Secret of the policy's namespace. Every cluster gets the
     /// same split; differing splits are reported as drift.
+    // A list keyed by name: the server refuses two clusters of one name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend(
+        "x-kubernetes-list-type" = "map",
+        "x-kubernetes-list-map-keys" = ["name"],
+        "x-kubernetes-validations" = [{
+            "rule": "self.all(c, c.name != 'local')",
+            "message": "`local` is the cluster burstd runs in; give the other clusters other names"
+        }]
+    ))]
     pub clusters: Vec<ClusterSpec>,
 }
 
@@ -360,6 +402,10 @@ pub enum TargetKind {
 /// The two VirtualService subsets.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.primary != self.burst",
+    "message": "`primary` and `burst` must be two different subsets"
+}]))]
 pub struct SubsetsSpec {
     /// Subset receiving the primary share.
     pub primary: String,

@@ -319,6 +319,56 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
             "spec.source.scrape.mode",
             r#"spec.source.scrape.mode: Unsupported value: "histogram": supported values: "counter", "gauge""#,
         ),
+        // The CRD's CEL rules and its list keyed by cluster name.
+        (
+            json!({"source": {"prometheus": {"url": "http://prometheus:9090"}}}),
+            "spec.source",
+            "spec.source: Invalid value: set exactly one of `prometheus` (a query) and `scrape` (targets)",
+        ),
+        (
+            json!({"source": {"scrape": null}}),
+            "spec.source",
+            "spec.source: Invalid value: set exactly one of `prometheus` (a query) and `scrape` (targets)",
+        ),
+        (
+            json!({"policy": {"high": 5, "low": 10}}),
+            "spec.policy.low",
+            "spec.policy.low: Invalid value: `low` must be below `high`",
+        ),
+        (
+            json!({"target": {"kind": "HTTPRoute"}}),
+            "spec.target.backends",
+            "spec.target.backends: Invalid value: an HTTPRoute target needs `backends: {primary: {name: ...}, burst: {name: ...}}`",
+        ),
+        (
+            json!({"target": {"backends": {"primary": {"name": "a"}, "burst": {"name": "b"}}}}),
+            "spec.target.backends",
+            "spec.target.backends: Invalid value: `backends` is for HTTPRoute targets; a VirtualService names `subsets`",
+        ),
+        (
+            json!({"target": {"kind": "HTTPRoute", "host": "worker-service",
+                "backends": {"primary": {"name": "a"}, "burst": {"name": "b"}}}}),
+            "spec.target.subsets",
+            "spec.target.subsets: Invalid value: `subsets` and `host` are for VirtualService targets; an HTTPRoute names `backends`",
+        ),
+        (
+            json!({"target": {"subsets": {"primary": "v1", "burst": "v1"}}}),
+            "spec.target.subsets",
+            "spec.target.subsets: Invalid value: `primary` and `burst` must be two different subsets",
+        ),
+        (
+            json!({"target": {"clusters": [
+                {"name": "west", "kubeconfigSecretRef": {"name": "a", "key": "config"}},
+                {"name": "west", "kubeconfigSecretRef": {"name": "b", "key": "config"}}]}}),
+            "spec.target.clusters[1]",
+            r#"spec.target.clusters[1]: Duplicate value: {"name":"west"}"#,
+        ),
+        (
+            json!({"target": {"clusters": [
+                {"name": "local", "kubeconfigSecretRef": {"name": "a", "key": "config"}}]}}),
+            "spec.target.clusters",
+            "spec.target.clusters: Invalid value: `local` is the cluster burstd runs in; give the other clusters other names",
+        ),
     ];
     for (i, (change, field, says)) in cases.iter().enumerate() {
         let mut spec = valid_spec();
@@ -675,12 +725,8 @@ async fn events_about_a_policy_are_stored_where_kubectl_describe_finds_them() {
     let demand = Demand::start(20.0).await;
     let op = Instance::start(&env, "a", false).await;
     env.create(&env.policy("worker", &demand, json!({}))).await;
-    env.create(&env.policy(
-        "invalid",
-        &demand,
-        json!({"policy": {"high": 5, "low": 10}}),
-    ))
-    .await;
+    env.create(&env.policy("invalid", &demand, json!({"policy": {"tick": "soon"}})))
+        .await;
     eventually("both events", || async {
         let reasons = env.event_reasons().await;
         reasons.iter().any(|r| r == "SplitChanged") && reasons.iter().any(|r| r == "InvalidSpec")
@@ -724,7 +770,10 @@ async fn events_about_a_policy_are_stored_where_kubectl_describe_finds_them() {
         invalid.metadata.uid
     );
     let note = refused.note.as_deref().unwrap();
-    assert!(note.contains("spec.policy.high"), "{note}");
+    assert!(
+        note.contains("spec.policy.tick") && note.contains("soon"),
+        "{note}"
+    );
 
     // `kubectl describe burstpolicy worker` lists core/v1 Events by involved object.
     let core: Api<CoreEvent> = Api::namespaced(env.admin.clone(), &env.ns);
@@ -751,4 +800,31 @@ async fn events_about_a_policy_are_stored_where_kubectl_describe_finds_them() {
     assert_eq!(shown.message, split.note);
     assert!(op.refused_writes().is_empty(), "{:?}", op.refused_writes());
     op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_policy_is_accepted_as_written() {
+    let env = Env::new("crd-example").await;
+    let path = burst_testkit::kube::workspace_root().join("deploy/app/primary/burstpolicy.yaml");
+    let mut example: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    example["metadata"]["namespace"] = json!(env.ns);
+    // What `kubectl apply --dry-run=server` checks: schema, CEL rules, unknown fields.
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &format!(
+            "{}?dryRun=All&fieldValidation=Strict",
+            policies_path(&env.ns)
+        ),
+        JSON,
+        Some((JSON, &example)),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert!(answer.warnings.is_empty(), "{:?}", answer.warnings);
+    assert_eq!(answer.body["spec"]["policy"], example["spec"]["policy"]);
+    // And burstd's own checks pass too.
+    let policy: burst_operator::crd::BurstPolicy = serde_json::from_value(answer.body).unwrap();
+    policy.spec.validate().unwrap();
 }

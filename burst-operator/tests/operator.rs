@@ -241,16 +241,12 @@ async fn api_errors_degrade_the_policy_without_a_crash() {
     .await;
 
     // A policy whose target does not exist, and one with an invalid spec (which the CRD's
-    // schema lets through: only burstd knows low must be below high): each is Degraded
-    // with its reason; the others keep running.
+    // schema lets through: only burstd parses durations): each is Degraded with its
+    // reason; the others keep running.
     let mut missing = env.policy("missing", &demand, json!({}));
     missing.spec.target.name = "no-such-vs".into();
     env.create(&missing).await;
-    let invalid = env.policy(
-        "invalid",
-        &demand,
-        json!({"policy": {"high": 5, "low": 10}}),
-    );
+    let invalid = env.policy("invalid", &demand, json!({"policy": {"tick": "soon"}}));
     env.create(&invalid).await;
     eventually("missing target reported", || async {
         env.status("missing").await.is_some_and(|s| {
@@ -262,6 +258,9 @@ async fn api_errors_degrade_the_policy_without_a_crash() {
     eventually("invalid spec reported", || async {
         env.status("invalid").await.is_some_and(|s| {
             condition(&s, "Degraded") == Some(("True".into(), "InvalidSpec".into()))
+                && s.conditions
+                    .iter()
+                    .any(|c| c.message.contains("spec.policy.tick"))
         })
     })
     .await;

@@ -8,6 +8,9 @@
 //! Interactive: prints the page URL and every split change; Ctrl-C stops everything.
 //! Headless: drives the load itself from `--scenario`, shows a one-line status on stderr and
 //! prints a timeline and summary (or JSON) at the end.
+//!
+//! With `--kubeconfig` the controller is burstd's operator writing a VirtualService in a real
+//! API server, and the proxy follows that VirtualService by watch ([`super::demo_kube`]).
 
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use burst_core::controller::{Outcome, Stopped};
-use burst_core::policy::{PolicySpec, Rule};
+use burst_core::policy::PolicySpec;
 use burst_core::{Controller, ControllerConfig, MetricSource, TickReport, TrafficRouter};
 use burst_hashr::frontend::{Frontend, FrontendConfig};
 use burst_hashr::mesh::{Mesh, MeshConfig};
@@ -29,6 +32,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
+
+use super::demo_kube::{self, Cluster, LatencyStats, Running, VsReport};
 
 /// The scenario `--headless` runs when none is given.
 const DEFAULT_SCENARIO: &str = "5rps:20s,20rps:40s,5rps:30s";
@@ -42,7 +47,18 @@ bus, so nothing needs to be installed.
 Examples:
   burst demo                                  # open the printed URL, type a frequency
   burst demo --redis-url 127.0.0.1:6379 --policy policy.yaml
-  burst demo --headless --scenario \"5rps:20s,20rps:40s,5rps:30s\" --json")]
+  burst demo --headless --scenario \"5rps:20s,20rps:40s,5rps:30s\" --json
+  burst demo --kubeconfig ~/.kube/config --namespace burst-demo --headless --json
+
+With --kubeconfig the loop closes through a Kubernetes API server: the demo creates the
+namespace, installs the VirtualService and BurstPolicy CRDs if they are missing, applies the
+seed VirtualService (weights 100/0) and the seed BurstPolicy (measuring this demo's proxy),
+and runs burstd's operator in-process against that server. The local mesh proxy then takes
+its split only from the VirtualService, by watching it, as Envoy takes routes from istiod.
+The kubeconfig's user needs to create namespaces (unless the namespace exists) and CRDs
+(unless installed), and to read, watch, create and patch VirtualServices and BurstPolicies,
+patch BurstPolicy status and create and list Events in the namespace; the demo checks this
+before it creates anything. The objects stay in the cluster after the demo exits.")]
 pub struct Args {
     /// Use this Redis (`host:port` or `redis://...`) instead of the in-process bus.
     #[arg(long, value_name = "URL")]
@@ -76,6 +92,19 @@ pub struct Args {
     /// Table only: print a timeline row at least this often (changes always get a row).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     every: Duration,
+    /// Close the loop through the Kubernetes API server of this kubeconfig: burstd's
+    /// operator patches a VirtualService there and the mesh proxy watches it (see below).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: the namespace for the seed VirtualService and BurstPolicy,
+    /// created if missing.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "burst-demo",
+        requires = "kubeconfig"
+    )]
+    namespace: String,
 }
 
 /// One step of a headless scenario.
@@ -144,17 +173,37 @@ struct Point {
     /// `bursty-` hashes received during the interval.
     bursty: u64,
     /// The rule of the controller's last decision.
-    rule: Option<&'static str>,
+    rule: Option<String>,
 }
 
-/// A split change made by the controller.
+/// A split change made by the controller (with `--kubeconfig`: applied by the proxy from
+/// the VirtualService it watches).
 #[derive(Debug, Clone, Serialize)]
-struct Change {
-    t: f64,
-    from: String,
-    to: String,
-    burst_weight: u8,
-    reason: String,
+pub(crate) struct Change {
+    pub(crate) t: f64,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) burst_weight: u8,
+    pub(crate) reason: String,
+    /// `--kubeconfig`: the VirtualService's resourceVersion that carried the change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) resource_version: Option<String>,
+    /// `--kubeconfig`: from burstd sending the PATCH to the proxy applying the watch event.
+    /// The server stored the change between the PATCH's sending and its answer, so this is
+    /// an upper bound of store → proxy, and `patch_answered_to_proxy_ms` (if positive) a
+    /// lower one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) patch_sent_to_proxy_ms: Option<f64>,
+    /// `--kubeconfig`: from the API server's answer to burstd's PATCH to the proxy applying
+    /// the watch event (negative: the event overtook the answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) patch_answered_to_proxy_ms: Option<f64>,
+    /// `--kubeconfig`: burstd's PATCH, sent to answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) patch_round_trip_ms: Option<f64>,
+    /// When the proxy applied it.
+    #[serde(skip)]
+    pub(crate) applied_at: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -178,6 +227,14 @@ struct Summary {
     source: String,
     router: String,
     pubsub: String,
+    /// `--kubeconfig`: burstd's VirtualService PATCH sent → proxy applied, over the changes
+    /// (an upper bound of the time from the server storing the change to the proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vs_patch_sent_to_proxy_ms: Option<LatencyStats>,
+    /// `--kubeconfig`: the PATCH's answer → proxy applied (negative: the watch event came
+    /// first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vs_patch_answered_to_proxy_ms: Option<LatencyStats>,
 }
 
 #[derive(Debug, Serialize)]
@@ -185,14 +242,17 @@ struct Report {
     summary: Summary,
     timeline: Vec<Point>,
     changes: Vec<Change>,
+    /// `--kubeconfig`: the VirtualService's history and final weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    virtual_service: Option<VsReport>,
 }
 
-/// What the controller's observer records.
+/// What the controller's observer (with `--kubeconfig`: the watches) records.
 #[derive(Debug, Default)]
-struct TickLog {
-    observed: Option<f64>,
-    rule: Option<Rule>,
-    changes: Vec<Change>,
+pub(crate) struct TickLog {
+    pub(crate) observed: Option<f64>,
+    pub(crate) rule: Option<String>,
+    pub(crate) changes: Vec<Change>,
     /// Changes not yet printed (interactive mode).
     unprinted: usize,
 }
@@ -209,7 +269,11 @@ struct Demo {
     source: String,
     stop: CancellationToken,
     servers: Vec<JoinHandle<Result<(), burst_hashr::Error>>>,
-    controller: JoinHandle<Stopped>,
+    /// The in-process controller (`None` with `--kubeconfig`).
+    controller: Option<JoinHandle<Stopped>>,
+    /// burstd and the watches (`--kubeconfig` only).
+    kube: Option<Running>,
+    router: String,
     log: Arc<Mutex<TickLog>>,
     started: Instant,
 }
@@ -225,7 +289,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let demo = start(&args, &spec).await?;
+    // Credentials and permissions are checked before anything starts or is created.
+    let cluster = match &args.kubeconfig {
+        Some(path) => Some(
+            demo_kube::connect(demo_kube::Target {
+                kubeconfig: path.clone(),
+                namespace: args.namespace.clone(),
+            })
+            .await?,
+        ),
+        None => None,
+    };
+    let demo = start(&args, &spec, cluster).await?;
     let banner = banner(&demo, &spec);
     let code = match steps {
         None => {
@@ -276,7 +351,10 @@ fn bus(redis_url: Option<&str>) -> anyhow::Result<Arc<dyn PubSub>> {
     })
 }
 
-async fn start(args: &Args, spec: &PolicySpec) -> anyhow::Result<Demo> {
+async fn start(args: &Args, spec: &PolicySpec, cluster: Option<Cluster>) -> anyhow::Result<Demo> {
+    if let Some(c) = &cluster {
+        c.prepare().await?;
+    }
     let stop = CancellationToken::new();
     let started = Instant::now();
     // One in-process bus shared by all, or one Redis client per component (as separate
@@ -352,33 +430,8 @@ async fn start(args: &Args, spec: &PolicySpec) -> anyhow::Result<Demo> {
         })?;
     servers.push(t);
 
-    let source = metric_source(args, spec, &metrics)?;
-    let source_desc = source.describe();
-    let policy = spec.build()?;
     let log = Arc::new(Mutex::new(TickLog::default()));
-    let observer_log = log.clone();
-    let observer = move |r: &TickReport| {
-        let mut l = lock(&observer_log);
-        l.observed = r.signal.rates().map(|x| x.up.get());
-        l.rule = Some(r.decision.reason.rule);
-        if let Outcome::Applied { from, to } = &r.outcome {
-            l.changes.push(Change {
-                t: started.elapsed().as_secs_f64(),
-                from: from.to_string(),
-                to: to.to_string(),
-                burst_weight: to.burst().get(),
-                reason: r.decision.reason.to_string(),
-            });
-        }
-    };
-    let config = ControllerConfig {
-        tick: spec.tick,
-        ..ControllerConfig::default()
-    };
-    let controller = Controller::new(source, policy, mesh.router(), config).with_observer(observer);
-    let controller = tokio::spawn(controller.run(stop.clone().cancelled_owned()));
-
-    Ok(Demo {
+    let partial = Partial {
         frontend,
         mesh,
         page,
@@ -386,13 +439,140 @@ async fn start(args: &Args, spec: &PolicySpec) -> anyhow::Result<Demo> {
         metrics,
         workers: (primary_url, burst_url),
         pubsub,
-        source: source_desc,
         stop,
         servers,
-        controller,
         log,
         started,
-    })
+    };
+    match cluster {
+        None => start_controller(args, spec, partial),
+        Some(cluster) => match start_kube(args, spec, cluster, &partial).await {
+            Ok((running, source)) => {
+                Ok(partial.finish(source, running.describe(), None, Some(running)))
+            }
+            Err(e) => {
+                // Nothing stays running: the local servers stop before the error is shown.
+                partial.abandon().await;
+                Err(e)
+            }
+        },
+    }
+}
+
+/// The local parts, started; the controller is not yet.
+struct Partial {
+    frontend: Frontend,
+    mesh: Mesh,
+    page: Url,
+    proxy: Url,
+    metrics: Url,
+    workers: (Url, Url),
+    pubsub: String,
+    stop: CancellationToken,
+    servers: Vec<JoinHandle<Result<(), burst_hashr::Error>>>,
+    log: Arc<Mutex<TickLog>>,
+    started: Instant,
+}
+
+impl Partial {
+    fn finish(
+        self,
+        source: String,
+        router: String,
+        controller: Option<JoinHandle<Stopped>>,
+        kube: Option<Running>,
+    ) -> Demo {
+        Demo {
+            frontend: self.frontend,
+            mesh: self.mesh,
+            page: self.page,
+            proxy: self.proxy,
+            metrics: self.metrics,
+            workers: self.workers,
+            pubsub: self.pubsub,
+            source,
+            stop: self.stop,
+            servers: self.servers,
+            controller,
+            kube,
+            router,
+            log: self.log,
+            started: self.started,
+        }
+    }
+
+    async fn abandon(self) {
+        shutdown(self.finish(String::new(), String::new(), None, None)).await;
+    }
+}
+
+/// `--kubeconfig`: the seed BurstPolicy measuring this proxy, burstd, the watches.
+async fn start_kube(
+    args: &Args,
+    spec: &PolicySpec,
+    cluster: Cluster,
+    p: &Partial,
+) -> anyhow::Result<(Running, String)> {
+    let source = demo_kube::source_spec(args.prometheus_url.as_deref(), &p.metrics);
+    let settings = demo_kube::policy_settings(spec);
+    let described = demo_kube::describe_source(&burst_operator::crd::BurstPolicySpec {
+        source: source.clone(),
+        policy: settings.clone(),
+        target: burst_operator::crd::TargetSpec {
+            name: "worker-virtual-service".into(),
+            ..burst_operator::crd::TargetSpec::default()
+        },
+        dry_run: false,
+        paused: false,
+    })?;
+    let running = cluster
+        .start(
+            &p.mesh,
+            source,
+            settings,
+            p.log.clone(),
+            p.started.into_std(),
+            &p.stop,
+        )
+        .await?;
+    Ok((running, described))
+}
+
+/// Without `--kubeconfig`: the in-process controller moves the proxy's split directly.
+fn start_controller(args: &Args, spec: &PolicySpec, p: Partial) -> anyhow::Result<Demo> {
+    let started = p.started;
+    let source = metric_source(args, spec, &p.metrics)?;
+    let source_desc = source.describe();
+    let policy = spec.build()?;
+    let observer_log = p.log.clone();
+    let observer = move |r: &TickReport| {
+        let mut l = lock(&observer_log);
+        l.observed = r.signal.rates().map(|x| x.up.get());
+        l.rule = Some(r.decision.reason.rule.name().to_owned());
+        if let Outcome::Applied { from, to } = &r.outcome {
+            l.changes.push(Change {
+                t: started.elapsed().as_secs_f64(),
+                from: from.to_string(),
+                to: to.to_string(),
+                burst_weight: to.burst().get(),
+                reason: r.decision.reason.to_string(),
+                resource_version: None,
+                patch_sent_to_proxy_ms: None,
+                patch_answered_to_proxy_ms: None,
+                patch_round_trip_ms: None,
+                applied_at: None,
+            });
+        }
+    };
+    let config = ControllerConfig {
+        tick: spec.tick,
+        ..ControllerConfig::default()
+    };
+    let router = p.mesh.router();
+    let described = router.describe();
+    let controller = Controller::new(source, policy, router, config).with_observer(observer);
+    let controller = tokio::spawn(controller.run(p.stop.clone().cancelled_owned()));
+    Ok(p.finish(source_desc, described, Some(controller), None))
 }
 
 fn metric_source(
@@ -457,13 +637,21 @@ fn banner(d: &Demo, spec: &PolicySpec) -> String {
     };
     let _ = writeln!(
         s,
-        "  controller  {} high {} / low {} rps, {windows}, tick {}",
+        "  controller  {}{} high {} / low {} rps, {windows}, tick {}",
+        if d.kube.is_some() {
+            "burstd operator, "
+        } else {
+            ""
+        },
         format!("{:?}", spec.mode).to_lowercase(),
         spec.high,
         spec.low,
         humantime::format_duration(spec.tick)
     );
     let _ = writeln!(s, "  measuring   {}", d.source);
+    if d.kube.is_some() {
+        let _ = writeln!(s, "  routing     {}", d.router);
+    }
     s
 }
 
@@ -538,7 +726,7 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
         let relay = d.frontend.relay();
         let (observed, rule) = {
             let l = lock(&d.log);
-            (l.observed, l.rule.map(Rule::name))
+            (l.observed, l.rule.clone())
         };
         let point = Point {
             t: sample_due.as_secs_f64(),
@@ -590,7 +778,7 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
         p.hashes += relay.received - last_relay.received;
         p.bursty += relay.bursty - last_relay.bursty;
     }
-    let changes: Vec<Change> = lock(&d.log)
+    let mut changes: Vec<Change> = lock(&d.log)
         .changes
         .iter()
         .map(|c| Change {
@@ -598,8 +786,12 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
             ..c.clone()
         })
         .collect();
+    let virtual_service = match &d.kube {
+        Some(k) => Some(k.report(&mut changes, begin.into_std()).await),
+        None => None,
+    };
     let load = d.frontend.load();
-    let summary = summarize(
+    let mut summary = summarize(
         d,
         &timeline,
         &changes,
@@ -608,10 +800,23 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
         &load,
         relay,
     );
+    if d.kube.is_some() {
+        let sent: Vec<f64> = changes
+            .iter()
+            .filter_map(|c| c.patch_sent_to_proxy_ms)
+            .collect();
+        let answered: Vec<f64> = changes
+            .iter()
+            .filter_map(|c| c.patch_answered_to_proxy_ms)
+            .collect();
+        summary.vs_patch_sent_to_proxy_ms = LatencyStats::of(&sent);
+        summary.vs_patch_answered_to_proxy_ms = LatencyStats::of(&answered);
+    }
     Report {
         summary,
         timeline,
         changes,
+        virtual_service,
     }
 }
 
@@ -674,8 +879,10 @@ fn summarize(
         final_burst_weight: d.mesh.split().burst().get(),
         bursty_while_primary,
         source: d.source.clone(),
-        router: d.mesh.router().describe(),
+        router: d.router.clone(),
         pubsub: d.pubsub.clone(),
+        vs_patch_sent_to_proxy_ms: None,
+        vs_patch_answered_to_proxy_ms: None,
     }
 }
 
@@ -710,7 +917,7 @@ fn table(r: &Report, every: f64) -> String {
             p.burst_weight,
             p.hashes,
             p.bursty,
-            p.rule.unwrap_or("-"),
+            p.rule.as_deref().unwrap_or("-"),
             if changed { " <- change" } else { "" }
         );
     }
@@ -748,10 +955,35 @@ fn table(r: &Report, every: f64) -> String {
     let _ = writeln!(out, "back to primary       {}", secs(s.back_to_primary_s));
     let _ = writeln!(out, "final burst weight    {}%", s.final_burst_weight);
     let _ = writeln!(out, "bursty while primary  {}", s.bursty_while_primary);
+    for (what, stats) in [
+        ("VS patch sent -> proxy", &s.vs_patch_sent_to_proxy_ms),
+        ("VS answer -> proxy", &s.vs_patch_answered_to_proxy_ms),
+    ] {
+        if let Some(l) = stats {
+            let _ = writeln!(
+                out,
+                "{what:<22}{:.1} / {:.1} / {:.1} ms (min / median / max of {})",
+                l.min, l.median, l.max, l.count
+            );
+        }
+    }
+    if let Some(vs) = &r.virtual_service {
+        let _ = writeln!(
+            out,
+            "VirtualService        {}/{} {}",
+            vs.namespace,
+            vs.name,
+            vs.final_weights.map_or_else(
+                || "(could not be read at the end)".to_owned(),
+                |w| format!("{}/{} at the end", w.primary, w.burst)
+            )
+        );
+    }
     out
 }
 
 async fn shutdown(d: Demo) {
+    let kube = d.kube.is_some();
     d.frontend.shutdown();
     d.stop.cancel();
     let wait = async {
@@ -760,13 +992,17 @@ async fn shutdown(d: Demo) {
                 tracing::warn!(error = %e, "server stopped with an error");
             }
         }
-        let _ = d.controller.await;
+        if let Some(c) = d.controller {
+            let _ = c.await;
+        }
+        if let Some(k) = d.kube {
+            k.shutdown().await;
+        }
     };
-    if tokio::time::timeout(Duration::from_secs(5), wait)
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown took longer than 5 s; exiting anyway");
+    // burstd gets its own grace (5 s) to finish a tick and write the last status.
+    let limit = Duration::from_secs(if kube { 10 } else { 5 });
+    if tokio::time::timeout(limit, wait).await.is_err() {
+        tracing::warn!(limit = ?limit, "shutdown took longer than the limit; exiting anyway");
     }
 }
 
@@ -815,6 +1051,11 @@ mod tests {
             to: String::new(),
             burst_weight: w,
             reason: String::new(),
+            resource_version: None,
+            patch_sent_to_proxy_ms: None,
+            patch_answered_to_proxy_ms: None,
+            patch_round_trip_ms: None,
+            applied_at: None,
         }
     }
 

@@ -1,0 +1,458 @@
+//! `burst demo --kubeconfig`: the loop closes through a real kube-apiserver (with etcd), a
+//! real Prometheus and a real Redis. burstd's operator (in-process) patches the seed
+//! VirtualService in the API server; the mesh proxy takes its split only from its watch of
+//! that VirtualService. `bursty-` hashes appear only while the VirtualService in the server
+//! says burst, and none once it is back to 100/0.
+//!
+//! The failures a user meets first (a server that does not answer, credentials it refuses,
+//! a user without the rights, a namespace that cannot be used) end with exit code 2, a
+//! message naming the problem, and nothing created.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burst_istio::VsTarget;
+use burst_testkit::kube::ControlPlane;
+use burst_testkit::prometheus::{PrometheusOptions, PrometheusServer};
+use burst_testkit::redis::RedisServer;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
+use serde_json::{Value, json};
+
+/// Runs `burst ARGS`, killing it after `limit`; returns (exit code, stdout, stderr).
+fn burst(args: &[&str], limit: Duration) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_burst"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (stdout, stderr) = (read(&out), read(&err));
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "burst {args:?} did not finish within {limit:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        )
+    });
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn write_kubeconfig(dir: &Path, text: &str) -> String {
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn vs_api(client: kube::Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");
+    Api::namespaced_with(
+        client,
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
+    )
+}
+
+/// Burst weight the VirtualService held at `t` according to its history (`None` before
+/// the first version).
+fn weight_at(history: &[Value], t: f64) -> Option<u64> {
+    history
+        .iter()
+        .take_while(|v| v["t"].as_f64().unwrap() <= t)
+        .last()
+        .map(|v| v["burst"].as_u64().unwrap())
+}
+
+/// Whether the VirtualService said burst at any moment of `[from, to]`.
+fn burst_during(history: &[Value], from: f64, to: f64) -> bool {
+    weight_at(history, from).is_some_and(|w| w > 0)
+        || history.iter().any(|v| {
+            let t = v["t"].as_f64().unwrap();
+            t > from && t <= to && v["burst"].as_u64().unwrap() > 0
+        })
+}
+
+#[test]
+fn bursty_hashes_only_while_the_virtual_service_in_the_api_server_says_burst() {
+    let cp = ControlPlane::shared().unwrap();
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let metrics_port = burst_testkit::free_port().unwrap();
+    let prometheus = PrometheusServer::start(PrometheusOptions::scraping(&[format!(
+        "127.0.0.1:{metrics_port}"
+    )]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Not created beforehand: the demo creates it.
+    let ns = unique("demo-cp");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(cp.admin_token(), "default"));
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 3s\ntick: 1s\n").unwrap();
+    let (code, stdout, stderr) = burst(
+        &[
+            "demo",
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &ns,
+            "--headless",
+            "--json",
+            "--port",
+            "0",
+            "--metrics-port",
+            &metrics_port.to_string(),
+            "--redis-url",
+            &redis.addr(),
+            "--prometheus-url",
+            &prometheus.url(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--scenario",
+            "5rps:12s,20rps:15s,5rps:15s",
+        ],
+        Duration::from_secs(180),
+    );
+    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
+    assert!(stderr.contains("burstd operator"), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let s = &report["summary"];
+    assert_eq!(s["interrupted"], false);
+    assert!(s["pubsub"].as_str().unwrap().contains("redis"), "{s}");
+    let source = s["source"].as_str().unwrap();
+    assert!(
+        source.contains("prometheus") && source.contains("istio_requests_total"),
+        "{source}"
+    );
+    assert!(
+        s["router"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("VirtualService {ns}/worker-virtual-service")),
+        "{s}"
+    );
+    assert_eq!(s["requests_failed"], 0, "{s}");
+    assert_eq!(s["hashes"], s["requests_ok"], "{s}");
+
+    // The VirtualService's history, as the proxy's watch delivered it: the seed, burst,
+    // back.
+    let vs = &report["virtual_service"];
+    assert_eq!(vs["namespace"], ns.as_str());
+    let history = vs["history"].as_array().unwrap();
+    assert!(history.len() >= 3, "{vs}");
+    assert_eq!(
+        (&history[0]["primary"], &history[0]["burst"]),
+        (&json!(100), &json!(0)),
+        "{vs}"
+    );
+    assert!(
+        history[0]["t"].as_f64().unwrap() <= 0.0,
+        "the seed came before the load: {vs}"
+    );
+    assert!(
+        history.iter().any(|v| v["burst"] == 100),
+        "never burst: {vs}"
+    );
+    let last = history.last().unwrap();
+    assert_eq!(last["burst"], 0, "{vs}");
+    let back = last["t"].as_f64().unwrap();
+    assert_eq!(vs["final_weights"], json!({"primary": 100, "burst": 0}));
+
+    // Every change of the proxy came from a version of the VirtualService that burstd's
+    // PATCH stored, after that PATCH was sent.
+    let changes = report["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), history.len() - 1, "{report}");
+    assert!(vs["patches"].as_u64().unwrap() >= changes.len() as u64);
+    for (c, v) in changes.iter().zip(&history[1..]) {
+        assert_eq!(c["resource_version"], v["resource_version"], "{c} {v}");
+        assert_eq!(c["burst_weight"], v["burst"]);
+        let sent = c["patch_sent_to_proxy_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no PATCH of burstd carried {c}"));
+        assert!(sent > 0.0, "the proxy changed before burstd's PATCH: {c}");
+        let answered = c["patch_answered_to_proxy_ms"].as_f64().unwrap();
+        assert!(answered < sent, "{c}");
+    }
+    assert!(
+        changes[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("above_high"),
+        "the reason comes from burstd's SplitChanged Event: {}",
+        changes[0]
+    );
+    let stats = &s["vs_patch_sent_to_proxy_ms"];
+    assert_eq!(stats["count"], changes.len(), "{s}");
+    assert!(stats["min"].as_f64().unwrap() <= stats["median"].as_f64().unwrap());
+    assert!(stats["median"].as_f64().unwrap() <= stats["max"].as_f64().unwrap());
+
+    let first_burst = s["first_burst_s"].as_f64().unwrap();
+    assert!(
+        (12.0..27.0).contains(&first_burst),
+        "moved at {first_burst}s, load rose at 12s"
+    );
+    assert!(
+        (27.0..42.0).contains(&back),
+        "came back at {back}s, load fell at 27s"
+    );
+    let reported = s["back_to_primary_s"].as_f64().unwrap();
+    assert!((reported - back).abs() < 0.01, "{reported} vs {back}");
+
+    // bursty- hashes only in seconds when the server's VirtualService said burst (a request
+    // routed just before a change may answer just after it: 0.5 s of slack), and none once
+    // it was back.
+    let timeline = report["timeline"].as_array().unwrap();
+    let mut bursty_seconds = 0;
+    for p in timeline {
+        let t = p["t"].as_f64().unwrap();
+        let bursty = p["bursty"].as_u64().unwrap();
+        if bursty > 0 {
+            bursty_seconds += 1;
+            assert!(
+                burst_during(history, t - 1.5, t),
+                "bursty- hashes at {t}s while the VirtualService said 100/0: {p}\n{vs}"
+            );
+        }
+        if t >= back + 1.5 {
+            assert_eq!(bursty, 0, "bursty- after the VirtualService came back: {p}");
+            assert!(p["hashes"].as_u64().unwrap() > 0, "hashes stopped: {p}");
+        }
+    }
+    assert!(
+        bursty_seconds > 3,
+        "bursty- hashes in only {bursty_seconds} seconds"
+    );
+    assert_eq!(s["bursty_while_primary"], 0, "{s}");
+
+    // The server agrees: the VirtualService is back to 100/0 and burstd wrote it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin = cp.admin_client().await.unwrap();
+        let obj = vs_api(admin.clone(), &ns)
+            .get("worker-virtual-service")
+            .await
+            .unwrap();
+        let value = serde_json::to_value(&obj).unwrap();
+        assert_eq!(
+            VsTarget::default().read(&value).unwrap(),
+            burst_core::Split::ALL_PRIMARY
+        );
+        let managers: Vec<&str> = value["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert!(managers.contains(&"burstd"), "{managers:?}");
+        let policies: Api<burst_operator::crd::BurstPolicy> = Api::namespaced(admin, &ns);
+        let status = policies.get("worker").await.unwrap().status.unwrap();
+        assert_eq!(status.burst_weight, Some(0), "{status:?}");
+    });
+}
+
+#[test]
+fn a_server_that_does_not_answer_exits_2() {
+    let port = burst_testkit::free_port().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(
+        dir.path(),
+        &burst_testkit::kube::kubeconfig(
+            &format!("https://127.0.0.1:{port}"),
+            None,
+            "t",
+            "default",
+        ),
+    );
+    let (code, stdout, stderr) = burst(
+        &[
+            "demo",
+            "--kubeconfig",
+            &kubeconfig,
+            "--headless",
+            "--port",
+            "0",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("cannot reach the API server") && stderr.contains(&port.to_string()),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("String Hashr demo"),
+        "started anyway: {stderr}"
+    );
+
+    let missing = dir.path().join("nope");
+    let (code, _, stderr) = burst(
+        &[
+            "demo",
+            "--kubeconfig",
+            missing.to_str().unwrap(),
+            "--headless",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cannot use kubeconfig") && stderr.contains("nope"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn refused_credentials_exit_2() {
+    let cp = ControlPlane::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig("not-a-token", "default"));
+    let (code, _, stderr) = burst(
+        &[
+            "demo",
+            "--kubeconfig",
+            &kubeconfig,
+            "--headless",
+            "--port",
+            "0",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+}
+
+#[test]
+fn a_user_without_permissions_exits_2_and_creates_nothing() {
+    let cp = ControlPlane::shared().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let home = rt.block_on(cp.create_namespace("demo-sa")).unwrap();
+    let token = rt
+        .block_on(cp.service_account_token(&home, "nobody"))
+        .unwrap();
+    let ns = unique("demo-noperm");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(&token, &home));
+    let (code, stdout, stderr) = burst(
+        &[
+            "demo",
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &ns,
+            "--headless",
+            "--port",
+            "0",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    for needle in [
+        &format!("system:serviceaccount:{home}:nobody"),
+        "may not do what the demo needs",
+        "create namespaces (cluster-wide)",
+        &format!("patch virtualservices.networking.istio.io in namespace {ns}"),
+        &format!("patch burstpolicies/status.bursting.dev in namespace {ns}"),
+        &format!("create events.events.k8s.io in namespace {ns}"),
+        "nothing was created",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains("String Hashr demo"),
+        "started anyway: {stderr}"
+    );
+    rt.block_on(async {
+        let api: Api<Namespace> = Api::all(cp.admin_client().await.unwrap());
+        assert!(
+            api.get_opt(&ns).await.unwrap().is_none(),
+            "{ns} was created"
+        );
+    });
+}
+
+#[test]
+fn a_namespace_that_cannot_be_used_exits_2() {
+    let cp = ControlPlane::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(cp.admin_token(), "default"));
+    let run = |ns: &str| {
+        burst(
+            &[
+                "demo",
+                "--kubeconfig",
+                &kubeconfig,
+                "--namespace",
+                ns,
+                "--headless",
+                "--port",
+                "0",
+            ],
+            Duration::from_secs(60),
+        )
+    };
+
+    // The server refuses the name.
+    let (code, stdout, stderr) = run("Not_A_Name");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("cannot create namespace Not_A_Name") && stderr.contains("422"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("String Hashr demo"),
+        "started anyway: {stderr}"
+    );
+
+    // A namespace being deleted (no controller-manager runs, so it stays Terminating).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let doomed = rt.block_on(async {
+        let ns = cp.create_namespace("demo-doomed").await.unwrap();
+        let api: Api<Namespace> = Api::all(cp.admin_client().await.unwrap());
+        api.delete(&ns, &DeleteParams::default()).await.unwrap();
+        ns
+    });
+    let (code, _, stderr) = run(&doomed);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("namespace {doomed}")) && stderr.contains("being deleted"),
+        "{stderr}"
+    );
+    // The demo wrote nothing into it.
+    rt.block_on(async {
+        let api = vs_api(cp.admin_client().await.unwrap(), &doomed);
+        match api.get_opt("worker-virtual-service").await {
+            Ok(found) => assert!(found.is_none(), "the demo wrote into {doomed}"),
+            // The CRD is not installed (yet) in this control plane.
+            Err(kube::Error::Api(s)) => assert_eq!(s.code, 404, "{s:?}"),
+            Err(e) => panic!("{e}"),
+        }
+    });
+}

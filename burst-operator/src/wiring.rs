@@ -204,9 +204,12 @@ pub async fn secret_value(
             return Err(err("not found; create it in the policy's namespace".into()));
         }
         Err(kube::Error::Api(s)) if s.code == 403 => {
-            return Err(err(
-                "reading it is forbidden; install the chart with rbac.readSecrets=true".into(),
-            ));
+            // The server's message names the identity, the verb, the resource and the
+            // namespace that were refused.
+            return Err(err(format!(
+                "reading it is forbidden ({}); install the chart with rbac.readSecrets=true",
+                s.message
+            )));
         }
         Err(e) => return Err(err(format!("cannot be read: {e}"))),
     };

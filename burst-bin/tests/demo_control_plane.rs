@@ -275,6 +275,133 @@ fn bursty_hashes_only_while_the_virtual_service_in_the_api_server_says_burst() {
     });
 }
 
+/// Lines a running `burst demo` printed, read by a thread.
+struct Running {
+    _guard: burst_testkit::ChildGuard,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_burst"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Running {
+            _guard: burst_testkit::ChildGuard::new(child),
+            lines,
+        }
+    }
+
+    /// Waits (at most `limit`) for a line containing every one of `needles`; returns it.
+    fn wait_for(&self, needles: &[&str], limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {needles:?} within {limit:?}:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_hand_edit_of_the_virtual_service_reaches_the_proxy_and_burstd_restores_its_split() {
+    let cp = ControlPlane::shared().unwrap();
+    let ns = unique("demo-edit");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(cp.admin_token(), "default"));
+    // Interactive, without load: burstd has no data and holds 100/0.
+    let demo = Running::start(&[
+        "demo",
+        "--kubeconfig",
+        &kubeconfig,
+        "--namespace",
+        &ns,
+        "--port",
+        "0",
+    ]);
+    demo.wait_for(&["Open the page"], Duration::from_secs(90));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = rt.block_on(cp.admin_client()).unwrap();
+    rt.block_on(async {
+        let patch: burst_istio::json_patch::Patch = serde_json::from_value(json!([
+            {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 30},
+            {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 70},
+        ]))
+        .unwrap();
+        vs_api(admin.clone(), &ns)
+            .patch(
+                "worker-virtual-service",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Json::<()>(patch),
+            )
+            .await
+            .unwrap();
+    });
+    // The proxy applies what the server holds, whoever wrote it...
+    let edit = demo.wait_for(&["split 100/0 -> 30/70"], Duration::from_secs(20));
+    assert!(edit.contains("resourceVersion"), "{edit}");
+    // ...and burstd sees the drift at its next tick and writes its split back, which the
+    // proxy applies in turn.
+    demo.wait_for(&["split 30/70 -> 100/0"], Duration::from_secs(20));
+    rt.block_on(async {
+        let obj = vs_api(admin.clone(), &ns)
+            .get("worker-virtual-service")
+            .await
+            .unwrap();
+        assert_eq!(
+            VsTarget::default()
+                .read(&serde_json::to_value(&obj).unwrap())
+                .unwrap(),
+            burst_core::Split::ALL_PRIMARY
+        );
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin, &ns);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = events.list(&Default::default()).await.unwrap();
+            if list
+                .items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("RouteDrifted"))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "burstd recorded no RouteDrifted Event"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
 #[test]
 fn a_server_that_does_not_answer_exits_2() {
     let port = burst_testkit::free_port().unwrap();

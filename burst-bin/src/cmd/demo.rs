@@ -58,7 +58,10 @@ its split only from the VirtualService, by watching it, as Envoy takes routes fr
 The kubeconfig's user needs to create namespaces (unless the namespace exists) and CRDs
 (unless installed), and to read, watch, create and patch VirtualServices and BurstPolicies,
 patch BurstPolicy status and create and list Events in the namespace; the demo checks this
-before it creates anything. The objects stay in the cluster after the demo exits.")]
+before it creates anything. The objects stay in the cluster after the demo exits. --json
+then also reports \"virtual_service\" (every weight pair the proxy's watch delivered, and the
+weights at the end) and, per change and in the summary, the time from burstd's PATCH to the
+proxy applying it.")]
 pub struct Args {
     /// Use this Redis (`host:port` or `redis://...`) instead of the in-process bus.
     #[arg(long, value_name = "URL")]

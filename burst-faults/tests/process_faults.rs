@@ -17,6 +17,8 @@
 //!   last renewal and no later than `lease_duration + 2 × (retry_period + renew_deadline/2)`
 //!   (a candidate notices the last renewal at most one election round late and takes over
 //!   at most one round after expiry); after a SIGTERM within one round of the release.
+//! - Two replicas started at once: when both try to create the Lease, the server answers
+//!   one of them 409; exactly one leads, leadership does not flap, only it writes.
 //! - Leader cut off from the Lease: the leader's Lease writes fail (500 from its own proxy)
 //!   while its route writes would still go through. It must step down within the renew
 //!   deadline, and when the load then changes it must not write; the other replica takes
@@ -25,7 +27,7 @@
 //!   changed and a new BurstPolicy are acted on: the watch re-establishes.
 //! - etcd restart (operator mode): while etcd is down the leader cannot renew and steps
 //!   down; the process stays up; when etcd is back it leads again and acts on a changed
-//!   BurstPolicy.
+//!   BurstPolicy. SIGTERM while etcd is down again still ends in exit 0.
 //!
 //! Needs the `burstd` binary next to this test's executable (`cargo test --workspace`
 //! builds it; alone: `cargo build -p burst-bin --bin burstd`) and the control plane
@@ -874,10 +876,96 @@ async fn etcd_restart() -> Result<CaseStats, String> {
     .await?;
     stats.written = 1;
     stats.checked = 1;
+    // SIGTERM while etcd is down again (by the time the stop returns, burstd has stepped
+    // down): shutting down needs nothing from the server, so burstd still exits 0.
+    let stopping = cp.clone();
+    blocking(move || {
+        stopping.stop_etcd();
+        Ok(())
+    })
+    .await?;
+    stats.inject("sigterm_while_etcd_down", 1);
     d.signal("-TERM");
-    let (status, log) = d.wait(Duration::from_secs(30)).await?;
-    ensure!(status.success(), "burstd exited with {status}:\n{log}");
+    let (status, log) = d.wait(Duration::from_secs(40)).await?;
+    ensure!(
+        status.success() && log.contains("operator stopped"),
+        "burstd exited with {status} on SIGTERM while etcd was down:\n{log}"
+    );
     eprintln!("process: etcd restart: {}", log_summary(&log));
+    Ok(stats)
+}
+
+/// Two replicas start at once on a namespace without a Lease: both may try to create it;
+/// the server lets one create succeed (the other gets 409) and only that one writes.
+async fn simultaneous_start() -> Result<CaseStats, String> {
+    let mut stats = CaseStats::default();
+    let cp = ControlPlane::shared()?;
+    let c = Cluster::start(cp, "race").await?;
+    let proxy = ApiProxy::start(cp).await?;
+    let holders = record_holders(&proxy, &c.ns);
+    let kubeconfig = proxy.kubeconfig(cp.admin_token(), &c.ns);
+    c.set_demand(25.0);
+    let mut a = c.burstd("a", &kubeconfig, Mode::Single, LEASE)?;
+    let mut b = c.burstd("b", &kubeconfig, Mode::Single, LEASE)?;
+    until(Duration::from_secs(20), "one of them bursts", || async {
+        c.burst_weight("worker-virtual-service").await == 100
+    })
+    .await?;
+    // Several election rounds: leadership must not flap between them.
+    tokio::time::sleep(LEASE.0).await;
+    let holder = c.holder().await.ok_or("nobody holds the Lease")?;
+    let (la, lb) = (a.leader_metric().await, b.leader_metric().await);
+    ensure!(
+        (la, lb) == (Some(holder == "a"), Some(holder == "b")),
+        "the Lease is held by {holder} but a says leader={la:?}, b says leader={lb:?}"
+    );
+    let writes = proxy.writes();
+    let creates: Vec<u16> = writes
+        .iter()
+        .filter(|w| w.method == Method::POST && w.path.ends_with("/leases"))
+        .map(|w| w.status)
+        .collect();
+    ensure!(
+        creates.iter().filter(|s| **s == 201).count() == 1
+            && creates.iter().all(|s| *s == 201 || *s == 409),
+        "Lease creates answered {creates:?}; want one 201 and at most one 409"
+    );
+    stats.inject(
+        if creates.len() == 2 {
+            "create_race_409"
+        } else {
+            "create_no_race"
+        },
+        1,
+    );
+    let records = lease_records(&writes);
+    ensure!(
+        records
+            .iter()
+            .all(|r| r.holder.as_deref() == Some(holder.as_str())),
+        "the Lease changed hands without a fault: {records:?}"
+    );
+    let route = route_writes(&writes);
+    let holders = holders.lock().unwrap().clone();
+    ensure!(
+        route.len() == holders.len() && !route.is_empty(),
+        "{} route writes, {} holder records",
+        route.len(),
+        holders.len()
+    );
+    for ((manager, status), (_, h)) in route.iter().zip(&holders) {
+        ensure!(
+            *manager == format!("burstd-{holder}") && h.as_deref() == Some(holder.as_str()),
+            "{manager} wrote (status {status}) while {h:?} held the Lease"
+        );
+        stats.checked += 1;
+    }
+    stats.written = route.len() as u64;
+    for (name, p) in [("a", &mut a), ("b", &mut b)] {
+        p.signal("-TERM");
+        let (status, log) = p.wait(Duration::from_secs(20)).await?;
+        ensure!(status.success(), "{name} exited with {status}:\n{log}");
+    }
     Ok(stats)
 }
 
@@ -890,6 +978,7 @@ async fn process_faults() {
     let mut family = Family::new("process");
     loop {
         family.record("sigterm_during_an_apply", sigterm_during_an_apply().await);
+        family.record("simultaneous_start", simultaneous_start().await);
         family.record("handover_on_sigterm", handover("-TERM").await);
         family.record("handover_on_sigkill", handover("-KILL").await);
         family.record(

@@ -2,7 +2,8 @@
 //!
 //! The Helm chart's RBAC rules are tested against this list (`deploy_rbac` test), so
 //! adding a call here without the matching rule, or a rule without a call, fails the build.
-//! The operator tests also check every write the fake API server received against it.
+//! The operator tests also check every write that reached the real API server (recorded by
+//! the tests' fault proxy) against it.
 
 /// Where a permission is needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

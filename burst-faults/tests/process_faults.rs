@@ -17,6 +17,9 @@
 //!   last renewal and no later than `lease_duration + 2 × (retry_period + renew_deadline/2)`
 //!   (a candidate notices the last renewal at most one election round late and takes over
 //!   at most one round after expiry); after a SIGTERM within one round of the release.
+//! - The same handover (SIGKILL) with two operator replicas and Events on: every route
+//!   write, status write and Event of either replica reaches the server while the Lease
+//!   names it.
 //! - Two replicas started at once: when both try to create the Lease, the server answers
 //!   one of them 409; exactly one leads, leadership does not flap, only it writes.
 //! - Leader cut off from the Lease: the leader's Lease writes fail (500 from its own proxy)
@@ -350,7 +353,7 @@ impl<'a> Cluster<'a> {
             .env("BURST_LEASE_DURATION", ms(lease.0))
             .env("BURST_RENEW_DEADLINE", ms(lease.1))
             .env("BURST_RETRY_PERIOD", ms(lease.2))
-            .env("BURST_EVENTS", "false")
+            .env("BURST_EVENTS", matches!(mode, Mode::Operator).to_string())
             .env("BURST_REQUEST_TIMEOUT", "5s")
             .env("BURST_LOG", "info");
         match mode {
@@ -528,28 +531,35 @@ async fn sigterm_during_an_apply() -> Result<CaseStats, String> {
 /// Before every route PATCH through `proxy` reaches the server, reads the Lease's holder
 /// from the server and records it with the time.
 fn record_holders(proxy: &ApiProxy, ns: &str) -> HolderLog {
+    record_holders_on(proxy, ns, &[(Method::PATCH, "virtualservices")])
+}
+
+/// [`record_holders`] for the requests matching any of `(method, path part)`.
+fn record_holders_on(proxy: &ApiProxy, ns: &str, on: &[(Method, &str)]) -> HolderLog {
     let holders = HolderLog::default();
-    let sink = holders.clone();
-    let ns = ns.to_owned();
-    proxy.inject(
-        Fault::before(move |admin| {
-            let sink = sink.clone();
-            let ns = ns.clone();
-            async move {
-                let holder = Api::<Lease>::namespaced(admin, &ns)
-                    .get_opt("burstd")
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|l| l.spec)
-                    .and_then(|s| s.holder_identity);
-                sink.lock().unwrap().push((Timestamp::now(), holder));
-            }
-        })
-        .on(Method::PATCH)
-        .path("virtualservices")
-        .times(1_000_000),
-    );
+    for (method, path) in on {
+        let sink = holders.clone();
+        let ns = ns.to_owned();
+        proxy.inject(
+            Fault::before(move |admin| {
+                let sink = sink.clone();
+                let ns = ns.clone();
+                async move {
+                    let holder = Api::<Lease>::namespaced(admin, &ns)
+                        .get_opt("burstd")
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|l| l.spec)
+                        .and_then(|s| s.holder_identity);
+                    sink.lock().unwrap().push((Timestamp::now(), holder));
+                }
+            })
+            .on(method.clone())
+            .path(*path)
+            .times(1_000_000),
+        );
+    }
     holders
 }
 
@@ -969,6 +979,130 @@ async fn simultaneous_start() -> Result<CaseStats, String> {
     Ok(stats)
 }
 
+/// Two operator replicas, each through a proxy of its own, Events on; the leader is killed
+/// as the load falls. Every route write, status write and Event of either replica must
+/// reach the server while the Lease names that replica.
+async fn operator_handover_on_sigkill() -> Result<CaseStats, String> {
+    let mut stats = CaseStats::default();
+    let cp = ControlPlane::shared()?;
+    let c = Cluster::start(cp, "ophandover").await?;
+    c.create_policy("worker", "worker-virtual-service").await?;
+    let (pa, pb) = (ApiProxy::start(cp).await?, ApiProxy::start(cp).await?);
+    let writes_of = [(Method::PATCH, ""), (Method::POST, "/events")];
+    let (ha, hb) = (
+        record_holders_on(&pa, &c.ns, &writes_of),
+        record_holders_on(&pb, &c.ns, &writes_of),
+    );
+    let mode = || async {
+        c.policies()
+            .get_status("worker")
+            .await
+            .ok()
+            .and_then(|p| p.data["status"]["mode"].as_str().map(str::to_owned))
+    };
+    c.set_demand(25.0);
+    let mut a = c.burstd(
+        "a",
+        &pa.kubeconfig(cp.admin_token(), &c.ns),
+        Mode::Operator,
+        LEASE,
+    )?;
+    until(
+        Duration::from_secs(20),
+        "a bursts and reports it",
+        || async {
+            c.holder().await.as_deref() == Some("a")
+                && c.burst_weight("worker-virtual-service").await == 100
+                && mode().await.as_deref() == Some("Burst")
+        },
+    )
+    .await?;
+    let mut b = c.burstd(
+        "b",
+        &pb.kubeconfig(cp.admin_token(), &c.ns),
+        Mode::Operator,
+        LEASE,
+    )?;
+    until(Duration::from_secs(15), "b follows", || async {
+        b.leader_metric().await == Some(false)
+    })
+    .await?;
+    c.set_demand(5.0);
+    a.signal("-KILL");
+    stats.inject("operator_leader_-KILL", 1);
+    let _ = a.wait(Duration::from_secs(20)).await?;
+    until(
+        Duration::from_secs(20),
+        "b goes back to primary and reports it",
+        || async {
+            c.holder().await.as_deref() == Some("b")
+                && c.burst_weight("worker-virtual-service").await == 0
+                && mode().await.as_deref() == Some("Primary")
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (name, proxy, holders) in [("a", &pa, &ha), ("b", &pb, &hb)] {
+        let writes: Vec<RecordedWrite> = proxy
+            .writes()
+            .into_iter()
+            .filter(|w| !w.path.contains("/leases"))
+            .collect();
+        let holders = holders.lock().unwrap().clone();
+        ensure!(
+            writes.len() == holders.len(),
+            "{name}: {} writes, {} holder records",
+            writes.len(),
+            holders.len()
+        );
+        for (_, h) in &holders {
+            ensure!(
+                h.as_deref() == Some(name),
+                "{name} wrote while the Lease was held by {h:?}: {:?}",
+                writes
+                    .iter()
+                    .map(|w| (&w.method, &w.path, w.status))
+                    .collect::<Vec<_>>()
+            );
+        }
+        let count = |part: &str| writes.iter().filter(|w| w.path.contains(part)).count();
+        let (routes, statuses, events) = (
+            count("virtualservices"),
+            count("burstpolicies/worker/status"),
+            count("/events"),
+        );
+        ensure!(
+            routes > 0 && statuses > 0 && events > 0,
+            "{name} wrote {routes} routes, {statuses} statuses, {events} Events; want each"
+        );
+        let manager = format!("burstd-{name}");
+        ensure!(
+            writes
+                .iter()
+                .filter(|w| w.method == Method::PATCH)
+                .all(|w| w.field_manager.as_deref() == Some(manager.as_str()) && w.status == 200),
+            "{name}'s PATCHes: {:?}",
+            writes
+                .iter()
+                .map(|w| (&w.path, &w.field_manager, w.status))
+                .collect::<Vec<_>>()
+        );
+        ensure!(
+            writes
+                .iter()
+                .filter(|w| w.path.contains("/events"))
+                .all(|w| w.body["reportingInstance"] == name && w.status == 201),
+            "{name}'s Events are not reported as {name}"
+        );
+        stats.checked += holders.len() as u64;
+        stats.written += writes.len() as u64;
+    }
+    b.signal("-TERM");
+    let (status, log) = b.wait(Duration::from_secs(20)).await?;
+    ensure!(status.success(), "b exited with {status}:\n{log}");
+    Ok(stats)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_faults() {
     burstd_binary().unwrap();
@@ -981,6 +1115,10 @@ async fn process_faults() {
         family.record("simultaneous_start", simultaneous_start().await);
         family.record("handover_on_sigterm", handover("-TERM").await);
         family.record("handover_on_sigkill", handover("-KILL").await);
+        family.record(
+            "operator_handover_on_sigkill",
+            operator_handover_on_sigkill().await,
+        );
         family.record(
             "leader_cut_off_from_the_lease",
             leader_cut_off_from_the_lease().await,

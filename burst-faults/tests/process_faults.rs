@@ -27,7 +27,9 @@
 //!   deadline, and when the load then changes it must not write; the other replica takes
 //!   over after expiry and writes the new split.
 //! - kube-apiserver restart (operator mode, a private control plane): after the restart a
-//!   changed and a new BurstPolicy are acted on: the watch re-establishes.
+//!   changed and a new BurstPolicy are acted on: the watch re-establishes. (The restarted
+//!   server answers the resumed watch with 410 "too old resource version"; the watcher
+//!   lists again.)
 //! - etcd restart (operator mode): while etcd is down the leader cannot renew and steps
 //!   down; the process stays up; when etcd is back it leads again and acts on a changed
 //!   BurstPolicy. SIGTERM while etcd is down again still ends in exit 0.

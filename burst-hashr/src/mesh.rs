@@ -14,7 +14,10 @@
 //! `response_code`. The counters are served on a separate admin router (as Envoy's stats
 //! port), so the proxy itself forwards `/metrics` like any other path.
 //!
-//! The split is changed through [`MeshRouter`], a [`burst_core::TrafficRouter`].
+//! The split is changed through [`MeshRouter`], a [`burst_core::TrafficRouter`]. `burst demo`
+//! drives it from its in-process controller; `burst demo --kubeconfig` only from a watch of
+//! a VirtualService in a Kubernetes API server (as istiod pushes routes to Envoy), so the
+//! proxy follows whatever the server holds, whoever wrote it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

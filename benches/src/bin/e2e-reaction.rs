@@ -5,7 +5,12 @@
 //! cargo build --release -p burst-bin --bin burst
 //! cargo run --release -p burst-benches --bin e2e-reaction -- [--reps 5] [--steps 20,100]
 //!     [--policies recommended,seed] [--sources scrape,prometheus] [--headless-reps 2]
+//!     [--kubeconfig FILE]
 //! ```
+//!
+//! With `--kubeconfig` every demo runs as `burst demo --kubeconfig FILE --namespace <fresh>`:
+//! burstd's operator patches a VirtualService in that API server and the proxy's split
+//! follows it by watch, so the split change measured includes the PATCH and the watch.
 //!
 //! Each repetition starts a fresh `burst demo` process (release build, next to this binary)
 //! and drives it as a browser would: it posts the base frequency to the page's API, waits
@@ -43,6 +48,9 @@ use url::Url;
 const BASE_RPS: f64 = 5.0;
 /// How often the split is polled.
 const SPLIT_POLL: Duration = Duration::from_millis(5);
+
+/// `--kubeconfig`: every demo closes its loop through this API server.
+static KUBECONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Source {
@@ -145,6 +153,9 @@ fn parse_args() -> anyhow::Result<Options> {
                     .collect::<Result<_, _>>()?;
             }
             "--burst" => options.burst = PathBuf::from(value()?),
+            "--kubeconfig" => {
+                let _ = KUBECONFIG.set(PathBuf::from(value()?));
+            }
             other => bail!(
                 "unknown argument `{other}`; see the usage at the top of benches/src/bin/e2e-reaction.rs"
             ),
@@ -316,8 +327,13 @@ fn row(
     let splits: Vec<Option<f64>> = samples.iter().map(|s| s.split).collect();
     let bursty: Vec<Option<f64>> = samples.iter().map(|s| s.bursty).collect();
     format!(
-        "| {} | {policy} | {BASE_RPS} → {step} | {} | {} | {} | {} | {:.0} s | {crossing:.2} s | {spurious} of {attempts} |",
+        "| {}{} | {policy} | {BASE_RPS} → {step} | {} | {} | {} | {} | {:.0} s | {crossing:.2} s | {spurious} of {attempts} |",
         source.name(),
+        if KUBECONFIG.get().is_some() {
+            " via kube-apiserver"
+        } else {
+            ""
+        },
         samples.len(),
         summary(&splits),
         summary(&bursty),
@@ -384,6 +400,15 @@ fn demo_command(burst: &Path, policy: &Path, prom: Option<&Prometheus>) -> Comma
         .kill_on_drop(true);
     if let Some(p) = prom {
         cmd.arg("--prometheus-url").arg(p.url());
+    }
+    if let Some(k) = KUBECONFIG.get() {
+        // A fresh namespace per run: no status or Events of an earlier run.
+        static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        cmd.arg("--kubeconfig")
+            .arg(k)
+            .arg("--namespace")
+            .arg(format!("e2e-reaction-{}-{n}", std::process::id()));
     }
     cmd
 }

@@ -332,13 +332,8 @@ async fn single_policy_mode_runs_and_stops_cleanly_on_sigterm() {
     assert!(lease.acquire_time.is_some() && lease.renew_time.is_some());
     // The route write is burstd's: the real server records its field manager.
     let route = cluster.route().await;
-    let managers: Vec<&str> = route["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
-    assert!(managers.contains(&"burstd"), "{managers:?}");
+    let managers = burst_testkit::kube::field_managers(&route);
+    assert!(managers.iter().any(|m| m == "burstd"), "{managers:?}");
     // The split change is a real Event about the VirtualService.
     let events = Api::<Event>::namespaced(cluster.client.clone(), &cluster.ns)
         .list(&ListParams::default())

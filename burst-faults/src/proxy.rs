@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use burst_testkit::serve::DropConnection;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// Largest request or upstream body the proxy handles.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -53,18 +53,6 @@ impl Behaviour {
         }
     }
 }
-
-/// The error that makes hyper close a connection without answering.
-#[derive(Debug)]
-struct DropIt;
-
-impl std::fmt::Display for DropIt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by the fault proxy")
-    }
-}
-
-impl std::error::Error for DropIt {}
 
 struct Shared {
     upstream: String,
@@ -159,30 +147,7 @@ impl FaultProxy {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let shared = self.shared.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        };
-                        let shared = shared.clone();
-                        connections.spawn(async move {
-                            let service = hyper::service::service_fn(move |req| {
-                                handle(shared.clone(), req)
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-        });
+        let task = burst_testkit::serve::serve(listener, self.shared.clone(), handle);
         *lock(&self.task) = Some(task);
     }
 }
@@ -208,11 +173,11 @@ fn response(status: u16, content_type: &str, body: Vec<u8>) -> hyper::Response<B
 async fn handle(
     shared: Arc<Shared>,
     req: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Body>, DropIt> {
+) -> Result<hyper::Response<Body>, DropConnection> {
     let behaviour = lock(&shared.behaviour).clone();
     *lock(&shared.served).entry(behaviour.label()).or_default() += 1;
     match &behaviour {
-        Behaviour::Drop | Behaviour::Refuse => return Err(DropIt),
+        Behaviour::Drop | Behaviour::Refuse => return Err(DropConnection),
         Behaviour::Status(code, body) => {
             return Ok(response(*code, "text/plain", body.clone().into_bytes()));
         }
@@ -230,7 +195,7 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY)
         .await
-        .map_err(|_| DropIt)?;
+        .map_err(|_| DropConnection)?;
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut upstream = shared
         .client
@@ -246,7 +211,7 @@ async fn handle(
         }
     }
     // An unreachable upstream looks like an unreachable server to the client.
-    let answer = upstream.send().await.map_err(|_| DropIt)?;
+    let answer = upstream.send().await.map_err(|_| DropConnection)?;
     let status = answer.status().as_u16();
     let ct = answer
         .headers()
@@ -254,7 +219,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_owned();
-    let mut bytes = answer.bytes().await.map_err(|_| DropIt)?.to_vec();
+    let mut bytes = answer.bytes().await.map_err(|_| DropConnection)?.to_vec();
     match behaviour {
         Behaviour::Truncate => bytes.truncate(bytes.len() / 2),
         Behaviour::CutTail(n) => bytes.truncate(bytes.len().saturating_sub(n)),

@@ -80,21 +80,7 @@ fn election_round() -> Duration {
 }
 
 fn burstd_binary() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    // target/<profile>/deps/process_faults-<hash> → target/<profile>/burstd
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("burstd"))
-        .ok_or("no target directory")?;
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} not found: build it with `cargo build -p burst-bin --bin burstd` (cargo test --workspace does)",
-            bin.display()
-        ))
-    }
+    burst_testkit::workspace_binary("burstd", "burst-bin")
 }
 
 fn err(e: impl std::fmt::Display) -> String {

@@ -60,13 +60,8 @@ async fn created_policy_runs_patches_the_route_and_reports_status() {
     // manager of the weights it wrote.
     let vs = env.vs().await;
     assert_eq!(vs["spec"]["http"][0]["retries"]["attempts"], 3);
-    let managers: Vec<&str> = vs["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
-    assert!(managers.contains(&"burstd-a"), "{managers:?}");
+    let managers = burst_testkit::kube::field_managers(&vs);
+    assert!(managers.iter().any(|m| m == "burstd-a"), "{managers:?}");
     let text = op.metrics.encode();
     let policy = format!("{}/worker", env.ns);
     assert!(
@@ -431,13 +426,8 @@ async fn multi_primary_writes_every_cluster_with_a_kubeconfig_from_a_secret() {
     .await;
     // The remote server records who wrote the weights.
     let vs = read_vs(remote_admin.clone(), &env.ns).await;
-    let managers: Vec<&str> = vs["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
-    assert!(managers.contains(&"burstd-a"), "{managers:?}");
+    let managers = burst_testkit::kube::field_managers(&vs);
+    assert!(managers.iter().any(|m| m == "burstd-a"), "{managers:?}");
 
     // Someone changes the remote copy: the clusters disagree, which is drift, and the
     // policy's split is written to both again.

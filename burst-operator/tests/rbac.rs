@@ -61,15 +61,7 @@ fn root() -> PathBuf {
 }
 
 fn burstd_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/rbac-<hash> → target/<profile>/burstd
-    let bin = exe.parent().unwrap().parent().unwrap().join("burstd");
-    assert!(
-        bin.is_file(),
-        "{} not found: build it with `cargo build -p burst-bin --bin burstd` (cargo test --workspace does)",
-        bin.display()
-    );
-    bin
+    burst_testkit::workspace_binary("burstd", "burst-bin").unwrap()
 }
 
 fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {

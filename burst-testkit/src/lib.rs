@@ -9,6 +9,7 @@ pub mod kube;
 pub mod prometheus;
 pub mod redis;
 pub mod schema;
+pub mod serve;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
@@ -72,6 +73,26 @@ fn candidate_range((eph_low, eph_high): (u16, u16)) -> (u16, u16) {
         (eph_high + 1, u16::MAX)
     } else {
         (1_024, u16::MAX)
+    }
+}
+
+/// A binary of this workspace built next to the running test's executable
+/// (`target/<profile>/<name>`, the test being `target/<profile>/deps/<test>-<hash>`), or an
+/// error with the command that builds it (`cargo test --workspace` builds every binary).
+pub fn workspace_binary(name: &str, package: &str) -> Result<std::path::PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this test's path: {e}"))?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join(name))
+        .ok_or("this test does not run from a cargo target directory")?;
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} not found: build it with `cargo build -p {package} --bin {name}` (cargo test --workspace does)",
+            bin.display()
+        ))
     }
 }
 

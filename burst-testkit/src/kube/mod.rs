@@ -18,3 +18,16 @@ pub use control_plane::{
     kubeconfig, tail, versions, workspace_root,
 };
 pub use proxy::{ApiProxy, Fault, FaultAction, FiredFault, Hook, RecordedWrite};
+
+/// The field managers the server recorded in an object's `metadata.managedFields`.
+pub fn field_managers(object: &serde_json::Value) -> Vec<String> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|m| m["manager"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

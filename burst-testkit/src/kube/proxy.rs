@@ -23,13 +23,13 @@ use futures::StreamExt;
 use http::Method;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use super::control_plane::{ControlPlane, client_from_kubeconfig, kubeconfig};
 use crate::free_port;
+use crate::serve::{DropConnection, serve};
 
 /// Largest request body the proxy forwards (the real server's limit is 3 MiB).
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -226,18 +226,6 @@ impl std::fmt::Debug for ApiProxy {
     }
 }
 
-/// The error that makes hyper close a connection without answering.
-#[derive(Debug)]
-struct DropIt;
-
-impl std::fmt::Display for DropIt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by the fault proxy")
-    }
-}
-
-impl std::error::Error for DropIt {}
-
 impl ApiProxy {
     /// Starts a proxy in front of `cp`, passing everything through.
     pub async fn start(cp: &ControlPlane) -> Result<ApiProxy, String> {
@@ -264,30 +252,7 @@ impl ApiProxy {
             rules: Mutex::new(Rules::default()),
             writes: Mutex::new(Vec::new()),
         });
-        let state = shared.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        };
-                        let state = state.clone();
-                        connections.spawn(async move {
-                            let service = hyper::service::service_fn(move |req| {
-                                handle(state.clone(), req)
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-        });
+        let task = serve(listener, shared.clone(), handle);
         Ok(ApiProxy { addr, shared, task })
     }
 
@@ -369,12 +334,12 @@ fn made_up_status(code: u16) -> hyper::Response<Body> {
 async fn handle(
     shared: Arc<Shared>,
     req: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Body>, DropIt> {
+) -> Result<hyper::Response<Body>, DropConnection> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let action = lock(&shared.rules).take(&method, &path);
     match action {
-        Some(FaultAction::Drop) => return Err(DropIt),
+        Some(FaultAction::Drop) => return Err(DropConnection),
         Some(FaultAction::Status(code)) => return Ok(made_up_status(code)),
         Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
         Some(FaultAction::Before(hook)) => hook(shared.admin.clone()).await,

@@ -15,7 +15,7 @@ mod common;
 
 use std::sync::Arc;
 
-use burst_core::{Split, TrafficRouter};
+use burst_core::{RouterError, Split, TrafficRouter};
 use burst_istio::{MultiClusterRouter, VirtualServiceRouter, VsTarget};
 use burst_testkit::kube::{ControlPlane, Fault};
 use burst_testkit::schema;
@@ -153,6 +153,19 @@ async fn drift_in_one_cluster_is_reported_and_repaired() {
     }
 }
 
+/// Asserts that `e` is the partial failure of a write that failed in the burst cluster
+/// (`cause`, e.g. "burst (server)") on `burst`'s VirtualService and succeeded in primary.
+fn assert_burst_cluster_failed(e: RouterError, cause: &str, burst: &Cluster<'_>) {
+    assert_eq!(e.kind(), "cluster_failure");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(cause)
+            && msg.contains(&burst.vs_object(NAME))
+            && msg.contains("succeeded in primary"),
+        "{msg}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_failing_the_write_is_a_partial_failure() {
     let burst_cp = shared_burst_cluster().await;
@@ -160,14 +173,10 @@ async fn a_cluster_failing_the_write_is_a_partial_failure() {
 
     // The burst cluster's API server fails the write; the primary still gets the split.
     burst.proxy.inject(Fault::status(500).on(Method::PATCH));
-    let e = m.apply(split(60, 40)).await.unwrap_err();
-    assert_eq!(e.kind(), "cluster_failure");
-    let msg = e.to_string();
-    assert!(
-        msg.contains("burst (server)")
-            && msg.contains(&burst.vs_object(NAME))
-            && msg.contains("succeeded in primary"),
-        "{msg}"
+    assert_burst_cluster_failed(
+        m.apply(split(60, 40)).await.unwrap_err(),
+        "burst (server)",
+        &burst,
     );
     assert_eq!(
         burst_weights([&primary, &burst]).await,
@@ -221,14 +230,10 @@ async fn a_cluster_whose_api_server_is_down_is_a_partial_failure() {
     tokio::task::spawn_blocking(move || cp.stop_apiserver())
         .await
         .unwrap();
-    let e = m.apply(split(40, 60)).await.unwrap_err();
-    assert_eq!(e.kind(), "cluster_failure");
-    let msg = e.to_string();
-    assert!(
-        msg.contains("burst (connection)")
-            && msg.contains(&burst.vs_object(NAME))
-            && msg.contains("succeeded in primary"),
-        "{msg}"
+    assert_burst_cluster_failed(
+        m.apply(split(40, 60)).await.unwrap_err(),
+        "burst (connection)",
+        &burst,
     );
     assert_eq!(
         primary.stored_vs(NAME).await["spec"]["http"][0]["route"][1]["weight"],

@@ -29,8 +29,8 @@ use burst_istio::{
 use burst_testkit::kube::{ControlPlane, Fault};
 use burst_testkit::schema;
 use common::{
-    Cluster, HTTPROUTE_V1, NAME, V1, assert_only_weights_changed, fast, json_patch, managed_by,
-    object_path, request, seed_vs, server_side_apply, vs_weight,
+    Cluster, HTTPROUTE_V1, NAME, V1, assert_only_weights_changed, assert_refused, fast, json_patch,
+    managed_by, object_path, request, seed_vs, server_side_apply, vs_weight,
 };
 use http::Method;
 use serde_json::{Value, json};
@@ -484,14 +484,11 @@ async fn the_server_schema_decides_which_weights_can_exist() {
     // the router's own limit for a VirtualService weight is the same.
     let mut vs = seed_vs(V1, "too-big", 0, 0);
     vs["spec"]["http"][0]["route"][0]["weight"] = json!(2_147_483_648_u64);
-    let Err(kube::Error::Api(s)) = c.create(&vs).await else {
-        panic!("an int32 overflow was stored")
-    };
-    assert_eq!(s.code, 422);
-    assert!(
-        s.message.contains("spec.http[0].route[0].weight") && s.message.contains("int32"),
-        "{}",
-        s.message
+    assert_refused(
+        c.create(&vs).await,
+        422,
+        &["spec.http[0].route[0].weight", "int32"],
+        "an int32 overflow was stored",
     );
     let mut vs = seed_vs(V1, "largest", 0, 0);
     vs["spec"]["http"][0]["route"][0]["weight"] = json!(2_147_483_647_u64);
@@ -502,16 +499,14 @@ async fn the_server_schema_decides_which_weights_can_exist() {
     // The CRD's CEL rules run too: a timeout under 1 ms is refused.
     let mut vs = seed_vs(V1, "zero-timeout", 100, 0);
     vs["spec"]["http"][0]["timeout"] = json!("0s");
-    let Err(kube::Error::Api(s)) = c.create(&vs).await else {
-        panic!("a 0s timeout was stored")
-    };
-    assert_eq!(s.code, 422);
-    assert!(
-        s.message.contains("spec.http[0].timeout")
-            && s.message
-                .contains("must be a valid duration greater than 1ms"),
-        "{}",
-        s.message
+    assert_refused(
+        c.create(&vs).await,
+        422,
+        &[
+            "spec.http[0].timeout",
+            "must be a valid duration greater than 1ms",
+        ],
+        "a 0s timeout was stored",
     );
 
     // A negative weight passes the schema (Istio leaves it to istiod's webhook, which does
@@ -752,14 +747,11 @@ async fn httproute_router_round_trip() {
     assert_eq!(r.current().await.unwrap(), Split::ALL_PRIMARY);
     heavy["metadata"]["name"] = json!("too-heavy");
     heavy["spec"]["rules"][1]["backendRefs"][0]["weight"] = json!(1_000_001);
-    let Err(kube::Error::Api(s)) = c.create(&heavy).await else {
-        panic!("a weight above the schema's maximum was stored")
-    };
-    assert_eq!(s.code, 422);
-    assert!(
-        s.message.contains("spec.rules[1].backendRefs[0].weight"),
-        "{}",
-        s.message
+    assert_refused(
+        c.create(&heavy).await,
+        422,
+        &["spec.rules[1].backendRefs[0].weight"],
+        "a weight above the schema's maximum was stored",
     );
 
     let e = httproute_router(&c, c.proxied_client().await, "missing", fast())
@@ -805,16 +797,11 @@ async fn server_side_appliers_and_the_router_share_the_atomic_route_list() {
     assert!(theirs["fieldsV1"]["f:spec"].get("f:hosts").is_some());
 
     // Re-applying Git unchanged conflicts with burst on the whole list.
-    let Err(kube::Error::Api(s)) =
-        server_side_apply(&c.admin, &path, "argocd-controller", false, &git).await
-    else {
-        panic!("re-applying Git's weights did not conflict")
-    };
-    assert_eq!(s.code, 409);
-    assert!(
-        s.message.contains(".spec.http") && s.message.contains("burst"),
-        "{}",
-        s.message
+    assert_refused(
+        server_side_apply(&c.admin, &path, "argocd-controller", false, &git).await,
+        409,
+        &[".spec.http", "burst"],
+        "re-applying Git's weights did not conflict",
     );
     assert_eq!(r.current().await.unwrap(), split(30, 70));
 

@@ -280,3 +280,22 @@ pub fn seed_vs(api_version: &str, name: &str, primary: u64, burst: u64) -> Value
 pub fn vs_weight(route: usize, dest: usize) -> String {
     format!("/spec/http/{route}/route/{dest}/weight")
 }
+
+/// Asserts that the API server refused `result` with HTTP `code` and a message naming every
+/// one of `needles`; `stored` says what a success would mean.
+pub fn assert_refused<T>(
+    result: Result<T, kube::Error>,
+    code: u16,
+    needles: &[&str],
+    stored: &str,
+) {
+    let Err(kube::Error::Api(s)) = result else {
+        panic!("{stored}")
+    };
+    assert_eq!(s.code, code);
+    assert!(
+        needles.iter().all(|n| s.message.contains(n)),
+        "{}",
+        s.message
+    );
+}

@@ -9,6 +9,8 @@
 //! message naming the problem, and nothing created.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,43 +19,10 @@ use burst_istio::VsTarget;
 use burst_testkit::kube::ControlPlane;
 use burst_testkit::prometheus::{PrometheusOptions, PrometheusServer};
 use burst_testkit::redis::RedisServer;
+use common::{assert_followed_the_load, burst_bounded as burst};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
-
-/// Runs `burst ARGS`, killing it after `limit`; returns (exit code, stdout, stderr).
-fn burst(args: &[&str], limit: Duration) -> (i32, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burst"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    let (stdout, stderr) = (read(&out), read(&err));
-    let status = status.unwrap_or_else(|| {
-        panic!(
-            "burst {args:?} did not finish within {limit:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        )
-    });
-    (status.code().unwrap_or(-1), stdout, stderr)
-}
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -212,14 +181,7 @@ fn bursty_hashes_only_while_the_virtual_service_in_the_api_server_says_burst() {
     assert!(stats["median"].as_f64().unwrap() <= stats["max"].as_f64().unwrap());
 
     let first_burst = s["first_burst_s"].as_f64().unwrap();
-    assert!(
-        (12.0..27.0).contains(&first_burst),
-        "moved at {first_burst}s, load rose at 12s"
-    );
-    assert!(
-        (27.0..42.0).contains(&back),
-        "came back at {back}s, load fell at 27s"
-    );
+    assert_followed_the_load(first_burst, back, 12.0, 27.0, 42.0);
     let reported = s["back_to_primary_s"].as_f64().unwrap();
     assert!((reported - back).abs() < 0.01, "{reported} vs {back}");
 
@@ -397,6 +359,27 @@ fn a_hand_edit_of_the_virtual_service_reaches_the_proxy_and_burstd_restores_its_
     });
 }
 
+/// Runs `burst demo --kubeconfig KUBECONFIG [--namespace NS] --headless --port 0`, which
+/// must refuse to start: asserts exit code 2; returns stdout and stderr.
+fn demo_refused(kubeconfig: &str, namespace: Option<&str>) -> (String, String) {
+    let mut args = vec!["demo", "--kubeconfig", kubeconfig];
+    if let Some(ns) = namespace {
+        args.extend(["--namespace", ns]);
+    }
+    args.extend(["--headless", "--port", "0"]);
+    let (code, stdout, stderr) = burst(&args, Duration::from_secs(60));
+    assert_eq!(code, 2, "{stderr}");
+    (stdout, stderr)
+}
+
+/// Asserts that the demo did not start (its banner is missing from `stderr`).
+fn assert_not_started(stderr: &str) {
+    assert!(
+        !stderr.contains("String Hashr demo"),
+        "started anyway: {stderr}"
+    );
+}
+
 #[test]
 fn a_server_that_does_not_answer_exits_2() {
     let port = burst_testkit::free_port().unwrap();
@@ -410,27 +393,13 @@ fn a_server_that_does_not_answer_exits_2() {
             "default",
         ),
     );
-    let (code, stdout, stderr) = burst(
-        &[
-            "demo",
-            "--kubeconfig",
-            &kubeconfig,
-            "--headless",
-            "--port",
-            "0",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 2, "{stderr}");
+    let (stdout, stderr) = demo_refused(&kubeconfig, None);
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
         stderr.contains("cannot reach the API server") && stderr.contains(&port.to_string()),
         "{stderr}"
     );
-    assert!(
-        !stderr.contains("String Hashr demo"),
-        "started anyway: {stderr}"
-    );
+    assert_not_started(&stderr);
 
     let missing = dir.path().join("nope");
     let (code, _, stderr) = burst(
@@ -454,18 +423,7 @@ fn refused_credentials_exit_2() {
     let cp = ControlPlane::shared().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig("not-a-token", "default"));
-    let (code, _, stderr) = burst(
-        &[
-            "demo",
-            "--kubeconfig",
-            &kubeconfig,
-            "--headless",
-            "--port",
-            "0",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 2, "{stderr}");
+    let (_, stderr) = demo_refused(&kubeconfig, None);
     assert!(stderr.contains("refused the credentials"), "{stderr}");
 }
 
@@ -480,20 +438,7 @@ fn a_user_without_permissions_exits_2_and_creates_nothing() {
     let ns = unique("demo-noperm");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(&token, &home));
-    let (code, stdout, stderr) = burst(
-        &[
-            "demo",
-            "--kubeconfig",
-            &kubeconfig,
-            "--namespace",
-            &ns,
-            "--headless",
-            "--port",
-            "0",
-        ],
-        Duration::from_secs(60),
-    );
-    assert_eq!(code, 2, "{stderr}");
+    let (stdout, stderr) = demo_refused(&kubeconfig, Some(&ns));
     assert!(stdout.is_empty(), "{stdout}");
     for needle in [
         &format!("system:serviceaccount:{home}:nobody"),
@@ -506,10 +451,7 @@ fn a_user_without_permissions_exits_2_and_creates_nothing() {
     ] {
         assert!(stderr.contains(needle), "{needle} missing:\n{stderr}");
     }
-    assert!(
-        !stderr.contains("String Hashr demo"),
-        "started anyway: {stderr}"
-    );
+    assert_not_started(&stderr);
     rt.block_on(async {
         let api: Api<Namespace> = Api::all(cp.admin_client().await.unwrap());
         assert!(
@@ -524,34 +466,15 @@ fn a_namespace_that_cannot_be_used_exits_2() {
     let cp = ControlPlane::shared().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(cp.admin_token(), "default"));
-    let run = |ns: &str| {
-        burst(
-            &[
-                "demo",
-                "--kubeconfig",
-                &kubeconfig,
-                "--namespace",
-                ns,
-                "--headless",
-                "--port",
-                "0",
-            ],
-            Duration::from_secs(60),
-        )
-    };
 
     // The server refuses the name.
-    let (code, stdout, stderr) = run("Not_A_Name");
-    assert_eq!(code, 2, "{stderr}");
+    let (stdout, stderr) = demo_refused(&kubeconfig, Some("Not_A_Name"));
     assert!(stdout.is_empty());
     assert!(
         stderr.contains("cannot create namespace Not_A_Name") && stderr.contains("422"),
         "{stderr}"
     );
-    assert!(
-        !stderr.contains("String Hashr demo"),
-        "started anyway: {stderr}"
-    );
+    assert_not_started(&stderr);
 
     // A namespace being deleted (no controller-manager runs, so it stays Terminating).
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -561,8 +484,7 @@ fn a_namespace_that_cannot_be_used_exits_2() {
         api.delete(&ns, &DeleteParams::default()).await.unwrap();
         ns
     });
-    let (code, _, stderr) = run(&doomed);
-    assert_eq!(code, 2, "{stderr}");
+    let (_, stderr) = demo_refused(&kubeconfig, Some(&doomed));
     assert!(
         stderr.contains(&format!("namespace {doomed}")) && stderr.contains("being deleted"),
         "{stderr}"

@@ -3,19 +3,13 @@
 //! after it came back.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::process::Command;
+mod common;
+
 use std::time::Duration;
 
 use burst_testkit::redis::RedisServer;
+use common::{assert_followed_the_load, burst_bounded};
 use serde_json::Value;
-
-/// Runs `burst` with `args`, killing it after `limit`; returns (success, stdout, stderr).
-fn run_burst(args: &[&str], limit: Duration) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_burst"));
-    cmd.args(args);
-    let f = burst_testkit::run_bounded(cmd, limit).unwrap_or_else(|e| panic!("{e}"));
-    (f.success, f.stdout, f.stderr)
-}
 
 #[test]
 fn headless_scenario_bursts_only_while_the_controller_moved_traffic() {
@@ -24,7 +18,7 @@ fn headless_scenario_bursts_only_while_the_controller_moved_traffic() {
     let policy = dir.path().join("policy.yaml");
     // The seed's thresholds (15/10) with short windows, so the test stays short.
     std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n").unwrap();
-    let (ok, stdout, stderr) = run_burst(
+    let (code, stdout, stderr) = burst_bounded(
         &[
             "demo",
             "--headless",
@@ -40,7 +34,7 @@ fn headless_scenario_bursts_only_while_the_controller_moved_traffic() {
         ],
         Duration::from_secs(90),
     );
-    assert!(ok, "burst demo failed\nstderr:\n{stderr}");
+    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
     assert!(stderr.contains("String Hashr demo"), "{stderr}");
     assert!(
         stderr.contains("split"),
@@ -64,14 +58,7 @@ fn headless_scenario_bursts_only_while_the_controller_moved_traffic() {
     let back = s["back_to_primary_s"]
         .as_f64()
         .expect("the controller never came back");
-    assert!(
-        (8.0..20.0).contains(&first_burst),
-        "moved at {first_burst}s, load rose at 8s"
-    );
-    assert!(
-        (20.0..32.0).contains(&back),
-        "came back at {back}s, load fell at 20s"
-    );
+    assert_followed_the_load(first_burst, back, 8.0, 20.0, 32.0);
     assert_eq!(s["final_burst_weight"], 0);
     assert!(
         s["bursty_hashes"].as_u64().unwrap() > 0,

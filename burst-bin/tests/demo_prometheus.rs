@@ -3,20 +3,15 @@
 //! direct scrape.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burst_testkit::{free_port, loopback, require_binary};
+use common::{assert_followed_the_load, burst_bounded};
 use serde_json::Value;
-
-/// Runs `burst` with `args`, killing it after `limit`; returns (success, stdout, stderr).
-fn run_burst(args: &[&str], limit: Duration) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_burst"));
-    cmd.args(args);
-    let f = burst_testkit::run_bounded(cmd, limit).unwrap_or_else(|e| panic!("{e}"));
-    (f.success, f.stdout, f.stderr)
-}
 
 #[test]
 fn demo_measures_through_prometheus_with_the_seed_query() {
@@ -56,7 +51,7 @@ fn demo_measures_through_prometheus_with_the_seed_query() {
     }
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 3s\ntick: 1s\n").unwrap();
-    let (ok, stdout, stderr) = run_burst(
+    let (code, stdout, stderr) = burst_bounded(
         &[
             "demo",
             "--headless",
@@ -74,7 +69,7 @@ fn demo_measures_through_prometheus_with_the_seed_query() {
         ],
         Duration::from_secs(120),
     );
-    assert!(ok, "burst demo failed\nstderr:\n{stderr}");
+    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let s = &report["summary"];
     let source = s["source"].as_str().unwrap();
@@ -88,14 +83,7 @@ fn demo_measures_through_prometheus_with_the_seed_query() {
     let back = s["back_to_primary_s"]
         .as_f64()
         .unwrap_or_else(|| panic!("never came back: {s}"));
-    assert!(
-        (12.0..27.0).contains(&first_burst),
-        "moved at {first_burst}s, load rose at 12s"
-    );
-    assert!(
-        (27.0..42.0).contains(&back),
-        "came back at {back}s, load fell at 27s"
-    );
+    assert_followed_the_load(first_burst, back, 12.0, 27.0, 42.0);
     assert!(s["bursty_hashes"].as_u64().unwrap() > 0, "{s}");
     assert_eq!(s["bursty_while_primary"], 0, "{s}");
     assert_eq!(s["final_burst_weight"], 0);

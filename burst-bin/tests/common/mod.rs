@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Runs `burst ARGS` with `stdin` written to its standard input (closed at once when
 /// `None`); returns the exit code (-1 when killed by a signal), stdout and stderr.
@@ -32,4 +34,54 @@ pub fn burst_with_stdin(args: &[&str], stdin: Option<&str>) -> (i32, String, Str
 /// Runs `burst ARGS` with an empty standard input.
 pub fn burst(args: &[&str]) -> (i32, String, String) {
     burst_with_stdin(args, None)
+}
+
+/// Runs `burst ARGS` (stdin closed, `RUST_LOG=warn`, output captured in files so nothing
+/// blocks), killing it and panicking with what it printed if it has not finished within
+/// `limit`; returns the exit code (-1 when killed by a signal), stdout and stderr.
+pub fn burst_bounded(args: &[&str], limit: Duration) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_burst"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("a file for stdout"))
+        .stderr(std::fs::File::create(&err).expect("a file for stderr"))
+        .spawn()
+        .expect("burst starts");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("burst's status") {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (stdout, stderr) = (read(&out), read(&err));
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "burst {args:?} did not finish within {limit:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        )
+    });
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// Asserts that a `burst demo --scenario` run moved traffic to the burst worker while the
+/// load was high (at `rise` s or later, before `fall` s) and came back after it fell (at
+/// `fall` s or later, before `end` s).
+pub fn assert_followed_the_load(first_burst: f64, back: f64, rise: f64, fall: f64, end: f64) {
+    assert!(
+        (rise..fall).contains(&first_burst),
+        "moved at {first_burst}s, load rose at {rise}s"
+    );
+    assert!(
+        (fall..end).contains(&back),
+        "came back at {back}s, load fell at {fall}s"
+    );
 }

@@ -262,23 +262,14 @@ pub(crate) struct TickLog {
 
 /// Everything `burst demo` started.
 struct Demo {
-    frontend: Frontend,
-    mesh: Mesh,
-    page: Url,
-    proxy: Url,
-    metrics: Url,
-    workers: (Url, Url),
-    pubsub: String,
+    /// The page, the mesh proxy, the workers, pub/sub and the tick log.
+    local: Partial,
     source: String,
-    stop: CancellationToken,
-    servers: Vec<JoinHandle<Result<(), burst_hashr::Error>>>,
     /// The in-process controller (`None` with `--kubeconfig`).
     controller: Option<JoinHandle<Stopped>>,
     /// burstd and the watches (`--kubeconfig` only).
     kube: Option<Running>,
     router: String,
-    log: Arc<Mutex<TickLog>>,
-    started: Instant,
 }
 
 /// Runs `burst demo`.
@@ -486,21 +477,11 @@ impl Partial {
         kube: Option<Running>,
     ) -> Demo {
         Demo {
-            frontend: self.frontend,
-            mesh: self.mesh,
-            page: self.page,
-            proxy: self.proxy,
-            metrics: self.metrics,
-            workers: self.workers,
-            pubsub: self.pubsub,
+            local: self,
             source,
-            stop: self.stop,
-            servers: self.servers,
             controller,
             kube,
             router,
-            log: self.log,
-            started: self.started,
         }
     }
 
@@ -621,14 +602,18 @@ fn metric_source(
 fn banner(d: &Demo, spec: &PolicySpec) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "String Hashr demo");
-    let _ = writeln!(s, "  page        {}", d.page);
-    let _ = writeln!(s, "  mesh proxy  {} (metrics {})", d.proxy, d.metrics);
+    let _ = writeln!(s, "  page        {}", d.local.page);
+    let _ = writeln!(
+        s,
+        "  mesh proxy  {} (metrics {})",
+        d.local.proxy, d.local.metrics
+    );
     let _ = writeln!(
         s,
         "  workers     primary {}  burst {} (PREFIX=bursty-)",
-        d.workers.0, d.workers.1
+        d.local.workers.0, d.local.workers.1
     );
-    let _ = writeln!(s, "  pub/sub     {}", d.pubsub);
+    let _ = writeln!(s, "  pub/sub     {}", d.local.pubsub);
     let windows = if spec.has_two_windows() {
         format!(
             "windows {} up / {} down",
@@ -671,7 +656,7 @@ async fn interactive(d: &Demo) -> anyhow::Result<()> {
             _ = &mut ctrl_c => break,
             _ = tick.tick() => {
                 let lines: Vec<String> = {
-                    let mut l = lock(&d.log);
+                    let mut l = lock(&d.local.log);
                     let new = l.changes[l.unprinted..]
                         .iter()
                         .map(|c| format!("{:>7.1}s  split {} -> {}  ({})\n", c.t, c.from, c.to, c.reason))
@@ -691,7 +676,7 @@ async fn interactive(d: &Demo) -> anyhow::Result<()> {
 async fn headless(d: &Demo, steps: &[Step]) -> Report {
     let tty = std::io::stderr().is_terminal();
     let begin = Instant::now();
-    let offset = begin.duration_since(d.started).as_secs_f64();
+    let offset = begin.duration_since(d.local.started).as_secs_f64();
     let total: Duration = steps.iter().map(|s| s.duration).sum();
     let mut boundaries = Vec::new();
     let mut acc = Duration::ZERO;
@@ -702,8 +687,8 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
     let mut next_step = 0usize;
     let mut next_sample = Duration::from_secs(1);
     let mut asked = 0.0;
-    let mut last_load = d.frontend.load();
-    let mut last_relay = d.frontend.relay();
+    let mut last_load = d.local.frontend.load();
+    let mut last_relay = d.local.frontend.relay();
     let mut last_t = Duration::ZERO;
     let mut timeline = Vec::new();
     let mut interrupted = false;
@@ -719,16 +704,16 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
         }
         if step_due == Some(due) {
             asked = boundaries[next_step].1;
-            let _ = d.frontend.set_frequency(&asked.to_string());
+            let _ = d.local.frontend.set_frequency(&asked.to_string());
             next_step += 1;
             continue;
         }
         let now = begin.elapsed();
         let secs = (now - last_t).as_secs_f64().max(1e-3);
-        let load = d.frontend.load();
-        let relay = d.frontend.relay();
+        let load = d.local.frontend.load();
+        let relay = d.local.frontend.relay();
         let (observed, rule) = {
-            let l = lock(&d.log);
+            let l = lock(&d.local.log);
             (l.observed, l.rule.clone())
         };
         let point = Point {
@@ -736,7 +721,7 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
             asked,
             sent_per_sec: (load.sent - last_load.sent) as f64 / secs,
             observed,
-            burst_weight: d.mesh.split().burst().get(),
+            burst_weight: d.local.mesh.split().burst().get(),
             hashes: relay.received - last_relay.received,
             bursty: relay.bursty - last_relay.bursty,
             rule,
@@ -749,7 +734,7 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
             point
                 .observed
                 .map_or_else(|| "no data".into(), |o| format!("{o:.1}")),
-            d.mesh.split().to_string(),
+            d.local.mesh.split().to_string(),
             if point.hashes == 0 {
                 "-".to_string()
             } else {
@@ -773,15 +758,15 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
     if tty {
         eprintln!();
     }
-    d.frontend.set_frequency("0").ok();
+    d.local.frontend.set_frequency("0").ok();
     // Hashes still in flight arrive within a moment; count them into the last point.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let relay = d.frontend.relay();
+    let relay = d.local.frontend.relay();
     if let Some(p) = timeline.last_mut() {
         p.hashes += relay.received - last_relay.received;
         p.bursty += relay.bursty - last_relay.bursty;
     }
-    let mut changes: Vec<Change> = lock(&d.log)
+    let mut changes: Vec<Change> = lock(&d.local.log)
         .changes
         .iter()
         .map(|c| Change {
@@ -793,7 +778,7 @@ async fn headless(d: &Demo, steps: &[Step]) -> Report {
         Some(k) => Some(k.report(&mut changes, begin.into_std()).await),
         None => None,
     };
-    let load = d.frontend.load();
+    let load = d.local.frontend.load();
     let mut summary = summarize(
         d,
         &timeline,
@@ -879,11 +864,11 @@ fn summarize(
             .find(|c| c.burst_weight == 0)
             .filter(|_| changes.last().is_some_and(|c| c.burst_weight == 0))
             .map(|c| c.t),
-        final_burst_weight: d.mesh.split().burst().get(),
+        final_burst_weight: d.local.mesh.split().burst().get(),
         bursty_while_primary,
         source: d.source.clone(),
         router: d.router.clone(),
-        pubsub: d.pubsub.clone(),
+        pubsub: d.local.pubsub.clone(),
         vs_patch_sent_to_proxy_ms: None,
         vs_patch_answered_to_proxy_ms: None,
     }
@@ -987,10 +972,10 @@ fn table(r: &Report, every: f64) -> String {
 
 async fn shutdown(d: Demo) {
     let kube = d.kube.is_some();
-    d.frontend.shutdown();
-    d.stop.cancel();
+    d.local.frontend.shutdown();
+    d.local.stop.cancel();
     let wait = async {
-        for s in d.servers {
+        for s in d.local.servers {
             if let Ok(Err(e)) = s.await {
                 tracing::warn!(error = %e, "server stopped with an error");
             }

@@ -285,22 +285,7 @@ async fn a_writer_that_keeps_changing_the_routes_exhausts_the_attempts() {
         .on(Method::PATCH)
         .times(100),
     );
-    let r = c
-        .vs_router(
-            NAME,
-            RouterOptions {
-                max_attempts: 3,
-                ..fast()
-            },
-        )
-        .await;
-    let e = r.apply(Split::ALL_BURST).await.unwrap_err();
-    assert_eq!(e.kind(), "conflict");
-    let msg = e.to_string();
-    assert!(
-        msg.contains(&c.vs_object(NAME)) && msg.contains("3 attempts"),
-        "{msg}"
-    );
+    let r = gives_up_after_3_attempts(&c).await;
     assert_eq!(statuses(&c), vec![422, 422, 422]);
     let after = c.stored_vs(NAME).await;
     assert_eq!(after["spec"]["http"][0]["timeout"], "3s");
@@ -347,11 +332,27 @@ async fn conflicts_are_retried_with_a_bound() {
 
     c.proxy
         .inject(Fault::status(409).on(Method::PATCH).times(100));
-    let opts = RouterOptions {
-        max_attempts: 3,
-        ..fast()
-    };
-    let r = c.vs_router(NAME, opts).await;
+    let r = gives_up_after_3_attempts(&c).await;
+    c.proxy.clear_faults();
+    assert_eq!(
+        r.current().await.unwrap(),
+        split(80, 20),
+        "nothing half-applied"
+    );
+}
+
+/// A VirtualService router on [`NAME`] allowed 3 attempts, once its apply of all-burst gave
+/// up with a conflict naming the object and the attempts.
+async fn gives_up_after_3_attempts(c: &Cluster<'_>) -> VirtualServiceRouter {
+    let r = c
+        .vs_router(
+            NAME,
+            RouterOptions {
+                max_attempts: 3,
+                ..fast()
+            },
+        )
+        .await;
     let e = r.apply(Split::ALL_BURST).await.unwrap_err();
     assert_eq!(e.kind(), "conflict");
     let msg = e.to_string();
@@ -359,12 +360,7 @@ async fn conflicts_are_retried_with_a_bound() {
         msg.contains(&c.vs_object(NAME)) && msg.contains("3 attempts"),
         "{msg}"
     );
-    c.proxy.clear_faults();
-    assert_eq!(
-        r.current().await.unwrap(),
-        split(80, 20),
-        "nothing half-applied"
-    );
+    r
 }
 
 /// A ValidatingAdmissionPolicy (CEL, run by kube-apiserver itself) that caps every weight

@@ -12,12 +12,14 @@
 
 mod control_plane;
 mod proxy;
+mod resources;
 
 pub use control_plane::{
     BUILD_COMMAND, ControlPlane, Options, User, bin_dir, binary, client_from_kubeconfig,
     kubeconfig, tail, versions, workspace_root,
 };
 pub use proxy::{ApiProxy, Fault, FaultAction, FiredFault, Hook, RecordedWrite};
+pub use resources::{burst_policies, virtual_services};
 
 /// The field managers the server recorded in an object's `metadata.managedFields`.
 pub fn field_managers(object: &serde_json::Value) -> Vec<String> {

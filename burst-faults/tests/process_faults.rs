@@ -48,14 +48,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use burst_faults::tally::{CaseStats, Family};
-use burst_testkit::kube::{ApiProxy, ControlPlane, Fault, RecordedWrite};
+use burst_testkit::kube::{
+    ApiProxy, ControlPlane, Fault, RecordedWrite, burst_policies, virtual_services,
+};
 use burst_testkit::schema;
 use http::Method;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 macro_rules! ensure {
@@ -136,6 +136,15 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, then waits for the exit (at most `limit`); fails unless `name` exited 0.
+    /// Returns the log.
+    async fn stop(&mut self, name: &str, limit: Duration) -> Result<String, String> {
+        self.signal("-TERM");
+        let (status, log) = self.wait(limit).await?;
+        ensure!(status.success(), "{name} exited with {status}:\n{log}");
+        Ok(log)
+    }
+
     /// `burstd_leader` from its /metrics (`None`: not answering).
     async fn leader_metric(&self) -> Option<bool> {
         let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port))
@@ -155,20 +164,6 @@ impl Proc {
 enum Mode {
     Single,
     Operator,
-}
-
-fn virtual_services() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"),
-        "virtualservices",
-    )
-}
-
-fn burst_policies() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("bursting.dev", "v1alpha1", "BurstPolicy"),
-        "burstpolicies",
-    )
 }
 
 /// A namespace on a real API server with the worker VirtualService, the demand endpoint and
@@ -315,6 +310,29 @@ impl<'a> Cluster<'a> {
             .flatten()
             .and_then(|l| l.spec)
             .and_then(|s| s.holder_identity)
+    }
+
+    /// Whether `identity` holds the Lease and the worker route sends `weight` % to burst.
+    async fn leads_at(&self, identity: &str, weight: i64) -> bool {
+        self.holder().await.as_deref() == Some(identity)
+            && self.burst_weight("worker-virtual-service").await == weight
+    }
+
+    /// burstd as `identity` through `proxy` with the admin token, Lease settings [`LEASE`].
+    fn burstd_via(&self, identity: &str, proxy: &ApiProxy, mode: Mode) -> Result<Proc, String> {
+        let kubeconfig = proxy.kubeconfig(self.cp.admin_token(), &self.ns);
+        self.burstd(identity, &kubeconfig, mode, LEASE)
+    }
+
+    /// burstd as `identity` straight to the server with the admin token.
+    fn burstd_direct(
+        &self,
+        identity: &str,
+        mode: Mode,
+        lease: (Duration, Duration, Duration),
+    ) -> Result<Proc, String> {
+        let kubeconfig = self.cp.kubeconfig(self.cp.admin_token(), &self.ns);
+        self.burstd(identity, &kubeconfig, mode, lease)
     }
 
     /// burstd as `identity` with `kubeconfig`, Lease settings `lease`.
@@ -562,8 +580,7 @@ async fn handover(signal: &'static str) -> Result<CaseStats, String> {
     c.set_demand(25.0);
     let mut a = c.burstd("a", &kubeconfig, Mode::Single, LEASE)?;
     until(Duration::from_secs(15), "a leads and bursts", || async {
-        c.holder().await.as_deref() == Some("a")
-            && c.burst_weight("worker-virtual-service").await == 100
+        c.leads_at("a", 100).await
     })
     .await?;
     let mut b = c.burstd("b", &kubeconfig, Mode::Single, LEASE)?;
@@ -581,10 +598,7 @@ async fn handover(signal: &'static str) -> Result<CaseStats, String> {
     until(
         Duration::from_secs(20),
         "b leads and goes back to primary",
-        || async {
-            c.holder().await.as_deref() == Some("b")
-                && c.burst_weight("worker-virtual-service").await == 0
-        },
+        || async { c.leads_at("b", 0).await },
     )
     .await?;
     // Hold a moment: nobody else writes.
@@ -678,9 +692,7 @@ async fn handover(signal: &'static str) -> Result<CaseStats, String> {
     }
     schema::check(&c.route("worker-virtual-service").await?)
         .map_err(|e| format!("route invalid after handover: {e:?}"))?;
-    b.signal("-TERM");
-    let (status, log) = b.wait(Duration::from_secs(20)).await?;
-    ensure!(status.success(), "b exited with {status}:\n{log}");
+    b.stop("b", Duration::from_secs(20)).await?;
     Ok(stats)
 }
 
@@ -693,23 +705,12 @@ async fn leader_cut_off_from_the_lease() -> Result<CaseStats, String> {
     // One proxy per replica, so the fault hits the leader only.
     let (pa, pb) = (ApiProxy::start(cp).await?, ApiProxy::start(cp).await?);
     c.set_demand(25.0);
-    let mut a = c.burstd(
-        "a",
-        &pa.kubeconfig(cp.admin_token(), &c.ns),
-        Mode::Single,
-        LEASE,
-    )?;
+    let mut a = c.burstd_via("a", &pa, Mode::Single)?;
     until(Duration::from_secs(15), "a leads and bursts", || async {
-        c.holder().await.as_deref() == Some("a")
-            && c.burst_weight("worker-virtual-service").await == 100
+        c.leads_at("a", 100).await
     })
     .await?;
-    let mut b = c.burstd(
-        "b",
-        &pb.kubeconfig(cp.admin_token(), &c.ns),
-        Mode::Single,
-        LEASE,
-    )?;
+    let mut b = c.burstd_via("b", &pb, Mode::Single)?;
     until(Duration::from_secs(15), "b follows", || async {
         b.leader_metric().await == Some(false)
     })
@@ -738,10 +739,7 @@ async fn leader_cut_off_from_the_lease() -> Result<CaseStats, String> {
     until(
         Duration::from_secs(20),
         "b leads and goes back to primary",
-        || async {
-            c.holder().await.as_deref() == Some("b")
-                && c.burst_weight("worker-virtual-service").await == 0
-        },
+        || async { c.leads_at("b", 0).await },
     )
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -759,9 +757,7 @@ async fn leader_cut_off_from_the_lease() -> Result<CaseStats, String> {
     stats.checked = 1;
     ensure!(a.running(), "a exited:\n{}", a.log());
     for (name, p) in [("b", &mut b), ("a", &mut a)] {
-        p.signal("-TERM");
-        let (status, log) = p.wait(Duration::from_secs(20)).await?;
-        ensure!(status.success(), "{name} exited with {status}:\n{log}");
+        p.stop(name, Duration::from_secs(20)).await?;
     }
     Ok(stats)
 }
@@ -779,12 +775,7 @@ async fn watch_after_apiserver_restart() -> Result<CaseStats, String> {
         Duration::from_secs(20),
         Duration::from_millis(500),
     );
-    let mut d = c.burstd(
-        "op",
-        &cp.kubeconfig(cp.admin_token(), &c.ns),
-        Mode::Operator,
-        lease,
-    )?;
+    let mut d = c.burstd_direct("op", Mode::Operator, lease)?;
     until(Duration::from_secs(20), "the operator bursts", || async {
         c.burst_weight("worker-virtual-service").await == 100
     })
@@ -808,9 +799,7 @@ async fn watch_after_apiserver_restart() -> Result<CaseStats, String> {
     stats.written = 2;
     stats.checked = 1;
     ensure!(d.running(), "burstd exited:\n{}", d.log());
-    d.signal("-TERM");
-    let (status, log) = d.wait(Duration::from_secs(30)).await?;
-    ensure!(status.success(), "burstd exited with {status}:\n{log}");
+    let log = d.stop("burstd", Duration::from_secs(30)).await?;
     eprintln!("process: apiserver restart: {}", log_summary(&log));
     ensure!(
         c.holder().await.is_none(),
@@ -820,29 +809,29 @@ async fn watch_after_apiserver_restart() -> Result<CaseStats, String> {
     Ok(stats)
 }
 
+/// Stops etcd of `cp` (a blocking call, off the runtime's threads).
+async fn stop_etcd(cp: &Arc<ControlPlane>) -> Result<(), String> {
+    let stopping = cp.clone();
+    blocking(move || {
+        stopping.stop_etcd();
+        Ok(())
+    })
+    .await
+}
+
 async fn etcd_restart() -> Result<CaseStats, String> {
     let mut stats = CaseStats::default();
     let cp = Arc::new(blocking(ControlPlane::start).await?);
     let c = Cluster::start(&cp, "etcd").await?;
     c.create_policy("worker", "worker-virtual-service").await?;
     c.set_demand(25.0);
-    let mut d = c.burstd(
-        "op",
-        &cp.kubeconfig(cp.admin_token(), &c.ns),
-        Mode::Operator,
-        LEASE,
-    )?;
+    let mut d = c.burstd_direct("op", Mode::Operator, LEASE)?;
     until(Duration::from_secs(20), "the operator bursts", || async {
         c.burst_weight("worker-virtual-service").await == 100
             && d.leader_metric().await == Some(true)
     })
     .await?;
-    let stopping = cp.clone();
-    blocking(move || {
-        stopping.stop_etcd();
-        Ok(())
-    })
-    .await?;
+    stop_etcd(&cp).await?;
     stats.inject("etcd_stopped", 1);
     // Renewals cannot be stored: the leader steps down within its renew deadline.
     let stepped_down = until(
@@ -876,18 +865,17 @@ async fn etcd_restart() -> Result<CaseStats, String> {
     stats.checked = 1;
     // SIGTERM while etcd is down again (by the time the stop returns, burstd has stepped
     // down): shutting down needs nothing from the server, so burstd still exits 0.
-    let stopping = cp.clone();
-    blocking(move || {
-        stopping.stop_etcd();
-        Ok(())
-    })
-    .await?;
+    stop_etcd(&cp).await?;
     stats.inject("sigterm_while_etcd_down", 1);
-    d.signal("-TERM");
-    let (status, log) = d.wait(Duration::from_secs(40)).await?;
+    let log = d
+        .stop(
+            "burstd on SIGTERM while etcd was down",
+            Duration::from_secs(40),
+        )
+        .await?;
     ensure!(
-        status.success() && log.contains("operator stopped"),
-        "burstd exited with {status} on SIGTERM while etcd was down:\n{log}"
+        log.contains("operator stopped"),
+        "burstd on SIGTERM while etcd was down did not log \"operator stopped\":\n{log}"
     );
     eprintln!("process: etcd restart: {}", log_summary(&log));
     Ok(stats)
@@ -960,9 +948,7 @@ async fn simultaneous_start() -> Result<CaseStats, String> {
     }
     stats.written = route.len() as u64;
     for (name, p) in [("a", &mut a), ("b", &mut b)] {
-        p.signal("-TERM");
-        let (status, log) = p.wait(Duration::from_secs(20)).await?;
-        ensure!(status.success(), "{name} exited with {status}:\n{log}");
+        p.stop(name, Duration::from_secs(20)).await?;
     }
     Ok(stats)
 }
@@ -989,28 +975,14 @@ async fn operator_handover_on_sigkill() -> Result<CaseStats, String> {
             .and_then(|p| p.data["status"]["mode"].as_str().map(str::to_owned))
     };
     c.set_demand(25.0);
-    let mut a = c.burstd(
-        "a",
-        &pa.kubeconfig(cp.admin_token(), &c.ns),
-        Mode::Operator,
-        LEASE,
-    )?;
+    let mut a = c.burstd_via("a", &pa, Mode::Operator)?;
     until(
         Duration::from_secs(20),
         "a bursts and reports it",
-        || async {
-            c.holder().await.as_deref() == Some("a")
-                && c.burst_weight("worker-virtual-service").await == 100
-                && mode().await.as_deref() == Some("Burst")
-        },
+        || async { c.leads_at("a", 100).await && mode().await.as_deref() == Some("Burst") },
     )
     .await?;
-    let mut b = c.burstd(
-        "b",
-        &pb.kubeconfig(cp.admin_token(), &c.ns),
-        Mode::Operator,
-        LEASE,
-    )?;
+    let mut b = c.burstd_via("b", &pb, Mode::Operator)?;
     until(Duration::from_secs(15), "b follows", || async {
         b.leader_metric().await == Some(false)
     })
@@ -1022,11 +994,7 @@ async fn operator_handover_on_sigkill() -> Result<CaseStats, String> {
     until(
         Duration::from_secs(20),
         "b goes back to primary and reports it",
-        || async {
-            c.holder().await.as_deref() == Some("b")
-                && c.burst_weight("worker-virtual-service").await == 0
-                && mode().await.as_deref() == Some("Primary")
-        },
+        || async { c.leads_at("b", 0).await && mode().await.as_deref() == Some("Primary") },
     )
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1085,9 +1053,7 @@ async fn operator_handover_on_sigkill() -> Result<CaseStats, String> {
         stats.checked += holders.len() as u64;
         stats.written += writes.len() as u64;
     }
-    b.signal("-TERM");
-    let (status, log) = b.wait(Duration::from_secs(20)).await?;
-    ensure!(status.success(), "b exited with {status}:\n{log}");
+    b.stop("b", Duration::from_secs(20)).await?;
     Ok(stats)
 }
 

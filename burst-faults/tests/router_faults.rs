@@ -33,11 +33,11 @@ use burst_core::{
 };
 use burst_faults::tally::{CaseStats, Family};
 use burst_istio::{RouterOptions, VirtualServiceRouter, VsTarget};
-use burst_testkit::kube::{ApiProxy, ControlPlane, Fault};
+use burst_testkit::kube::{ApiProxy, ControlPlane, Fault, virtual_services};
 use burst_testkit::schema;
 use futures::StreamExt;
 use http::Method;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
 const NAME: &str = "worker-virtual-service";
@@ -63,12 +63,7 @@ macro_rules! ensure {
 }
 
 fn vs_api(client: kube::Client, namespace: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");
-    Api::namespaced_with(
-        client,
-        namespace,
-        &ApiResource::from_gvk_with_plural(&gvk, "virtualservices"),
-    )
+    Api::namespaced_with(client, namespace, &virtual_services())
 }
 
 fn seed_vs(namespace: &str, primary: u8, burst: u8) -> Value {
@@ -150,6 +145,44 @@ fn router_options() -> RouterOptions {
     }
 }
 
+/// A namespace of its own on `cp` with the seed VirtualService, and the admin's API for it
+/// (straight to the server).
+async fn seeded_namespace(
+    cp: &ControlPlane,
+    prefix: &str,
+) -> Result<(String, Api<DynamicObject>), String> {
+    let namespace = cp.create_namespace(prefix).await?;
+    let admin = vs_api(cp.admin_client().await?, &namespace);
+    create_seed(&admin, &namespace).await?;
+    Ok((namespace, admin))
+}
+
+/// A controller under high load whose router writes the seed VirtualService in `namespace`
+/// with `client`; and the load source it reads.
+fn controller(
+    client: kube::Client,
+    namespace: &str,
+    config: ControllerConfig,
+) -> Result<(Arc<MemorySource>, Ctl), String> {
+    let router = VirtualServiceRouter::new(
+        client,
+        namespace,
+        NAME,
+        VsTarget::default(),
+        router_options(),
+    )
+    .map_err(|e| e.to_string())?;
+    let source = Arc::new(MemorySource::new());
+    source.set(load(HIGH));
+    let ctl = Controller::new(
+        source.clone(),
+        PolicySpec::default().build().unwrap(),
+        router,
+        config,
+    );
+    Ok((source, ctl))
+}
+
 fn controller_config(tick: Duration, backoff_max: Duration) -> ControllerConfig {
     ControllerConfig {
         tick,
@@ -182,26 +215,13 @@ impl Rig {
     /// and a controller whose router talks to the server through a fresh fault proxy.
     async fn new() -> Result<Rig, String> {
         let cp = ControlPlane::shared()?;
-        let namespace = cp.create_namespace("router-faults").await?;
-        let admin = vs_api(cp.admin_client().await?, &namespace);
-        create_seed(&admin, &namespace).await?;
+        let (namespace, admin) = seeded_namespace(cp, "router-faults").await?;
         let proxy = ApiProxy::start(cp).await?;
-        let router = VirtualServiceRouter::new(
+        let (source, ctl) = controller(
             proxy.client(cp.admin_token()).await?,
             &namespace,
-            NAME,
-            VsTarget::default(),
-            router_options(),
-        )
-        .map_err(|e| e.to_string())?;
-        let source = Arc::new(MemorySource::new());
-        source.set(load(HIGH));
-        let ctl = Controller::new(
-            source.clone(),
-            PolicySpec::default().build().unwrap(),
-            router,
             controller_config(Duration::from_millis(50), BACKOFF_MAX),
-        );
+        )?;
         Ok(Rig {
             proxy,
             admin,
@@ -958,33 +978,20 @@ async fn restart_mid_run(which: Restart) -> Result<CaseStats, String> {
 async fn restart_mid_run_on(cp: &Arc<ControlPlane>, which: Restart) -> Result<CaseStats, String> {
     let mut stats = CaseStats::default();
     cp.install_crd_files(&[ISTIO_CRDS]).await?;
-    let namespace = cp.create_namespace("restart").await?;
-    let admin = vs_api(cp.admin_client().await?, &namespace);
-    create_seed(&admin, &namespace).await?;
+    let (namespace, admin) = seeded_namespace(cp, "restart").await?;
     let seed_spec = without_weights(&seed_vs(&namespace, 100, 0));
     let (versions, watch_task) = watch_versions(admin.clone());
 
     // The controller talks to the server directly (no proxy): while the server is down it
     // meets what a real client meets (refused connections, etcd timeouts).
-    let router = VirtualServiceRouter::new(
+    let (source, ctl) = controller(
         cp.admin_client().await?,
         &namespace,
-        NAME,
-        VsTarget::default(),
-        router_options(),
-    )
-    .map_err(|e| e.to_string())?;
-    let source = Arc::new(MemorySource::new());
-    source.set(load(HIGH));
+        controller_config(Duration::from_millis(100), Duration::from_millis(500)),
+    )?;
     let reports: Arc<Mutex<Vec<TickReport>>> = Arc::new(Mutex::new(Vec::new()));
     let sink = reports.clone();
-    let ctl = Controller::new(
-        source.clone(),
-        PolicySpec::default().build().unwrap(),
-        router,
-        controller_config(Duration::from_millis(100), Duration::from_millis(500)),
-    )
-    .with_observer(move |r: &TickReport| sink.lock().unwrap().push(r.clone()));
+    let ctl = ctl.with_observer(move |r: &TickReport| sink.lock().unwrap().push(r.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(ctl.run(async move {
         let _ = stop_rx.await;

@@ -14,7 +14,7 @@ use burst_testkit::kube::ControlPlane;
 use http::Method;
 use k8s_openapi::api::core::v1::Event as CoreEvent;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube_env::{Demand, Env, Instance, VS, eventually};
+use kube_env::{Env, VS, eventually};
 use serde_json::{Value, json};
 
 const CRD_FILE: &str = "deploy/crd/burstpolicies.bursting.dev.yaml";
@@ -587,9 +587,7 @@ async fn spec_and_status_are_written_through_their_own_endpoints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observed_generation_follows_the_spec_while_the_operator_runs() {
-    let env = Env::new("crd-generation").await;
-    let demand = Demand::start(20.0).await;
-    let op = Instance::start(&env, "a", false).await;
+    let (env, demand, op) = Env::with_operator("crd-generation").await;
     let api = env.policies();
     env.create(&env.policy("worker", &demand, json!({}))).await;
     let at_generation = |g: i64| {
@@ -607,14 +605,7 @@ async fn observed_generation_follows_the_spec_while_the_operator_runs() {
     eventually("status of generation 1", || at_generation(1)).await;
     eventually("bursting", || async { env.burst_weight().await == 100 }).await;
 
-    let p = api
-        .patch(
-            "worker",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"policy": {"high": 40, "low": 30}}})),
-        )
-        .await
-        .unwrap();
+    let p = env.raise_thresholds("worker").await;
     assert_eq!(p.metadata.generation, Some(2));
     eventually("status of generation 2", || at_generation(2)).await;
     eventually("back to primary", || async {
@@ -642,15 +633,12 @@ async fn observed_generation_follows_the_spec_while_the_operator_runs() {
     let p = api.get("worker").await.unwrap();
     assert_eq!(p.metadata.generation, Some(2));
     assert_eq!(p.status.unwrap().observed_generation, Some(2));
-    assert!(op.refused_writes().is_empty(), "{:?}", op.refused_writes());
-    op.stop().await;
+    op.stop_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn printer_columns_show_what_the_operator_reports() {
-    let env = Env::new("crd-columns").await;
-    let demand = Demand::start(20.0).await;
-    let op = Instance::start(&env, "a", false).await;
+    let (env, demand, op) = Env::with_operator("crd-columns").await;
     env.create(&env.policy("worker", &demand, json!({}))).await;
     env.create(&env.policy("idle", &demand, json!({"paused": true})))
         .await;
@@ -721,9 +709,7 @@ async fn printer_columns_show_what_the_operator_reports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_about_a_policy_are_stored_where_kubectl_describe_finds_them() {
-    let env = Env::new("crd-events").await;
-    let demand = Demand::start(20.0).await;
-    let op = Instance::start(&env, "a", false).await;
+    let (env, demand, op) = Env::with_operator("crd-events").await;
     env.create(&env.policy("worker", &demand, json!({}))).await;
     env.create(&env.policy("invalid", &demand, json!({"policy": {"tick": "soon"}})))
         .await;
@@ -798,8 +784,7 @@ async fn events_about_a_policy_are_stored_where_kubectl_describe_finds_them() {
         .find(|e| e.reason.as_deref() == Some("SplitChanged"))
         .unwrap();
     assert_eq!(shown.message, split.note);
-    assert!(op.refused_writes().is_empty(), "{:?}", op.refused_writes());
-    op.stop().await;
+    op.stop_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,9 +27,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn created_policy_runs_patches_the_route_and_reports_status() {
-    let env = Env::new("op-created").await;
-    let demand = Demand::start(20.0).await;
-    let op = Instance::start(&env, "a", false).await;
+    let (env, demand, op) = Env::with_operator("op-created").await;
     eventually("readyz", || async { op.readiness.check().is_ok() }).await;
     env.create(&env.policy("worker", &demand, json!({}))).await;
 
@@ -99,15 +97,12 @@ async fn created_policy_runs_patches_the_route_and_reports_status() {
             w.path
         );
     }
-    assert!(op.refused_writes().is_empty(), "{:?}", op.refused_writes());
-    op.stop().await;
+    op.stop_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_changes_restart_the_loop_and_deletion_stops_it() {
-    let env = Env::new("op-changes").await;
-    let demand = Demand::start(20.0).await;
-    let op = Instance::start(&env, "a", false).await;
+    let (env, demand, op) = Env::with_operator("op-changes").await;
     let api = env.policies();
     env.create(&env.policy("worker", &demand, json!({}))).await;
     eventually("route moved to burst", || async {
@@ -116,14 +111,7 @@ async fn spec_changes_restart_the_loop_and_deletion_stops_it() {
     .await;
 
     // Raise the thresholds above the demand: the new loop brings traffic back.
-    let changed = api
-        .patch(
-            "worker",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"policy": {"high": 40, "low": 30}}})),
-        )
-        .await
-        .unwrap();
+    let changed = env.raise_thresholds("worker").await;
     assert_eq!(changed.metadata.generation, Some(2), "a spec change");
     eventually("new thresholds applied", || async {
         env.burst_weight().await == 0
@@ -271,15 +259,12 @@ async fn api_errors_degrade_the_policy_without_a_crash() {
         env.burst_weight().await == 0
     })
     .await;
-    assert!(op.refused_writes().is_empty(), "{:?}", op.refused_writes());
-    op.stop().await;
+    op.stop_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_decides_but_never_writes_the_route() {
-    let env = Env::new("op-dryrun").await;
-    let demand = Demand::start(20.0).await;
-    let op = Instance::start(&env, "a", false).await;
+    let (env, demand, op) = Env::with_operator("op-dryrun").await;
     env.create(&env.policy("worker", &demand, json!({"dryRun": true})))
         .await;
     eventually("dry-run status", || async {

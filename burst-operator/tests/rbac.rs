@@ -30,7 +30,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use burst_testkit::kube::{ApiProxy, ControlPlane, Fault};
+use burst_testkit::kube::{
+    ApiProxy, ControlPlane, Fault, RecordedWrite, burst_policies, virtual_services,
+};
 use http::Method;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
@@ -67,18 +69,6 @@ fn burstd_binary() -> PathBuf {
 fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-fn virtual_services() -> ApiResource {
-    resource(
-        "networking.istio.io/v1",
-        "VirtualService",
-        "virtualservices",
-    )
-}
-
-fn burst_policies() -> ApiResource {
-    resource("bursting.dev/v1alpha1", "BurstPolicy", "burstpolicies")
 }
 
 /// `helm template <release> deploy/helm/burstd --namespace <ns> --set-json ...`, as
@@ -344,6 +334,52 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
 
 /// Polls `check` every 100 ms until it holds, at most `limit`; panics with `what` and the
 /// burstd log otherwise.
+/// The test's Istio and BurstPolicy CRDs on `cp`, and an admin client.
+async fn admin_with_crds(cp: &ControlPlane) -> kube::Client {
+    cp.install_crd_files(&[
+        "schemas/istio/crd-all.gen.yaml",
+        "deploy/crd/burstpolicies.bursting.dev.yaml",
+    ])
+    .await
+    .unwrap();
+    cp.admin_client().await.unwrap()
+}
+
+/// Applies the chart's RBAC in `docs` and returns a token of the release's ServiceAccount.
+async fn chart_token(cp: &ControlPlane, docs: &[Value], release_ns: &str, release: &str) -> String {
+    apply_rbac(cp, docs).await;
+    cp.service_account_token(release_ns, release).await.unwrap()
+}
+
+/// The events stored in `ns`.
+async fn list_events(client: &kube::Client, ns: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+}
+
+/// The policy's Ready condition is False with `reason` and a message naming every part.
+fn assert_not_ready(s: &Value, reason: &str, parts: &[&str]) {
+    let ready = condition(s, "Ready");
+    assert_eq!(ready["status"], "False", "{s}");
+    assert_eq!(ready["reason"], reason, "{s}");
+    let message = ready["message"].as_str().unwrap_or("");
+    for part in parts {
+        assert!(
+            message.contains(part),
+            "`{part}` not in the condition: {message}"
+        );
+    }
+}
+
+/// Every write that reached the server was accepted.
+fn assert_all_accepted(writes: &[RecordedWrite], log: &str) {
+    let refused: Vec<_> = writes.iter().filter(|w| w.status >= 400).collect();
+    assert!(refused.is_empty(), "writes refused: {refused:#?}\n{log}");
+}
+
 async fn wait_until(
     limit: Duration,
     what: &str,
@@ -436,22 +472,12 @@ async fn assert_paced_by_backoff(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_rbac_is_all_burstd_needs_and_a_secret_is_refused() {
     let cp = ControlPlane::shared().expect("the real control plane");
-    cp.install_crd_files(&[
-        "schemas/istio/crd-all.gen.yaml",
-        "deploy/crd/burstpolicies.bursting.dev.yaml",
-    ])
-    .await
-    .unwrap();
-    let admin = cp.admin_client().await.unwrap();
+    let admin = admin_with_crds(cp).await;
     let release_ns = cp.create_namespace("burst-system").await.unwrap();
     let apps = cp.create_namespace("apps").await.unwrap();
     let release = "burstd";
     let docs = render(release, &release_ns, &[("watchNamespace", &apps)]);
-    apply_rbac(cp, &docs).await;
-    let token = cp
-        .service_account_token(&release_ns, release)
-        .await
-        .unwrap();
+    let token = chart_token(cp, &docs, &release_ns, release).await;
 
     let metrics = metrics_endpoint().await;
     create_vs(&admin, &apps, VS).await;
@@ -519,15 +545,8 @@ async fn the_charts_rbac_is_all_burstd_needs_and_a_secret_is_refused() {
         .spec
         .unwrap();
     assert_eq!(lease.holder_identity.as_deref(), Some(pod));
-    let events = Api::<Event>::namespaced(admin.clone(), &apps)
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    let reasons: Vec<&str> = events
-        .items
-        .iter()
-        .filter_map(|e| e.reason.as_deref())
-        .collect();
+    let events = list_events(&admin, &apps).await;
+    let reasons: Vec<&str> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
     assert!(reasons.contains(&"SplitChanged"), "{reasons:?}");
 
     // What it does not have is refused, reported and retried on the backoff.
@@ -542,34 +561,25 @@ async fn the_charts_rbac_is_all_burstd_needs_and_a_secret_is_refused() {
         "the server should refuse the Secret to burstd's identity: {direct}"
     );
     let s = status(&admin, &apps, "with-token").await;
-    let ready = condition(&s, "Ready");
-    assert_eq!(ready["status"], "False", "{s}");
-    assert_eq!(ready["reason"], "InvalidSpec", "{s}");
-    let message = ready["message"].as_str().unwrap_or("");
-    for part in [
-        "forbidden",
-        "cannot get resource \"secrets\"",
-        &format!("in the namespace \"{apps}\""),
-        "rbac.readSecrets=true",
-    ] {
-        assert!(
-            message.contains(part),
-            "`{part}` not in the condition: {message}"
-        );
-    }
+    assert_not_ready(
+        &s,
+        "InvalidSpec",
+        &[
+            "forbidden",
+            "cannot get resource \"secrets\"",
+            &format!("in the namespace \"{apps}\""),
+            "rbac.readSecrets=true",
+        ],
+    );
     let log = burstd.log();
     let line = log
         .lines()
         .find(|l| l.contains("cannot set up the control loop") && l.contains("metrics-token"))
         .unwrap_or_else(|| panic!("no log line about the refused Secret:\n{log}"));
     assert!(line.contains("forbidden") && line.contains(&apps), "{line}");
-    let warnings = Api::<Event>::namespaced(admin.clone(), &apps)
-        .list(&ListParams::default())
-        .await
-        .unwrap();
+    let warnings = list_events(&admin, &apps).await;
     assert!(
         warnings
-            .items
             .iter()
             .any(|e| e.reason.as_deref() == Some("InvalidSpec")
                 && e.type_.as_deref() == Some("Warning")
@@ -577,7 +587,7 @@ async fn the_charts_rbac_is_all_burstd_needs_and_a_secret_is_refused() {
                     .as_deref()
                     .is_some_and(|n| n.contains("metrics-token"))),
         "no InvalidSpec Warning Event about the Secret: {:#?}",
-        warnings.items
+        warnings
     );
     assert_eq!(
         burst_weight(&admin, &apps, "other-virtual-service").await,
@@ -588,8 +598,7 @@ async fn the_charts_rbac_is_all_burstd_needs_and_a_secret_is_refused() {
     // write happened.
     let log = burstd.stop().await;
     let writes = proxy.writes();
-    let refused: Vec<_> = writes.iter().filter(|w| w.status >= 400).collect();
-    assert!(refused.is_empty(), "writes refused: {refused:#?}\n{log}");
+    assert_all_accepted(&writes, &log);
     for (method, part) in [
         (
             Method::PATCH,
@@ -630,24 +639,14 @@ async fn a_route_outside_the_granted_namespaces_is_refused_reported_and_paced() 
         .await
         .unwrap()
         .expect("a private control plane");
-    cp.install_crd_files(&[
-        "schemas/istio/crd-all.gen.yaml",
-        "deploy/crd/burstpolicies.bursting.dev.yaml",
-    ])
-    .await
-    .unwrap();
-    let admin = cp.admin_client().await.unwrap();
+    let admin = admin_with_crds(&cp).await;
     let release_ns = cp.create_namespace("burst-system").await.unwrap();
     let covered = cp.create_namespace("covered").await.unwrap();
     let uncovered = cp.create_namespace("uncovered").await.unwrap();
     let release = "burstd";
     let mut docs = render(release, &release_ns, &[]);
     narrow_routes_to(&mut docs, &covered);
-    apply_rbac(&cp, &docs).await;
-    let token = cp
-        .service_account_token(&release_ns, release)
-        .await
-        .unwrap();
+    let token = chart_token(&cp, &docs, &release_ns, release).await;
 
     let metrics = metrics_endpoint().await;
     for ns in [&covered, &uncovered] {
@@ -677,32 +676,23 @@ async fn a_route_outside_the_granted_namespaces_is_refused_reported_and_paced() 
     let gaps = assert_paced_by_backoff("GET VirtualService", &refused_gets, &burstd).await;
     eprintln!("403 on the VirtualService: retries {gaps:?} apart");
     let s = status(&admin, &uncovered, "worker").await;
-    let ready = condition(&s, "Ready");
-    assert_eq!(ready["status"], "False", "{s}");
-    assert_eq!(ready["reason"], "RouteUnreadable", "{s}");
-    let message = ready["message"].as_str().unwrap_or("");
-    for part in [
-        "403",
-        "cannot get resource \"virtualservices\"",
-        &format!("in the namespace \"{uncovered}\""),
-    ] {
-        assert!(
-            message.contains(part),
-            "`{part}` not in the condition: {message}"
-        );
-    }
-    let warnings = Api::<Event>::namespaced(admin.clone(), &uncovered)
-        .list(&ListParams::default())
-        .await
-        .unwrap();
+    assert_not_ready(
+        &s,
+        "RouteUnreadable",
+        &[
+            "403",
+            "cannot get resource \"virtualservices\"",
+            &format!("in the namespace \"{uncovered}\""),
+        ],
+    );
+    let warnings = list_events(&admin, &uncovered).await;
     assert!(
         warnings
-            .items
             .iter()
             .any(|e| e.reason.as_deref() == Some("RouteUnreadable")
                 && e.type_.as_deref() == Some("Warning")),
         "no RouteUnreadable Warning Event: {:#?}",
-        warnings.items
+        warnings
     );
     let log = burstd.log();
     assert!(
@@ -721,7 +711,6 @@ async fn a_route_outside_the_granted_namespaces_is_refused_reported_and_paced() 
             .contains(&format!("/namespaces/{uncovered}/virtualservices"))),
         "burstd wrote to the route it may not read"
     );
-    let refused: Vec<_> = writes.iter().filter(|w| w.status >= 400).collect();
-    assert!(refused.is_empty(), "writes refused: {refused:#?}\n{log}");
+    assert_all_accepted(&writes, &log);
     tokio::task::spawn_blocking(move || drop(cp)).await.unwrap();
 }

@@ -25,7 +25,7 @@ use http::Method;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -72,12 +72,7 @@ impl Demand {
     }
 }
 
-pub fn vs_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"),
-        "virtualservices",
-    )
-}
+pub use burst_testkit::kube::virtual_services as vs_resource;
 
 /// The test's VirtualService: 100/0 between subsets `primary` and `burst`, with retries
 /// (a field burstd must leave alone).
@@ -138,6 +133,14 @@ impl Env {
         }
     }
 
+    /// [`Env::new`], a demand of 20 rps, and operator `a` running without a Lease.
+    pub async fn with_operator(prefix: &str) -> (Env, Demand, Instance) {
+        let env = Env::new(prefix).await;
+        let demand = Demand::start(20.0).await;
+        let op = Instance::start(&env, "a", false).await;
+        (env, demand, op)
+    }
+
     pub fn policies(&self) -> Api<BurstPolicy> {
         Api::namespaced(self.admin.clone(), &self.ns)
     }
@@ -154,6 +157,18 @@ impl Env {
             "metadata": {"name": name, "namespace": self.ns}, "spec": spec
         }))
         .unwrap()
+    }
+
+    /// Raises the policy's thresholds above the demand (high 40, low 30): a spec change.
+    pub async fn raise_thresholds(&self, name: &str) -> BurstPolicy {
+        self.policies()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"policy": {"high": 40, "low": 30}}})),
+            )
+            .await
+            .unwrap()
     }
 
     pub async fn create(&self, p: &BurstPolicy) {
@@ -328,6 +343,16 @@ impl Instance {
             })
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Fails if the server refused any status write or Event, then stops.
+    pub async fn stop_clean(self) {
+        assert!(
+            self.refused_writes().is_empty(),
+            "{:?}",
+            self.refused_writes()
+        );
+        self.stop().await;
     }
 
     pub async fn stop(mut self) {

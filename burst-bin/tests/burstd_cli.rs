@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use burst_testkit::kube::ControlPlane;
+use burst_testkit::kube::{ControlPlane, burst_policies, virtual_services};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::{Value, json};
 
 fn burstd() -> Command {
@@ -140,23 +140,6 @@ impl Drop for Child {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn resource(group: &str, kind: &str, plural: &str, version: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-fn virtual_services() -> ApiResource {
-    resource(
-        "networking.istio.io",
-        "VirtualService",
-        "virtualservices",
-        "v1",
-    )
-}
-
-fn burst_policies() -> ApiResource {
-    resource("bursting.dev", "BurstPolicy", "burstpolicies", "v1alpha1")
 }
 
 /// A namespace of the shared real API server with the Istio and BurstPolicy CRDs and the

@@ -465,12 +465,7 @@ async fn sigterm_during_an_apply() -> Result<CaseStats, String> {
     let cp = ControlPlane::shared()?;
     let c = Cluster::start(cp, "sigterm").await?;
     let proxy = ApiProxy::start(cp).await?;
-    let mut d = c.burstd(
-        "solo",
-        &proxy.kubeconfig(cp.admin_token(), &c.ns),
-        Mode::Single,
-        LEASE,
-    )?;
+    let mut d = c.burstd_via("solo", &proxy, Mode::Single)?;
     until(Duration::from_secs(15), "leadership", || async {
         c.holder().await.as_deref() == Some("solo")
     })
@@ -575,15 +570,14 @@ async fn handover(signal: &'static str) -> Result<CaseStats, String> {
     let c = Cluster::start(cp, "handover").await?;
     let proxy = ApiProxy::start(cp).await?;
     let holders = record_holders(&proxy, &c.ns);
-    let kubeconfig = proxy.kubeconfig(cp.admin_token(), &c.ns);
     // a leads and bursts under high load.
     c.set_demand(25.0);
-    let mut a = c.burstd("a", &kubeconfig, Mode::Single, LEASE)?;
+    let mut a = c.burstd_via("a", &proxy, Mode::Single)?;
     until(Duration::from_secs(15), "a leads and bursts", || async {
         c.leads_at("a", 100).await
     })
     .await?;
-    let mut b = c.burstd("b", &kubeconfig, Mode::Single, LEASE)?;
+    let mut b = c.burstd_via("b", &proxy, Mode::Single)?;
     // b runs as a follower for a while: it must not write.
     tokio::time::sleep(Duration::from_millis(800)).await;
     ensure!(
@@ -889,10 +883,9 @@ async fn simultaneous_start() -> Result<CaseStats, String> {
     let c = Cluster::start(cp, "race").await?;
     let proxy = ApiProxy::start(cp).await?;
     let holders = record_holders(&proxy, &c.ns);
-    let kubeconfig = proxy.kubeconfig(cp.admin_token(), &c.ns);
     c.set_demand(25.0);
-    let mut a = c.burstd("a", &kubeconfig, Mode::Single, LEASE)?;
-    let mut b = c.burstd("b", &kubeconfig, Mode::Single, LEASE)?;
+    let mut a = c.burstd_via("a", &proxy, Mode::Single)?;
+    let mut b = c.burstd_via("b", &proxy, Mode::Single)?;
     until(Duration::from_secs(20), "one of them bursts", || async {
         c.burst_weight("worker-virtual-service").await == 100
     })

@@ -211,3 +211,37 @@ async fn the_proxy_injects_faults_and_records_writes() {
         .unwrap();
     assert!(first.is_some());
 }
+
+#[test]
+fn a_test_process_that_dies_leaves_no_server_and_no_state_behind() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_burst-testkit-abandon"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the child should have aborted");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        fields.len(),
+        3,
+        "{line:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+    };
+    for _ in 0..100 {
+        if !alive(fields[0]) && !alive(fields[1]) && !std::path::Path::new(fields[2]).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "10 s after its test process died: etcd alive {}, kube-apiserver alive {}, {} exists {}",
+        alive(fields[0]),
+        alive(fields[1]),
+        fields[2],
+        std::path::Path::new(fields[2]).exists()
+    );
+}

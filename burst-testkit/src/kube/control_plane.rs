@@ -588,70 +588,68 @@ impl ControlPlane {
         pid: u32,
         tls: bool,
     ) -> Result<(), String> {
-        let ca = self.ca_pem();
-        let token = self.admin_token.clone();
-        let url = url.to_owned();
         let slot = if name == "etcd" {
             &self.etcd
         } else {
             &self.apiserver
         };
         let deadline = Instant::now() + READY_TIMEOUT;
-        // Each check runs on a thread of its own with a small runtime, so this works from
-        // inside an async test too.
-        let check = move || -> bool {
-            let url = url.clone();
-            let ca = ca.clone();
-            let token = token.clone();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
-                rt.block_on(async move {
-                    let mut b = reqwest::Client::builder()
-                        .no_proxy()
-                        .timeout(Duration::from_secs(2));
-                    if tls {
-                        let cert = reqwest::Certificate::from_pem_bundle(ca.as_bytes()).ok()?;
-                        for c in cert {
-                            b = b.add_root_certificate(c);
-                        }
-                    }
-                    let client = b.build().ok()?;
-                    let r = client.get(&url).bearer_auth(&token).send().await.ok()?;
-                    Some(r.status().is_success())
-                })
-            })
-            .join()
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-        };
-        loop {
-            if check() {
-                return Ok(());
+        let mut client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2));
+        if tls {
+            for c in reqwest::Certificate::from_pem_bundle(self.ca_pem().as_bytes())
+                .map_err(|e| format!("{name}'s serving certificate does not parse: {e}"))?
+            {
+                client = client.add_root_certificate(c);
             }
-            let exited = lock(slot)
-                .as_mut()
-                .is_none_or(|g| g.pid() != pid || matches!(g.child.try_wait(), Ok(Some(_))));
-            if exited {
-                return Err(format!(
-                    "{name} exited while starting; the end of {}:\n{}",
-                    log.display(),
-                    tail(log, 30)
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "{name} did not become ready in {} s; the end of {}:\n{}",
-                    READY_TIMEOUT.as_secs(),
-                    log.display(),
-                    tail(log, 30)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
+        // The polling runs on a thread of its own with one small runtime and one client, so
+        // this works from inside an async test too.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| format!("cannot start a runtime to poll {name}: {e}"))?;
+                    let client = client
+                        .build()
+                        .map_err(|e| format!("cannot build a client to poll {name}: {e}"))?;
+                    let ready = || {
+                        rt.block_on(async {
+                            let request = client.get(url).bearer_auth(&self.admin_token);
+                            request.send().await.is_ok_and(|r| r.status().is_success())
+                        })
+                    };
+                    loop {
+                        if ready() {
+                            return Ok(());
+                        }
+                        let exited = lock(slot).as_mut().is_none_or(|g| {
+                            g.pid() != pid || matches!(g.child.try_wait(), Ok(Some(_)))
+                        });
+                        if exited {
+                            return Err(format!(
+                                "{name} exited while starting; the end of {}:\n{}",
+                                log.display(),
+                                tail(log, 30)
+                            ));
+                        }
+                        if Instant::now() >= deadline {
+                            return Err(format!(
+                                "{name} did not become ready in {} s; the end of {}:\n{}",
+                                READY_TIMEOUT.as_secs(),
+                                log.display(),
+                                tail(log, 30)
+                            ));
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })
+                .join()
+                .unwrap_or_else(|_| Err(format!("polling {name} panicked")))
+        })
     }
 }
 

@@ -8,11 +8,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use burst_core::policy::{Mode, Policy, PolicySpec, Signal};
+use burst_core::policy::{Mode, Policy, PolicyFile, PolicySpec, Signal};
 use burst_core::sim::{Trace, simulate};
+use burst_core::testing::{MemoryRouter, MemorySource, Scripted};
 use burst_core::{
-    Controller, ControllerConfig, MemoryRouter, MemorySource, Observation, Rate, Rates, Reading,
-    Scripted, Split, Timestamp,
+    Controller, ControllerConfig, Observation, Rate, Rates, Reading, Split, Timestamp,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -71,9 +71,9 @@ fn controller_tick(c: &mut Criterion) {
 
 fn simulation(c: &mut Criterion) {
     let trace = Trace::builtin("diurnal", 1).expect("builtin");
-    let spec = PolicySpec::default();
+    let file = PolicyFile::default();
     c.bench_function("simulate_diurnal_1440_ticks", |b| {
-        b.iter(|| black_box(simulate(&spec, &trace, Some(15.0)).expect("runs")))
+        b.iter(|| black_box(simulate(&file, &trace, Some(15.0)).expect("runs")))
     });
 }
 

@@ -210,10 +210,10 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
     }
 
     fn observe(&self, f: impl FnOnce(&mut dyn TickObserver)) {
-        let mut guard = match self.observer.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut guard = self
+            .observer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(guard.as_mut());
     }
 
@@ -426,7 +426,8 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
 mod tests {
     use super::*;
     use crate::policy::{PolicySpec, Rule};
-    use crate::{MemoryRouter, MemorySource, Observation, Rate, Rates, Scripted};
+    use crate::testing::{MemoryRouter, MemorySource, Scripted};
+    use crate::{Observation, Rate, Rates};
     use async_trait::async_trait;
     use std::sync::{Arc, Mutex};
 

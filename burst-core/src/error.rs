@@ -50,6 +50,9 @@ pub enum Error {
         /// What is wrong and what is expected.
         message: String,
     },
+    /// A duration that is not written like `15s`, `1m30s` or `500ms`.
+    #[error("`{0}` is not a duration; write it like `15s`, `1m30s` or `500ms`")]
+    Duration(String),
     /// A policy file that could not be parsed.
     #[error("policy file: {0}")]
     PolicyFile(String),

@@ -20,8 +20,15 @@
 //! # Ok::<(), burst_core::Error>(())
 //! ```
 //!
-//! No feature flags.
+//! Features (none is on by default, so an embedder pays only for what it uses):
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `yaml` | [`PolicyFile::from_yaml`](policy::PolicyFile::from_yaml) and `to_yaml` |
+//! | `schema` | JSON schemas (`schemars`) of the policy model, with the CRD's CEL rules |
+//! | `test-util` | [`testing`]: in-memory [`MetricSource`] and [`TrafficRouter`] fakes |
 
+mod duration;
 mod error;
 mod router;
 mod source;
@@ -30,11 +37,14 @@ mod types;
 pub mod controller;
 pub mod policy;
 pub mod sim;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use controller::{
     Controller, ControllerConfig, NoObserver, Outcome, Stopped, TickObserver, TickReport,
 };
+pub use duration::HumanDuration;
 pub use error::{BoxError, Error, RouterError, SourceError};
-pub use router::{MemoryRouter, TrafficRouter};
-pub use source::{MemorySource, MetricSource, Reading, Scripted};
+pub use router::TrafficRouter;
+pub use source::{MetricSource, Reading};
 pub use types::{Observation, Rate, Rates, Split, Thresholds, Timestamp, Weight};

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burst_core::policy::{Policy, PolicySpec};
+use burst_core::testing::{MemoryRouter, MemorySource, Scripted};
 use burst_core::{
-    Controller, ControllerConfig, MemoryRouter, MemorySource, Observation, Outcome, Rate, Rates,
-    Reading, RouterError, Scripted, Split, Timestamp, Weight,
+    Controller, ControllerConfig, HumanDuration, Observation, Outcome, Rate, Rates, Reading,
+    RouterError, Split, Timestamp, Weight,
 };
 use proptest::prelude::*;
 
@@ -65,8 +66,8 @@ fn spec() -> impl Strategy<Value = PolicySpec> {
         Just(PolicySpec::recommended_overflow(15.0)),
         Just(PolicySpec {
             on_missing: burst_core::policy::OnMissing::Primary,
-            stale_after: Duration::from_secs(5),
-            sustain: Duration::from_secs(2),
+            stale_after: HumanDuration::from_secs(5),
+            sustain: HumanDuration::from_secs(2),
             ..PolicySpec::default()
         }),
     ]

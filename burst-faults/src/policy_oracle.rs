@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use burst_core::policy::{Policy, PolicySpec, Signal};
+use burst_core::policy::{Policy, PolicyFile, Signal};
 use burst_core::{Rate, Rates, Split, Timestamp};
 
 /// `policy.yaml`: parsing never panics; a file that parses builds a policy, and that
@@ -12,9 +12,10 @@ pub fn policy_yaml(data: &[u8]) -> Result<(), String> {
     let Ok(text) = std::str::from_utf8(data) else {
         return Ok(());
     };
-    let Ok(spec) = PolicySpec::from_yaml(text) else {
+    let Ok(file) = PolicyFile::from_yaml(text) else {
         return Ok(());
     };
+    let spec = &file.policy;
     let mut policy = spec
         .build()
         .map_err(|e| format!("validated spec does not build: {e}\n{spec:?}"))?;

@@ -27,8 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burst_core::policy::{AnyPolicy, OnMissing, PolicySpec, Rule, Signal};
+use burst_core::testing::MemoryRouter;
 use burst_core::{
-    Controller, ControllerConfig, MemoryRouter, MetricSource, Outcome, Split, TickReport, Timestamp,
+    Controller, ControllerConfig, MetricSource, Outcome, Split, TickReport, Timestamp,
 };
 use burst_faults::prom::RestartablePrometheus;
 use burst_faults::proxy::{Behaviour, FaultProxy};
@@ -56,7 +57,7 @@ macro_rules! ensure {
 fn policy() -> AnyPolicy {
     PolicySpec {
         on_missing: OnMissing::Primary,
-        stale_after: STALE,
+        stale_after: STALE.into(),
         ..PolicySpec::default()
     }
     .build()

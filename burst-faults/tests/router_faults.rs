@@ -27,9 +27,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use burst_core::policy::{AnyPolicy, PolicySpec};
+use burst_core::testing::{MemorySource, Scripted};
 use burst_core::{
-    Controller, ControllerConfig, MemorySource, Observation, Outcome, Rate, Rates, Reading,
-    Scripted, Split, TickReport, Timestamp, TrafficRouter,
+    Controller, ControllerConfig, Observation, Outcome, Rate, Rates, Reading, Split, TickReport,
+    Timestamp, TrafficRouter,
 };
 use burst_faults::tally::{CaseStats, Family};
 use burst_istio::{RouterOptions, VirtualServiceRouter, VsTarget};

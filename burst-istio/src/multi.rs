@@ -33,7 +33,8 @@ pub struct ClusterReport<T> {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use burst_core::{MemoryRouter, Split, TrafficRouter};
+/// use burst_core::testing::MemoryRouter;
+/// use burst_core::{Split, TrafficRouter};
 /// use burst_istio::MultiClusterRouter;
 ///
 /// let router = MultiClusterRouter::new(vec![
@@ -174,7 +175,7 @@ impl TrafficRouter for MultiClusterRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burst_core::MemoryRouter;
+    use burst_core::testing::MemoryRouter;
     use std::sync::Arc;
 
     fn pair(a: Split, b: Split) -> (Arc<MemoryRouter>, Arc<MemoryRouter>, MultiClusterRouter) {

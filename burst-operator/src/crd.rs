@@ -33,7 +33,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use burst_core::policy::{Mode, OnMissing, PolicySpec};
+use burst_core::policy::{LoopSpec, Mode, OnMissing, PolicySpec};
 use burst_core::{Rates, Split};
 use burst_istio::{BackendSelector, HttpRouteTarget, RouteSelector, VsTarget};
 use burst_prom::{PrometheusConfig, ScrapeConfig, ScrapeMode, SeriesRule};
@@ -636,6 +636,17 @@ fn camel(key: &str) -> String {
 }
 
 impl PolicySettings {
+    /// The loop settings (`tick`), checked.
+    pub fn loop_spec(&self) -> Result<LoopSpec, Error> {
+        let mut l = LoopSpec::default();
+        if let Some(d) = duration("spec.policy.tick", &self.tick)? {
+            l.tick = d.into();
+        }
+        l.validate()
+            .map_err(|e| Error::invalid("spec.policy.tick", e.to_string()))?;
+        Ok(l)
+    }
+
     /// The policy file equivalent, validated; errors name the `spec.policy` field.
     pub fn to_policy_spec(&self) -> Result<PolicySpec, Error> {
         let f = |k: &str| format!("spec.policy.{k}");
@@ -655,10 +666,10 @@ impl PolicySettings {
         p.max_down = self.max_down.unwrap_or(p.max_down);
         p.dead_band = self.dead_band.unwrap_or(p.dead_band);
         if let Some(d) = duration(&f("sustain"), &self.sustain)? {
-            p.sustain = d;
+            p.sustain = d.into();
         }
         if let Some(d) = duration(&f("cooldown"), &self.cooldown)? {
-            p.cooldown = d;
+            p.cooldown = d.into();
         }
         if let Some(m) = self.on_missing {
             p.on_missing = match m {
@@ -668,16 +679,14 @@ impl PolicySettings {
             };
         }
         if let Some(d) = duration(&f("staleAfter"), &self.stale_after)? {
-            p.stale_after = d;
+            p.stale_after = d.into();
         }
-        if let Some(d) = duration(&f("tick"), &self.tick)? {
-            p.tick = d;
-        }
+        self.loop_spec()?;
         if let Some(d) = duration(&f("window"), &self.window)? {
-            p.window = d;
+            p.window = d.into();
         }
-        p.window_up = duration(&f("windowUp"), &self.window_up)?;
-        p.window_down = duration(&f("windowDown"), &self.window_down)?;
+        p.window_up = duration(&f("windowUp"), &self.window_up)?.map(Into::into);
+        p.window_down = duration(&f("windowDown"), &self.window_down)?.map(Into::into);
         p.validate().map_err(|e| match e {
             burst_core::Error::InvalidSetting { key, message } => {
                 let fields: Vec<String> = key.split('/').map(|k| f(&camel(k))).collect();

@@ -301,7 +301,12 @@ async fn run_controller(
         }
     };
     let config = ControllerConfig {
-        tick: parts.spec.tick,
+        tick: task
+            .spec
+            .policy
+            .loop_spec()
+            .map(|l| l.tick.get())
+            .unwrap_or(ctx.controller.tick),
         dry_run: task.spec.dry_run,
         ..ctx.controller
     };

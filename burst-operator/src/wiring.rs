@@ -372,7 +372,7 @@ pub async fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burst_core::MemoryRouter;
+    use burst_core::testing::MemoryRouter;
 
     #[tokio::test]
     async fn exec_plugins_are_refused() {

@@ -367,7 +367,7 @@ fn sample_policy_reproduces_the_seed() {
     let policy = p.spec.validate().unwrap();
     assert_eq!((policy.high, policy.low), (15.0, 10.0));
     assert_eq!(policy.burst_weight, 100);
-    assert_eq!(policy.window, std::time::Duration::from_secs(15));
+    assert_eq!(policy.window.get(), std::time::Duration::from_secs(15));
     assert_eq!(p.spec.target.name, "worker-virtual-service");
     // The route and subsets it names exist in the VirtualService of the app manifests.
     let istio = std::fs::read_to_string(root().join("deploy/app/primary/istio.yaml")).unwrap();

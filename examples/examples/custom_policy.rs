@@ -5,7 +5,7 @@
 //!
 //! `cargo run -p burst-examples --example custom_policy`
 
-use burst_core::policy::{Decision, Policy, PolicySpec, Reason, Rule, Signal};
+use burst_core::policy::{Decision, Policy, PolicyFile, Reason, Rule, Signal};
 use burst_core::sim::{Trace, simulate, simulate_policy};
 use burst_core::{Split, Timestamp, Weight};
 
@@ -36,7 +36,7 @@ impl Policy for ThirtyPercent {
 }
 
 fn main() -> anyhow::Result<()> {
-    let spec = PolicySpec::default();
+    let spec = PolicyFile::default();
     let trace = Trace::builtin("flash", 1)?;
     let seed = simulate(&spec, &trace, Some(15.0))?;
     let mine = simulate_policy(

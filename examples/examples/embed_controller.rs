@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burst_core::policy::PolicySpec;
+use burst_core::testing::{MemoryRouter, MemorySource, Scripted};
 use burst_core::{
-    Controller, ControllerConfig, MemoryRouter, MemorySource, Observation, Outcome, Rate, Rates,
-    Reading, Scripted, Split, Timestamp,
+    Controller, ControllerConfig, Observation, Outcome, Rate, Rates, Reading, Split, Timestamp,
 };
 
 #[tokio::main]

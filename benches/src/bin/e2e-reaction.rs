@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use burst_core::policy::PolicySpec;
+use burst_core::policy::{LoopSpec, PolicySpec};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use url::Url;
@@ -221,7 +221,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
                         bail!("{} {policy_name}: too many spurious moves", source.name());
                     }
                     let prom = Prometheus::start_for(source, &http).await?;
-                    let phase = phase(&spec, samples.len(), options.reps);
+                    let phase = phase(samples.len(), options.reps);
                     let run = page_run(
                         &options.burst,
                         &policy_file,
@@ -259,7 +259,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 let mut headless = Vec::new();
                 for rep in 1..=options.headless_reps {
                     let prom = Prometheus::start_for(source, &http).await?;
-                    let phase = phase(&spec, rep - 1, options.headless_reps);
+                    let phase = phase(rep - 1, options.headless_reps);
                     let s = headless_run(
                         &options.burst,
                         &policy_file,
@@ -323,7 +323,7 @@ fn row(
         Source::Prometheus => 1.0,
         Source::Scrape => 0.0,
     };
-    let tick = spec.tick.as_secs_f64();
+    let tick = LoopSpec::default().tick.get().as_secs_f64();
     let splits: Vec<Option<f64>> = samples.iter().map(|s| s.split).collect();
     let bursty: Vec<Option<f64>> = samples.iter().map(|s| s.bursty).collect();
     format!(
@@ -500,13 +500,16 @@ async fn burst_weight(http: &reqwest::Client, admin: &Url) -> anyhow::Result<u64
 /// Where in the tick the step falls for run `k` of `n`: spread evenly over one tick, since
 /// the controller's ticks start with the demo and a fixed warm-up would put every step at
 /// the same point of the tick.
-fn phase(spec: &PolicySpec, k: usize, n: usize) -> Duration {
-    spec.tick.mul_f64((k as f64 + 0.5) / n.max(1) as f64)
+fn phase(k: usize, n: usize) -> Duration {
+    LoopSpec::default()
+        .tick
+        .get()
+        .mul_f64((k as f64 + 0.5) / n.max(1) as f64)
 }
 
 /// How long to run at the base rate before the step: the long window must be full of it.
 fn warmup(spec: &PolicySpec) -> Duration {
-    (spec.window_up().max(spec.window) + Duration::from_secs(4)).max(Duration::from_secs(8))
+    (spec.window_up().max(spec.window.get()) + Duration::from_secs(4)).max(Duration::from_secs(8))
 }
 
 async fn page_run(
@@ -785,8 +788,7 @@ mod tests {
 
     #[test]
     fn steps_are_spread_over_one_tick() {
-        let spec = PolicySpec::default();
-        let phases: Vec<Duration> = (0..4).map(|k| phase(&spec, k, 4)).collect();
+        let phases: Vec<Duration> = (0..4).map(|k| phase(k, 4)).collect();
         assert_eq!(
             phases,
             [125, 375, 625, 875].map(Duration::from_millis).to_vec()

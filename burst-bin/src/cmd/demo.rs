@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use burst_core::controller::{Outcome, Stopped};
-use burst_core::policy::PolicySpec;
+use burst_core::policy::{PolicyFile, PolicySpec};
 use burst_core::{Controller, ControllerConfig, MetricSource, TickReport, TrafficRouter};
 use burst_hashr::frontend::{Frontend, FrontendConfig};
 use burst_hashr::mesh::{Mesh, MeshConfig};
@@ -274,7 +274,7 @@ struct Demo {
 
 /// Runs `burst demo`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let spec = super::simulate::load_policy(args.policy.as_deref())?;
+    let file = super::simulate::load_policy(args.policy.as_deref())?;
     let steps = if args.headless {
         Some(parse_scenario(
             args.scenario.as_deref().unwrap_or(DEFAULT_SCENARIO),
@@ -294,8 +294,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let demo = start(&args, &spec, cluster).await?;
-    let banner = banner(&demo, &spec);
+    let demo = start(&args, &file, cluster).await?;
+    let banner = banner(&demo, &file);
     let code = match steps {
         None => {
             super::print_stdout(&banner)?;
@@ -345,7 +345,7 @@ fn bus(redis_url: Option<&str>) -> anyhow::Result<Arc<dyn PubSub>> {
     })
 }
 
-async fn start(args: &Args, spec: &PolicySpec, cluster: Option<Cluster>) -> anyhow::Result<Demo> {
+async fn start(args: &Args, file: &PolicyFile, cluster: Option<Cluster>) -> anyhow::Result<Demo> {
     if let Some(c) = &cluster {
         c.prepare().await?;
     }
@@ -439,8 +439,8 @@ async fn start(args: &Args, spec: &PolicySpec, cluster: Option<Cluster>) -> anyh
         started,
     };
     match cluster {
-        None => start_controller(args, spec, partial),
-        Some(cluster) => match start_kube(args, spec, cluster, &partial).await {
+        None => start_controller(args, file, partial),
+        Some(cluster) => match start_kube(args, file, cluster, &partial).await {
             Ok((running, source)) => {
                 Ok(partial.finish(source, running.describe(), None, Some(running)))
             }
@@ -493,12 +493,12 @@ impl Partial {
 /// `--kubeconfig`: the seed BurstPolicy measuring this proxy, burstd, the watches.
 async fn start_kube(
     args: &Args,
-    spec: &PolicySpec,
+    file: &PolicyFile,
     cluster: Cluster,
     p: &Partial,
 ) -> anyhow::Result<(Running, String)> {
     let source = demo_kube::source_spec(args.prometheus_url.as_deref(), &p.metrics);
-    let settings = demo_kube::policy_settings(spec);
+    let settings = demo_kube::policy_settings(file);
     let described = demo_kube::describe_source(&burst_operator::crd::BurstPolicySpec {
         source: source.clone(),
         policy: settings.clone(),
@@ -523,7 +523,8 @@ async fn start_kube(
 }
 
 /// Without `--kubeconfig`: the in-process controller moves the proxy's split directly.
-fn start_controller(args: &Args, spec: &PolicySpec, p: Partial) -> anyhow::Result<Demo> {
+fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> anyhow::Result<Demo> {
+    let spec = &file.policy;
     let started = p.started;
     let source = metric_source(args, spec, &p.metrics)?;
     let source_desc = source.describe();
@@ -548,10 +549,7 @@ fn start_controller(args: &Args, spec: &PolicySpec, p: Partial) -> anyhow::Resul
             });
         }
     };
-    let config = ControllerConfig {
-        tick: spec.tick,
-        ..ControllerConfig::default()
-    };
+    let config = file.run.controller_config(ControllerConfig::default());
     let router = p.mesh.router();
     let described = router.describe();
     let controller = Controller::new(source, policy, router, config).with_observer(observer);
@@ -599,7 +597,8 @@ fn metric_source(
     })
 }
 
-fn banner(d: &Demo, spec: &PolicySpec) -> String {
+fn banner(d: &Demo, file: &PolicyFile) -> String {
+    let spec = &file.policy;
     let mut s = String::new();
     let _ = writeln!(s, "String Hashr demo");
     let _ = writeln!(s, "  page        {}", d.local.page);
@@ -621,7 +620,7 @@ fn banner(d: &Demo, spec: &PolicySpec) -> String {
             humantime::format_duration(spec.window_down())
         )
     } else {
-        format!("window {}", humantime::format_duration(spec.window))
+        format!("window {}", spec.window)
     };
     let _ = writeln!(
         s,
@@ -634,7 +633,7 @@ fn banner(d: &Demo, spec: &PolicySpec) -> String {
         format!("{:?}", spec.mode).to_lowercase(),
         spec.high,
         spec.low,
-        humantime::format_duration(spec.tick)
+        file.run.tick
     );
     let _ = writeln!(s, "  measuring   {}", d.source);
     if d.kube.is_some() {

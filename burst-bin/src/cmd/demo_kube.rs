@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use axum::http::{Method, Request, Response};
-use burst_core::policy::{Mode, OnMissing, PolicySpec};
+use burst_core::HumanDuration;
+use burst_core::policy::{Mode, OnMissing, PolicyFile};
 use burst_core::{Split, TrafficRouter};
 use burst_hashr::mesh::Mesh;
 use burst_istio::VsTarget;
@@ -626,8 +627,9 @@ fn seed_policy(
 }
 
 /// The BurstPolicy form of a `burst simulate` policy file.
-pub fn policy_settings(spec: &PolicySpec) -> PolicySettings {
-    let d = |d: Duration| humantime::format_duration(d).to_string();
+pub fn policy_settings(file: &PolicyFile) -> PolicySettings {
+    let spec = &file.policy;
+    let d = |d: HumanDuration| d.to_string();
     PolicySettings {
         mode: Some(match spec.mode {
             Mode::Hysteresis => PolicyModeSpec::Hysteresis,
@@ -649,7 +651,7 @@ pub fn policy_settings(spec: &PolicySpec) -> PolicySettings {
             OnMissing::Burst => OnMissingSpec::Burst,
         }),
         stale_after: Some(d(spec.stale_after)),
-        tick: Some(d(spec.tick)),
+        tick: Some(d(file.run.tick)),
         window: Some(d(spec.window)),
         window_up: spec.window_up.map(d),
         window_down: spec.window_down.map(d),
@@ -1193,25 +1195,19 @@ mod tests {
             "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n",
             "mode: overflow\ncapacity: 40\nhigh: 15\nlow: 10\nwindow_up: 2s\nwindow_down: 30s\ncooldown: 30s\non_missing: primary\n",
         ] {
-            let spec = PolicySpec::from_yaml(yaml).unwrap();
+            let file = PolicyFile::from_yaml(yaml).unwrap();
             let bp = seed_policy(
                 "ns",
                 source_spec(
                     None,
                     &url::Url::parse("http://127.0.0.1:9/metrics").unwrap(),
                 ),
-                policy_settings(&spec),
+                policy_settings(&file),
             )
             .unwrap();
             let back = bp.spec.validate().unwrap();
-            assert_eq!(
-                PolicySpec {
-                    scrape_interval: spec.scrape_interval,
-                    ..back
-                },
-                spec,
-                "{yaml}"
-            );
+            assert_eq!(back, file.policy, "{yaml}");
+            assert_eq!(bp.spec.policy.loop_spec().unwrap(), file.run, "{yaml}");
         }
     }
 

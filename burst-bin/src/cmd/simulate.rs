@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use burst_core::policy::PolicySpec;
+use burst_core::policy::{PolicyFile, PolicySpec};
 use burst_core::sim::{SimRun, Trace, quality, simulate};
 
 use crate::plot::{Axis, Chart, Format, Series};
@@ -82,13 +82,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let trace = load_trace(trace_arg, args.seed)?;
     let run = simulate(&spec, &trace, args.capacity)?;
     if let Some((path, format)) = plot {
-        let chart = chart(trace.name(), &spec, &[("burst weight", &run)]);
+        let chart = chart(trace.name(), &spec.policy, &[("burst weight", &run)]);
         write_plot(path, &chart, format)?;
     }
     let text = if args.json {
         serde_json::to_string_pretty(&run)? + "\n"
     } else {
-        table(&run, spec.has_two_windows(), args.every.as_secs_f64())
+        table(&run, spec.policy.has_two_windows(), args.every.as_secs_f64())
     };
     super::print_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
@@ -100,11 +100,11 @@ const DEFAULT_COMPARE_CAPACITY: f64 = 15.0;
 fn compare(args: &Args) -> anyhow::Result<ExitCode> {
     let capacity = args.capacity.unwrap_or(DEFAULT_COMPARE_CAPACITY);
     let mut candidates = vec![
-        ("seed".to_string(), PolicySpec::default()),
-        ("recommended".to_string(), PolicySpec::recommended()),
+        ("seed".to_string(), PolicyFile::default()),
+        ("recommended".to_string(), PolicySpec::recommended().into()),
         (
             "overflow".to_string(),
-            PolicySpec::recommended_overflow(capacity),
+            PolicySpec::recommended_overflow(capacity).into(),
         ),
     ];
     if let Some(p) = &args.policy {
@@ -239,13 +239,13 @@ fn write_plot(path: &std::path::Path, chart: &Chart, format: Format) -> anyhow::
 }
 
 /// Reads and validates a policy file, or the defaults.
-pub fn load_policy(path: Option<&std::path::Path>) -> anyhow::Result<PolicySpec> {
+pub fn load_policy(path: Option<&std::path::Path>) -> anyhow::Result<PolicyFile> {
     match path {
-        None => Ok(PolicySpec::default()),
+        None => Ok(PolicyFile::default()),
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read policy file {}", p.display()))?;
-            PolicySpec::from_yaml(&text).with_context(|| format!("in {}", p.display()))
+            PolicyFile::from_yaml(&text).with_context(|| format!("in {}", p.display()))
         }
     }
 }

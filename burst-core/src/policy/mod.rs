@@ -25,7 +25,7 @@ use crate::{Rates, Split, Timestamp};
 
 pub use hysteresis::{Hysteresis, HysteresisConfig};
 pub use overflow::{Overflow, OverflowConfig};
-pub use spec::{Mode, PolicySpec};
+pub use spec::{CelRule, LoopSpec, Mode, PolicyFile, PolicySpec, SimSpec};
 
 /// What the policy gets to see on a tick.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +45,7 @@ pub enum Signal {
 
 /// Where to send traffic once data has been missing for `stale_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum OnMissing {
     /// Keep the last decision, however long data is missing.

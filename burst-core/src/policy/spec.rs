@@ -1,4 +1,18 @@
-//! `policy.yaml`: the policy and the measurement model, validated.
+//! The typed policy model: what to decide ([`PolicySpec`]), how often ([`LoopSpec`]), and
+//! how the simulator measures ([`SimSpec`]); together, as written in `policy.yaml`,
+//! [`PolicyFile`].
+//!
+//! These types are the one model every surface fills: `policy.yaml` (`burst simulate`,
+//! `burst demo`), the BurstPolicy CRD's `spec.policy` (whose schema is generated from them,
+//! with the `schema` feature), and burstd's flags and `BURST_*` variables. Keys are
+//! camelCase, as in Kubernetes; files may also write them in snake_case (`burst_weight`).
+//! Every field has a default; the defaults reproduce the seed (hysteresis 15/10 rps, rate
+//! over 15 s, 1 s tick, 0/100 split).
+//!
+//! The rules that need more than one field (low below high, overflow needs a capacity,
+//! windowUp not longer than windowDown, ...) live in [`PolicySpec::validate`] and, for the
+//! CRD, in the same words as CEL rules ([`PolicySpec::CEL_RULES`]), so the API server
+//! refuses a bad BurstPolicy before burstd sees it.
 
 use std::time::Duration;
 
@@ -7,10 +21,11 @@ use serde::{Deserialize, Serialize};
 use super::{
     AnyPolicy, Hysteresis, HysteresisConfig, MissingRule, OnMissing, Overflow, OverflowConfig,
 };
-use crate::{Error, Rate, Thresholds, Weight};
+use crate::{ControllerConfig, Error, HumanDuration, Rate, Thresholds, Weight};
 
 /// Which policy to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// [`Hysteresis`]: all-or-nothing between two thresholds (the seed).
@@ -20,78 +35,83 @@ pub enum Mode {
     Overflow,
 }
 
-/// A policy and its measurement model, as written in `policy.yaml`.
-///
-/// Every field has a default; the defaults reproduce the seed (hysteresis 15/10 rps, rate
-/// over 15 s, 1 s tick, 0/100 split). Unknown keys are rejected.
+/// The decision settings: thresholds, weights, timers, the no-data rule and the rate
+/// windows the decision reads.
 ///
 /// ```yaml
 /// mode: hysteresis        # or overflow
 /// high: 15                # rps; above it (short window) → burst
 /// low: 10                 # rps; below it (long window) → back to primary
-/// burst_weight: 100       # hysteresis: burst % while bursting
+/// burstWeight: 100        # hysteresis: burst % while bursting
 /// capacity: 15            # overflow: rps the primary serves
 /// step: 5                 # overflow: weights move in 5 % steps
-/// max_up: 100             # overflow: largest increase per tick
-/// max_down: 10            # overflow: largest decrease per tick
-/// dead_band: 0.1          # overflow: spare room needed before coming back
+/// maxUp: 100              # overflow: largest increase per tick
+/// maxDown: 10             # overflow: largest decrease per tick
+/// deadBand: 0.1           # overflow: spare room needed before coming back
 /// sustain: 0s             # hysteresis: condition must hold this long
 /// cooldown: 0s            # minimum time between changes
-/// on_missing: hold        # hold | primary | burst
-/// stale_after: 60s        # data missing this long → on_missing target
-/// tick: 1s                # decision interval
+/// onMissing: hold         # hold | primary | burst
+/// staleAfter: 1m          # data missing this long → onMissing target
 /// window: 15s             # rate window
-/// window_up: 5s           # optional: short window for moving to burst
-/// window_down: 30s        # optional: long window for coming back
-/// scrape_interval: 1s     # simulator: Prometheus scrape interval
+/// windowUp: 5s            # optional: short window for moving to burst
+/// windowDown: 30s         # optional: long window for coming back
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("x-kubernetes-validations" = PolicySpec::cel_rules()))
+)]
+#[serde(default, rename_all = "camelCase")]
 pub struct PolicySpec {
-    /// Which policy.
+    /// `hysteresis` (all-or-nothing between two thresholds, the seed) or `overflow`
+    /// (proportional to the load above `capacity`).
     pub mode: Mode,
-    /// High threshold (rps).
+    /// High threshold in rps: above it (short window), move to burst.
     pub high: f64,
-    /// Low threshold (rps).
+    /// Low threshold in rps: below it (long window), come back. Must be below `high`.
     pub low: f64,
-    /// Hysteresis: burst weight while bursting.
+    /// Hysteresis: burst weight while bursting, 1..=100.
+    #[serde(alias = "burst_weight")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 100)))]
     pub burst_weight: i64,
-    /// Overflow: the primary's capacity (rps).
+    /// Overflow: the rps the primary serves; traffic above it goes to burst. Required
+    /// with `mode: overflow`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<f64>,
-    /// Overflow: weight step (percentage points).
+    /// Overflow: weights move in steps of this many percentage points, 1..=100.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 100)))]
     pub step: i64,
-    /// Overflow: largest increase of the burst weight per tick.
+    /// Overflow: largest increase of the burst weight per tick, 1..=100.
+    #[serde(alias = "max_up")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 100)))]
     pub max_up: i64,
-    /// Overflow: largest decrease of the burst weight per tick.
+    /// Overflow: largest decrease of the burst weight per tick, 1..=100.
+    #[serde(alias = "max_down")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 100)))]
     pub max_down: i64,
-    /// Overflow: fraction of capacity of spare room needed before coming back.
+    /// Overflow: spare room, as a fraction of capacity in [0, 1), needed before coming back.
+    #[serde(alias = "dead_band")]
     pub dead_band: f64,
-    /// Hysteresis: how long the switch condition must hold.
-    #[serde(with = "humantime_serde")]
-    pub sustain: Duration,
-    /// Minimum time between changes.
-    #[serde(with = "humantime_serde")]
-    pub cooldown: Duration,
-    /// Safe target when data is stale.
+    /// Hysteresis: how long a switch condition must hold before switching.
+    pub sustain: HumanDuration,
+    /// Minimum time between two changes of the split.
+    pub cooldown: HumanDuration,
+    /// Where traffic goes once data has been missing for `staleAfter`: `hold` (keep the
+    /// last decision), `primary` or `burst`.
+    #[serde(alias = "on_missing")]
     pub on_missing: OnMissing,
-    /// How long data may be missing before `on_missing` applies.
-    #[serde(with = "humantime_serde")]
-    pub stale_after: Duration,
-    /// Decision interval.
-    #[serde(with = "humantime_serde")]
-    pub tick: Duration,
-    /// Rate window (both directions unless overridden).
-    #[serde(with = "humantime_serde")]
-    pub window: Duration,
-    /// Short window deciding moves towards burst.
-    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
-    pub window_up: Option<Duration>,
-    /// Long window deciding moves back to the primary.
-    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
-    pub window_down: Option<Duration>,
-    /// Simulator: how often the simulated Prometheus scrapes.
-    #[serde(with = "humantime_serde")]
-    pub scrape_interval: Duration,
+    /// How long data may be missing before `onMissing` applies.
+    #[serde(alias = "stale_after")]
+    pub stale_after: HumanDuration,
+    /// Rate window, both directions unless `windowUp`/`windowDown` are given.
+    pub window: HumanDuration,
+    /// Short window deciding moves towards burst (default: `window`).
+    #[serde(alias = "window_up", skip_serializing_if = "Option::is_none")]
+    pub window_up: Option<HumanDuration>,
+    /// Long window deciding moves back to the primary (default: `window`).
+    #[serde(alias = "window_down", skip_serializing_if = "Option::is_none")]
+    pub window_down: Option<HumanDuration>,
 }
 
 impl Default for PolicySpec {
@@ -106,28 +126,182 @@ impl Default for PolicySpec {
             max_up: 100,
             max_down: 10,
             dead_band: 0.1,
-            sustain: Duration::ZERO,
-            cooldown: Duration::ZERO,
+            sustain: HumanDuration::ZERO,
+            cooldown: HumanDuration::ZERO,
             on_missing: OnMissing::Hold,
-            stale_after: Duration::from_secs(60),
-            tick: Duration::from_secs(1),
-            window: Duration::from_secs(15),
+            stale_after: HumanDuration::from_secs(60),
+            window: HumanDuration::from_secs(15),
             window_up: None,
             window_down: None,
-            scrape_interval: Duration::from_secs(1),
         }
     }
 }
 
+/// The control loop's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("x-kubernetes-validations" = [{
+        "rule": "!has(self.tick) || duration(self.tick) > duration('0s')",
+        "message": "`tick` must be longer than 0s",
+        "fieldPath": ".tick",
+    }]))
+)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LoopSpec {
+    /// Decision interval: how often the rate is read and the split decided.
+    pub tick: HumanDuration,
+}
+
+impl Default for LoopSpec {
+    fn default() -> Self {
+        LoopSpec {
+            tick: HumanDuration::from_secs(1),
+        }
+    }
+}
+
+impl LoopSpec {
+    /// `base` with this loop's settings.
+    pub fn controller_config(&self, base: ControllerConfig) -> ControllerConfig {
+        ControllerConfig {
+            tick: self.tick.get(),
+            ..base
+        }
+    }
+}
+
+/// How the simulator's Prometheus measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SimSpec {
+    /// How often the simulated Prometheus scrapes.
+    #[serde(alias = "scrape_interval")]
+    pub scrape_interval: HumanDuration,
+}
+
+impl Default for SimSpec {
+    fn default() -> Self {
+        SimSpec {
+            scrape_interval: HumanDuration::from_secs(1),
+        }
+    }
+}
+
+/// `policy.yaml`: a policy, its loop and the simulator's measurement, as one flat mapping.
+///
+/// Unknown keys are rejected, naming the key, so a typo never silently falls back to a
+/// default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyFile {
+    /// The decision.
+    #[serde(flatten)]
+    pub policy: PolicySpec,
+    /// The loop (`tick`).
+    #[serde(flatten)]
+    pub run: LoopSpec,
+    /// The simulator (`scrapeInterval`).
+    #[serde(flatten)]
+    pub sim: SimSpec,
+}
+
+/// One entry of [`PolicySpec::CEL_RULES`]: a CEL rule and its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CelRule {
+    /// The CEL expression, over `self` = the policy object.
+    pub rule: &'static str,
+    /// The message the API server returns when it is false.
+    pub message: &'static str,
+    /// The field the message is about, e.g. `.low`.
+    pub field_path: &'static str,
+}
+
 impl PolicySpec {
+    /// The cross-field rules, as CEL, checked by the Kubernetes API server on a
+    /// BurstPolicy's `spec.policy` (and by [`validate`](Self::validate) everywhere).
+    /// Every field may be absent (defaults apply), so each rule guards with `has()`.
+    pub const CEL_RULES: &'static [CelRule] = &[
+        CelRule {
+            rule: "(has(self.low) ? self.low : 10.0) < (has(self.high) ? self.high : 15.0)",
+            message: "`low` must be below `high` (defaults: low 10, high 15)",
+            field_path: ".low",
+        },
+        CelRule {
+            rule: "!has(self.mode) || self.mode != 'overflow' || has(self.capacity)",
+            message: "mode `overflow` needs `capacity` (the rps the primary serves)",
+            field_path: ".capacity",
+        },
+        CelRule {
+            rule: "!has(self.capacity) || self.capacity > 0.0",
+            message: "`capacity` must be greater than 0",
+            field_path: ".capacity",
+        },
+        CelRule {
+            rule: "!has(self.high) || self.high >= 0.0",
+            message: "`high` must be a rate >= 0",
+            field_path: ".high",
+        },
+        CelRule {
+            rule: "!has(self.low) || self.low >= 0.0",
+            message: "`low` must be a rate >= 0",
+            field_path: ".low",
+        },
+        CelRule {
+            rule: "!has(self.deadBand) || (self.deadBand >= 0.0 && self.deadBand < 1.0)",
+            message: "`deadBand` must be a fraction in [0, 1)",
+            field_path: ".deadBand",
+        },
+        CelRule {
+            rule: "!has(self.window) || duration(self.window) > duration('0s')",
+            message: "`window` must be longer than 0s",
+            field_path: ".window",
+        },
+        CelRule {
+            rule: "!has(self.windowUp) || duration(self.windowUp) > duration('0s')",
+            message: "`windowUp` must be longer than 0s",
+            field_path: ".windowUp",
+        },
+        CelRule {
+            rule: "!has(self.windowDown) || duration(self.windowDown) > duration('0s')",
+            message: "`windowDown` must be longer than 0s",
+            field_path: ".windowDown",
+        },
+        CelRule {
+            rule: "duration(has(self.windowUp) ? self.windowUp : (has(self.window) ? self.window : '15s')) <= duration(has(self.windowDown) ? self.windowDown : (has(self.window) ? self.window : '15s'))",
+            message: "`windowUp` must not be longer than `windowDown`: the window deciding moves to burst is the shorter one",
+            field_path: ".windowUp",
+        },
+        CelRule {
+            rule: "!has(self.onMissing) || self.onMissing == 'hold' || !has(self.staleAfter) || duration(self.staleAfter) > duration('0s')",
+            message: "`staleAfter` must be longer than 0s when `onMissing` is not `hold`",
+            field_path: ".staleAfter",
+        },
+    ];
+
+    /// [`CEL_RULES`](Self::CEL_RULES) as `x-kubernetes-validations` entries.
+    #[cfg(feature = "schema")]
+    fn cel_rules() -> Vec<serde_json::Value> {
+        Self::CEL_RULES
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "rule": r.rule,
+                    "message": r.message,
+                    "fieldPath": r.field_path,
+                })
+            })
+            .collect()
+    }
+
     /// The settings this project recommends (see `docs/policies.md` for the measurements
     /// behind them): the seed's thresholds, a 2 s window to move to burst (react within
     /// two scrapes), a 30 s window to come back, and a 30 s cooldown.
     pub fn recommended() -> PolicySpec {
         PolicySpec {
-            window_up: Some(Duration::from_secs(2)),
-            window_down: Some(Duration::from_secs(30)),
-            cooldown: Duration::from_secs(30),
+            window_up: Some(HumanDuration::from_secs(2)),
+            window_down: Some(HumanDuration::from_secs(30)),
+            cooldown: HumanDuration::from_secs(30),
             ..PolicySpec::default()
         }
     }
@@ -137,46 +311,33 @@ impl PolicySpec {
         PolicySpec {
             mode: Mode::Overflow,
             capacity: Some(capacity),
-            window_up: Some(Duration::from_secs(5)),
-            window_down: Some(Duration::from_secs(30)),
-            cooldown: Duration::from_secs(10),
+            window_up: Some(HumanDuration::from_secs(5)),
+            window_down: Some(HumanDuration::from_secs(30)),
+            cooldown: HumanDuration::from_secs(10),
             step: 10,
             dead_band: 0.2,
             ..PolicySpec::default()
         }
     }
 
-    /// Parses and validates YAML (or JSON). Errors name the offending key.
-    pub fn from_yaml(text: &str) -> Result<PolicySpec, Error> {
-        let spec: PolicySpec = if text.trim().is_empty() {
-            PolicySpec::default()
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| Error::PolicyFile(e.to_string()))?
-        };
-        spec.validate()?;
-        Ok(spec)
-    }
-
-    /// Checks every value; the error names the key and the valid range.
+    /// Checks every value; the error names the key (camelCase) and the valid range.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |key, message: String| Err(Error::InvalidSetting { key, message });
-        let thresholds =
-            Thresholds::try_new(self.low, self.high).map_err(|e| Error::InvalidSetting {
-                key: "high/low",
-                message: e.to_string(),
-            })?;
-        let _ = thresholds;
-        weight("burst_weight", self.burst_weight)?;
+        Thresholds::try_new(self.low, self.high).map_err(|e| Error::InvalidSetting {
+            key: "high/low",
+            message: e.to_string(),
+        })?;
+        weight("burstWeight", self.burst_weight)?;
         if self.burst_weight == 0 {
             return bad(
-                "burst_weight",
+                "burstWeight",
                 "must be 1..=100 (0 would never burst)".into(),
             );
         }
         for (key, v) in [
             ("step", self.step),
-            ("max_up", self.max_up),
-            ("max_down", self.max_down),
+            ("maxUp", self.max_up),
+            ("maxDown", self.max_down),
         ] {
             weight(key, v)?;
             if v == 0 {
@@ -185,7 +346,7 @@ impl PolicySpec {
         }
         if !(0.0..1.0).contains(&self.dead_band) {
             return bad(
-                "dead_band",
+                "deadBand",
                 format!("{} is not a fraction in [0, 1)", self.dead_band),
             );
         }
@@ -202,20 +363,28 @@ impl PolicySpec {
             _ => {}
         }
         for (key, d) in [
-            ("tick", Some(self.tick)),
             ("window", Some(self.window)),
-            ("window_up", self.window_up),
-            ("window_down", self.window_down),
-            ("scrape_interval", Some(self.scrape_interval)),
+            ("windowUp", self.window_up),
+            ("windowDown", self.window_down),
         ] {
-            if d == Some(Duration::ZERO) {
+            if d.is_some_and(HumanDuration::is_zero) {
                 return bad(key, "must be longer than 0s".into());
             }
         }
+        if self.window_up() > self.window_down() {
+            return bad(
+                "windowUp",
+                format!(
+                    "{} is longer than windowDown {}; the window deciding moves to burst must be the shorter one",
+                    HumanDuration::from(self.window_up()),
+                    HumanDuration::from(self.window_down())
+                ),
+            );
+        }
         if self.stale_after.is_zero() && self.on_missing != OnMissing::Hold {
             return bad(
-                "stale_after",
-                "must be longer than 0s when on_missing is not `hold`".into(),
+                "staleAfter",
+                "must be longer than 0s when onMissing is not `hold`".into(),
             );
         }
         Ok(())
@@ -223,12 +392,12 @@ impl PolicySpec {
 
     /// The short window (deciding moves to burst).
     pub fn window_up(&self) -> Duration {
-        self.window_up.unwrap_or(self.window)
+        self.window_up.unwrap_or(self.window).get()
     }
 
     /// The long window (deciding moves back).
     pub fn window_down(&self) -> Duration {
-        self.window_down.unwrap_or(self.window)
+        self.window_down.unwrap_or(self.window).get()
     }
 
     /// Whether two different windows are configured.
@@ -241,14 +410,14 @@ impl PolicySpec {
         self.validate()?;
         let missing = MissingRule {
             on_missing: self.on_missing,
-            stale_after: self.stale_after,
+            stale_after: self.stale_after.get(),
         };
         Ok(match self.mode {
             Mode::Hysteresis => AnyPolicy::Hysteresis(Hysteresis::new(HysteresisConfig {
                 thresholds: Thresholds::try_new(self.low, self.high)?,
                 burst_weight: Weight::try_new(self.burst_weight)?,
-                sustain: self.sustain,
-                cooldown: self.cooldown,
+                sustain: self.sustain.get(),
+                cooldown: self.cooldown.get(),
                 missing,
             })),
             Mode::Overflow => AnyPolicy::Overflow(Overflow::new(OverflowConfig {
@@ -257,11 +426,146 @@ impl PolicySpec {
                 max_up: Weight::try_new(self.max_up)?,
                 max_down: Weight::try_new(self.max_down)?,
                 dead_band: self.dead_band,
-                cooldown: self.cooldown,
+                cooldown: self.cooldown.get(),
                 missing,
             })),
         })
     }
+}
+
+impl LoopSpec {
+    /// Checks the tick.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.tick.is_zero() {
+            return Err(Error::InvalidSetting {
+                key: "tick",
+                message: "must be longer than 0s".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl SimSpec {
+    /// Checks the scrape interval.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.scrape_interval.is_zero() {
+            return Err(Error::InvalidSetting {
+                key: "scrapeInterval",
+                message: "must be longer than 0s".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl From<PolicySpec> for PolicyFile {
+    fn from(policy: PolicySpec) -> Self {
+        PolicyFile::new(policy)
+    }
+}
+
+impl PolicyFile {
+    /// The keys a policy file may hold (camelCase; each may be written in snake_case too).
+    pub const KEYS: &'static [&'static str] = &[
+        "mode",
+        "high",
+        "low",
+        "burstWeight",
+        "capacity",
+        "step",
+        "maxUp",
+        "maxDown",
+        "deadBand",
+        "sustain",
+        "cooldown",
+        "onMissing",
+        "staleAfter",
+        "window",
+        "windowUp",
+        "windowDown",
+        "tick",
+        "scrapeInterval",
+    ];
+
+    /// A file holding `policy` with the default loop and simulator settings.
+    pub fn new(policy: PolicySpec) -> PolicyFile {
+        PolicyFile {
+            policy,
+            ..PolicyFile::default()
+        }
+    }
+
+    /// Checks every part.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.policy.validate()?;
+        self.run.validate()?;
+        self.sim.validate()
+    }
+
+    /// Reads a policy file from a JSON value (a mapping), rejecting unknown keys and naming
+    /// the key of a value of the wrong type; then validates.
+    pub fn from_value(value: serde_json::Value) -> Result<PolicyFile, Error> {
+        let serde_json::Value::Object(map) = value else {
+            return Err(Error::PolicyFile(
+                "expected a mapping of policy keys (e.g. `high: 15`)".into(),
+            ));
+        };
+        for (key, v) in &map {
+            let camel = camel_case(key);
+            if !Self::KEYS.contains(&camel.as_str()) {
+                return Err(Error::PolicyFile(format!(
+                    "unknown key `{key}`; the keys are {}",
+                    Self::KEYS.join(", ")
+                )));
+            }
+            let one = serde_json::Value::Object([(key.clone(), v.clone())].into_iter().collect());
+            if let Err(e) = serde_json::from_value::<PolicyFile>(one) {
+                return Err(Error::PolicyFile(format!("`{key}`: {e}")));
+            }
+        }
+        let file: PolicyFile = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| Error::PolicyFile(e.to_string()))?;
+        file.validate()?;
+        Ok(file)
+    }
+
+    /// Parses and validates YAML (or JSON). Errors name the offending key.
+    #[cfg(feature = "yaml")]
+    pub fn from_yaml(text: &str) -> Result<PolicyFile, Error> {
+        if text.trim().is_empty() {
+            return Ok(PolicyFile::default());
+        }
+        let value: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| Error::PolicyFile(e.to_string()))?;
+        if value.is_null() {
+            return Ok(PolicyFile::default());
+        }
+        PolicyFile::from_value(value)
+    }
+
+    /// The file as YAML (camelCase keys).
+    #[cfg(feature = "yaml")]
+    pub fn to_yaml(&self) -> Result<String, Error> {
+        serde_saphyr::to_string(self).map_err(|e| Error::PolicyFile(e.to_string()))
+    }
+}
+
+/// `burst_weight` → `burstWeight`; camelCase stays as it is.
+fn camel_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn weight(key: &'static str, v: i64) -> Result<Weight, Error> {
@@ -275,27 +579,40 @@ fn weight(key: &'static str, v: i64) -> Result<Weight, Error> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn defaults_are_the_seed() {
-        let s = PolicySpec::from_yaml("").unwrap();
-        assert_eq!((s.high, s.low), (15.0, 10.0));
-        assert_eq!(s.window, Duration::from_secs(15));
-        assert_eq!(s.tick, Duration::from_secs(1));
-        assert!(!s.has_two_windows());
-        assert!(matches!(s.build().unwrap(), AnyPolicy::Hysteresis(_)));
+    fn file(text: &str) -> Result<PolicyFile, Error> {
+        let value: serde_json::Value = serde_saphyr::from_str(text).unwrap();
+        PolicyFile::from_value(value)
     }
 
     #[test]
-    fn parses_durations_and_modes() {
-        let s = PolicySpec::from_yaml(
-            "mode: overflow\ncapacity: 20\nwindow_up: 5s\nwindow_down: 1m\ncooldown: 1m 30s\non_missing: primary\n",
+    fn defaults_are_the_seed() {
+        let f = PolicyFile::default();
+        assert_eq!((f.policy.high, f.policy.low), (15.0, 10.0));
+        assert_eq!(f.policy.window.get(), Duration::from_secs(15));
+        assert_eq!(f.run.tick.get(), Duration::from_secs(1));
+        assert_eq!(f.sim.scrape_interval.get(), Duration::from_secs(1));
+        assert!(!f.policy.has_two_windows());
+        assert!(matches!(
+            f.policy.build().unwrap(),
+            AnyPolicy::Hysteresis(_)
+        ));
+        assert_eq!(file("{}").unwrap(), f);
+    }
+
+    #[test]
+    fn parses_durations_and_modes_in_both_spellings() {
+        let f = file(
+            "mode: overflow\ncapacity: 20\nwindow_up: 5s\nwindowDown: 1m\ncooldown: 1m 30s\non_missing: primary\ntick: 2s\nscrape_interval: 5s\n",
         )
         .unwrap();
+        let s = &f.policy;
         assert_eq!(s.mode, Mode::Overflow);
         assert_eq!(s.window_up(), Duration::from_secs(5));
         assert_eq!(s.window_down(), Duration::from_secs(60));
-        assert_eq!(s.cooldown, Duration::from_secs(90));
+        assert_eq!(s.cooldown.get(), Duration::from_secs(90));
         assert_eq!(s.on_missing, OnMissing::Primary);
+        assert_eq!(f.run.tick.get(), Duration::from_secs(2));
+        assert_eq!(f.sim.scrape_interval.get(), Duration::from_secs(5));
         assert!(matches!(s.build().unwrap(), AnyPolicy::Overflow(_)));
     }
 
@@ -305,19 +622,49 @@ mod tests {
             ("hihg: 3\n", "hihg"),
             ("high: 5\nlow: 10\n", "high/low"),
             ("step: 0\n", "step"),
-            ("max_up: 101\n", "max_up"),
+            ("max_up: 101\n", "maxUp"),
             ("mode: overflow\n", "capacity"),
             ("mode: overflow\ncapacity: -1\n", "capacity"),
             ("tick: 0s\n", "tick"),
-            ("dead_band: 1.5\n", "dead_band"),
+            ("scrapeInterval: 0s\n", "scrapeInterval"),
+            ("dead_band: 1.5\n", "deadBand"),
             ("window: fast\n", "window"),
+            ("high: lots\n", "high"),
             ("on_missing: later\n", "later"),
-            ("on_missing: primary\nstale_after: 0s\n", "stale_after"),
+            ("on_missing: primary\nstale_after: 0s\n", "staleAfter"),
+            ("windowUp: 1m\nwindowDown: 10s\n", "windowUp"),
+            ("burst_weight: 50\nburstWeight: 60\n", "burstWeight"),
         ];
         for (yaml, key) in cases {
-            let err = PolicySpec::from_yaml(yaml).unwrap_err().to_string();
+            let err = file(yaml).unwrap_err().to_string();
             assert!(err.contains(key), "{yaml:?} → {err}");
         }
+        let not_a_map = PolicyFile::from_value(serde_json::json!([1, 2]));
+        assert!(not_a_map.unwrap_err().to_string().contains("mapping"));
+    }
+
+    #[test]
+    fn keys_are_exactly_the_serialized_fields() {
+        let full = PolicyFile {
+            policy: PolicySpec {
+                capacity: Some(3.0),
+                window_up: Some(HumanDuration::from_secs(1)),
+                window_down: Some(HumanDuration::from_secs(2)),
+                ..PolicySpec::default()
+            },
+            ..PolicyFile::default()
+        };
+        let value = serde_json::to_value(&full).unwrap();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut expected = PolicyFile::KEYS.to_vec();
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
     }
 
     #[test]
@@ -328,12 +675,49 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_through_yaml() {
-        let s = PolicySpec {
-            window_up: Some(Duration::from_secs(3)),
-            ..PolicySpec::default()
+    fn round_trips_through_a_value() {
+        let f = PolicyFile {
+            policy: PolicySpec {
+                window_up: Some(HumanDuration::from_secs(3)),
+                cooldown: HumanDuration::from_secs(90),
+                ..PolicySpec::default()
+            },
+            run: LoopSpec {
+                tick: HumanDuration::from_millis(500),
+            },
+            ..PolicyFile::default()
         };
-        let text = serde_saphyr::to_string(&s).unwrap();
-        assert_eq!(PolicySpec::from_yaml(&text).unwrap(), s);
+        let value = serde_json::to_value(&f).unwrap();
+        assert_eq!(value["cooldown"], "1m30s");
+        assert_eq!(value["windowUp"], "3s");
+        assert_eq!(PolicyFile::from_value(value).unwrap(), f);
+    }
+
+    #[test]
+    fn loop_settings_fill_the_controller_config() {
+        let run = LoopSpec {
+            tick: HumanDuration::from_secs(3),
+        };
+        let c = run.controller_config(ControllerConfig {
+            dry_run: true,
+            ..ControllerConfig::default()
+        });
+        assert_eq!(c.tick, Duration::from_secs(3));
+        assert!(c.dry_run);
+    }
+
+    #[test]
+    fn schema_carries_the_cel_rules_and_the_duration_pattern() {
+        let schema = serde_json::to_value(schemars::schema_for!(PolicySpec)).unwrap();
+        let rules = schema["x-kubernetes-validations"].as_array().unwrap();
+        assert_eq!(rules.len(), PolicySpec::CEL_RULES.len());
+        assert!(rules.iter().any(|r| r["fieldPath"] == ".low"));
+        let props = &schema["properties"];
+        assert_eq!(props["cooldown"]["pattern"], HumanDuration::PATTERN);
+        assert_eq!(props["window"]["default"], "15s");
+        assert_eq!(props["burstWeight"]["maximum"], 100);
+        assert!(props.get("burst_weight").is_none());
+        let looped = serde_json::to_value(schemars::schema_for!(LoopSpec)).unwrap();
+        assert_eq!(looped["properties"]["tick"]["default"], "1s");
     }
 }

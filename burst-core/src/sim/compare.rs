@@ -67,13 +67,13 @@ pub fn quality(run: &SimRun, trace: &Trace, high: f64, low: f64) -> Quality {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::PolicySpec;
+    use crate::policy::PolicyFile;
     use crate::sim::simulate;
 
     #[test]
     fn seed_on_step() {
         let trace = Trace::builtin("step", 0).unwrap();
-        let run = simulate(&PolicySpec::default(), &trace, Some(15.0)).unwrap();
+        let run = simulate(&PolicyFile::default(), &trace, Some(15.0)).unwrap();
         let q = quality(&run, &trace, 15.0, 10.0);
         assert_eq!(q.reaction_s, Some(10.0));
         assert_eq!(q.back_s, Some(10.0));
@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn no_crossing_means_no_reaction() {
         let trace = Trace::from_csv("flat", "0,5\n100,5\n").unwrap();
-        let run = simulate(&PolicySpec::default(), &trace, None).unwrap();
+        let run = simulate(&PolicyFile::default(), &trace, None).unwrap();
         let q = quality(&run, &trace, 15.0, 10.0);
         assert_eq!((q.reaction_s, q.back_s, q.changes), (None, None, 0));
     }

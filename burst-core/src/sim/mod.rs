@@ -7,10 +7,10 @@
 //! or the first seconds) is "no data". Reaction delays are therefore realistic.
 //!
 //! ```
-//! use burst_core::policy::PolicySpec;
+//! use burst_core::policy::PolicyFile;
 //! use burst_core::sim::{simulate, Trace};
 //!
-//! let run = simulate(&PolicySpec::default(), &Trace::builtin("step", 0)?, None)?;
+//! let run = simulate(&PolicyFile::default(), &Trace::builtin("step", 0)?, None)?;
 //! assert_eq!(run.summary.changes, 2); // into burst and back
 //! # Ok::<(), burst_core::Error>(())
 //! ```
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::policy::{Policy, PolicySpec, Signal};
+use crate::policy::{Policy, PolicyFile, Signal};
 use crate::{Error, Rate, Rates, Split, Timestamp};
 
 pub use compare::{Quality, quality};
@@ -114,32 +114,33 @@ impl ScrapeModel {
     }
 }
 
-/// Runs `spec`'s policy over `trace`, starting from all traffic on the primary.
+/// Runs `file`'s policy over `trace`, starting from all traffic on the primary.
 ///
 /// `capacity` (rps the primary serves) enables `overload_s`; without it, the policy's own
 /// `capacity` is used when set.
-pub fn simulate(spec: &PolicySpec, trace: &Trace, capacity: Option<f64>) -> Result<SimRun, Error> {
-    let mut policy = spec.build()?;
-    simulate_policy(&mut policy, spec, trace, capacity)
+pub fn simulate(file: &PolicyFile, trace: &Trace, capacity: Option<f64>) -> Result<SimRun, Error> {
+    let mut policy = file.policy.build()?;
+    simulate_policy(&mut policy, file, trace, capacity)
 }
 
-/// Runs any [`Policy`] (your own, say) over `trace`, with `spec`'s measurement model
-/// (`tick`, `window`, `window_up`, `window_down`, `scrape_interval`); `spec`'s policy
+/// Runs any [`Policy`] (your own, say) over `trace`, with `file`'s measurement model
+/// (`tick`, `window`, `windowUp`, `windowDown`, `scrapeInterval`); `file`'s decision
 /// settings are not used.
 pub fn simulate_policy(
     policy: &mut dyn Policy,
-    spec: &PolicySpec,
+    file: &PolicyFile,
     trace: &Trace,
     capacity: Option<f64>,
 ) -> Result<SimRun, Error> {
-    spec.validate()?;
+    file.validate()?;
+    let spec = &file.policy;
     let capacity = capacity.or(spec.capacity);
     if let Some(c) = capacity {
         Rate::try_new("capacity", c)?;
     }
-    let tick = spec.tick.as_secs_f64();
+    let tick = file.run.tick.get().as_secs_f64();
     let two_windows = spec.has_two_windows();
-    let mut model = ScrapeModel::new(spec.scrape_interval);
+    let mut model = ScrapeModel::new(file.sim.scrape_interval.get());
     let mut split = Split::ALL_PRIMARY;
     let mut timeline = Vec::new();
     let mut summary = Summary {
@@ -214,14 +215,15 @@ pub fn simulate_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Mode, OnMissing};
+    use crate::HumanDuration;
+    use crate::policy::{Mode, OnMissing, PolicySpec};
     use proptest::prelude::*;
 
     #[test]
     fn seed_scenario_enters_burst_and_comes_back() {
         // Thresholds 15/10, 15 s window, 1 s tick, load 5 → 20 → 5 rps.
         let run = simulate(
-            &PolicySpec::default(),
+            &PolicyFile::default(),
             &Trace::builtin("step", 0).unwrap(),
             None,
         )
@@ -245,7 +247,7 @@ mod tests {
     #[test]
     fn outage_holds_then_recovers() {
         let spec = PolicySpec::default();
-        let run = simulate(&spec, &Trace::builtin("outage", 0).unwrap(), None).unwrap();
+        let run = simulate(&spec.into(), &Trace::builtin("outage", 0).unwrap(), None).unwrap();
         let during: Vec<_> = run
             .timeline
             .iter()
@@ -261,10 +263,10 @@ mod tests {
     fn stale_data_goes_to_the_safe_target() {
         let spec = PolicySpec {
             on_missing: OnMissing::Primary,
-            stale_after: Duration::from_secs(20),
+            stale_after: HumanDuration::from_secs(20),
             ..PolicySpec::default()
         };
-        let run = simulate(&spec, &Trace::builtin("outage", 0).unwrap(), None).unwrap();
+        let run = simulate(&spec.into(), &Trace::builtin("outage", 0).unwrap(), None).unwrap();
         // Last good sample around t=114 (window 15 s over scrapes up to 99): safe target by ~135.
         let fallback = run
             .timeline
@@ -280,10 +282,10 @@ mod tests {
         let spec = PolicySpec {
             mode: Mode::Overflow,
             capacity: Some(15.0),
-            window: Duration::from_secs(5),
+            window: HumanDuration::from_secs(5),
             ..PolicySpec::default()
         };
-        let run = simulate(&spec, &Trace::builtin("step", 0).unwrap(), None).unwrap();
+        let run = simulate(&spec.into(), &Trace::builtin("step", 0).unwrap(), None).unwrap();
         let s = &run.summary;
         // 20 rps on 15 capacity needs 25 % to burst.
         assert!(run.timeline.iter().any(|p| p.burst_weight == 25));
@@ -297,18 +299,18 @@ mod tests {
     #[test]
     fn two_windows_are_reported() {
         let spec = PolicySpec {
-            window_up: Some(Duration::from_secs(3)),
-            window_down: Some(Duration::from_secs(30)),
+            window_up: Some(HumanDuration::from_secs(3)),
+            window_down: Some(HumanDuration::from_secs(30)),
             ..PolicySpec::default()
         };
-        let run = simulate(&spec, &Trace::builtin("step", 0).unwrap(), None).unwrap();
+        let run = simulate(&spec.into(), &Trace::builtin("step", 0).unwrap(), None).unwrap();
         assert!(run.timeline.iter().all(|p| p.observed_up.is_some()));
         let first = run.summary.first_burst_s.unwrap();
         assert!(first <= 63.0, "short window reacts fast: {first}");
         let json = serde_json::to_value(&run).unwrap();
         assert!(json["timeline"][0].get("observed_up").is_some());
         let one = simulate(
-            &PolicySpec::default(),
+            &PolicyFile::default(),
             &Trace::builtin("step", 0).unwrap(),
             None,
         )
@@ -339,7 +341,7 @@ mod tests {
                 .map(|(i, (rps, up))| TracePoint { t: i as f64 * 5.0, rps: *rps, up: *up })
                 .collect();
             let trace = Trace::new("p", pts).unwrap();
-            let run = simulate(&PolicySpec::default(), &trace, Some(15.0)).unwrap();
+            let run = simulate(&PolicyFile::default(), &trace, Some(15.0)).unwrap();
             let mut changes = 0;
             let mut prev = 0;
             for p in &run.timeline {

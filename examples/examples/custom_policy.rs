@@ -118,7 +118,8 @@ fn main() -> anyhow::Result<()> {
     for point in &mine.timeline {
         if point.burst_weight != weight {
             weight = point.burst_weight;
-            let minute = office.minute_of_day(Timestamp::from_secs_f64(point.t).unwrap_or(Timestamp::ZERO));
+            let minute =
+                office.minute_of_day(Timestamp::from_secs_f64(point.t).unwrap_or(Timestamp::ZERO));
             println!(
                 "{:02}:{:02}  {:<18} split {}/{}  ({:.1} rps)",
                 minute / 60,

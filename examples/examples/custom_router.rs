@@ -85,7 +85,10 @@ impl TrafficRouter for LoadBalancerRouter {
 
     async fn apply(&self, split: Split) -> Result<(), RouterError> {
         let mut table = self.lb.lock();
-        let wanted = [(PRIMARY, split.primary().get()), (BURST, split.burst().get())];
+        let wanted = [
+            (PRIMARY, split.primary().get()),
+            (BURST, split.burst().get()),
+        ];
         // Check everything first, write after: a refusal leaves the table as it was.
         for (pool, weight) in wanted {
             let ready = table.ready.get(pool).copied().unwrap_or(0);
@@ -142,10 +145,14 @@ async fn main() -> anyhow::Result<()> {
         let (primary, burst) = observer_lb.weights();
         let what = match &r.outcome {
             Outcome::Applied { from, to } => format!("applied {from} -> {to}"),
-            Outcome::Failed { to, kind, message, .. } => {
+            Outcome::Failed {
+                to, kind, message, ..
+            } => {
                 // React like an autoscaler: the burst pool is needed, give it endpoints.
                 observer_lb.add_endpoints(BURST, 2);
-                format!("failed {to} [{kind}]: {message}; table still {primary}/{burst}, scaling `{BURST}` up")
+                format!(
+                    "failed {to} [{kind}]: {message}; table still {primary}/{burst}, scaling `{BURST}` up"
+                )
             }
             other => format!("{other:?}"),
         };

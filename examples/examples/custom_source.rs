@@ -116,22 +116,23 @@ async fn main() -> anyhow::Result<()> {
     let on_flip = flipped.clone();
     let controller = Controller::new(source, policy, router.clone(), config).with_observer(
         move |r: &TickReport| {
-            let rate = r
-                .signal
-                .rates()
-                .map_or_else(|| r.signal.to_string(), |x| format!("{:.0} rps", x.up.get()));
-            println!("{rate:<40} {:<12} belief {}", r.decision.reason.rule.name(), r.belief);
+            let rate = r.signal.rates().map_or_else(
+                || r.signal.to_string(),
+                |x| format!("{:.0} rps", x.up.get()),
+            );
+            println!(
+                "{rate:<40} {:<12} belief {}",
+                r.decision.reason.rule.name(),
+                r.belief
+            );
             if let Outcome::Applied { from, to } = r.outcome {
                 println!("flipped: {from} -> {to} (rule {})", r.decision.reason.rule);
                 on_flip.notify_one();
             }
         },
     );
-    let stopped = tokio::time::timeout(
-        Duration::from_secs(10),
-        controller.run(flipped.notified()),
-    )
-    .await;
+    let stopped =
+        tokio::time::timeout(Duration::from_secs(10), controller.run(flipped.notified())).await;
     traffic.abort();
     let stopped = stopped.map_err(|_| anyhow::anyhow!("the split did not flip within 10 s"))?;
     anyhow::ensure!(

@@ -34,7 +34,10 @@ async fn main() -> anyhow::Result<()> {
         })));
     }
     let router = MemoryRouter::new(Split::ALL_PRIMARY);
-    router.fail_next_read(RouterError::new("unavailable", "API server not reachable yet"));
+    router.fail_next_read(RouterError::new(
+        "unavailable",
+        "API server not reachable yet",
+    ));
     let mut controller = Controller::new(
         source,
         PolicySpec::default().build()?,

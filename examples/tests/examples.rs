@@ -200,13 +200,14 @@ async fn prometheus_to_virtualservice_moves_a_real_virtualservice_to_burst() {
     })
     .unwrap();
     // Until two scrapes are in the window there is no data, and the first rates are low
-    // (Prometheus extrapolates over the window): wait until the rate is above `high`.
+    // (Prometheus extrapolates over the window): wait until the rate is well above `high`
+    // (15), so that the example's first tick sees it above too.
     poll(
-        "a seed query rate above 15",
+        "a seed query rate above 20",
         Duration::from_secs(40),
         || async {
             match seed_query.observe().await {
-                Ok(Reading::Value(o)) if o.rates.up.get() > 15.0 => Some(()),
+                Ok(Reading::Value(o)) if o.rates.up.get() > 20.0 => Some(()),
                 _ => None,
             }
         },

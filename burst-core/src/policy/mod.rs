@@ -89,8 +89,9 @@ pub struct Reason {
 }
 
 /// The rule behind a [`Decision`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Serialized as its [`name`](Rule::name) (`"above_high"`, or a custom rule's own name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rule {
     /// Rate above the high threshold: move to the burst split.
@@ -113,6 +114,9 @@ pub enum Rule {
     MissingHold,
     /// Data missing for `stale_after`: the configured safe target.
     StaleSafeTarget,
+    /// A rule of a policy written outside burst, named by that policy (a stable snake_case
+    /// name such as `"business_hours"`; it becomes a metric label and a status field).
+    Custom(&'static str),
 }
 
 /// A decision policy. Pure: same inputs, same outputs; time is passed in.
@@ -159,7 +163,14 @@ impl Rule {
             Rule::DeadBand => "dead_band",
             Rule::MissingHold => "missing_hold",
             Rule::StaleSafeTarget => "stale_safe_target",
+            Rule::Custom(name) => name,
         }
+    }
+}
+
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
@@ -322,6 +333,31 @@ mod tests {
             d.reason.to_string().contains("source error [http]"),
             "{}",
             d.reason
+        );
+    }
+
+    #[test]
+    fn custom_rules_carry_their_own_name_everywhere() {
+        let rule = Rule::Custom("business_hours");
+        let copy = rule;
+        assert_eq!(
+            (rule.name(), copy.to_string()),
+            ("business_hours", "business_hours".to_string())
+        );
+        assert_ne!(rule, Rule::Custom("night_prewarm"));
+        assert_eq!(
+            serde_json::to_value([rule, Rule::AboveHigh]).unwrap(),
+            serde_json::json!(["business_hours", "above_high"])
+        );
+        let reason = Reason {
+            rule,
+            rates: None,
+            current: Split::ALL_PRIMARY,
+            detail: "closed".into(),
+        };
+        assert!(
+            reason.to_string().starts_with("business_hours: no data"),
+            "{reason}"
         );
     }
 

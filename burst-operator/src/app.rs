@@ -1,4 +1,7 @@
-//! Whole-process wiring for both modes: endpoints, leader election, loops, shutdown.
+//! The process around the loops, for both modes: endpoints, leader election, shutdown.
+//!
+//! Operator mode hands the loops to [`crate::operator`]; single-policy mode runs its one
+//! loop ([`crate::runner::run_policy`]) directly, while this instance leads.
 //!
 //! Shutdown order (on SIGTERM or Ctrl-C): control loops are asked to stop and finish their
 //! tick (bounded by the grace period), then the Lease is released, then the HTTP server
@@ -9,16 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::events::EventRecorder;
+use crate::leader::LeaderState;
 use crate::leader::{LeaderElector, LeaderHandle, LeaseSettings};
 use crate::metrics::Metrics;
-use crate::operator::{OperatorSettings, run_operator, run_single};
-use crate::runner::{PolicyTask, RunContext};
+use crate::operator::{OperatorSettings, run_operator};
+use crate::runner::{PolicyTask, RunContext, run_policy};
 use crate::server::{Readiness, Server};
 use crate::single::SinglePolicy;
-use crate::wiring::WiringOptions;
 
 /// Settings both modes share.
 #[derive(Debug, Clone)]
@@ -108,11 +113,8 @@ async fn setup(client: kube::Client, o: &CommonOptions) -> Result<Process, Error
     ctx.events = o
         .events
         .then(|| EventRecorder::new(client, o.identity.clone()));
-    ctx.wiring = WiringOptions {
-        field_manager: o.field_manager.clone(),
-        request_timeout: o.request_timeout,
-        ..WiringOptions::default()
-    };
+    ctx.field_manager = o.field_manager.clone();
+    ctx.request_timeout = o.request_timeout;
     ctx.controller.router_timeout = o.request_timeout;
     ctx.status_interval = o.status_interval;
     Ok(Process {
@@ -200,4 +202,59 @@ pub async fn run_single_mode(
     let grace = options.shutdown_grace;
     p.run(run_single(ctx, task, grace, readiness, shutdown))
         .await
+}
+
+/// Runs `task` while this instance leads, until `shutdown` completes: started when the
+/// lease is won, aborted at once when it is lost (the router gate refuses writes even
+/// before), asked to finish its tick within `grace` on shutdown.
+async fn run_single(
+    ctx: Arc<RunContext>,
+    task: PolicyTask,
+    grace: Duration,
+    readiness: Arc<Readiness>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut leader_rx = ctx.leader.subscribe();
+    let mut running: Option<(watch::Sender<bool>, JoinHandle<()>)> = None;
+    readiness.set_synced();
+    tokio::pin!(shutdown);
+    loop {
+        let state = leader_rx.borrow_and_update().clone();
+        if state != LeaderState::Unknown {
+            readiness.set_leader_known();
+        }
+        ctx.metrics.set_leader(state == LeaderState::Leader);
+        match (running.take(), ctx.leader.is_leader()) {
+            (None, true) => {
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let handle = tokio::spawn(run_policy(ctx.clone(), task.clone(), stop_rx));
+                running = Some((stop_tx, handle));
+            }
+            (Some((_, handle)), false) => {
+                tracing::warn!("not the leader: stopping the control loop now");
+                handle.abort();
+            }
+            (r, _) => running = r,
+        }
+        ctx.metrics.set_policies(usize::from(running.is_some()));
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = leader_rx.changed() => if changed.is_err() {
+                // The elector is gone (it stopped on shutdown): no more writes.
+                if let Some((_, handle)) = running.take() {
+                    handle.abort();
+                }
+                break;
+            },
+        }
+    }
+    if let Some((stop, handle)) = running.take() {
+        let _ = stop.send(true);
+        let abort = handle.abort_handle();
+        if tokio::time::timeout(grace, handle).await.is_err() {
+            tracing::warn!(grace = ?grace, "control loop did not stop in time; abandoning it");
+            abort.abort();
+        }
+    }
+    ctx.metrics.set_policies(0);
 }

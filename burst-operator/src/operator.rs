@@ -23,7 +23,7 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::crd::BurstPolicy;
+use crate::api::BurstPolicy;
 use crate::leader::LeaderState;
 use crate::runner::{PolicyTask, RunContext, run_policy};
 use crate::server::Readiness;
@@ -55,9 +55,10 @@ struct Running {
     handle: JoinHandle<()>,
 }
 
+/// The loops of every known policy: started, restarted and stopped as objects and the
+/// leader state change.
 struct Supervisor {
     ctx: Arc<RunContext>,
-    task_for: Box<dyn Fn(&BurstPolicy) -> PolicyTask + Send>,
     desired: BTreeMap<Key, Arc<BurstPolicy>>,
     running: BTreeMap<Key, Running>,
     stopping: Vec<JoinHandle<()>>,
@@ -66,6 +67,19 @@ struct Supervisor {
 impl Supervisor {
     fn key(p: &BurstPolicy) -> Key {
         (p.namespace().unwrap_or_default(), p.name_any())
+    }
+
+    fn task(&self, p: &BurstPolicy) -> PolicyTask {
+        let namespace = p.namespace().unwrap_or_default();
+        PolicyTask {
+            status_api: Some(Api::namespaced(self.ctx.client.clone(), &namespace)),
+            namespace,
+            name: p.name_any(),
+            generation: p.metadata.generation,
+            spec: p.spec.clone(),
+            previous: p.status.clone(),
+            regarding: p.object_ref(&()),
+        }
     }
 
     fn reconcile(&mut self) {
@@ -102,7 +116,7 @@ impl Supervisor {
     }
 
     fn start(&mut self, key: Key, p: &BurstPolicy, previous: Option<Running>) {
-        let task = (self.task_for)(p);
+        let task = self.task(p);
         let (stop_tx, stop_rx) = watch::channel(false);
         let ctx = self.ctx.clone();
         let prev_handle = previous.map(|r| {
@@ -170,26 +184,13 @@ pub async fn run_operator(
     readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let client = ctx.client.clone();
     let api: Api<BurstPolicy> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
     };
     let mut leader_rx = ctx.leader.subscribe();
     let mut sup = Supervisor {
         ctx: ctx.clone(),
-        task_for: Box::new(move |p| PolicyTask {
-            namespace: p.namespace().unwrap_or_default(),
-            name: p.name_any(),
-            generation: p.metadata.generation,
-            spec: p.spec.clone(),
-            previous: p.status.clone(),
-            status_api: Some(Api::namespaced(
-                client.clone(),
-                &p.namespace().unwrap_or_default(),
-            )),
-            regarding: p.object_ref(&()),
-        }),
         desired: BTreeMap::new(),
         running: BTreeMap::new(),
         stopping: Vec::new(),
@@ -258,44 +259,4 @@ pub async fn run_operator(
     }
     sup.shutdown(settings.shutdown_grace).await;
     tracing::info!("operator stopped");
-}
-
-/// Single-policy mode: runs `task` while this instance leads, until `shutdown` completes.
-pub async fn run_single(
-    ctx: Arc<RunContext>,
-    task: PolicyTask,
-    shutdown_grace: Duration,
-    readiness: Arc<Readiness>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut leader_rx = ctx.leader.subscribe();
-    let key = (task.namespace.clone(), task.name.clone());
-    let mut object = BurstPolicy::new(&task.name, task.spec.clone());
-    object.metadata.namespace = Some(task.namespace.clone());
-    object.metadata.generation = task.generation;
-    let mut sup = Supervisor {
-        ctx: ctx.clone(),
-        task_for: Box::new(move |_| task.clone()),
-        desired: BTreeMap::from([(key, Arc::new(object))]),
-        running: BTreeMap::new(),
-        stopping: Vec::new(),
-    };
-    readiness.set_synced();
-    tokio::pin!(shutdown);
-    loop {
-        let state = leader_rx.borrow_and_update().clone();
-        if state != LeaderState::Unknown {
-            readiness.set_leader_known();
-        }
-        ctx.metrics.set_leader(state == LeaderState::Leader);
-        sup.reconcile();
-        tokio::select! {
-            _ = &mut shutdown => break,
-            changed = leader_rx.changed() => if changed.is_err() {
-                sup.abort_all();
-                break;
-            },
-        }
-    }
-    sup.shutdown(shutdown_grace).await;
 }

@@ -203,7 +203,7 @@ fn deployment_is_hardened_and_probed() {
         assert!(env.contains(&var), "{var} missing: {env:?}");
     }
     // Every BURST_* variable the chart sets is one burstd reads.
-    let help = std::fs::read_to_string(root().join("burst-bin/src/bin/burstd.rs")).unwrap();
+    let help = std::fs::read_to_string(root().join("burst-operator/src/cli.rs")).unwrap();
     for var in env.iter().filter(|v| v.starts_with("BURST_")) {
         assert!(
             help.contains(&format!("env = \"{var}\"")),

@@ -1,4 +1,5 @@
-//! The process around the loops, for both modes: endpoints, leader election, shutdown.
+//! burstd's entry ([`run`]) and the process around the loops, for both modes: endpoints,
+//! leader election, shutdown.
 //!
 //! Operator mode hands the loops to [`crate::operator`]; single-policy mode runs its one
 //! loop ([`crate::runner::run_policy`]) directly, while this instance leads.
@@ -7,6 +8,7 @@
 //! tick (bounded by the grace period), then the Lease is released, then the HTTP server
 //! stops. A follower therefore takes over at its next retry instead of after expiry.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Error;
+use crate::cli::{Cli, Command};
 use crate::events::EventRecorder;
 use crate::leader::LeaderState;
 use crate::leader::{LeaderElector, LeaderHandle, LeaseSettings};
@@ -24,6 +27,49 @@ use crate::operator::{OperatorSettings, run_operator};
 use crate::runner::{PolicyTask, RunContext, run_policy};
 use crate::server::{Readiness, Server};
 use crate::single::SinglePolicy;
+
+async fn client() -> Result<kube::Client, Error> {
+    kube::Client::try_default()
+        .await
+        .map_err(|source| Error::NoCluster { source })
+}
+
+/// burstd's entry: runs the command of `cli` until it is done (`crd`) or until SIGTERM or
+/// Ctrl-C.
+///
+/// Logging is the caller's to set up (from [`Cli::log`](crate::cli::Cli::log)).
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Crd => {
+            let yaml = crate::api::crd_yaml()?;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
+                Err(source) if source.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::Stdout { source })
+                }
+                _ => Ok(()),
+            }
+        }
+        Command::Operator(a) => {
+            let options = a.common.options()?;
+            let settings = OperatorSettings {
+                namespace: a.watch_namespace.clone(),
+                shutdown_grace: a.common.shutdown_grace,
+            };
+            let client = client().await?;
+            run_operator_mode(client, options, settings, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Run(a) => {
+            let options = a.common.options()?;
+            let policy = crate::single::load(a.config.as_deref(), &a.overrides())?;
+            tracing::info!(namespace = %policy.namespace, name = %policy.name, target = %policy.spec.target.describe(&policy.namespace), "single-policy mode");
+            let client = client().await?;
+            run_single_mode(client, options, policy, shutdown_signal()).await?;
+            Ok(())
+        }
+    }
+}
 
 /// Settings both modes share.
 #[derive(Debug, Clone)]

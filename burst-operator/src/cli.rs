@@ -3,9 +3,8 @@
 //! `burstd operator` watches BurstPolicy objects; `burstd run` runs one policy from flags,
 //! `BURST_*` variables or a config file; `burstd crd` prints the CRD. Every flag can be set
 //! with the environment variable shown in `--help`. The binary parses [`Cli`], sets up
-//! logging from [`Cli::log`] and calls [`run`].
+//! logging from [`Cli::log`] and calls [`crate::app::run`].
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,10 +13,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::Error;
 use crate::api::{OnMissingSpec, PolicyModeSpec};
-use crate::app::{self, CommonOptions};
+use crate::app::CommonOptions;
 use crate::leader::LeaseSettings;
-use crate::operator::OperatorSettings;
-use crate::single::{self, Overrides};
+use crate::single::Overrides;
 
 /// The in-cluster controller of burst: moves traffic between a primary and a burst
 /// destination by changing route weights from a measured request rate.
@@ -260,123 +258,87 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 
 const SA_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-/// The process settings of `a`; reads the Lease namespace from the service account when
-/// leader election is on and none is given.
-pub fn common_options(a: &CommonArgs) -> Result<CommonOptions, Error> {
-    let identity = a
-        .identity
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "burstd".to_owned());
-    let mut o = CommonOptions::new(identity.clone());
-    o.listen = a.listen;
-    o.field_manager = a.field_manager.clone();
-    o.status_interval = a.status_interval;
-    o.shutdown_grace = a.shutdown_grace;
-    o.request_timeout = a.request_timeout;
-    o.events = a.events;
-    if a.leader_elect {
-        let namespace = match &a.lease_namespace {
-            Some(ns) => ns.clone(),
-            None => std::fs::read_to_string(SA_NAMESPACE)
-                .map(|s| s.trim().to_owned())
-                .map_err(|source| Error::LeaseNamespace {
-                    path: SA_NAMESPACE,
-                    source,
-                })?,
-        };
-        let settings = LeaseSettings {
-            name: a.lease_name.clone(),
-            lease_duration: a.lease_duration,
-            renew_deadline: a.renew_deadline,
-            retry_period: a.retry_period,
-            ..LeaseSettings::new(namespace, identity)
-        };
-        settings.validate()?;
-        o.lease = Some(settings);
-    }
-    Ok(o)
-}
-
-/// The single-policy settings given as flags and `BURST_*` variables.
-pub fn overrides(a: &RunArgs) -> Overrides {
-    Overrides {
-        prometheus_url: a.prometheus_url.clone(),
-        query: a.query.clone(),
-        variables: a.vars.clone(),
-        scrape_targets: a.scrape_targets.clone(),
-        scrape_metric: a.scrape_metric.clone(),
-        scrape_gauge: a.scrape_gauge,
-        mode: a.mode.map(|m| match m {
-            ModeArg::Hysteresis => PolicyModeSpec::Hysteresis,
-            ModeArg::Overflow => PolicyModeSpec::Overflow,
-        }),
-        high: a.high,
-        low: a.low,
-        burst_weight: a.burst_weight,
-        capacity: a.capacity,
-        tick: a.tick.clone(),
-        window: a.window.clone(),
-        window_up: a.window_up.clone(),
-        window_down: a.window_down.clone(),
-        cooldown: a.cooldown.clone(),
-        on_missing: a.on_missing.map(|m| match m {
-            OnMissingArg::Hold => OnMissingSpec::Hold,
-            OnMissingArg::Primary => OnMissingSpec::Primary,
-            OnMissingArg::Burst => OnMissingSpec::Burst,
-        }),
-        stale_after: a.stale_after.clone(),
-        virtual_service: a.virtual_service.clone(),
-        http_route: a.http_route.clone(),
-        namespace: a.namespace.clone(),
-        route: a.route.clone(),
-        primary_subset: a.primary_subset.clone(),
-        burst_subset: a.burst_subset.clone(),
-        primary_backend: a.primary_backend.clone(),
-        burst_backend: a.burst_backend.clone(),
-        dry_run: a.dry_run.then_some(true),
-    }
-}
-
-async fn client() -> Result<kube::Client, Error> {
-    kube::Client::try_default()
-        .await
-        .map_err(|source| Error::NoCluster { source })
-}
-
-/// Runs the command of `cli` until it is done (`crd`) or until SIGTERM or Ctrl-C.
-///
-/// Logging is the caller's to set up (from [`Cli::log`]).
-pub async fn run(cli: Cli) -> Result<(), Error> {
-    match cli.command {
-        Command::Crd => {
-            let yaml = crate::api::crd_yaml()?;
-            let mut out = std::io::stdout().lock();
-            match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
-                Err(source) if source.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err(Error::Stdout { source })
-                }
-                _ => Ok(()),
-            }
-        }
-        Command::Operator(a) => {
-            let options = common_options(&a.common)?;
-            let settings = OperatorSettings {
-                namespace: a.watch_namespace.clone(),
-                shutdown_grace: a.common.shutdown_grace,
+impl CommonArgs {
+    /// The process settings; reads the Lease namespace from the service account when leader
+    /// election is on and none is given.
+    pub fn options(&self) -> Result<CommonOptions, Error> {
+        let a = self;
+        let identity = a
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "burstd".to_owned());
+        let mut o = CommonOptions::new(identity.clone());
+        o.listen = a.listen;
+        o.field_manager = a.field_manager.clone();
+        o.status_interval = a.status_interval;
+        o.shutdown_grace = a.shutdown_grace;
+        o.request_timeout = a.request_timeout;
+        o.events = a.events;
+        if a.leader_elect {
+            let namespace = match &a.lease_namespace {
+                Some(ns) => ns.clone(),
+                None => std::fs::read_to_string(SA_NAMESPACE)
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|source| Error::LeaseNamespace {
+                        path: SA_NAMESPACE,
+                        source,
+                    })?,
             };
-            let client = client().await?;
-            app::run_operator_mode(client, options, settings, app::shutdown_signal()).await?;
-            Ok(())
+            let settings = LeaseSettings {
+                name: a.lease_name.clone(),
+                lease_duration: a.lease_duration,
+                renew_deadline: a.renew_deadline,
+                retry_period: a.retry_period,
+                ..LeaseSettings::new(namespace, identity)
+            };
+            settings.validate()?;
+            o.lease = Some(settings);
         }
-        Command::Run(a) => {
-            let options = common_options(&a.common)?;
-            let policy = single::load(a.config.as_deref(), &overrides(&a))?;
-            tracing::info!(namespace = %policy.namespace, name = %policy.name, target = %policy.spec.target.describe(&policy.namespace), "single-policy mode");
-            let client = client().await?;
-            app::run_single_mode(client, options, policy, app::shutdown_signal()).await?;
-            Ok(())
+        Ok(o)
+    }
+}
+
+impl RunArgs {
+    /// The single-policy settings given as flags and `BURST_*` variables.
+    pub fn overrides(&self) -> Overrides {
+        let a = self;
+        Overrides {
+            prometheus_url: a.prometheus_url.clone(),
+            query: a.query.clone(),
+            variables: a.vars.clone(),
+            scrape_targets: a.scrape_targets.clone(),
+            scrape_metric: a.scrape_metric.clone(),
+            scrape_gauge: a.scrape_gauge,
+            mode: a.mode.map(|m| match m {
+                ModeArg::Hysteresis => PolicyModeSpec::Hysteresis,
+                ModeArg::Overflow => PolicyModeSpec::Overflow,
+            }),
+            high: a.high,
+            low: a.low,
+            burst_weight: a.burst_weight,
+            capacity: a.capacity,
+            tick: a.tick.clone(),
+            window: a.window.clone(),
+            window_up: a.window_up.clone(),
+            window_down: a.window_down.clone(),
+            cooldown: a.cooldown.clone(),
+            on_missing: a.on_missing.map(|m| match m {
+                OnMissingArg::Hold => OnMissingSpec::Hold,
+                OnMissingArg::Primary => OnMissingSpec::Primary,
+                OnMissingArg::Burst => OnMissingSpec::Burst,
+            }),
+            stale_after: a.stale_after.clone(),
+            virtual_service: a.virtual_service.clone(),
+            http_route: a.http_route.clone(),
+            namespace: a.namespace.clone(),
+            route: a.route.clone(),
+            primary_subset: a.primary_subset.clone(),
+            burst_subset: a.burst_subset.clone(),
+            primary_backend: a.primary_backend.clone(),
+            burst_backend: a.burst_backend.clone(),
+            dry_run: a.dry_run.then_some(true),
         }
     }
 }

@@ -14,7 +14,7 @@
 //! Both elect a leader on a `coordination.k8s.io/v1` Lease ([`leader`]; only the leader
 //! writes, and [`leader::LeaderGated`] is the one check on the route write), serve
 //! `/metrics`, `/healthz` and `/readyz` ([`server`], [`metrics`]), and shut down cleanly on
-//! SIGTERM ([`app`]). burstd's flags are [`cli`].
+//! SIGTERM ([`app`]). burstd's flags are [`cli`], its entry [`app::run`].
 //!
 //! ## Where things are
 //!
@@ -33,9 +33,10 @@
 //!
 //! From `burstd`'s `main` to the PATCH of a route, in five files:
 //!
-//! 1. `burst-bin/src/bin/burstd.rs`: `main` parses [`cli::Cli`] and calls [`cli::run`];
-//! 2. `burst-operator/src/app.rs`: [`app::run_single_mode`] (or [`app::run_operator_mode`],
-//!    which starts one loop per BurstPolicy through `operator.rs`) starts the loop;
+//! 1. `burst-bin/src/bin/burstd.rs`: `main` parses [`cli::Cli`] and calls [`app::run`];
+//! 2. `burst-operator/src/app.rs`: [`app::run`] sets up the process and, in single-policy
+//!    mode, starts the one loop (in operator mode, `operator.rs` starts one loop per
+//!    BurstPolicy);
 //! 3. `burst-operator/src/runner.rs`: [`runner::run_policy`] builds the source and router
 //!    ([`runner::build_parts`]) and runs the controller;
 //! 4. `burst-core/src/controller.rs`: `Controller::run` ticks: observe, decide, apply;

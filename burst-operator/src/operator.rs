@@ -60,6 +60,8 @@ struct Running {
 struct Supervisor {
     ctx: Arc<RunContext>,
     desired: BTreeMap<Key, Arc<BurstPolicy>>,
+    /// The objects of a re-list in progress (replace `desired` when it is done).
+    relisting: Option<BTreeMap<Key, Arc<BurstPolicy>>>,
     running: BTreeMap<Key, Running>,
     stopping: Vec<JoinHandle<()>>,
 }
@@ -67,6 +69,43 @@ struct Supervisor {
 impl Supervisor {
     fn key(p: &BurstPolicy) -> Key {
         (p.namespace().unwrap_or_default(), p.name_any())
+    }
+
+    /// Records a leader state: metrics, and readiness once the state is known.
+    fn observe_leader(&self, state: &LeaderState, readiness: &Readiness) {
+        if *state != LeaderState::Unknown {
+            readiness.set_leader_known();
+        }
+        self.ctx.metrics.set_leader(*state == LeaderState::Leader);
+    }
+
+    /// Records a watch event in `desired`; `true` when the set is complete (not in the
+    /// middle of a re-list), so loops should follow it.
+    fn observe(&mut self, event: Event<BurstPolicy>, readiness: &Readiness) -> bool {
+        match event {
+            Event::Init => self.relisting = Some(BTreeMap::new()),
+            Event::InitApply(p) => {
+                let p = Arc::new(p);
+                if let Some(m) = self.relisting.as_mut() {
+                    m.insert(Supervisor::key(&p), p);
+                }
+            }
+            Event::InitDone => {
+                if let Some(m) = self.relisting.take() {
+                    self.desired = m;
+                }
+                readiness.set_synced();
+                tracing::info!(policies = self.desired.len(), "BurstPolicy cache synced");
+            }
+            Event::Apply(p) => {
+                let p = Arc::new(p);
+                self.desired.insert(Supervisor::key(&p), p);
+            }
+            Event::Delete(p) => {
+                self.desired.remove(&Supervisor::key(&p));
+            }
+        }
+        self.relisting.is_none()
     }
 
     fn task(&self, p: &BurstPolicy) -> PolicyTask {
@@ -177,7 +216,9 @@ impl Supervisor {
     }
 }
 
-/// Runs the operator until `shutdown` completes. See the [module docs](self).
+/// Runs the operator until `shutdown` completes: every BurstPolicy event and every leader
+/// change ends in [`Supervisor::reconcile`], which starts, restarts and stops loops (one
+/// [`run_policy`] per object). See the [module docs](self).
 pub async fn run_operator(
     ctx: Arc<RunContext>,
     settings: OperatorSettings,
@@ -188,23 +229,20 @@ pub async fn run_operator(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
+    let mut policies = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut leader_rx = ctx.leader.subscribe();
     let mut sup = Supervisor {
         ctx: ctx.clone(),
         desired: BTreeMap::new(),
+        relisting: None,
         running: BTreeMap::new(),
         stopping: Vec::new(),
     };
-    let mut stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut relisting: Option<BTreeMap<Key, Arc<BurstPolicy>>> = None;
-    tokio::pin!(shutdown);
     let initial = leader_rx.borrow().clone();
-    if initial != LeaderState::Unknown {
-        readiness.set_leader_known();
-    }
-    ctx.metrics.set_leader(initial == LeaderState::Leader);
+    sup.observe_leader(&initial, &readiness);
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -215,42 +253,16 @@ pub async fn run_operator(
                     break;
                 }
                 let state = leader_rx.borrow_and_update().clone();
-                if state != LeaderState::Unknown {
-                    readiness.set_leader_known();
-                }
-                ctx.metrics.set_leader(state == LeaderState::Leader);
+                sup.observe_leader(&state, &readiness);
                 sup.reconcile();
             }
-            event = stream.next() => match event {
+            event = policies.next() => match event {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "watching BurstPolicies failed; retrying");
                 }
                 Some(Ok(ev)) => {
-                    match ev {
-                        Event::Init => relisting = Some(BTreeMap::new()),
-                        Event::InitApply(p) => {
-                            let p = Arc::new(p);
-                            if let Some(m) = relisting.as_mut() {
-                                m.insert(Supervisor::key(&p), p);
-                            }
-                        }
-                        Event::InitDone => {
-                            if let Some(m) = relisting.take() {
-                                sup.desired = m;
-                            }
-                            readiness.set_synced();
-                            tracing::info!(policies = sup.desired.len(), "BurstPolicy cache synced");
-                        }
-                        Event::Apply(p) => {
-                            let p = Arc::new(p);
-                            sup.desired.insert(Supervisor::key(&p), p);
-                        }
-                        Event::Delete(p) => {
-                            sup.desired.remove(&Supervisor::key(&p));
-                        }
-                    }
-                    if relisting.is_none() {
+                    if sup.observe(ev, &readiness) {
                         sup.reconcile();
                     }
                 }

@@ -2,14 +2,15 @@
 //!
 //! `burstd operator` watches BurstPolicy objects; `burstd run` runs one policy from flags,
 //! `BURST_*` variables or a config file; `burstd crd` prints the CRD. Every flag can be set
-//! with the environment variable shown in `--help`. The flags and the modes live in
-//! `burst_operator::cli`; this file parses, sets up logging and the runtime, and maps the
-//! outcome to an exit code.
+//! with the environment variable shown in `--help`. The flags live in
+//! `burst_operator::cli`, the modes behind `burst_operator::app::run`; this file parses,
+//! sets up logging and the runtime, and maps the outcome to an exit code.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use burst_operator::cli::{self, Cli, LogArgs, LogFormat};
+use burst_operator::app;
+use burst_operator::cli::{Cli, LogArgs, LogFormat};
 use clap::Parser;
 
 fn init_tracing(log: &LogArgs) -> anyhow::Result<()> {
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(cli)).map_err(anyhow::Error::from) {
+    match runtime.block_on(app::run(cli)).map_err(anyhow::Error::from) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "burstd failed");

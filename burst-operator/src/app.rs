@@ -304,3 +304,97 @@ async fn run_single(
     }
     ctx.metrics.set_policies(0);
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::api::BurstPolicySpec;
+
+    fn policies_running(m: &Metrics) -> String {
+        m.encode()
+            .lines()
+            .find(|l| l.starts_with("burstd_policies "))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn single_mode_runs_its_loop_only_while_leading() {
+        // Nothing listens on port 1: the loop starts and its router reads fail; what is
+        // checked is when the loop runs.
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap()))
+                .unwrap();
+        let (leader_tx, leader_rx) = watch::channel(LeaderState::Follower { holder: None });
+        let metrics = Arc::new(Metrics::new());
+        let ctx = Arc::new(RunContext::new(
+            client,
+            metrics.clone(),
+            crate::leader::LeaderHandle::from_receiver(leader_rx),
+        ));
+        let spec: BurstPolicySpec = serde_saphyr::from_str(
+            "source: {prometheus: {url: 'http://127.0.0.1:1'}}\ntarget: {name: worker}\n",
+        )
+        .unwrap();
+        let task = PolicyTask {
+            namespace: "default".into(),
+            name: "worker".into(),
+            generation: Some(1),
+            spec,
+            previous: None,
+            status_api: None,
+            regarding: ObjectReference::default(),
+        };
+        let readiness = Arc::new(Readiness::new());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(run_single(
+            ctx,
+            task,
+            Duration::from_secs(5),
+            readiness.clone(),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+
+        until("a known follower to be ready", || readiness.check().is_ok()).await;
+        assert_eq!(policies_running(&metrics), "burstd_policies 0");
+        assert!(metrics.encode().contains("burstd_leader 0"));
+
+        leader_tx.send(LeaderState::Leader).unwrap();
+        until("the loop to start", || {
+            policies_running(&metrics) == "burstd_policies 1"
+        })
+        .await;
+        leader_tx
+            .send(LeaderState::Follower { holder: None })
+            .unwrap();
+        until("the loop to stop", || {
+            policies_running(&metrics) == "burstd_policies 0"
+        })
+        .await;
+        leader_tx.send(LeaderState::Leader).unwrap();
+        until("the loop to start again", || {
+            policies_running(&metrics) == "burstd_policies 1"
+        })
+        .await;
+
+        stop_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(policies_running(&metrics), "burstd_policies 0");
+    }
+}

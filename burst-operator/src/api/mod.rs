@@ -28,6 +28,7 @@
 //! CEL rules here (exactly one source, `low` below `high` when both are given, `backends`
 //! only and always for HTTPRoute, two different subsets, cluster names unique and not
 //! `local`). What needs more than the object (durations, `low` against the default `high`,
+//! overflow without `capacity`) burstd checks and reports as the `InvalidSpec` condition.
 //!
 //! | file | holds |
 //! |---|---|

@@ -21,7 +21,9 @@ use crate::{Error, MultiClusterRouter};
 /// allows the write. burstd passes "this instance holds the leader lease".
 pub type WritePermission = Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// A [`MultiClusterRouter`] that converges drifted clusters. See the [module docs](self).
+/// A [`MultiClusterRouter`] that converges drifted clusters: after an apply, a
+/// disagreement reads as the odd split (so the controller rewrites it); at start-up the
+/// first cluster's split is written to the others when the [`WritePermission`] allows.
 pub struct Converging {
     inner: MultiClusterRouter,
     may_write: WritePermission,

@@ -1,7 +1,7 @@
 //! From a BurstPolicy spec to the adapters' settings: [`SourceSpec`] →
 //! [`burst_prom::SourceConfig`], [`TargetSpec`] → [`burst_istio::RouteConfig`].
 //!
-//! Every check here names the `spec.` field at fault; [`BurstPolicySpec::validate`] runs
+//! Every check here names the `spec.` field at fault; [`crate::api::BurstPolicySpec::validate`] runs
 //! them without Secret values, the runner again with the values read by
 //! [`crate::secrets`].
 

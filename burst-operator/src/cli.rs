@@ -1,9 +1,12 @@
-//! burstd's command line: subcommands, flags and their `BURST_*` variables, and [`run`].
+//! burstd's command line: subcommands, flags and their `BURST_*` variables, and their conversion to settings.
 //!
 //! `burstd operator` watches BurstPolicy objects; `burstd run` runs one policy from flags,
 //! `BURST_*` variables or a config file; `burstd crd` prints the CRD. Every flag can be set
 //! with the environment variable shown in `--help`. The binary parses [`Cli`], sets up
 //! logging from [`Cli::log`] and calls [`crate::app::run`].
+
+// The doc comments of clap items are `--help` text, where URLs are plain text.
+#![allow(rustdoc::bare_urls)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

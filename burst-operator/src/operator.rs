@@ -217,7 +217,7 @@ impl Supervisor {
 }
 
 /// Runs the operator until `shutdown` completes: every BurstPolicy event and every leader
-/// change ends in [`Supervisor::reconcile`], which starts, restarts and stops loops (one
+/// change ends in the supervisor's `reconcile`, which starts, restarts and stops loops (one
 /// [`run_policy`] per object). See the [module docs](self).
 pub async fn run_operator(
     ctx: Arc<RunContext>,

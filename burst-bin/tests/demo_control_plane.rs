@@ -226,7 +226,7 @@ fn bursty_hashes_only_while_the_virtual_service_in_the_api_server_says_burst() {
         );
         let managers = burst_testkit::kube::field_managers(&value);
         assert!(managers.iter().any(|m| m == "burstd"), "{managers:?}");
-        let policies: Api<burst_operator::crd::BurstPolicy> = Api::namespaced(admin, &ns);
+        let policies: Api<burst_operator::api::BurstPolicy> = Api::namespaced(admin, &ns);
         let status = policies.get("worker").await.unwrap().status.unwrap();
         assert_eq!(status.burst_weight, Some(0), "{status:?}");
     });

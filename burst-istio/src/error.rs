@@ -344,13 +344,7 @@ impl Error {
             Error::InvalidOption { .. } => "invalid_option",
             Error::Parse { .. } => "parse",
             Error::NotFound { .. } => "not_found",
-            Error::Api { code, .. } => match code {
-                401 => "unauthorized",
-                403 => "forbidden",
-                422 => "invalid",
-                500..=599 => "server",
-                _ => "api",
-            },
+            Error::Api { code, .. } => status_kind(*code),
             Error::Conflict { .. } => "conflict",
             Error::Timeout { .. } => "timeout",
             Error::Connection { .. } => "connection",
@@ -358,6 +352,43 @@ impl Error {
             Error::Drift { .. } => "drift",
             Error::ClusterFailure { .. } => "cluster_failure",
         }
+    }
+
+    /// Whether the clusters of a multi-cluster router hold different splits.
+    pub fn is_drift(&self) -> bool {
+        matches!(self, Error::Drift { .. })
+    }
+
+    /// The `burst-istio` error inside a [`RouterError`], if it holds one.
+    pub fn of(e: &RouterError) -> Option<&Error> {
+        e.inner().downcast_ref::<Error>()
+    }
+}
+
+/// The label of an API server answer with HTTP status `code`.
+fn status_kind(code: u16) -> &'static str {
+    match code {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        422 => "invalid",
+        500..=599 => "server",
+        _ => "api",
+    }
+}
+
+/// A short, stable label for a failed Kubernetes client call (metrics, logs): the same
+/// labels [`Error::kind`] gives the routers' errors (`forbidden`, `not_found`, `conflict`,
+/// `invalid`, `server`, `api`, `connection`, `client`).
+///
+/// burstd's status writer and Event recorder label their failures with it too, so one
+/// table maps `kube::Error` to a label.
+pub fn kube_error_kind(e: &kube::Error) -> &'static str {
+    match e {
+        kube::Error::Api(s) => status_kind(s.code),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => "connection",
+        _ => "client",
     }
 }
 
@@ -370,6 +401,31 @@ impl From<Error> for RouterError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kube_errors_get_one_label_each() {
+        let api = |code: u16| {
+            kube::Error::Api(
+                kube::core::Status::failure("m", "R")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        let cases = [
+            (401, "unauthorized"),
+            (403, "forbidden"),
+            (404, "not_found"),
+            (409, "conflict"),
+            (422, "invalid"),
+            (503, "server"),
+            (400, "api"),
+        ];
+        for (code, label) in cases {
+            assert_eq!(kube_error_kind(&api(code)), label, "{code}");
+        }
+        let e = kube::Error::LinesCodecMaxLineLengthExceeded;
+        assert_eq!(kube_error_kind(&e), "client");
+    }
 
     #[test]
     fn kinds_are_stable_labels() {
@@ -395,6 +451,16 @@ mod tests {
             ],
         };
         assert_eq!(e.kind(), "drift");
+        assert!(e.is_drift());
         assert!(e.to_string().contains("east=100/0, west=0/100"), "{e}");
+        let r: RouterError = e.into();
+        assert!(Error::of(&r).is_some_and(Error::is_drift));
+        assert!(
+            Error::of(&RouterError::new(
+                "drift",
+                "a string, not a burst-istio error"
+            ))
+            .is_none()
+        );
     }
 }

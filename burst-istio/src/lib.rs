@@ -15,7 +15,10 @@
 //! - **Routers** implementing [`burst_core::TrafficRouter`] over the Kubernetes API with
 //!   kube-rs: [`VirtualServiceRouter`], [`HttpRouteRouter`] (JSON patch guarded by a `test`
 //!   op, retried on conflict, with dry run; see [`router`] for why and for GitOps), and
-//!   [`MultiClusterRouter`] for the same object in several clusters (reports drift).
+//!   [`MultiClusterRouter`] for the same object in several clusters (reports drift), and
+//!   [`Converging`] around it, which repairs drift. [`RouteConfig::build`] builds the
+//!   router of either kind from its settings; [`kube_error_kind`] is the one mapping from
+//!   a Kubernetes client error to a metric label.
 //!
 //! ```
 //! use burst_core::Split;
@@ -46,6 +49,8 @@
 //!
 //! No feature flags. TLS to the API server is rustls on aws-lc-rs, as set in the workspace.
 
+mod config;
+mod converge;
 mod error;
 mod httproute;
 mod multi;
@@ -54,7 +59,9 @@ pub mod router;
 mod vs;
 mod weights;
 
-pub use error::{Error, Resource};
+pub use config::RouteConfig;
+pub use converge::{Converging, WritePermission};
+pub use error::{Error, Resource, kube_error_kind};
 pub use httproute::{BackendSelector, GATEWAY_GROUP, HttpRouteTarget};
 pub use multi::{ClusterReport, MultiClusterRouter};
 pub use router::{HttpRouteRouter, KubeRouter, RouteTarget, RouterOptions, VirtualServiceRouter};

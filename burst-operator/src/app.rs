@@ -1,24 +1,75 @@
-//! Whole-process wiring for both modes: endpoints, leader election, loops, shutdown.
+//! burstd's entry ([`run`]) and the process around the loops, for both modes: endpoints,
+//! leader election, shutdown.
+//!
+//! Operator mode hands the loops to [`crate::operator`]; single-policy mode runs its one
+//! loop ([`crate::runner::run_policy`]) directly, while this instance leads.
 //!
 //! Shutdown order (on SIGTERM or Ctrl-C): control loops are asked to stop and finish their
 //! tick (bounded by the grace period), then the Lease is released, then the HTTP server
 //! stops. A follower therefore takes over at its next retry instead of after expiry.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::Error;
+use crate::cli::{Cli, Command};
 use crate::events::EventRecorder;
+use crate::leader::LeaderState;
 use crate::leader::{LeaderElector, LeaderHandle, LeaseSettings};
 use crate::metrics::Metrics;
-use crate::operator::{OperatorSettings, run_operator, run_single};
-use crate::runner::{PolicyTask, RunContext};
+use crate::operator::{OperatorSettings, run_operator};
+use crate::runner::{PolicyTask, RunContext, run_policy};
 use crate::server::{Readiness, Server};
 use crate::single::SinglePolicy;
-use crate::wiring::WiringOptions;
+
+async fn client() -> Result<kube::Client, Error> {
+    kube::Client::try_default()
+        .await
+        .map_err(|source| Error::NoCluster { source })
+}
+
+/// burstd's entry: runs the command of `cli` until it is done (`crd`) or until SIGTERM or
+/// Ctrl-C.
+///
+/// Logging is the caller's to set up (from [`Cli::log`](crate::cli::Cli::log)).
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Crd => {
+            let yaml = crate::api::crd_yaml()?;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
+                Err(source) if source.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::Stdout { source })
+                }
+                _ => Ok(()),
+            }
+        }
+        Command::Operator(a) => {
+            let options = a.common.options()?;
+            let settings = OperatorSettings {
+                namespace: a.watch_namespace.clone(),
+                shutdown_grace: a.common.shutdown_grace,
+            };
+            let client = client().await?;
+            run_operator_mode(client, options, settings, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Run(a) => {
+            let options = a.common.options()?;
+            let policy = crate::single::load(a.config.as_deref(), &a.overrides())?;
+            tracing::info!(namespace = %policy.namespace, name = %policy.name, target = %policy.spec.target.describe(&policy.namespace), "single-policy mode");
+            let client = client().await?;
+            run_single_mode(client, options, policy, shutdown_signal()).await?;
+            Ok(())
+        }
+    }
+}
 
 /// Settings both modes share.
 #[derive(Debug, Clone)]
@@ -108,11 +159,8 @@ async fn setup(client: kube::Client, o: &CommonOptions) -> Result<Process, Error
     ctx.events = o
         .events
         .then(|| EventRecorder::new(client, o.identity.clone()));
-    ctx.wiring = WiringOptions {
-        field_manager: o.field_manager.clone(),
-        request_timeout: o.request_timeout,
-        ..WiringOptions::default()
-    };
+    ctx.field_manager = o.field_manager.clone();
+    ctx.request_timeout = o.request_timeout;
     ctx.controller.router_timeout = o.request_timeout;
     ctx.status_interval = o.status_interval;
     Ok(Process {
@@ -200,4 +248,153 @@ pub async fn run_single_mode(
     let grace = options.shutdown_grace;
     p.run(run_single(ctx, task, grace, readiness, shutdown))
         .await
+}
+
+/// Runs `task` while this instance leads, until `shutdown` completes: started when the
+/// lease is won, aborted at once when it is lost (the router gate refuses writes even
+/// before), asked to finish its tick within `grace` on shutdown.
+async fn run_single(
+    ctx: Arc<RunContext>,
+    task: PolicyTask,
+    grace: Duration,
+    readiness: Arc<Readiness>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut leader_rx = ctx.leader.subscribe();
+    let mut running: Option<(watch::Sender<bool>, JoinHandle<()>)> = None;
+    readiness.set_synced();
+    tokio::pin!(shutdown);
+    loop {
+        let state = leader_rx.borrow_and_update().clone();
+        if state != LeaderState::Unknown {
+            readiness.set_leader_known();
+        }
+        ctx.metrics.set_leader(state == LeaderState::Leader);
+        match (running.take(), ctx.leader.is_leader()) {
+            (None, true) => {
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let handle = tokio::spawn(run_policy(ctx.clone(), task.clone(), stop_rx));
+                running = Some((stop_tx, handle));
+            }
+            (Some((_, handle)), false) => {
+                tracing::warn!("not the leader: stopping the control loop now");
+                handle.abort();
+            }
+            (r, _) => running = r,
+        }
+        ctx.metrics.set_policies(usize::from(running.is_some()));
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = leader_rx.changed() => if changed.is_err() {
+                // The elector is gone (it stopped on shutdown): no more writes.
+                if let Some((_, handle)) = running.take() {
+                    handle.abort();
+                }
+                break;
+            },
+        }
+    }
+    if let Some((stop, handle)) = running.take() {
+        let _ = stop.send(true);
+        let abort = handle.abort_handle();
+        if tokio::time::timeout(grace, handle).await.is_err() {
+            tracing::warn!(grace = ?grace, "control loop did not stop in time; abandoning it");
+            abort.abort();
+        }
+    }
+    ctx.metrics.set_policies(0);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::api::BurstPolicySpec;
+
+    fn policies_running(m: &Metrics) -> String {
+        m.encode()
+            .lines()
+            .find(|l| l.starts_with("burstd_policies "))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn single_mode_runs_its_loop_only_while_leading() {
+        // Nothing listens on port 1: the loop starts and its router reads fail; what is
+        // checked is when the loop runs.
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap()))
+                .unwrap();
+        let (leader_tx, leader_rx) = watch::channel(LeaderState::Follower { holder: None });
+        let metrics = Arc::new(Metrics::new());
+        let ctx = Arc::new(RunContext::new(
+            client,
+            metrics.clone(),
+            crate::leader::LeaderHandle::from_receiver(leader_rx),
+        ));
+        let spec: BurstPolicySpec = serde_saphyr::from_str(
+            "source: {prometheus: {url: 'http://127.0.0.1:1'}}\ntarget: {name: worker}\n",
+        )
+        .unwrap();
+        let task = PolicyTask {
+            namespace: "default".into(),
+            name: "worker".into(),
+            generation: Some(1),
+            spec,
+            previous: None,
+            status_api: None,
+            regarding: ObjectReference::default(),
+        };
+        let readiness = Arc::new(Readiness::new());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(run_single(
+            ctx,
+            task,
+            Duration::from_secs(5),
+            readiness.clone(),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+
+        until("a known follower to be ready", || readiness.check().is_ok()).await;
+        assert_eq!(policies_running(&metrics), "burstd_policies 0");
+        assert!(metrics.encode().contains("burstd_leader 0"));
+
+        leader_tx.send(LeaderState::Leader).unwrap();
+        until("the loop to start", || {
+            policies_running(&metrics) == "burstd_policies 1"
+        })
+        .await;
+        leader_tx
+            .send(LeaderState::Follower { holder: None })
+            .unwrap();
+        until("the loop to stop", || {
+            policies_running(&metrics) == "burstd_policies 0"
+        })
+        .await;
+        leader_tx.send(LeaderState::Leader).unwrap();
+        until("the loop to start again", || {
+            policies_running(&metrics) == "burstd_policies 1"
+        })
+        .await;
+
+        stop_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(policies_running(&metrics), "burstd_policies 0");
+    }
 }

@@ -78,6 +78,34 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Leader election is on, but the Lease's namespace was not given and cannot be read
+    /// from the pod's service account.
+    #[error(
+        "leader election needs the Lease's namespace: set --lease-namespace or BURST_LEASE_NAMESPACE (in a pod it is read from {path}), or turn leader election off with --leader-elect=false"
+    )]
+    LeaseNamespace {
+        /// The service-account file that could not be read.
+        path: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No client for the Kubernetes API could be configured.
+    #[error(
+        "cannot reach the Kubernetes API: no in-cluster service account and no usable kubeconfig (set KUBECONFIG, or run burstd inside the cluster)"
+    )]
+    NoCluster {
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// Standard output could not be written (`burstd crd`).
+    #[error("cannot write to standard output")]
+    Stdout {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A value could not be encoded (CRD YAML, status).
     #[error("cannot encode {what}: {message}")]
     Encode {
@@ -102,6 +130,9 @@ impl Error {
             Error::Policy(_) => "policy",
             Error::Kube { .. } => "kube",
             Error::Listen { .. } => "listen",
+            Error::LeaseNamespace { .. } => "lease_namespace",
+            Error::NoCluster { .. } => "no_cluster",
+            Error::Stdout { .. } => "stdout",
             Error::Encode { .. } => "encode",
         }
     }

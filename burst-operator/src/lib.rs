@@ -3,21 +3,49 @@
 //! The library behind `burstd`, the in-cluster controller of **burst**. It runs
 //! [`burst_core::Controller`] loops against Kubernetes in one of two modes:
 //!
-//! - **Operator mode** ([`app::run_operator_mode`]): watches [`crd::BurstPolicy`] objects
+//! - **Operator mode** ([`app::run_operator_mode`]): watches [`api::BurstPolicy`] objects
 //!   (`bursting.dev/v1alpha1`) and runs one loop per object, started, restarted and stopped
 //!   as objects change ([`operator`]). Each policy gets a status (mode, split, observed rate
 //!   or why there is none, last transition, `Ready`/`Degraded` conditions) and Kubernetes
 //!   Events on every split change and on errors ([`status`], [`events`]).
 //! - **Single-policy mode** ([`app::run_single_mode`]): one policy from flags, `BURST_*`
-//!   variables or a config file ([`single`]), the seed's daemon done right.
+//!   variables or a config file ([`single`]), run directly by one [`runner`].
 //!
 //! Both elect a leader on a `coordination.k8s.io/v1` Lease ([`leader`]; only the leader
-//! writes), serve `/metrics`, `/healthz` and `/readyz` ([`server`], [`metrics`]), and shut
-//! down cleanly on SIGTERM ([`app`]). Every API call burstd makes is listed in
-//! [`api_calls`], which the Helm chart's RBAC is tested against.
+//! writes, and [`leader::LeaderGated`] is the one check on the route write), serve
+//! `/metrics`, `/healthz` and `/readyz` ([`server`], [`metrics`]), and shut down cleanly on
+//! SIGTERM ([`app`]). burstd's flags are [`cli`], its entry [`app::run`].
+//!
+//! ## Where things are
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`api`] | the BurstPolicy resource: spec, `spec.policy`, status, CRD |
+//! | [`adapters`] | spec → [`burst_prom::SourceConfig`] and [`burst_istio::RouteConfig`] |
+//! | [`secrets`] | Secret values and extra clusters' kubeconfigs |
+//! | [`runner`] | one loop: build its parts, run the controller, write status and Events |
+//! | [`operator`] | watch BurstPolicies, one runner per object |
+//! | [`app`] | the process: endpoints, leader election, shutdown order, single-policy mode |
+//! | [`leader`] | Lease election and the write gate |
+//! | [`cli`] | burstd's command line |
+//!
+//! ## Following one tick
+//!
+//! From `burstd`'s `main` to the PATCH of a route, in five files:
+//!
+//! 1. `burst-bin/src/bin/burstd.rs`: `main` parses [`cli::Cli`] and calls [`app::run`];
+//! 2. `burst-operator/src/app.rs`: [`app::run`] sets up the process and, in single-policy
+//!    mode, starts the one loop (in operator mode, `operator.rs` starts one loop per
+//!    BurstPolicy);
+//! 3. `burst-operator/src/runner.rs`: [`runner::run_policy`] builds the source and router
+//!    ([`runner::build_parts`]) and runs the controller;
+//! 4. `burst-core/src/controller.rs`: `Controller::run` ticks: observe, decide, apply;
+//! 5. `burst-istio/src/router.rs`: `KubeRouter::apply` reads the route and sends the JSON
+//!    patch (through [`leader::LeaderGated`], which refuses it when this instance does not
+//!    lead).
 //!
 //! ```
-//! use burst_operator::crd::BurstPolicySpec;
+//! use burst_operator::api::BurstPolicySpec;
 //!
 //! let spec: BurstPolicySpec = serde_saphyr::from_str(r#"
 //! source: {prometheus: {url: "http://prometheus.istio-system:9090"}}
@@ -28,24 +56,29 @@
 //! assert_eq!((policy.high, policy.low), (15.0, 10.0));
 //!
 //! // The CRD, as committed in deploy/crd/ (`burstd crd` prints it).
-//! assert!(burst_operator::crd::crd_yaml()?.contains("burstpolicies.bursting.dev"));
+//! assert!(burst_operator::api::crd_yaml()?.contains("burstpolicies.bursting.dev"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! No feature flags.
 
+pub mod adapters;
+pub mod api;
+// Every API call burstd makes, for the RBAC tests and the demo's Role; not an API to build
+// on, hence hidden from the docs.
+#[doc(hidden)]
 pub mod api_calls;
 pub mod app;
-pub mod crd;
+pub mod cli;
 mod error;
 pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod runner;
+pub mod secrets;
 pub mod server;
 pub mod single;
 pub mod status;
-pub mod wiring;
 
 pub use error::Error;

@@ -23,7 +23,7 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::crd::BurstPolicy;
+use crate::api::BurstPolicy;
 use crate::leader::LeaderState;
 use crate::runner::{PolicyTask, RunContext, run_policy};
 use crate::server::Readiness;
@@ -55,10 +55,13 @@ struct Running {
     handle: JoinHandle<()>,
 }
 
+/// The loops of every known policy: started, restarted and stopped as objects and the
+/// leader state change.
 struct Supervisor {
     ctx: Arc<RunContext>,
-    task_for: Box<dyn Fn(&BurstPolicy) -> PolicyTask + Send>,
     desired: BTreeMap<Key, Arc<BurstPolicy>>,
+    /// The objects of a re-list in progress (replace `desired` when it is done).
+    relisting: Option<BTreeMap<Key, Arc<BurstPolicy>>>,
     running: BTreeMap<Key, Running>,
     stopping: Vec<JoinHandle<()>>,
 }
@@ -66,6 +69,56 @@ struct Supervisor {
 impl Supervisor {
     fn key(p: &BurstPolicy) -> Key {
         (p.namespace().unwrap_or_default(), p.name_any())
+    }
+
+    /// Records a leader state: metrics, and readiness once the state is known.
+    fn observe_leader(&self, state: &LeaderState, readiness: &Readiness) {
+        if *state != LeaderState::Unknown {
+            readiness.set_leader_known();
+        }
+        self.ctx.metrics.set_leader(*state == LeaderState::Leader);
+    }
+
+    /// Records a watch event in `desired`; `true` when the set is complete (not in the
+    /// middle of a re-list), so loops should follow it.
+    fn observe(&mut self, event: Event<BurstPolicy>, readiness: &Readiness) -> bool {
+        match event {
+            Event::Init => self.relisting = Some(BTreeMap::new()),
+            Event::InitApply(p) => {
+                let p = Arc::new(p);
+                if let Some(m) = self.relisting.as_mut() {
+                    m.insert(Supervisor::key(&p), p);
+                }
+            }
+            Event::InitDone => {
+                if let Some(m) = self.relisting.take() {
+                    self.desired = m;
+                }
+                readiness.set_synced();
+                tracing::info!(policies = self.desired.len(), "BurstPolicy cache synced");
+            }
+            Event::Apply(p) => {
+                let p = Arc::new(p);
+                self.desired.insert(Supervisor::key(&p), p);
+            }
+            Event::Delete(p) => {
+                self.desired.remove(&Supervisor::key(&p));
+            }
+        }
+        self.relisting.is_none()
+    }
+
+    fn task(&self, p: &BurstPolicy) -> PolicyTask {
+        let namespace = p.namespace().unwrap_or_default();
+        PolicyTask {
+            status_api: Some(Api::namespaced(self.ctx.client.clone(), &namespace)),
+            namespace,
+            name: p.name_any(),
+            generation: p.metadata.generation,
+            spec: p.spec.clone(),
+            previous: p.status.clone(),
+            regarding: p.object_ref(&()),
+        }
     }
 
     fn reconcile(&mut self) {
@@ -102,7 +155,7 @@ impl Supervisor {
     }
 
     fn start(&mut self, key: Key, p: &BurstPolicy, previous: Option<Running>) {
-        let task = (self.task_for)(p);
+        let task = self.task(p);
         let (stop_tx, stop_rx) = watch::channel(false);
         let ctx = self.ctx.clone();
         let prev_handle = previous.map(|r| {
@@ -163,47 +216,33 @@ impl Supervisor {
     }
 }
 
-/// Runs the operator until `shutdown` completes. See the [module docs](self).
+/// Runs the operator until `shutdown` completes: every BurstPolicy event and every leader
+/// change ends in the supervisor's `reconcile`, which starts, restarts and stops loops (one
+/// [`run_policy`] per object). See the [module docs](self).
 pub async fn run_operator(
     ctx: Arc<RunContext>,
     settings: OperatorSettings,
     readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let client = ctx.client.clone();
     let api: Api<BurstPolicy> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
     };
+    let mut policies = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut leader_rx = ctx.leader.subscribe();
     let mut sup = Supervisor {
         ctx: ctx.clone(),
-        task_for: Box::new(move |p| PolicyTask {
-            namespace: p.namespace().unwrap_or_default(),
-            name: p.name_any(),
-            generation: p.metadata.generation,
-            spec: p.spec.clone(),
-            previous: p.status.clone(),
-            status_api: Some(Api::namespaced(
-                client.clone(),
-                &p.namespace().unwrap_or_default(),
-            )),
-            regarding: p.object_ref(&()),
-        }),
         desired: BTreeMap::new(),
+        relisting: None,
         running: BTreeMap::new(),
         stopping: Vec::new(),
     };
-    let mut stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut relisting: Option<BTreeMap<Key, Arc<BurstPolicy>>> = None;
-    tokio::pin!(shutdown);
     let initial = leader_rx.borrow().clone();
-    if initial != LeaderState::Unknown {
-        readiness.set_leader_known();
-    }
-    ctx.metrics.set_leader(initial == LeaderState::Leader);
+    sup.observe_leader(&initial, &readiness);
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -214,42 +253,16 @@ pub async fn run_operator(
                     break;
                 }
                 let state = leader_rx.borrow_and_update().clone();
-                if state != LeaderState::Unknown {
-                    readiness.set_leader_known();
-                }
-                ctx.metrics.set_leader(state == LeaderState::Leader);
+                sup.observe_leader(&state, &readiness);
                 sup.reconcile();
             }
-            event = stream.next() => match event {
+            event = policies.next() => match event {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "watching BurstPolicies failed; retrying");
                 }
                 Some(Ok(ev)) => {
-                    match ev {
-                        Event::Init => relisting = Some(BTreeMap::new()),
-                        Event::InitApply(p) => {
-                            let p = Arc::new(p);
-                            if let Some(m) = relisting.as_mut() {
-                                m.insert(Supervisor::key(&p), p);
-                            }
-                        }
-                        Event::InitDone => {
-                            if let Some(m) = relisting.take() {
-                                sup.desired = m;
-                            }
-                            readiness.set_synced();
-                            tracing::info!(policies = sup.desired.len(), "BurstPolicy cache synced");
-                        }
-                        Event::Apply(p) => {
-                            let p = Arc::new(p);
-                            sup.desired.insert(Supervisor::key(&p), p);
-                        }
-                        Event::Delete(p) => {
-                            sup.desired.remove(&Supervisor::key(&p));
-                        }
-                    }
-                    if relisting.is_none() {
+                    if sup.observe(ev, &readiness) {
                         sup.reconcile();
                     }
                 }
@@ -258,44 +271,4 @@ pub async fn run_operator(
     }
     sup.shutdown(settings.shutdown_grace).await;
     tracing::info!("operator stopped");
-}
-
-/// Single-policy mode: runs `task` while this instance leads, until `shutdown` completes.
-pub async fn run_single(
-    ctx: Arc<RunContext>,
-    task: PolicyTask,
-    shutdown_grace: Duration,
-    readiness: Arc<Readiness>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut leader_rx = ctx.leader.subscribe();
-    let key = (task.namespace.clone(), task.name.clone());
-    let mut object = BurstPolicy::new(&task.name, task.spec.clone());
-    object.metadata.namespace = Some(task.namespace.clone());
-    object.metadata.generation = task.generation;
-    let mut sup = Supervisor {
-        ctx: ctx.clone(),
-        task_for: Box::new(move |_| task.clone()),
-        desired: BTreeMap::from([(key, Arc::new(object))]),
-        running: BTreeMap::new(),
-        stopping: Vec::new(),
-    };
-    readiness.set_synced();
-    tokio::pin!(shutdown);
-    loop {
-        let state = leader_rx.borrow_and_update().clone();
-        if state != LeaderState::Unknown {
-            readiness.set_leader_known();
-        }
-        ctx.metrics.set_leader(state == LeaderState::Leader);
-        sup.reconcile();
-        tokio::select! {
-            _ = &mut shutdown => break,
-            changed = leader_rx.changed() => if changed.is_err() {
-                sup.abort_all();
-                break;
-            },
-        }
-    }
-    sup.shutdown(shutdown_grace).await;
 }

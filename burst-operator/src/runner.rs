@@ -1,25 +1,37 @@
 //! One control loop: a [`burst_core::Controller`] for one policy, plus its status and Events.
 //!
+//! [`run_policy`] builds the loop's parts ([`build_parts`]: the spec converted by
+//! [`crate::adapters`], Secrets read by [`crate::secrets`], the source built by
+//! [`burst_prom::SourceConfig::build`], the router by [`burst_istio::RouteConfig::build`]
+//! and wrapped in [`LeaderGated`]), then runs the controller until it is told to stop.
+//!
 //! The controller's observer turns each tick into a status update ([`StatusTracker`]) and
 //! metrics; a writer task patches the BurstPolicy's status and records Events, only while
 //! this instance leads. Stopping the loop lets the tick in progress finish (an apply is a
 //! single atomic JSON patch, so it is either done or not), then flushes the last status.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use burst_core::{Controller, ControllerConfig, RouterError, TickObserver, TickReport, Timestamp};
+use burst_core::policy::{AnyPolicy, PolicySpec};
+use burst_core::{
+    Controller, ControllerConfig, MetricSource, RouterError, TickObserver, TickReport, Timestamp,
+    TrafficRouter,
+};
+use burst_istio::{Converging, MultiClusterRouter, RouterOptions, kube_error_kind};
+use burst_prom::HttpClients;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use crate::crd::{BurstPolicy, BurstPolicySpec, BurstPolicyStatus};
+use crate::Error;
+use crate::api::{BurstPolicy, BurstPolicySpec, BurstPolicyStatus};
 use crate::events::EventRecorder;
-use crate::leader::LeaderHandle;
+use crate::leader::{LeaderGated, LeaderHandle};
 use crate::metrics::Metrics;
+use crate::secrets::{client_from_kubeconfig, resolve_auth, secret_value};
 use crate::status::{EventNote, StatusTracker, Update};
-use crate::wiring::{self, WiringOptions};
 
 /// What every loop shares.
 #[derive(Clone)]
@@ -32,8 +44,13 @@ pub struct RunContext {
     pub leader: LeaderHandle,
     /// Event recorder (`None`: no Events).
     pub events: Option<EventRecorder>,
-    /// Router settings.
-    pub wiring: WiringOptions,
+    /// Field manager recorded on route and status writes.
+    pub field_manager: String,
+    /// Timeout of each Kubernetes request a router makes (and of the last status flush).
+    pub request_timeout: Duration,
+    /// The HTTP clients of metric sources: loops whose sources have the same connection
+    /// settings share one client (TLS roots, connection pool) instead of one per policy.
+    pub http_clients: HttpClients,
     /// Timeouts and backoff of the controller (tick and dry run come from each policy).
     pub controller: ControllerConfig,
     /// Shortest interval between status writes that only change the measured rate.
@@ -46,7 +63,8 @@ impl std::fmt::Debug for RunContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunContext")
             .field("leader", &self.leader.state())
-            .field("wiring", &self.wiring)
+            .field("field_manager", &self.field_manager)
+            .field("request_timeout", &self.request_timeout)
             .field("controller", &self.controller)
             .field("status_interval", &self.status_interval)
             .finish_non_exhaustive()
@@ -61,7 +79,9 @@ impl RunContext {
             metrics,
             leader,
             events: None,
-            wiring: WiringOptions::default(),
+            field_manager: "burstd".to_owned(),
+            request_timeout: Duration::from_secs(10),
+            http_clients: HttpClients::new(),
             controller: ControllerConfig::default(),
             status_interval: Duration::from_secs(10),
             rebuild_after: Duration::from_secs(30),
@@ -110,13 +130,6 @@ struct Observer {
     metrics: Arc<Metrics>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 impl Observer {
     fn send(&self, update: Update) {
         if let Err(e) = self.tx.try_send(update) {
@@ -131,13 +144,21 @@ impl TickObserver for Observer {
     fn on_tick(&mut self, report: &TickReport) {
         self.metrics.record_tick(&self.key, report);
         tracing::debug!(policy = %self.key, signal = ?report.signal, desired = %report.decision.desired, reason = %report.decision.reason.detail, outcome = ?report.outcome, "tick");
-        let update = lock(&self.tracker).on_tick(report);
+        let update = self
+            .tracker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .on_tick(report);
         self.send(update);
     }
 
     fn on_start_error(&mut self, error: &RouterError) {
         self.metrics.router_error(&self.key, error.kind());
-        let update = lock(&self.tracker).start_error(error, now());
+        let update = self
+            .tracker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .start_error(error, now());
         self.send(update);
     }
 }
@@ -177,7 +198,10 @@ impl Writer {
 
     async fn write_status(&self, status: BurstPolicyStatus) {
         let Some(api) = &self.status_api else {
-            lock(&self.tracker).written(status, now());
+            self.tracker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .written(status, now());
             return;
         };
         let patch = json!({ "status": status });
@@ -185,14 +209,18 @@ impl Writer {
             .patch_status(
                 &self.name,
                 &PatchParams {
-                    field_manager: Some(self.ctx.wiring.field_manager.clone()),
+                    field_manager: Some(self.ctx.field_manager.clone()),
                     ..PatchParams::default()
                 },
                 &Patch::Merge(&patch),
             )
             .await
         {
-            Ok(_) => lock(&self.tracker).written(status, now()),
+            Ok(_) => self
+                .tracker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .written(status, now()),
             Err(e) => {
                 tracing::warn!(policy = %self.key, error = %e, "writing the status failed");
                 self.ctx.metrics.status_write_error(kube_error_kind(&e));
@@ -201,20 +229,81 @@ impl Writer {
     }
 }
 
-/// A stable label for a client error.
-pub fn kube_error_kind(e: &kube::Error) -> &'static str {
-    match e {
-        kube::Error::Api(s) => match s.code {
-            403 => "forbidden",
-            404 => "not_found",
-            409 => "conflict",
-            422 => "invalid",
-            500..=599 => "server",
-            _ => "api",
-        },
-        kube::Error::HyperError(_) | kube::Error::Service(_) => "connection",
-        _ => "client",
+/// The parts of one control loop.
+pub struct Parts {
+    /// The validated policy settings.
+    pub spec: PolicySpec,
+    /// The metric source.
+    pub source: Box<dyn MetricSource>,
+    /// The decision policy.
+    pub policy: AnyPolicy,
+    /// The router, gated on leadership.
+    pub router: LeaderGated<Box<dyn TrafficRouter>>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts")
+            .field("spec", &self.spec)
+            .field("source", &self.source.describe())
+            .field("router", &self.router.describe())
+            .finish_non_exhaustive()
     }
+}
+
+/// Builds the parts of a loop for `spec`, a policy in `namespace`: reads its Secrets and
+/// the kubeconfigs of its extra clusters, builds the source and the router(s).
+pub async fn build_parts(
+    ctx: &RunContext,
+    namespace: &str,
+    spec: &BurstPolicySpec,
+) -> Result<Parts, Error> {
+    let policy_spec = spec.validate()?;
+    let auth = resolve_auth(&ctx.client, namespace, spec).await?;
+    let source = spec
+        .source
+        .to_config(&policy_spec, &auth)?
+        .build(&ctx.http_clients)?;
+    let route = spec.target.to_route()?;
+    let options = RouterOptions {
+        api_version: spec
+            .target
+            .api_version
+            .clone()
+            .unwrap_or_else(|| "v1".to_owned()),
+        // The controller never applies in dry run; if anything did, the server would not store it.
+        dry_run: spec.dry_run,
+        field_manager: ctx.field_manager.clone(),
+        request_timeout: ctx.request_timeout,
+        ..RouterOptions::default()
+    };
+    let name = &spec.target.name;
+    let local = route
+        .clone()
+        .build(ctx.client.clone(), namespace, name, options.clone())?;
+    let router: Box<dyn TrafficRouter> = if spec.target.clusters.is_empty() {
+        local
+    } else {
+        let mut members = vec![("local".to_owned(), local)];
+        for c in &spec.target.clusters {
+            let yaml = secret_value(&ctx.client, namespace, &c.kubeconfig_secret_ref).await?;
+            let remote = client_from_kubeconfig(&c.name, &yaml).await?;
+            let router = route
+                .clone()
+                .build(remote, namespace, name, options.clone())?;
+            members.push((c.name.clone(), router));
+        }
+        Box::new(Converging::new(
+            MultiClusterRouter::new(members)?,
+            ctx.leader.write_permission(),
+        ))
+    };
+    Ok(Parts {
+        policy: policy_spec.build()?,
+        spec: policy_spec,
+        source,
+        router: LeaderGated::new(router, ctx.leader.clone()),
+    })
 }
 
 /// Runs `task` until `stop` turns true. See the [module docs](self).
@@ -249,7 +338,10 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
 
     if task.spec.paused {
         tracing::info!(policy = %key, "paused");
-        let update = lock(&tracker).paused(now());
+        let update = tracker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .paused(now());
         let _ = tx.send(update).await;
         stopped.await;
     } else {
@@ -257,7 +349,7 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
     }
     drop(tx);
     // Flush the last status, but do not hang on a dead API server.
-    if tokio::time::timeout(ctx.wiring.request_timeout, writer_task)
+    if tokio::time::timeout(ctx.request_timeout, writer_task)
         .await
         .is_err()
     {
@@ -278,19 +370,14 @@ async fn run_controller(
 ) {
     let mut delay = Duration::from_secs(1).min(ctx.rebuild_after);
     let parts = loop {
-        match wiring::build(
-            &ctx.client,
-            &task.namespace,
-            &task.spec,
-            ctx.leader.clone(),
-            &ctx.wiring,
-        )
-        .await
-        {
+        match build_parts(ctx, &task.namespace, &task.spec).await {
             Ok(p) => break p,
             Err(e) => {
                 tracing::warn!(policy = %key, kind = e.kind(), error = %e, retry_in = ?delay, "cannot set up the control loop");
-                let update = lock(&tracker).invalid(e.kind(), &e.to_string(), now());
+                let update = tracker
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .invalid(e.kind(), &e.to_string(), now());
                 let _ = tx.send(update).await;
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,

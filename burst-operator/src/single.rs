@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::Error;
-use crate::crd::{
+use crate::api::{
     BackendRefSpec, BackendsSpec, BurstPolicy, BurstPolicySpec, OnMissingSpec, PolicyModeSpec,
     PrometheusSpec, ScrapeModeSpec, ScrapeSpec, SourceSpec, SubsetsSpec, TargetKind, TargetSpec,
 };
@@ -126,7 +126,7 @@ pub fn unknown_fields(value: &Value, schema: &Value, path: &str) -> Vec<String> 
 }
 
 fn crd_schema() -> Value {
-    let crd = crate::crd::crd();
+    let crd = crate::api::crd();
     crd.spec
         .versions
         .first()

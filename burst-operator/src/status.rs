@@ -17,7 +17,7 @@ use burst_core::{Outcome, RouterError, Split, TickReport, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff;
 
-use crate::crd::{
+use crate::api::{
     BurstPolicyStatus, DecisionStatus, ObservationState, ObservationStatus, SplitStatus, StatusMode,
 };
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 fn committed_crd_is_up_to_date() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../deploy/crd/burstpolicies.bursting.dev.yaml");
-    let generated = burst_operator::crd::crd_yaml().expect("CRD encodes");
+    let generated = burst_operator::api::crd_yaml().expect("CRD encodes");
     if std::env::var_os("BURST_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &generated).expect("write CRD file");
     }
@@ -44,7 +44,7 @@ fn written_status_matches_the_crd_schema() {
     use burst_operator::status::StatusTracker;
     use std::time::Duration;
 
-    let crd = serde_json::to_value(burst_operator::crd::crd()).unwrap();
+    let crd = serde_json::to_value(burst_operator::api::crd()).unwrap();
     let schema =
         burst_testkit::schema::rewrite(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]);
     let validator = jsonschema::validator_for(&schema).unwrap();

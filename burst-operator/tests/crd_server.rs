@@ -9,7 +9,7 @@ mod kube_env;
 
 use std::collections::BTreeSet;
 
-use burst_operator::crd::StatusMode;
+use burst_operator::api::StatusMode;
 use burst_testkit::kube::ControlPlane;
 use http::Method;
 use k8s_openapi::api::core::v1::Event as CoreEvent;
@@ -135,7 +135,7 @@ const JSON: &str = "application/json";
 /// The generated CRD with its group renamed, so it can be created afresh (the server warns
 /// about unknown formats on create, and on update only about new ones).
 fn crd_copy(group: &str) -> Value {
-    let mut crd = serde_json::to_value(burst_operator::crd::crd()).unwrap();
+    let mut crd = serde_json::to_value(burst_operator::api::crd()).unwrap();
     crd["metadata"] = json!({"name": format!("burstpolicies.{group}")});
     crd["spec"]["group"] = json!(group);
     crd
@@ -143,7 +143,7 @@ fn crd_copy(group: &str) -> Value {
 
 #[test]
 fn the_crd_schema_uses_only_formats_kubernetes_knows() {
-    let crd = serde_json::to_value(burst_operator::crd::crd()).unwrap();
+    let crd = serde_json::to_value(burst_operator::api::crd()).unwrap();
     let (mut seen, mut unknown) = (0, Vec::new());
     unknown_formats(&crd, "crd", &mut seen, &mut unknown);
     assert!(
@@ -810,6 +810,6 @@ async fn the_example_policy_is_accepted_as_written() {
     assert!(answer.warnings.is_empty(), "{:?}", answer.warnings);
     assert_eq!(answer.body["spec"]["policy"], example["spec"]["policy"]);
     // And burstd's own checks pass too.
-    let policy: burst_operator::crd::BurstPolicy = serde_json::from_value(answer.body).unwrap();
+    let policy: burst_operator::api::BurstPolicy = serde_json::from_value(answer.body).unwrap();
     policy.spec.validate().unwrap();
 }

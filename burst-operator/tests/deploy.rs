@@ -22,8 +22,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use burst_operator::api::BurstPolicy;
 use burst_operator::api_calls::{Scope, permissions};
-use burst_operator::crd::BurstPolicy;
 use serde_json::Value;
 use support::helm;
 
@@ -95,7 +95,7 @@ fn chart_passes_helm_lint_strict() {
 
 #[test]
 fn chart_crd_is_the_generated_crd() {
-    let generated = burst_operator::crd::crd_yaml().unwrap();
+    let generated = burst_operator::api::crd_yaml().unwrap();
     let copy = std::fs::read_to_string(chart().join("crds/burstpolicies.bursting.dev.yaml"))
         .unwrap_or_default();
     assert!(
@@ -203,7 +203,7 @@ fn deployment_is_hardened_and_probed() {
         assert!(env.contains(&var), "{var} missing: {env:?}");
     }
     // Every BURST_* variable the chart sets is one burstd reads.
-    let help = std::fs::read_to_string(root().join("burst-bin/src/bin/burstd.rs")).unwrap();
+    let help = std::fs::read_to_string(root().join("burst-operator/src/cli.rs")).unwrap();
     for var in env.iter().filter(|v| v.starts_with("BURST_")) {
         assert!(
             help.contains(&format!("env = \"{var}\"")),
@@ -245,7 +245,7 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn crd_schema() -> jsonschema::Validator {
-    let crd = serde_json::to_value(burst_operator::crd::crd()).unwrap();
+    let crd = serde_json::to_value(burst_operator::api::crd()).unwrap();
     let schema =
         burst_testkit::schema::rewrite(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]);
     jsonschema::validator_for(&schema).unwrap()
@@ -377,7 +377,7 @@ fn sample_policy_reproduces_the_seed() {
         .unwrap();
     let burst_istio::VsTarget { .. } = burst_istio::VsTarget::default();
     let route = match p.spec.target.to_route().unwrap() {
-        burst_operator::crd::RouteConfig::VirtualService(t) => t,
+        burst_istio::RouteConfig::VirtualService(t) => t,
         other => panic!("{other:?}"),
     };
     assert_eq!(route.read(&vs).unwrap(), burst_core::Split::ALL_PRIMARY);

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::routing::get;
+use burst_operator::api::StatusMode;
 use burst_operator::api_calls;
-use burst_operator::crd::StatusMode;
 use burst_testkit::kube::{ControlPlane, Fault};
 use http::Method;
 use k8s_openapi::api::coordination::v1::Lease;

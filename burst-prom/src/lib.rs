@@ -86,6 +86,25 @@
 //! # Ok::<(), burst_prom::Error>(())
 //! ```
 //!
+//! ## One builder for every caller
+//!
+//! [`SourceConfig`] holds either kind of settings; [`SourceConfig::build`] checks them and
+//! builds the source (burstd, `burst query` and `burst demo` all build through it), and
+//! [`windows`] is the one mapping from a policy's `up`/`down` windows to a source's
+//! `window`/`long_window`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use burst_core::MetricSource as _;
+//! use burst_prom::{HttpClients, PrometheusConfig, SourceConfig};
+//!
+//! let config = SourceConfig::Prometheus(PrometheusConfig::default())
+//!     .with_windows(Duration::from_secs(15), Duration::from_secs(60));
+//! let source = config.build(&HttpClients::new())?;
+//! assert!(source.describe().starts_with("prometheus"));
+//! # Ok::<(), burst_prom::Error>(())
+//! ```
+//!
 //! ## Scraping directly
 //!
 //! [`ScrapeSource`] scrapes one or many targets on every `observe`, keeps the selected
@@ -125,6 +144,7 @@
 //! No feature flags.
 
 pub mod api;
+mod build;
 mod clock;
 mod error;
 pub mod exposition;
@@ -133,6 +153,7 @@ mod prometheus;
 mod scrape;
 pub mod template;
 
+pub use build::{Source, SourceConfig, windows};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use http::{BasicAuth, HttpClients, HttpConfig};

@@ -488,7 +488,7 @@ async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
     cp.install_crd_files(&["schemas/istio/crd-all.gen.yaml"])
         .await
         .map_err(anyhow::Error::msg)?;
-    let crd = serde_json::to_string(&burst_operator::crd::crd())?;
+    let crd = serde_json::to_string(&burst_operator::api::crd())?;
     cp.install_crds(&crd).await.map_err(anyhow::Error::msg)?;
     let (etcd_pid, apiserver_pid) = cp.server_pids();
     let servers: Vec<String> = [etcd_pid, apiserver_pid]

@@ -499,12 +499,12 @@ async fn start_kube(
 ) -> anyhow::Result<(Running, String)> {
     let source = demo_kube::source_spec(args.prometheus_url.as_deref(), &p.metrics);
     let settings = demo_kube::policy_settings(file);
-    let described = demo_kube::describe_source(&burst_operator::crd::BurstPolicySpec {
+    let described = demo_kube::describe_source(&burst_operator::api::BurstPolicySpec {
         source: source.clone(),
         policy: settings.clone(),
-        target: burst_operator::crd::TargetSpec {
+        target: burst_operator::api::TargetSpec {
             name: "worker-virtual-service".into(),
-            ..burst_operator::crd::TargetSpec::default()
+            ..burst_operator::api::TargetSpec::default()
         },
         dry_run: false,
         paused: false,
@@ -562,17 +562,11 @@ fn metric_source(
     spec: &PolicySpec,
     metrics: &Url,
 ) -> anyhow::Result<Box<dyn MetricSource>> {
-    let short = spec.window_up();
-    let long = Some(spec.window_down()).filter(|l| *l > short);
-    Ok(match &args.prometheus_url {
-        Some(url) => Box::new(burst_prom::PrometheusSource::new(
-            burst_prom::PrometheusConfig {
-                url: url.clone(),
-                window: short,
-                long_window: long,
-                ..burst_prom::PrometheusConfig::default()
-            },
-        )?),
+    let config = match &args.prometheus_url {
+        Some(url) => burst_prom::SourceConfig::Prometheus(burst_prom::PrometheusConfig {
+            url: url.clone(),
+            ..burst_prom::PrometheusConfig::default()
+        }),
         None => {
             let matchers = [
                 ("reporter", "source"),
@@ -585,16 +579,17 @@ fn metric_source(
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-            Box::new(burst_prom::ScrapeSource::new(burst_prom::ScrapeConfig {
+            burst_prom::SourceConfig::Scrape(burst_prom::ScrapeConfig {
                 targets: vec![metrics.to_string()],
                 metric: "istio_requests_total".into(),
                 matchers,
-                window: short,
-                long_window: long,
                 ..burst_prom::ScrapeConfig::default()
-            })?)
+            })
         }
-    })
+    };
+    Ok(config
+        .with_windows(spec.window_up(), spec.window_down())
+        .build(&burst_prom::HttpClients::new())?)
 }
 
 fn banner(d: &Demo, file: &PolicyFile) -> String {

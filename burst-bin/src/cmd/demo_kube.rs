@@ -43,12 +43,14 @@ use burst_core::HumanDuration;
 use burst_core::policy::{Mode, OnMissing, PolicyFile};
 use burst_core::{Split, TrafficRouter};
 use burst_hashr::mesh::Mesh;
+use burst_istio::RouteConfig;
 use burst_istio::VsTarget;
-use burst_operator::app::CommonOptions;
-use burst_operator::crd::{
+use burst_operator::adapters::ResolvedAuth;
+use burst_operator::api::{
     BurstPolicy, BurstPolicySpec, OnMissingSpec, PolicyModeSpec, PolicySettings, PrometheusSpec,
-    ResolvedAuth, RouteConfig, ScrapeSpec, SourceConfig, SourceSpec,
+    ScrapeSpec, SourceSpec,
 };
+use burst_operator::app::CommonOptions;
 use burst_operator::operator::OperatorSettings;
 use futures::StreamExt as _;
 use http_body_util::BodyExt as _;
@@ -707,16 +709,11 @@ pub fn source_spec(prometheus_url: Option<&str>, metrics: &url::Url) -> SourceSp
 /// How burstd will describe the source of `spec` (the same source it builds).
 pub fn describe_source(spec: &BurstPolicySpec) -> anyhow::Result<String> {
     let policy = spec.validate()?;
-    Ok(
-        match spec.source.to_config(&policy, &ResolvedAuth::default())? {
-            SourceConfig::Prometheus(c) => {
-                burst_core::MetricSource::describe(&burst_prom::PrometheusSource::new(c)?)
-            }
-            SourceConfig::Scrape(c) => {
-                burst_core::MetricSource::describe(&burst_prom::ScrapeSource::new(c)?)
-            }
-        },
-    )
+    let source = spec
+        .source
+        .to_config(&policy, &ResolvedAuth::default())?
+        .build(&burst_prom::HttpClients::new())?;
+    Ok(source.describe())
 }
 
 fn vs_resource() -> ApiResource {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use burst_core::Reading;
 use burst_prom::{
-    BasicAuth, HttpConfig, PrometheusConfig, PrometheusSource, ScrapeConfig, ScrapeMode,
-    ScrapeSource, SeriesRule,
+    BasicAuth, HttpClients, HttpConfig, PrometheusConfig, ScrapeConfig, ScrapeMode, SeriesRule,
+    Source, SourceConfig,
 };
 
 /// Exit code when the source answered but had no data.
@@ -163,13 +163,15 @@ async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
         if let Some(q) = &args.query {
             config.query = q.clone();
         }
-        let source = PrometheusSource::new(config)?;
-        if args.probe {
-            source.probe().await?;
-            return Ok(Outcome::ProbeOk);
-        }
-        for q in source.queries() {
-            tracing::info!(query = q, "evaluating");
+        let source = SourceConfig::Prometheus(config).connect(&HttpClients::new())?;
+        if let Source::Prometheus(prometheus) = &source {
+            if args.probe {
+                prometheus.probe().await?;
+                return Ok(Outcome::ProbeOk);
+            }
+            for q in prometheus.queries() {
+                tracing::info!(query = q, "evaluating");
+            }
         }
         return Ok(Outcome::Reading(source.evaluate().await?));
     }
@@ -184,7 +186,7 @@ async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
             ),
         });
     }
-    let source = ScrapeSource::new(ScrapeConfig {
+    let source = SourceConfig::Scrape(ScrapeConfig {
         targets: args.scrape.clone(),
         metric: args.metric.clone().unwrap_or_default(),
         matchers: args.matchers.iter().cloned().collect::<BTreeMap<_, _>>(),
@@ -196,7 +198,8 @@ async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
         window: args.window,
         long_window: None,
         http,
-    })?;
+    })
+    .connect(&HttpClients::new())?;
     tracing::info!(source = %burst_core::MetricSource::describe(&source), "scraping");
     let first = source.evaluate().await?;
     if !counter || matches!(first, Reading::Value(_)) {

@@ -88,7 +88,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = if args.json {
         serde_json::to_string_pretty(&run)? + "\n"
     } else {
-        table(&run, spec.policy.has_two_windows(), args.every.as_secs_f64())
+        table(
+            &run,
+            spec.policy.has_two_windows(),
+            args.every.as_secs_f64(),
+        )
     };
     super::print_stdout(&text)?;
     Ok(ExitCode::SUCCESS)

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::routing::get;
-use burst_operator::crd::{BurstPolicy, BurstPolicyStatus};
+use burst_operator::api::{BurstPolicy, BurstPolicyStatus};
 use burst_operator::events::EventRecorder;
 use burst_operator::leader::{LeaderElector, LeaderHandle, LeaseSettings};
 use burst_operator::metrics::Metrics;
@@ -296,7 +296,7 @@ impl Instance {
         };
         let mut ctx = RunContext::new(client.clone(), metrics.clone(), leader);
         ctx.events = Some(EventRecorder::new(client, identity));
-        ctx.wiring.field_manager = format!("burstd-{identity}");
+        ctx.field_manager = format!("burstd-{identity}");
         ctx.status_interval = Duration::from_millis(200);
         ctx.rebuild_after = Duration::from_millis(500);
         ctx.controller.backoff_initial = Duration::from_millis(100);

@@ -1,0 +1,427 @@
+//! From a BurstPolicy spec to the adapters' settings: [`SourceSpec`] →
+//! [`burst_prom::SourceConfig`], [`TargetSpec`] → [`burst_istio::RouteConfig`].
+//!
+//! Every check here names the `spec.` field at fault; [`crate::api::BurstPolicySpec::validate`] runs
+//! them without Secret values, the runner again with the values read by
+//! [`crate::secrets`].
+
+use burst_core::policy::PolicySpec;
+use burst_istio::{BackendSelector, HttpRouteTarget, RouteConfig, RouteSelector, VsTarget};
+use burst_prom::{PrometheusConfig, ScrapeConfig, ScrapeMode, SeriesRule, SourceConfig};
+
+use crate::Error;
+use crate::api::{
+    AuthSpec, BackendRefSpec, HttpSpec, ScrapeModeSpec, SeriesSpec, SourceSpec, TargetKind,
+    TargetSpec, duration,
+};
+
+/// Credentials resolved from Secrets, ready for the HTTP client.
+///
+/// `Debug` shows whether a credential is set, never its value.
+#[derive(Clone, Default, PartialEq)]
+pub struct ResolvedAuth {
+    /// `Authorization: Bearer ...` value from a Secret.
+    pub bearer_token: Option<String>,
+    /// Basic-auth user name and password from a Secret.
+    pub basic: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for ResolvedAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedAuth")
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "***"))
+            .field(
+                "basic",
+                &self.basic.as_ref().map(|(user, _)| (user.as_str(), "***")),
+            )
+            .finish()
+    }
+}
+
+impl HttpSpec {
+    /// The HTTP settings; `auth` carries what was read from Secrets.
+    pub fn to_http_config(
+        &self,
+        field: &str,
+        auth: &ResolvedAuth,
+    ) -> Result<burst_prom::HttpConfig, Error> {
+        let mut c = burst_prom::HttpConfig::default();
+        if let Some(t) = duration(&format!("{field}.timeout"), &self.timeout)? {
+            c.timeout = t;
+        }
+        c.headers = self.headers.clone();
+        if let Some(a) = &self.auth {
+            let set = [
+                a.bearer_token_file.is_some(),
+                a.bearer_token_secret_ref.is_some(),
+                a.basic_auth_secret_ref.is_some(),
+            ];
+            if set.iter().filter(|s| **s).count() > 1 {
+                return Err(Error::invalid(
+                    format!("{field}.auth"),
+                    "set only one of bearerTokenFile, bearerTokenSecretRef and basicAuthSecretRef",
+                ));
+            }
+            c.bearer_token_file = a.bearer_token_file.as_ref().map(Into::into);
+        }
+        if let Some(token) = &auth.bearer_token {
+            c.headers
+                .insert("Authorization".into(), format!("Bearer {}", token.trim()));
+        }
+        if let Some((username, password)) = &auth.basic {
+            c.basic_auth = Some(burst_prom::BasicAuth {
+                username: username.clone(),
+                password: password.clone(),
+            });
+        }
+        if let Some(tls) = &self.tls {
+            c.ca_file = tls.ca_file.as_ref().map(Into::into);
+            c.insecure_skip_verify = tls.insecure_skip_verify;
+        }
+        Ok(c)
+    }
+}
+
+impl SourceSpec {
+    /// Which spec is set; exactly one must be.
+    pub fn which(&self) -> Result<(&HttpSpec, &'static str), Error> {
+        match (&self.prometheus, &self.scrape) {
+            (Some(p), None) => Ok((&p.http, "spec.source.prometheus")),
+            (None, Some(s)) => Ok((&s.http, "spec.source.scrape")),
+            (None, None) => Err(Error::invalid(
+                "spec.source",
+                "set `prometheus` (a query) or `scrape` (targets)",
+            )),
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "spec.source",
+                "set only one of `prometheus` and `scrape`",
+            )),
+        }
+    }
+
+    /// The source settings for `policy`'s windows; `auth` carries Secret values.
+    pub fn to_config(
+        &self,
+        policy: &PolicySpec,
+        auth: &ResolvedAuth,
+    ) -> Result<SourceConfig, Error> {
+        let (http, field) = self.which()?;
+        let http = http.to_http_config(field, auth)?;
+        let (window, long_window) = burst_prom::windows(policy.window_up(), policy.window_down());
+        if let Some(p) = &self.prometheus {
+            if p.url.trim().is_empty() {
+                return Err(Error::invalid(
+                    "spec.source.prometheus.url",
+                    "is empty; give the Prometheus base URL, e.g. http://prometheus.istio-system:9090",
+                ));
+            }
+            let mut c = PrometheusConfig {
+                url: p.url.clone(),
+                variables: p.variables.clone(),
+                window,
+                long_window,
+                http,
+                ..PrometheusConfig::default()
+            };
+            if let Some(q) = &p.query {
+                c.query = q.clone();
+            }
+            if let Some(s) = p.series {
+                c.series = match s {
+                    SeriesSpec::Error => SeriesRule::Error,
+                    SeriesSpec::Sum => SeriesRule::Sum,
+                    SeriesSpec::Max => SeriesRule::Max,
+                };
+            }
+            if let Some(d) = duration("spec.source.prometheus.maxAge", &p.max_age)? {
+                c.max_age = d;
+            }
+            return Ok(SourceConfig::Prometheus(c));
+        }
+        let s = self.scrape.as_ref().ok_or_else(|| {
+            Error::invalid("spec.source", "set `prometheus` or `scrape`".to_owned())
+        })?;
+        Ok(SourceConfig::Scrape(ScrapeConfig {
+            targets: s.targets.clone(),
+            metric: s.metric.clone(),
+            matchers: s.matchers.clone(),
+            mode: match s.mode {
+                Some(ScrapeModeSpec::Gauge) => ScrapeMode::Gauge,
+                Some(ScrapeModeSpec::Counter) | None => ScrapeMode::Counter,
+            },
+            window,
+            long_window,
+            http,
+        }))
+    }
+
+    /// The `auth` settings, if any.
+    pub fn auth(&self) -> Option<&AuthSpec> {
+        self.which().ok().and_then(|(h, _)| h.auth.as_ref())
+    }
+}
+
+impl TargetSpec {
+    /// Checks the fields and builds the route selection.
+    pub fn to_route(&self) -> Result<RouteConfig, Error> {
+        if self.name.is_empty() || self.name.contains('/') {
+            return Err(Error::invalid(
+                "spec.target.name",
+                format!(
+                    "`{}` is not an object name; give the name of the {} in the policy's namespace",
+                    self.name,
+                    self.kind.as_str()
+                ),
+            ));
+        }
+        let route = match &self.route {
+            Some(r) if !r.is_empty() => RouteSelector::Name(r.clone()),
+            _ => RouteSelector::Only,
+        };
+        let mut seen = std::collections::BTreeSet::from(["local"]);
+        for c in &self.clusters {
+            if !seen.insert(c.name.as_str()) || c.name.is_empty() {
+                return Err(Error::invalid(
+                    "spec.target.clusters",
+                    format!(
+                        "cluster name `{}` is empty, repeated or `local` (the cluster burstd runs in)",
+                        c.name
+                    ),
+                ));
+            }
+        }
+        match self.kind {
+            TargetKind::VirtualService => {
+                if self.backends.is_some() {
+                    return Err(Error::invalid(
+                        "spec.target.backends",
+                        "is for HTTPRoute targets; a VirtualService names `subsets`",
+                    ));
+                }
+                let mut t = VsTarget::default().route(route);
+                if let Some(s) = &self.subsets {
+                    if s.primary.is_empty() || s.burst.is_empty() || s.primary == s.burst {
+                        return Err(Error::invalid(
+                            "spec.target.subsets",
+                            format!(
+                                "primary `{}` and burst `{}` must be two different, non-empty subset names",
+                                s.primary, s.burst
+                            ),
+                        ));
+                    }
+                    t = t.subsets(s.primary.clone(), s.burst.clone());
+                }
+                if let Some(h) = &self.host {
+                    t = t.host(h.clone());
+                }
+                Ok(RouteConfig::VirtualService(t))
+            }
+            TargetKind::HttpRoute => {
+                if self.subsets.is_some() || self.host.is_some() {
+                    return Err(Error::invalid(
+                        "spec.target.subsets",
+                        "`subsets` and `host` are for VirtualService targets; an HTTPRoute names `backends`",
+                    ));
+                }
+                let b = self.backends.as_ref().ok_or_else(|| {
+                    Error::invalid(
+                        "spec.target.backends",
+                        "an HTTPRoute target needs `backends: {primary: {name: ...}, burst: {name: ...}}`",
+                    )
+                })?;
+                let sel = |r: &BackendRefSpec| {
+                    let mut s = BackendSelector::new(r.name.clone());
+                    if let Some(p) = r.port {
+                        s = s.port(p);
+                    }
+                    if let Some(n) = &r.namespace {
+                        s = s.namespace(n.clone());
+                    }
+                    s
+                };
+                if b.primary == b.burst {
+                    return Err(Error::invalid(
+                        "spec.target.backends",
+                        "primary and burst select the same backendRef",
+                    ));
+                }
+                Ok(RouteConfig::HttpRoute(
+                    HttpRouteTarget::new(sel(&b.primary), sel(&b.burst)).rule(route),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::{
+        BackendsSpec, BurstPolicySpec, ClusterSpec, PrometheusSpec, ScrapeSpec, SecretKeyRef,
+    };
+
+    fn seed_spec() -> BurstPolicySpec {
+        serde_saphyr::from_str(
+            r#"
+source:
+  prometheus: {url: "http://prometheus:9090"}
+target: {name: worker-virtual-service}
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn resolved_auth_debug_hides_secrets() {
+        let a = ResolvedAuth {
+            bearer_token: Some("tok-s3cret".into()),
+            basic: Some(("admin".into(), "pw-s3cret".into())),
+        };
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("admin") && shown.contains("***"), "{shown}");
+    }
+
+    #[test]
+    fn defaults_are_the_seed() {
+        let spec = seed_spec();
+        let p = spec.validate().unwrap();
+        assert_eq!((p.high, p.low), (15.0, 10.0));
+        assert_eq!(spec.target.kind, TargetKind::VirtualService);
+        let RouteConfig::VirtualService(vs) = spec.target.to_route().unwrap() else {
+            panic!("not a VS")
+        };
+        assert_eq!(
+            (vs.primary_subset.as_str(), vs.burst_subset.as_str()),
+            ("primary", "burst")
+        );
+        let SourceConfig::Prometheus(c) =
+            spec.source.to_config(&p, &ResolvedAuth::default()).unwrap()
+        else {
+            panic!("not prometheus")
+        };
+        assert_eq!(c.window, Duration::from_secs(15));
+        assert_eq!(c.long_window, None);
+    }
+
+    #[test]
+    fn two_windows_go_to_the_source() {
+        let mut spec = seed_spec();
+        spec.policy.window_up = Some("5s".into());
+        spec.policy.window_down = Some("1m".into());
+        let p = spec.validate().unwrap();
+        let SourceConfig::Prometheus(c) =
+            spec.source.to_config(&p, &ResolvedAuth::default()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (c.window, c.long_window),
+            (Duration::from_secs(5), Some(Duration::from_secs(60)))
+        );
+    }
+
+    #[test]
+    fn source_must_be_exactly_one() {
+        let mut spec = seed_spec();
+        spec.source.prometheus = None;
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("spec.source")
+        );
+        spec.source.prometheus = Some(PrometheusSpec::default());
+        spec.source.scrape = Some(ScrapeSpec::default());
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("only one")
+        );
+    }
+
+    #[test]
+    fn httproute_needs_backends_and_vs_refuses_them() {
+        let mut spec = seed_spec();
+        spec.target.kind = TargetKind::HttpRoute;
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("spec.target.backends")
+        );
+        spec.target.backends = Some(BackendsSpec {
+            primary: BackendRefSpec {
+                name: "worker-primary".into(),
+                port: Some(80),
+                namespace: None,
+            },
+            burst: BackendRefSpec {
+                name: "worker-burst".into(),
+                port: Some(80),
+                namespace: None,
+            },
+        });
+        assert!(matches!(
+            spec.target.to_route().unwrap(),
+            RouteConfig::HttpRoute(_)
+        ));
+        spec.target.kind = TargetKind::VirtualService;
+        assert!(spec.validate().is_err());
+    }
+
+    #[test]
+    fn clusters_need_unique_names() {
+        let mut spec = seed_spec();
+        let c = |n: &str| ClusterSpec {
+            name: n.into(),
+            kubeconfig_secret_ref: SecretKeyRef {
+                name: "k".into(),
+                key: "config".into(),
+            },
+        };
+        spec.target.clusters = vec![c("west"), c("west")];
+        assert!(spec.validate().is_err());
+        spec.target.clusters = vec![c("local")];
+        assert!(spec.validate().is_err());
+        spec.target.clusters = vec![c("west"), c("east")];
+        assert!(spec.validate().is_ok());
+    }
+
+    #[test]
+    fn only_one_credential() {
+        let mut spec = seed_spec();
+        let p = spec.source.prometheus.as_mut().unwrap();
+        p.http.auth = Some(AuthSpec {
+            bearer_token_file: Some("/t".into()),
+            bearer_token_secret_ref: Some(SecretKeyRef {
+                name: "s".into(),
+                key: "token".into(),
+            }),
+            basic_auth_secret_ref: None,
+        });
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("only one")
+        );
+    }
+
+    #[test]
+    fn secret_token_becomes_a_header() {
+        let spec = seed_spec();
+        let auth = ResolvedAuth {
+            bearer_token: Some("abc\n".into()),
+            basic: None,
+        };
+        let p = spec.validate().unwrap();
+        let SourceConfig::Prometheus(c) = spec.source.to_config(&p, &auth).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.http.headers["Authorization"], "Bearer abc");
+    }
+}

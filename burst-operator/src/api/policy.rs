@@ -1,0 +1,360 @@
+//! The BurstPolicy spec: where the rate comes from ([`SourceSpec`]), which route changes
+//! ([`TargetSpec`]), and the [`BurstPolicy`] object the `CustomResource` derive makes of
+//! them. `spec.policy` lives in [`super::policy_settings`].
+
+use std::collections::BTreeMap;
+
+use burst_core::policy::PolicySpec;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::policy_settings::PolicySettings;
+use super::status::BurstPolicyStatus;
+use crate::Error;
+
+/// A traffic policy: measure a request rate, decide a split, write it to a route.
+#[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[kube(
+    group = "bursting.dev",
+    version = "v1alpha1",
+    kind = "BurstPolicy",
+    plural = "burstpolicies",
+    singular = "burstpolicy",
+    shortname = "bp",
+    category = "bursting",
+    namespaced,
+    status = "BurstPolicyStatus",
+    doc = "Moves HTTP traffic between a primary and a burst destination by changing route weights from a measured request rate.",
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target.name","description":"The VirtualService or HTTPRoute whose weights are changed"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".status.mode","description":"Primary, Burst, Split, Paused, Pending or Unknown"}"#,
+    printcolumn = r#"{"name":"Burst %","type":"integer","jsonPath":".status.burstWeight","description":"Weight of the burst destination"}"#,
+    printcolumn = r#"{"name":"Observed RPS","type":"number","jsonPath":".status.observedRps","description":"Last measured request rate (short window)"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BurstPolicySpec {
+    /// Where the request rate comes from: exactly one of `prometheus` or `scrape`.
+    pub source: SourceSpec,
+    /// The decision policy; every field is optional and defaults to the seed (hysteresis
+    /// 15/10 rps over 15 s, 1 s tick).
+    #[serde(default)]
+    pub policy: PolicySettings,
+    /// The route whose weights are changed.
+    pub target: TargetSpec,
+    /// Decide, log and report in status, but never change the route.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Stop controlling the route; the weights stay as they are.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// The metric source: set exactly one of the two.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.prometheus) != has(self.scrape)",
+    "message": "set exactly one of `prometheus` (a query) and `scrape` (targets)"
+}]))]
+pub struct SourceSpec {
+    /// Query Prometheus' HTTP API (or Thanos, Mimir, Cortex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSpec>,
+    /// Scrape `/metrics` endpoints directly, without a Prometheus server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape: Option<ScrapeSpec>,
+}
+
+/// A Prometheus instant query.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSpec {
+    /// Base URL of the Prometheus API, e.g. `http://prometheus.istio-system:9090`.
+    pub url: String,
+    /// PromQL template with `{{ variable }}` placeholders; `{{window}}` is filled from the
+    /// policy's windows. Default: the seed's query, measured at the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Values of the template's variables (defaults: `reporter=source`,
+    /// `service=worker-service`, `namespace=default`, `source_workload=frontend-deployment`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// What to do when the query returns several series: `error` (default), `sum`, `max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesSpec>,
+    /// Samples older than this read as "no data" (default `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// HTTP settings: timeout, authentication, TLS, headers.
+    #[serde(default, flatten)]
+    pub http: HttpSpec,
+}
+
+/// How several series are combined.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeriesSpec {
+    /// Fail, naming the series found.
+    Error,
+    /// Add the values.
+    Sum,
+    /// Take the largest.
+    Max,
+}
+
+/// Direct scraping of Prometheus text endpoints.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrapeSpec {
+    /// The `/metrics` URLs; their series are summed.
+    pub targets: Vec<String>,
+    /// Metric name, e.g. `istio_requests_total`.
+    pub metric: String,
+    /// Label equality matchers (an empty value matches a missing label).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub matchers: BTreeMap<String, String>,
+    /// `counter` (rate of increase, default) or `gauge` (the value already is a rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ScrapeModeSpec>,
+    /// HTTP settings: timeout, authentication, TLS, headers.
+    #[serde(default, flatten)]
+    pub http: HttpSpec,
+}
+
+/// How scraped samples become a rate.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScrapeModeSpec {
+    /// Per-second increase of a counter.
+    Counter,
+    /// A gauge that already holds a rate.
+    Gauge,
+}
+
+/// HTTP settings of a source.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpSpec {
+    /// Longest time one request may take (default `5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+    /// TLS settings; certificates are verified by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// Headers added to every request (e.g. `X-Scope-OrgID`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Credentials; at most one of the three.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// A bearer token file inside burstd's pod (re-read when it changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<String>,
+    /// A bearer token in a Secret of the policy's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret_ref: Option<SecretKeyRef>,
+    /// Basic-auth credentials in a Secret of the policy's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_secret_ref: Option<BasicAuthSecretRef>,
+}
+
+/// One key of a Secret in the policy's namespace.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    pub name: String,
+    /// Key in the Secret's data.
+    pub key: String,
+}
+
+/// A Secret holding a user name and a password.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuthSecretRef {
+    /// Secret name.
+    pub name: String,
+    /// Key of the user name (default `username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_key: Option<String>,
+    /// Key of the password (default `password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_key: Option<String>,
+}
+
+/// TLS settings.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A PEM bundle of extra CAs, as a file inside burstd's pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Accept any certificate. For lab setups only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+}
+
+/// The route to change.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.kind != 'HTTPRoute' || has(self.backends)",
+        "message": "an HTTPRoute target needs `backends: {primary: {name: ...}, burst: {name: ...}}`",
+        "fieldPath": ".backends"
+    },
+    {
+        "rule": "self.kind == 'HTTPRoute' || !has(self.backends)",
+        "message": "`backends` is for HTTPRoute targets; a VirtualService names `subsets`",
+        "fieldPath": ".backends"
+    },
+    {
+        "rule": "self.kind != 'HTTPRoute' || (!has(self.subsets) && !has(self.host))",
+        "message": "`subsets` and `host` are for VirtualService targets; an HTTPRoute names `backends`",
+        "fieldPath": ".subsets"
+    }
+]))]
+pub struct TargetSpec {
+    /// `VirtualService` (default) or `HTTPRoute`.
+    #[serde(default)]
+    pub kind: TargetKind,
+    /// Name of the object, in the policy's namespace.
+    pub name: String,
+    /// API version (default `v1`; `v1beta1` for old Istio or Gateway API releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Name of the route (VirtualService `spec.http[].name`, HTTPRoute `spec.rules[].name`).
+    /// Default: the only route that holds both destinations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// VirtualService: the two subsets (default `primary` and `burst`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsets: Option<SubsetsSpec>,
+    /// VirtualService: only destinations with this host count (default: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// HTTPRoute: the two backendRefs (required for HTTPRoute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backends: Option<BackendsSpec>,
+    /// Multi-primary meshes: the same object in more clusters, each reached with a
+    /// kubeconfig stored in a Secret of the policy's namespace. Every cluster gets the
+    /// same split; differing splits are reported as drift.
+    // A list keyed by name: the server refuses two clusters of one name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend(
+        "x-kubernetes-list-type" = "map",
+        "x-kubernetes-list-map-keys" = ["name"],
+        "x-kubernetes-validations" = [{
+            "rule": "self.all(c, c.name != 'local')",
+            "message": "`local` is the cluster burstd runs in; give the other clusters other names"
+        }]
+    ))]
+    pub clusters: Vec<ClusterSpec>,
+}
+
+/// The kind of route.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+pub enum TargetKind {
+    /// `networking.istio.io` VirtualService.
+    #[default]
+    VirtualService,
+    /// `gateway.networking.k8s.io` HTTPRoute.
+    #[serde(rename = "HTTPRoute")]
+    HttpRoute,
+}
+
+/// The two VirtualService subsets.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.primary != self.burst",
+    "message": "`primary` and `burst` must be two different subsets"
+}]))]
+pub struct SubsetsSpec {
+    /// Subset receiving the primary share.
+    pub primary: String,
+    /// Subset receiving the burst share.
+    pub burst: String,
+}
+
+/// The two HTTPRoute backends.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendsSpec {
+    /// Backend receiving the primary share.
+    pub primary: BackendRefSpec,
+    /// Backend receiving the burst share.
+    pub burst: BackendRefSpec,
+}
+
+/// Selects one `backendRef`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendRefSpec {
+    /// `backendRefs[].name`.
+    pub name: String,
+    /// `backendRefs[].port`, if it must match.
+    // schemars calls a u16 `format: uint16`, which Kubernetes does not know (the API
+    // server warns and ignores it); a port is an int32 in 1..=65535, as in Gateway API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535), extend("format" = "int32"))]
+    pub port: Option<u16>,
+    /// `backendRefs[].namespace`, if it must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// One more cluster holding a copy of the target.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSpec {
+    /// A unique name (the local cluster is `local`).
+    pub name: String,
+    /// The Secret key holding a kubeconfig for the cluster. Token or client-certificate
+    /// credentials only: exec credential plugins are refused.
+    pub kubeconfig_secret_ref: SecretKeyRef,
+}
+
+impl TargetKind {
+    /// `VirtualService` or `HTTPRoute`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::VirtualService => "VirtualService",
+            TargetKind::HttpRoute => "HTTPRoute",
+        }
+    }
+
+    /// `(group, plural)` of the kind.
+    pub fn resource(self) -> (&'static str, &'static str) {
+        match self {
+            TargetKind::VirtualService => (burst_istio::ISTIO_GROUP, "virtualservices"),
+            TargetKind::HttpRoute => (burst_istio::GATEWAY_GROUP, "httproutes"),
+        }
+    }
+}
+
+impl BurstPolicySpec {
+    /// Checks everything that can be checked without IO (the conversions of
+    /// [`crate::adapters`], without Secret values).
+    pub fn validate(&self) -> Result<PolicySpec, Error> {
+        let policy = self.policy.to_policy_spec()?;
+        self.source
+            .to_config(&policy, &crate::adapters::ResolvedAuth::default())?;
+        self.target.to_route()?;
+        Ok(policy)
+    }
+}
+
+impl TargetSpec {
+    /// A short description: `VirtualService default/worker`.
+    pub fn describe(&self, namespace: &str) -> String {
+        format!("{} {namespace}/{}", self.kind.as_str(), self.name)
+    }
+}

@@ -1,0 +1,347 @@
+//! burstd's command line: subcommands, flags and their `BURST_*` variables, and their conversion to settings.
+//!
+//! `burstd operator` watches BurstPolicy objects; `burstd run` runs one policy from flags,
+//! `BURST_*` variables or a config file; `burstd crd` prints the CRD. Every flag can be set
+//! with the environment variable shown in `--help`. The binary parses [`Cli`], sets up
+//! logging from [`Cli::log`] and calls [`crate::app::run`].
+
+// The doc comments of clap items are `--help` text, where URLs are plain text.
+#![allow(rustdoc::bare_urls)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::Error;
+use crate::api::{OnMissingSpec, PolicyModeSpec};
+use crate::app::CommonOptions;
+use crate::leader::LeaseSettings;
+use crate::single::Overrides;
+
+/// The in-cluster controller of burst: moves traffic between a primary and a burst
+/// destination by changing route weights from a measured request rate.
+#[derive(Debug, Parser)]
+#[command(name = "burstd", version, max_term_width = 100)]
+pub struct Cli {
+    // Doc comments on clap items become `--help` text, so these say it in `//` comments.
+    // Logging: format and filter.
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub log: LogArgs,
+    // What to do.
+    #[allow(missing_docs)]
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// burstd's subcommands.
+#[allow(missing_docs)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch BurstPolicy objects and run one control loop per object.
+    Operator(Box<OperatorArgs>),
+    /// Run one policy given by flags, BURST_* variables and/or a config file.
+    Run(Box<RunArgs>),
+    /// Print the BurstPolicy CustomResourceDefinition as YAML.
+    Crd,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+// The global logging flags.
+#[allow(missing_docs)]
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(
+        long,
+        env = "BURST_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Log filter: a level (`info`) or directives (`info,burst_operator=debug`).
+    #[arg(long, env = "BURST_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); e.g. 15s"))
+}
+
+// The flags both modes take.
+#[allow(missing_docs)]
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, env = "BURST_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Elect a leader on a Lease so that only one replica writes (`false`: always write).
+    #[arg(long, env = "BURST_LEADER_ELECT", default_value_t = true, action = ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "BURST_LEASE_NAME", default_value = "burstd")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace from its service account).
+    #[arg(long, env = "BURST_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This instance's identity in the Lease and in Events (default: $HOSTNAME, the pod name).
+    #[arg(long, env = "BURST_IDENTITY")]
+    pub identity: Option<String>,
+    /// How long a Lease is valid without renewal (whole seconds).
+    #[arg(long, env = "BURST_LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    pub lease_duration: Duration,
+    /// The leader steps down when it could not renew for this long.
+    #[arg(long, env = "BURST_RENEW_DEADLINE", default_value = "10s", value_parser = duration)]
+    pub renew_deadline: Duration,
+    /// Interval between attempts to acquire or renew the Lease.
+    #[arg(long, env = "BURST_RETRY_PERIOD", default_value = "2s", value_parser = duration)]
+    pub retry_period: Duration,
+    /// Field manager recorded on route and status writes.
+    #[arg(long, env = "BURST_FIELD_MANAGER", default_value = "burstd")]
+    pub field_manager: String,
+    /// Shortest interval between status writes that only change the measured rate.
+    #[arg(long, env = "BURST_STATUS_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub status_interval: Duration,
+    /// Time control loops get to finish their tick on SIGTERM.
+    #[arg(long, env = "BURST_SHUTDOWN_GRACE", default_value = "15s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+    /// Timeout of each Kubernetes request made to read or write a route.
+    #[arg(long, env = "BURST_REQUEST_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub request_timeout: Duration,
+    /// Record Kubernetes Events on split changes and errors.
+    #[arg(long, env = "BURST_EVENTS", default_value_t = true, action = ArgAction::Set)]
+    pub events: bool,
+}
+
+// `burstd operator`.
+#[allow(missing_docs)]
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Watch BurstPolicies in this namespace only (default: all namespaces).
+    #[arg(long, env = "BURST_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// All-or-nothing between two thresholds.
+    Hysteresis,
+    /// Proportional to the load above --capacity.
+    Overflow,
+}
+
+/// `--on-missing`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnMissingArg {
+    /// Keep the last decision.
+    Hold,
+    /// Everything to the primary.
+    Primary,
+    /// Everything to burst.
+    Burst,
+}
+
+// `burstd run`.
+#[allow(missing_docs)]
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A BurstPolicy document or a BurstPolicy spec (YAML); flags override its values.
+    #[arg(long, env = "BURST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Prometheus base URL, e.g. http://prometheus.istio-system:9090.
+    #[arg(long, env = "BURST_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// PromQL template (default: the seed's query, measured at the source).
+    #[arg(long, env = "BURST_QUERY")]
+    pub query: Option<String>,
+    /// A query template variable, NAME=VALUE (repeatable; comma-separated in the variable).
+    #[arg(long = "var", env = "BURST_VARS", value_delimiter = ',', value_parser = key_value)]
+    pub vars: Vec<(String, String)>,
+    /// A /metrics URL to scrape instead of querying Prometheus (repeatable; comma-separated
+    /// in the variable).
+    #[arg(
+        long = "scrape-target",
+        env = "BURST_SCRAPE_TARGETS",
+        value_delimiter = ','
+    )]
+    pub scrape_targets: Vec<String>,
+    /// Metric name to scrape.
+    #[arg(long, env = "BURST_SCRAPE_METRIC")]
+    pub scrape_metric: Option<String>,
+    /// The scraped metric is a gauge holding a rate (default: a counter).
+    #[arg(long, env = "BURST_SCRAPE_GAUGE")]
+    pub scrape_gauge: bool,
+    /// Policy: hysteresis (default) or overflow.
+    #[arg(long, env = "BURST_MODE", value_enum)]
+    pub mode: Option<ModeArg>,
+    /// High threshold in rps: above it, move to burst (default 15).
+    #[arg(long, env = "BURST_HIGH")]
+    pub high: Option<f64>,
+    /// Low threshold in rps: below it, come back (default 10).
+    #[arg(long, env = "BURST_LOW")]
+    pub low: Option<f64>,
+    /// Burst weight while bursting, 1..=100 (default 100).
+    #[arg(long, env = "BURST_BURST_WEIGHT")]
+    pub burst_weight: Option<i64>,
+    /// Overflow: rps the primary serves.
+    #[arg(long, env = "BURST_CAPACITY")]
+    pub capacity: Option<f64>,
+    /// Decision interval (default 1s).
+    #[arg(long, env = "BURST_TICK")]
+    pub tick: Option<String>,
+    /// Rate window (default 15s).
+    #[arg(long, env = "BURST_WINDOW")]
+    pub window: Option<String>,
+    /// Short window deciding moves to burst.
+    #[arg(long, env = "BURST_WINDOW_UP")]
+    pub window_up: Option<String>,
+    /// Long window deciding moves back.
+    #[arg(long, env = "BURST_WINDOW_DOWN")]
+    pub window_down: Option<String>,
+    /// Minimum time between changes (default 0s).
+    #[arg(long, env = "BURST_COOLDOWN")]
+    pub cooldown: Option<String>,
+    /// Where traffic goes when data has been missing for --stale-after.
+    #[arg(long, env = "BURST_ON_MISSING", value_enum)]
+    pub on_missing: Option<OnMissingArg>,
+    /// How long data may be missing before --on-missing applies (default 60s).
+    #[arg(long, env = "BURST_STALE_AFTER")]
+    pub stale_after: Option<String>,
+    /// The VirtualService to change.
+    #[arg(long, env = "BURST_VIRTUAL_SERVICE")]
+    pub virtual_service: Option<String>,
+    /// The HTTPRoute to change (instead of a VirtualService).
+    #[arg(long, env = "BURST_HTTP_ROUTE")]
+    pub http_route: Option<String>,
+    /// Namespace of the route (default: the config file's, else `default`).
+    #[arg(long, env = "BURST_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of the route inside the object (default: the only one holding both sides).
+    #[arg(long, env = "BURST_ROUTE")]
+    pub route: Option<String>,
+    /// VirtualService subset receiving the primary share (default `primary`).
+    #[arg(long, env = "BURST_PRIMARY_SUBSET")]
+    pub primary_subset: Option<String>,
+    /// VirtualService subset receiving the burst share (default `burst`).
+    #[arg(long, env = "BURST_BURST_SUBSET")]
+    pub burst_subset: Option<String>,
+    /// HTTPRoute backend receiving the primary share.
+    #[arg(long, env = "BURST_PRIMARY_BACKEND")]
+    pub primary_backend: Option<String>,
+    /// HTTPRoute backend receiving the burst share.
+    #[arg(long, env = "BURST_BURST_BACKEND")]
+    pub burst_backend: Option<String>,
+    /// Decide, log and record Events, but never change the route.
+    #[arg(long, env = "BURST_DRY_RUN")]
+    pub dry_run: bool,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+const SA_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+impl CommonArgs {
+    /// The process settings; reads the Lease namespace from the service account when leader
+    /// election is on and none is given.
+    pub fn options(&self) -> Result<CommonOptions, Error> {
+        let a = self;
+        let identity = a
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "burstd".to_owned());
+        let mut o = CommonOptions::new(identity.clone());
+        o.listen = a.listen;
+        o.field_manager = a.field_manager.clone();
+        o.status_interval = a.status_interval;
+        o.shutdown_grace = a.shutdown_grace;
+        o.request_timeout = a.request_timeout;
+        o.events = a.events;
+        if a.leader_elect {
+            let namespace = match &a.lease_namespace {
+                Some(ns) => ns.clone(),
+                None => std::fs::read_to_string(SA_NAMESPACE)
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|source| Error::LeaseNamespace {
+                        path: SA_NAMESPACE,
+                        source,
+                    })?,
+            };
+            let settings = LeaseSettings {
+                name: a.lease_name.clone(),
+                lease_duration: a.lease_duration,
+                renew_deadline: a.renew_deadline,
+                retry_period: a.retry_period,
+                ..LeaseSettings::new(namespace, identity)
+            };
+            settings.validate()?;
+            o.lease = Some(settings);
+        }
+        Ok(o)
+    }
+}
+
+impl RunArgs {
+    /// The single-policy settings given as flags and `BURST_*` variables.
+    pub fn overrides(&self) -> Overrides {
+        let a = self;
+        Overrides {
+            prometheus_url: a.prometheus_url.clone(),
+            query: a.query.clone(),
+            variables: a.vars.clone(),
+            scrape_targets: a.scrape_targets.clone(),
+            scrape_metric: a.scrape_metric.clone(),
+            scrape_gauge: a.scrape_gauge,
+            mode: a.mode.map(|m| match m {
+                ModeArg::Hysteresis => PolicyModeSpec::Hysteresis,
+                ModeArg::Overflow => PolicyModeSpec::Overflow,
+            }),
+            high: a.high,
+            low: a.low,
+            burst_weight: a.burst_weight,
+            capacity: a.capacity,
+            tick: a.tick.clone(),
+            window: a.window.clone(),
+            window_up: a.window_up.clone(),
+            window_down: a.window_down.clone(),
+            cooldown: a.cooldown.clone(),
+            on_missing: a.on_missing.map(|m| match m {
+                OnMissingArg::Hold => OnMissingSpec::Hold,
+                OnMissingArg::Primary => OnMissingSpec::Primary,
+                OnMissingArg::Burst => OnMissingSpec::Burst,
+            }),
+            stale_after: a.stale_after.clone(),
+            virtual_service: a.virtual_service.clone(),
+            http_route: a.http_route.clone(),
+            namespace: a.namespace.clone(),
+            route: a.route.clone(),
+            primary_subset: a.primary_subset.clone(),
+            burst_subset: a.burst_subset.clone(),
+            primary_backend: a.primary_backend.clone(),
+            burst_backend: a.burst_backend.clone(),
+            dry_run: a.dry_run.then_some(true),
+        }
+    }
+}

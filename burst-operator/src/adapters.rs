@@ -12,7 +12,7 @@ use burst_prom::{PrometheusConfig, ScrapeConfig, ScrapeMode, SeriesRule, SourceC
 use crate::Error;
 use crate::api::{
     AuthSpec, BackendRefSpec, HttpSpec, ScrapeModeSpec, SeriesSpec, SourceSpec, TargetKind,
-    TargetSpec, duration,
+    TargetSpec,
 };
 
 /// Credentials resolved from Secrets, ready for the HTTP client.
@@ -46,8 +46,8 @@ impl HttpSpec {
         auth: &ResolvedAuth,
     ) -> Result<burst_prom::HttpConfig, Error> {
         let mut c = burst_prom::HttpConfig::default();
-        if let Some(t) = duration(&format!("{field}.timeout"), &self.timeout)? {
-            c.timeout = t;
+        if let Some(t) = self.timeout {
+            c.timeout = t.get();
         }
         c.headers = self.headers.clone();
         if let Some(a) = &self.auth {
@@ -133,8 +133,8 @@ impl SourceSpec {
                     SeriesSpec::Max => SeriesRule::Max,
                 };
             }
-            if let Some(d) = duration("spec.source.prometheus.maxAge", &p.max_age)? {
-                c.max_age = d;
+            if let Some(d) = p.max_age {
+                c.max_age = d.get();
             }
             return Ok(SourceConfig::Prometheus(c));
         }
@@ -309,8 +309,8 @@ target: {name: worker-virtual-service}
     #[test]
     fn two_windows_go_to_the_source() {
         let mut spec = seed_spec();
-        spec.policy.window_up = Some("5s".into());
-        spec.policy.window_down = Some("1m".into());
+        spec.policy.policy.window_up = Some(burst_core::HumanDuration::from_secs(5));
+        spec.policy.policy.window_down = Some(burst_core::HumanDuration::from_secs(60));
         let p = spec.validate().unwrap();
         let SourceConfig::Prometheus(c) =
             spec.source.to_config(&p, &ResolvedAuth::default()).unwrap()

@@ -12,10 +12,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use burst_core::HumanDuration;
+use burst_core::policy::{Mode, OnMissing};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::Error;
-use crate::api::{OnMissingSpec, PolicyModeSpec};
 use crate::app::CommonOptions;
 use crate::leader::LeaseSettings;
 use crate::single::Overrides;
@@ -73,6 +75,14 @@ pub struct LogArgs {
     /// Log filter: a level (`info`) or directives (`info,burst_operator=debug`).
     #[arg(long, env = "BURST_LOG", default_value = "info", global = true)]
     pub log_level: String,
+}
+
+/// A flag taking one of `names`, parsed into the core's type (so `--help` lists them).
+fn choice<T>(names: impl IntoIterator<Item = &'static str>) -> impl TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = burst_core::Error> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(names).try_map(|s| s.parse::<T>())
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -135,26 +145,6 @@ pub struct OperatorArgs {
     pub watch_namespace: Option<String>,
 }
 
-/// `--mode`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ModeArg {
-    /// All-or-nothing between two thresholds.
-    Hysteresis,
-    /// Proportional to the load above --capacity.
-    Overflow,
-}
-
-/// `--on-missing`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OnMissingArg {
-    /// Keep the last decision.
-    Hold,
-    /// Everything to the primary.
-    Primary,
-    /// Everything to burst.
-    Burst,
-}
-
 // `burstd run`.
 #[allow(missing_docs)]
 #[derive(Debug, Args)]
@@ -188,8 +178,8 @@ pub struct RunArgs {
     #[arg(long, env = "BURST_SCRAPE_GAUGE")]
     pub scrape_gauge: bool,
     /// Policy: hysteresis (default) or overflow.
-    #[arg(long, env = "BURST_MODE", value_enum)]
-    pub mode: Option<ModeArg>,
+    #[arg(long, env = "BURST_MODE", value_parser = choice::<Mode>(Mode::NAMES))]
+    pub mode: Option<Mode>,
     /// High threshold in rps: above it, move to burst (default 15).
     #[arg(long, env = "BURST_HIGH")]
     pub high: Option<f64>,
@@ -204,25 +194,25 @@ pub struct RunArgs {
     pub capacity: Option<f64>,
     /// Decision interval (default 1s).
     #[arg(long, env = "BURST_TICK")]
-    pub tick: Option<String>,
+    pub tick: Option<HumanDuration>,
     /// Rate window (default 15s).
     #[arg(long, env = "BURST_WINDOW")]
-    pub window: Option<String>,
+    pub window: Option<HumanDuration>,
     /// Short window deciding moves to burst.
     #[arg(long, env = "BURST_WINDOW_UP")]
-    pub window_up: Option<String>,
+    pub window_up: Option<HumanDuration>,
     /// Long window deciding moves back.
     #[arg(long, env = "BURST_WINDOW_DOWN")]
-    pub window_down: Option<String>,
+    pub window_down: Option<HumanDuration>,
     /// Minimum time between changes (default 0s).
     #[arg(long, env = "BURST_COOLDOWN")]
-    pub cooldown: Option<String>,
+    pub cooldown: Option<HumanDuration>,
     /// Where traffic goes when data has been missing for --stale-after.
-    #[arg(long, env = "BURST_ON_MISSING", value_enum)]
-    pub on_missing: Option<OnMissingArg>,
+    #[arg(long, env = "BURST_ON_MISSING", value_parser = choice::<OnMissing>(OnMissing::NAMES))]
+    pub on_missing: Option<OnMissing>,
     /// How long data may be missing before --on-missing applies (default 60s).
     #[arg(long, env = "BURST_STALE_AFTER")]
-    pub stale_after: Option<String>,
+    pub stale_after: Option<HumanDuration>,
     /// The VirtualService to change.
     #[arg(long, env = "BURST_VIRTUAL_SERVICE")]
     pub virtual_service: Option<String>,
@@ -314,25 +304,18 @@ impl RunArgs {
             scrape_targets: a.scrape_targets.clone(),
             scrape_metric: a.scrape_metric.clone(),
             scrape_gauge: a.scrape_gauge,
-            mode: a.mode.map(|m| match m {
-                ModeArg::Hysteresis => PolicyModeSpec::Hysteresis,
-                ModeArg::Overflow => PolicyModeSpec::Overflow,
-            }),
+            mode: a.mode,
             high: a.high,
             low: a.low,
             burst_weight: a.burst_weight,
             capacity: a.capacity,
-            tick: a.tick.clone(),
-            window: a.window.clone(),
-            window_up: a.window_up.clone(),
-            window_down: a.window_down.clone(),
-            cooldown: a.cooldown.clone(),
-            on_missing: a.on_missing.map(|m| match m {
-                OnMissingArg::Hold => OnMissingSpec::Hold,
-                OnMissingArg::Primary => OnMissingSpec::Primary,
-                OnMissingArg::Burst => OnMissingSpec::Burst,
-            }),
-            stale_after: a.stale_after.clone(),
+            tick: a.tick,
+            window: a.window,
+            window_up: a.window_up,
+            window_down: a.window_down,
+            cooldown: a.cooldown,
+            on_missing: a.on_missing,
+            stale_after: a.stale_after,
             virtual_service: a.virtual_service.clone(),
             http_route: a.http_route.clone(),
             namespace: a.namespace.clone(),

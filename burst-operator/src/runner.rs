@@ -388,12 +388,7 @@ async fn run_controller(
         }
     };
     let config = ControllerConfig {
-        tick: task
-            .spec
-            .policy
-            .loop_spec()
-            .map(|l| l.tick.get())
-            .unwrap_or(ctx.controller.tick),
+        tick: task.spec.policy.run.tick.get(),
         dry_run: task.spec.dry_run,
         ..ctx.controller
     };

@@ -14,12 +14,14 @@
 
 use std::path::{Path, PathBuf};
 
+use burst_core::HumanDuration;
+use burst_core::policy::{Mode, OnMissing};
 use serde_json::Value;
 
 use crate::Error;
 use crate::api::{
-    BackendRefSpec, BackendsSpec, BurstPolicy, BurstPolicySpec, OnMissingSpec, PolicyModeSpec,
-    PrometheusSpec, ScrapeModeSpec, ScrapeSpec, SourceSpec, SubsetsSpec, TargetKind, TargetSpec,
+    BackendRefSpec, BackendsSpec, BurstPolicy, BurstPolicySpec, PolicySettings, PrometheusSpec,
+    ScrapeModeSpec, ScrapeSpec, SourceSpec, SubsetsSpec, TargetKind, TargetSpec,
 };
 
 /// Settings given as flags or environment variables; `None` leaves the file's value.
@@ -38,7 +40,7 @@ pub struct Overrides {
     /// Scraped metric is a gauge.
     pub scrape_gauge: bool,
     /// Policy mode.
-    pub mode: Option<PolicyModeSpec>,
+    pub mode: Option<Mode>,
     /// High threshold.
     pub high: Option<f64>,
     /// Low threshold.
@@ -48,19 +50,19 @@ pub struct Overrides {
     /// Overflow capacity.
     pub capacity: Option<f64>,
     /// Decision interval.
-    pub tick: Option<String>,
+    pub tick: Option<HumanDuration>,
     /// Rate window.
-    pub window: Option<String>,
+    pub window: Option<HumanDuration>,
     /// Short window.
-    pub window_up: Option<String>,
+    pub window_up: Option<HumanDuration>,
     /// Long window.
-    pub window_down: Option<String>,
+    pub window_down: Option<HumanDuration>,
     /// Minimum time between changes.
-    pub cooldown: Option<String>,
+    pub cooldown: Option<HumanDuration>,
     /// Where to go when data is stale.
-    pub on_missing: Option<OnMissingSpec>,
+    pub on_missing: Option<OnMissing>,
     /// When data counts as stale.
-    pub stale_after: Option<String>,
+    pub stale_after: Option<HumanDuration>,
     /// VirtualService name.
     pub virtual_service: Option<String>,
     /// HTTPRoute name.
@@ -150,6 +152,15 @@ pub fn parse_config(path: &Path, text: &str) -> Result<(Option<BurstPolicy>, Val
     }
     let schema = crd_schema();
     let is_document = value.get("kind").is_some() || value.get("apiVersion").is_some();
+    // serde cannot name the field of a wrong value inside the flattened policy: check it first.
+    let policy = if is_document {
+        value.get("spec").and_then(|s| s.get("policy"))
+    } else {
+        value.get("policy")
+    };
+    if let Some(policy) = policy {
+        PolicySettings::from_value(policy)?;
+    }
     if is_document {
         if value.get("kind").and_then(Value::as_str) != Some("BurstPolicy") {
             return Err(err(format!(
@@ -266,25 +277,20 @@ fn apply(spec: &mut BurstPolicySpec, o: &Overrides) -> Result<(), Error> {
         }
     }
     // Policy.
-    let p = &mut spec.policy;
-    p.mode = o.mode.or(p.mode);
-    p.high = o.high.or(p.high);
-    p.low = o.low.or(p.low);
-    p.burst_weight = o.burst_weight.or(p.burst_weight);
+    let settings = &mut spec.policy;
+    let p = &mut settings.policy;
+    p.mode = o.mode.unwrap_or(p.mode);
+    p.high = o.high.unwrap_or(p.high);
+    p.low = o.low.unwrap_or(p.low);
+    p.burst_weight = o.burst_weight.unwrap_or(p.burst_weight);
     p.capacity = o.capacity.or(p.capacity);
-    p.on_missing = o.on_missing.or(p.on_missing);
-    for (dst, src) in [
-        (&mut p.tick, &o.tick),
-        (&mut p.window, &o.window),
-        (&mut p.window_up, &o.window_up),
-        (&mut p.window_down, &o.window_down),
-        (&mut p.cooldown, &o.cooldown),
-        (&mut p.stale_after, &o.stale_after),
-    ] {
-        if src.is_some() {
-            dst.clone_from(src);
-        }
-    }
+    p.on_missing = o.on_missing.unwrap_or(p.on_missing);
+    p.window = o.window.unwrap_or(p.window);
+    p.window_up = o.window_up.or(p.window_up);
+    p.window_down = o.window_down.or(p.window_down);
+    p.cooldown = o.cooldown.unwrap_or(p.cooldown);
+    p.stale_after = o.stale_after.unwrap_or(p.stale_after);
+    settings.run.tick = o.tick.unwrap_or(settings.run.tick);
     // Target.
     let t = &mut spec.target;
     match (&o.virtual_service, &o.http_route) {
@@ -408,8 +414,8 @@ spec:
         };
         let p = load(Some(f.path()), &o).unwrap();
         assert_eq!((p.namespace.as_str(), p.name.as_str()), ("shop", "worker"));
-        assert_eq!(p.spec.policy.high, Some(40.0));
-        assert_eq!(p.spec.policy.low, Some(20.0));
+        assert_eq!(p.spec.policy.policy.high, 40.0);
+        assert_eq!(p.spec.policy.policy.low, 20.0);
         assert!(p.spec.dry_run);
         assert_eq!(p.spec.target.subsets.as_ref().unwrap().primary, "a");
     }

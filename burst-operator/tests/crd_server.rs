@@ -9,7 +9,7 @@ mod kube_env;
 
 use std::collections::BTreeSet;
 
-use burst_operator::api::StatusMode;
+use burst_operator::api::{PolicySettings, StatusMode};
 use burst_testkit::kube::ControlPlane;
 use http::Method;
 use k8s_openapi::api::core::v1::Event as CoreEvent;
@@ -335,6 +335,62 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
             "spec.policy.low",
             "spec.policy.low: Invalid value: `low` must be below `high`",
         ),
+        // spec.policy is the core's policy model: its CEL rules and its duration pattern.
+        (
+            json!({"policy": {"low": 20}}),
+            "spec.policy.low",
+            "spec.policy.low: Invalid value: `low` must be below `high` (defaults: low 10, high 15)",
+        ),
+        (
+            json!({"policy": {"tick": "soon"}}),
+            "spec.policy.tick",
+            "spec.policy.tick in body should match",
+        ),
+        (
+            json!({"policy": {"cooldown": "1m 30s"}}),
+            "spec.policy.cooldown",
+            "spec.policy.cooldown in body should match",
+        ),
+        (
+            json!({"policy": {"tick": "0s"}}),
+            "spec.policy.tick",
+            "spec.policy.tick: Invalid value: `tick` must be longer than 0s",
+        ),
+        (
+            json!({"policy": {"mode": "overflow"}}),
+            "spec.policy.capacity",
+            "spec.policy.capacity: Invalid value: mode `overflow` needs `capacity`",
+        ),
+        (
+            json!({"policy": {"mode": "overflow", "capacity": 0}}),
+            "spec.policy.capacity",
+            "spec.policy.capacity: Invalid value: `capacity` must be greater than 0",
+        ),
+        (
+            json!({"policy": {"windowUp": "1m", "windowDown": "10s"}}),
+            "spec.policy.windowUp",
+            "spec.policy.windowUp: Invalid value: `windowUp` must not be longer than `windowDown`",
+        ),
+        (
+            json!({"policy": {"windowUp": "1m"}}),
+            "spec.policy.windowUp",
+            "spec.policy.windowUp: Invalid value: `windowUp` must not be longer than `windowDown`",
+        ),
+        (
+            json!({"policy": {"window": "0s"}}),
+            "spec.policy.window",
+            "spec.policy.window: Invalid value: `window` must be longer than 0s",
+        ),
+        (
+            json!({"policy": {"deadBand": 1.5}}),
+            "spec.policy.deadBand",
+            "spec.policy.deadBand: Invalid value: `deadBand` must be a fraction in [0, 1)",
+        ),
+        (
+            json!({"policy": {"onMissing": "primary", "staleAfter": "0s"}}),
+            "spec.policy.staleAfter",
+            "spec.policy.staleAfter: Invalid value: `staleAfter` must be longer than 0s",
+        ),
         (
             json!({"target": {"kind": "HTTPRoute"}}),
             "spec.target.backends",
@@ -492,7 +548,15 @@ async fn unknown_fields_are_refused_when_strict_and_dropped_with_a_warning_other
         "{:?}",
         answer.warnings
     );
-    assert_eq!(answer.body["spec"]["policy"], json!({}), "pruned");
+    // Pruned, and then every default of the policy model filled in.
+    let stored = &answer.body["spec"]["policy"];
+    assert!(stored.get("hihg").is_none(), "pruned: {stored}");
+    assert_eq!(
+        PolicySettings::from_value(stored).unwrap(),
+        PolicySettings::default(),
+        "{stored}"
+    );
+    assert_eq!(stored["cooldown"], "0s", "defaults filled: {stored}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -711,8 +775,13 @@ async fn printer_columns_show_what_the_operator_reports() {
 async fn events_about_a_policy_are_stored_where_kubectl_describe_finds_them() {
     let (env, demand, op) = Env::with_operator("crd-events").await;
     env.create(&env.policy("worker", &demand, json!({}))).await;
-    env.create(&env.policy("invalid", &demand, json!({"policy": {"tick": "soon"}})))
-        .await;
+    // The API server lets this through (a name is a string); burstd refuses it.
+    env.create(&env.policy(
+        "invalid",
+        &demand,
+        json!({"target": {"name": "not/a-name"}}),
+    ))
+    .await;
     eventually("both events", || async {
         let reasons = env.event_reasons().await;
         reasons.iter().any(|r| r == "SplitChanged") && reasons.iter().any(|r| r == "InvalidSpec")
@@ -757,7 +826,7 @@ async fn events_about_a_policy_are_stored_where_kubectl_describe_finds_them() {
     );
     let note = refused.note.as_deref().unwrap();
     assert!(
-        note.contains("spec.policy.tick") && note.contains("soon"),
+        note.contains("spec.target.name") && note.contains("not/a-name"),
         "{note}"
     );
 
@@ -808,7 +877,16 @@ async fn the_example_policy_is_accepted_as_written() {
     .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);
     assert!(answer.warnings.is_empty(), "{:?}", answer.warnings);
-    assert_eq!(answer.body["spec"]["policy"], example["spec"]["policy"]);
+    // Stored as written, with the model's defaults filled in for the keys it leaves out.
+    let stored = &answer.body["spec"]["policy"];
+    for (key, value) in example["spec"]["policy"].as_object().unwrap() {
+        assert_eq!(&stored[key], value, "{key}");
+    }
+    assert_eq!(
+        PolicySettings::from_value(stored).unwrap(),
+        PolicySettings::from_value(&example["spec"]["policy"]).unwrap()
+    );
+    assert_eq!(stored["staleAfter"], "1m", "defaults filled: {stored}");
     // And burstd's own checks pass too.
     let policy: burst_operator::api::BurstPolicy = serde_json::from_value(answer.body).unwrap();
     policy.spec.validate().unwrap();

@@ -224,12 +224,16 @@ async fn api_errors_degrade_the_policy_without_a_crash() {
     .await;
 
     // A policy whose target does not exist, and one with an invalid spec (which the CRD's
-    // schema lets through: only burstd parses durations): each is Degraded with its
-    // reason; the others keep running.
+    // schema lets through: a target name with a slash): each is Degraded with its reason;
+    // the others keep running.
     let mut missing = env.policy("missing", &demand, json!({}));
     missing.spec.target.name = "no-such-vs".into();
     env.create(&missing).await;
-    let invalid = env.policy("invalid", &demand, json!({"policy": {"tick": "soon"}}));
+    let invalid = env.policy(
+        "invalid",
+        &demand,
+        json!({"target": {"name": "not/a-name"}}),
+    );
     env.create(&invalid).await;
     eventually("missing target reported", || async {
         env.status("missing").await.is_some_and(|s| {
@@ -243,7 +247,7 @@ async fn api_errors_degrade_the_policy_without_a_crash() {
             condition(&s, "Degraded") == Some(("True".into(), "InvalidSpec".into()))
                 && s.conditions
                     .iter()
-                    .any(|c| c.message.contains("spec.policy.tick"))
+                    .any(|c| c.message.contains("spec.target.name"))
         })
     })
     .await;

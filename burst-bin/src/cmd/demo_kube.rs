@@ -39,16 +39,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use axum::http::{Method, Request, Response};
-use burst_core::HumanDuration;
-use burst_core::policy::{Mode, OnMissing, PolicyFile};
+use burst_core::policy::PolicyFile;
 use burst_core::{Split, TrafficRouter};
 use burst_hashr::mesh::Mesh;
 use burst_istio::RouteConfig;
 use burst_istio::VsTarget;
 use burst_operator::adapters::ResolvedAuth;
 use burst_operator::api::{
-    BurstPolicy, BurstPolicySpec, OnMissingSpec, PolicyModeSpec, PolicySettings, PrometheusSpec,
-    ScrapeSpec, SourceSpec,
+    BurstPolicy, BurstPolicySpec, PolicySettings, PrometheusSpec, ScrapeSpec, SourceSpec,
 };
 use burst_operator::app::CommonOptions;
 use burst_operator::operator::OperatorSettings;
@@ -630,33 +628,9 @@ fn seed_policy(
 
 /// The BurstPolicy form of a `burst simulate` policy file.
 pub fn policy_settings(file: &PolicyFile) -> PolicySettings {
-    let spec = &file.policy;
-    let d = |d: HumanDuration| d.to_string();
     PolicySettings {
-        mode: Some(match spec.mode {
-            Mode::Hysteresis => PolicyModeSpec::Hysteresis,
-            Mode::Overflow => PolicyModeSpec::Overflow,
-        }),
-        high: Some(spec.high),
-        low: Some(spec.low),
-        burst_weight: Some(spec.burst_weight),
-        capacity: spec.capacity,
-        step: Some(spec.step),
-        max_up: Some(spec.max_up),
-        max_down: Some(spec.max_down),
-        dead_band: Some(spec.dead_band),
-        sustain: Some(d(spec.sustain)),
-        cooldown: Some(d(spec.cooldown)),
-        on_missing: Some(match spec.on_missing {
-            OnMissing::Hold => OnMissingSpec::Hold,
-            OnMissing::Primary => OnMissingSpec::Primary,
-            OnMissing::Burst => OnMissingSpec::Burst,
-        }),
-        stale_after: Some(d(spec.stale_after)),
-        tick: Some(d(file.run.tick)),
-        window: Some(d(spec.window)),
-        window_up: spec.window_up.map(d),
-        window_down: spec.window_down.map(d),
+        policy: file.policy.clone(),
+        run: file.run,
     }
 }
 
@@ -1204,7 +1178,7 @@ mod tests {
             .unwrap();
             let back = bp.spec.validate().unwrap();
             assert_eq!(back, file.policy, "{yaml}");
-            assert_eq!(bp.spec.policy.loop_spec().unwrap(), file.run, "{yaml}");
+            assert_eq!(bp.spec.policy.run, file.run, "{yaml}");
         }
     }
 

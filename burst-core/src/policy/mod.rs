@@ -57,6 +57,27 @@ pub enum OnMissing {
     Burst,
 }
 
+impl OnMissing {
+    /// The names, as written in files, flags and BurstPolicies.
+    pub const NAMES: [&'static str; 3] = ["hold", "primary", "burst"];
+}
+
+impl std::str::FromStr for OnMissing {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hold" => Ok(OnMissing::Hold),
+            "primary" => Ok(OnMissing::Primary),
+            "burst" => Ok(OnMissing::Burst),
+            other => Err(crate::Error::InvalidSetting {
+                key: "onMissing",
+                message: format!("`{other}` is not a choice; use hold, primary or burst"),
+            }),
+        }
+    }
+}
+
 /// The no-data rule shared by every policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MissingRule {

@@ -35,6 +35,26 @@ pub enum Mode {
     Overflow,
 }
 
+impl Mode {
+    /// The names, as written in files, flags and BurstPolicies.
+    pub const NAMES: [&'static str; 2] = ["hysteresis", "overflow"];
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hysteresis" => Ok(Mode::Hysteresis),
+            "overflow" => Ok(Mode::Overflow),
+            other => Err(Error::InvalidSetting {
+                key: "mode",
+                message: format!("`{other}` is not a mode; use hysteresis or overflow"),
+            }),
+        }
+    }
+}
+
 /// The decision settings: thresholds, weights, timers, the no-data rule and the rate
 /// windows the decision reads.
 ///
@@ -60,7 +80,7 @@ pub enum Mode {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(
     feature = "schema",
-    schemars(extend("x-kubernetes-validations" = PolicySpec::cel_rules()))
+    schemars(extend("x-kubernetes-validations" = CelRule::json(PolicySpec::CEL_RULES)))
 )]
 #[serde(default, rename_all = "camelCase")]
 pub struct PolicySpec {
@@ -142,11 +162,7 @@ impl Default for PolicySpec {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(
     feature = "schema",
-    schemars(extend("x-kubernetes-validations" = [{
-        "rule": "!has(self.tick) || duration(self.tick) > duration('0s')",
-        "message": "`tick` must be longer than 0s",
-        "fieldPath": ".tick",
-    }]))
+    schemars(extend("x-kubernetes-validations" = CelRule::json(LoopSpec::CEL_RULES)))
 )]
 #[serde(default, rename_all = "camelCase")]
 pub struct LoopSpec {
@@ -163,6 +179,13 @@ impl Default for LoopSpec {
 }
 
 impl LoopSpec {
+    /// The rules of the loop settings, as CEL (see [`PolicySpec::CEL_RULES`]).
+    pub const CEL_RULES: &'static [CelRule] = &[CelRule {
+        rule: "!has(self.tick) || duration(self.tick) > duration('0s')",
+        message: "`tick` must be longer than 0s",
+        field_path: ".tick",
+    }];
+
     /// `base` with this loop's settings.
     pub fn controller_config(&self, base: ControllerConfig) -> ControllerConfig {
         ControllerConfig {
@@ -215,6 +238,24 @@ pub struct CelRule {
     pub message: &'static str,
     /// The field the message is about, e.g. `.low`.
     pub field_path: &'static str,
+}
+
+impl CelRule {
+    /// `rules` as `x-kubernetes-validations` entries of a JSON schema. A schema that
+    /// flattens several of these types (as the CRD's `spec.policy` does) lists all their
+    /// rules itself: a flattened type's rules are not carried over.
+    pub fn json<'a>(rules: impl IntoIterator<Item = &'a CelRule>) -> Vec<serde_json::Value> {
+        rules
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "rule": r.rule,
+                    "message": r.message,
+                    "fieldPath": r.field_path,
+                })
+            })
+            .collect()
+    }
 }
 
 impl PolicySpec {
@@ -278,21 +319,6 @@ impl PolicySpec {
             field_path: ".staleAfter",
         },
     ];
-
-    /// [`CEL_RULES`](Self::CEL_RULES) as `x-kubernetes-validations` entries.
-    #[cfg(feature = "schema")]
-    fn cel_rules() -> Vec<serde_json::Value> {
-        Self::CEL_RULES
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "rule": r.rule,
-                    "message": r.message,
-                    "fieldPath": r.field_path,
-                })
-            })
-            .collect()
-    }
 
     /// The settings this project recommends (see `docs/policies.md` for the measurements
     /// behind them): the seed's thresholds, a 2 s window to move to burst (react within

@@ -20,29 +20,28 @@
 //! a namespace can only move that namespace's traffic. Secrets referenced by a policy are
 //! read from the policy's namespace too.
 //!
-//! Field names are camelCase (the Kubernetes convention); `spec.policy` holds the keys of
-//! `burst simulate`'s policy file (`burst_weight` is `burstWeight`, and so on).
+//! Field names are camelCase (the Kubernetes convention); `spec.policy` is the core's policy
+//! model ([`burst_core::policy::PolicySpec`] plus `tick`), the same keys as `burst
+//! simulate`'s policy file. Durations are Go-style strings (`15s`, `1m30s`, `500ms`).
 //!
 //! The API server refuses a policy that breaks the schema when it is applied, naming the
-//! field: wrong types, missing fields, values out of range, unknown enum values, and the
-//! CEL rules here (exactly one source, `low` below `high` when both are given, `backends`
-//! only and always for HTTPRoute, two different subsets, cluster names unique and not
-//! `local`). What needs more than the object (durations, `low` against the default `high`,
-//! overflow without `capacity`) burstd checks and reports as the `InvalidSpec` condition.
+//! field: wrong types, missing fields, values out of range, unknown enum values, durations
+//! that do not match the pattern, and the CEL rules (exactly one source; in `spec.policy`,
+//! `low` below `high`, overflow with a `capacity`, `windowUp` not longer than `windowDown`,
+//! durations longer than 0s; `backends` only and always for HTTPRoute, two different
+//! subsets, cluster names unique and not `local`). The API server also fills in every
+//! default of `spec.policy`. What needs more than the object (Secrets, the route, the
+//! cluster kubeconfigs) burstd checks and reports as the `InvalidSpec` condition.
 //!
 //! | file | holds |
 //! |---|---|
 //! | [`policy`] | the spec: source, target, and the `BurstPolicy` object itself |
-//! | [`policy_settings`] | `spec.policy` ([`PolicySettings`]) and its conversion to [`burst_core::policy::PolicySpec`] |
+//! | [`policy_settings`] | `spec.policy` ([`PolicySettings`]): the core's policy model, flattened |
 //! | [`status`] | what burstd reports (`status`) |
 //! | [`crd`](mod@crd) | the CustomResourceDefinition ([`crd()`], [`crd_yaml()`]) |
 //!
 //! Turning a spec into the adapters' settings (metric source, router) is
 //! [`crate::adapters`]'s job; reading Secrets is [`crate::secrets`]'.
-
-use std::time::Duration;
-
-use crate::Error;
 
 pub mod crd;
 pub mod policy;
@@ -55,7 +54,7 @@ pub use policy::{
     ClusterSpec, HttpSpec, PrometheusSpec, ScrapeModeSpec, ScrapeSpec, SecretKeyRef, SeriesSpec,
     SourceSpec, SubsetsSpec, TargetKind, TargetSpec, TlsSpec,
 };
-pub use policy_settings::{OnMissingSpec, PolicyModeSpec, PolicySettings};
+pub use policy_settings::PolicySettings;
 pub use status::{
     BurstPolicyStatus, DecisionStatus, ObservationState, ObservationStatus, SplitStatus,
     StatusMode, observed,
@@ -67,18 +66,3 @@ pub const GROUP: &str = "bursting.dev";
 pub const VERSION: &str = "v1alpha1";
 /// The resource plural.
 pub const PLURAL: &str = "burstpolicies";
-
-/// A duration field (`15s`, `1m 30s`).
-pub(crate) fn duration(field: &str, value: &Option<String>) -> Result<Option<Duration>, Error> {
-    value
-        .as_deref()
-        .map(|v| {
-            humantime::parse_duration(v).map_err(|e| {
-                Error::invalid(
-                    field,
-                    format!("`{v}` is not a duration ({e}); write e.g. `15s` or `1m 30s`"),
-                )
-            })
-        })
-        .transpose()
-}

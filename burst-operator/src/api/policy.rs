@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use burst_core::HumanDuration;
 use burst_core::policy::PolicySpec;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -85,7 +86,7 @@ pub struct PrometheusSpec {
     pub series: Option<SeriesSpec>,
     /// Samples older than this read as "no data" (default `1m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_age: Option<String>,
+    pub max_age: Option<HumanDuration>,
     /// HTTP settings: timeout, authentication, TLS, headers.
     #[serde(default, flatten)]
     pub http: HttpSpec,
@@ -138,7 +139,7 @@ pub enum ScrapeModeSpec {
 pub struct HttpSpec {
     /// Longest time one request may take (default `5s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
+    pub timeout: Option<HumanDuration>,
     /// Authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
@@ -344,7 +345,8 @@ impl BurstPolicySpec {
     /// Checks everything that can be checked without IO (the conversions of
     /// [`crate::adapters`], without Secret values).
     pub fn validate(&self) -> Result<PolicySpec, Error> {
-        let policy = self.policy.to_policy_spec()?;
+        self.policy.validate()?;
+        let policy = self.policy.policy.clone();
         self.source
             .to_config(&policy, &crate::adapters::ResolvedAuth::default())?;
         self.target.to_route()?;

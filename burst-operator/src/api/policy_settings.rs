@@ -1,191 +1,70 @@
-//! `spec.policy`: the all-optional mirror of the policy file ([`PolicySettings`]) and its
-//! one conversion to [`burst_core::policy::PolicySpec`], with errors naming the
-//! `spec.policy` field. Kept apart so the typed core model can replace it in one place.
+//! `spec.policy`: the core's typed policy model, as it sits in a BurstPolicy.
+//!
+//! [`PolicySettings`] is not a copy of the policy: it *is* [`burst_core::policy::PolicySpec`]
+//! (the decision) and [`burst_core::policy::LoopSpec`] (`tick`), flattened into one object.
+//! The CRD's schema for `spec.policy` is generated from those types: camelCase keys, the
+//! defaults (which the API server fills in), ranges, the duration pattern, and the CEL rules
+//! of [`PolicySpec::CEL_RULES`], so the API server refuses a bad policy before burstd sees
+//! it. [`PolicySettings::validate`] runs the same checks for objects that did not come
+//! through an API server (burstd's single-policy mode), naming the `spec.policy` field.
 
-use burst_core::policy::{LoopSpec, Mode, OnMissing, PolicySpec};
+use burst_core::policy::{CelRule, LoopSpec, PolicySpec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::duration;
 use crate::Error;
 
-/// The decision policy; the keys of `burst simulate`'s policy file, in camelCase.
+/// The decision policy and its tick; every key optional, defaults are the seed (hysteresis
+/// 15/10 rps over 15 s, 1 s tick).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "!has(self.high) || !has(self.low) || self.low < self.high",
-    "message": "`low` must be below `high`",
-    "fieldPath": ".low"
-}]))]
+#[schemars(extend("x-kubernetes-validations" = CelRule::json(
+    PolicySpec::CEL_RULES.iter().chain(LoopSpec::CEL_RULES)
+)))]
 pub struct PolicySettings {
-    /// `hysteresis` (all-or-nothing between two thresholds, the default) or `overflow`
-    /// (proportional to the load above `capacity`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<PolicyModeSpec>,
-    /// High threshold in rps (default 15): above it, move to burst.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub high: Option<f64>,
-    /// Low threshold in rps (default 10): below it, come back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub low: Option<f64>,
-    /// Hysteresis: burst weight while bursting, 1..=100 (default 100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 100))]
-    pub burst_weight: Option<i64>,
-    /// Overflow: rps the primary serves.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<f64>,
-    /// Overflow: weight step in percentage points (default 5).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 100))]
-    pub step: Option<i64>,
-    /// Overflow: largest increase of the burst weight per tick (default 100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 100))]
-    pub max_up: Option<i64>,
-    /// Overflow: largest decrease of the burst weight per tick (default 10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 100))]
-    pub max_down: Option<i64>,
-    /// Overflow: spare room, as a fraction of capacity, needed before coming back (default 0.1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dead_band: Option<f64>,
-    /// Hysteresis: how long the switch condition must hold (default `0s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sustain: Option<String>,
-    /// Minimum time between changes (default `0s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cooldown: Option<String>,
-    /// Where traffic goes once data has been missing for `staleAfter`: `hold` (default),
-    /// `primary` or `burst`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_missing: Option<OnMissingSpec>,
-    /// How long data may be missing before `onMissing` applies (default `60s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stale_after: Option<String>,
-    /// Decision interval (default `1s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tick: Option<String>,
-    /// Rate window for both directions (default `15s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<String>,
-    /// Short window deciding moves to burst (default: `window`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_up: Option<String>,
-    /// Long window deciding moves back (default: `window`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_down: Option<String>,
-}
-
-/// Which policy runs.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyModeSpec {
-    /// All-or-nothing between two thresholds.
-    Hysteresis,
-    /// Proportional to the load above `capacity`.
-    Overflow,
-}
-
-/// Safe target when data is stale.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum OnMissingSpec {
-    /// Keep the last decision.
-    Hold,
-    /// Everything to the primary.
-    Primary,
-    /// Everything to burst.
-    Burst,
-}
-
-/// `burst_weight` → `burstWeight`.
-fn camel(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    let mut upper = false;
-    for c in key.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    /// The decision: thresholds, weights, timers, no-data rule, windows.
+    #[serde(flatten)]
+    pub policy: PolicySpec,
+    /// The loop: `tick`.
+    #[serde(flatten)]
+    pub run: LoopSpec,
 }
 
 impl PolicySettings {
-    /// The loop settings (`tick`), checked.
-    pub fn loop_spec(&self) -> Result<LoopSpec, Error> {
-        let mut l = LoopSpec::default();
-        if let Some(d) = duration("spec.policy.tick", &self.tick)? {
-            l.tick = d.into();
-        }
-        l.validate()
-            .map_err(|e| Error::invalid("spec.policy.tick", e.to_string()))?;
-        Ok(l)
+    /// The keys of `spec.policy` (camelCase).
+    pub fn keys() -> impl Iterator<Item = &'static str> {
+        burst_core::policy::PolicyFile::KEYS
+            .iter()
+            .copied()
+            .filter(|k| *k != "scrapeInterval")
     }
 
-    /// The policy file equivalent, validated; errors name the `spec.policy` field.
-    pub fn to_policy_spec(&self) -> Result<PolicySpec, Error> {
-        let f = |k: &str| format!("spec.policy.{k}");
-        let mut p = PolicySpec::default();
-        if let Some(m) = self.mode {
-            p.mode = match m {
-                PolicyModeSpec::Hysteresis => Mode::Hysteresis,
-                PolicyModeSpec::Overflow => Mode::Overflow,
-            };
-        }
-        p.high = self.high.unwrap_or(p.high);
-        p.low = self.low.unwrap_or(p.low);
-        p.burst_weight = self.burst_weight.unwrap_or(p.burst_weight);
-        p.capacity = self.capacity.or(p.capacity);
-        p.step = self.step.unwrap_or(p.step);
-        p.max_up = self.max_up.unwrap_or(p.max_up);
-        p.max_down = self.max_down.unwrap_or(p.max_down);
-        p.dead_band = self.dead_band.unwrap_or(p.dead_band);
-        if let Some(d) = duration(&f("sustain"), &self.sustain)? {
-            p.sustain = d.into();
-        }
-        if let Some(d) = duration(&f("cooldown"), &self.cooldown)? {
-            p.cooldown = d.into();
-        }
-        if let Some(m) = self.on_missing {
-            p.on_missing = match m {
-                OnMissingSpec::Hold => OnMissing::Hold,
-                OnMissingSpec::Primary => OnMissing::Primary,
-                OnMissingSpec::Burst => OnMissing::Burst,
-            };
-        }
-        if let Some(d) = duration(&f("staleAfter"), &self.stale_after)? {
-            p.stale_after = d.into();
-        }
-        self.loop_spec()?;
-        if let Some(d) = duration(&f("window"), &self.window)? {
-            p.window = d.into();
-        }
-        p.window_up = duration(&f("windowUp"), &self.window_up)?.map(Into::into);
-        p.window_down = duration(&f("windowDown"), &self.window_down)?.map(Into::into);
-        p.validate().map_err(|e| match e {
+    /// Checks every value; errors name the `spec.policy` field.
+    pub fn validate(&self) -> Result<(), Error> {
+        let field = |e: burst_core::Error| match e {
             burst_core::Error::InvalidSetting { key, message } => {
-                let fields: Vec<String> = key.split('/').map(|k| f(&camel(k))).collect();
+                let fields: Vec<String> =
+                    key.split('/').map(|k| format!("spec.policy.{k}")).collect();
                 Error::invalid(fields.join("/"), message)
             }
             other => Error::invalid("spec.policy", other.to_string()),
-        })?;
-        if p.window_up() > p.window_down() {
-            return Err(Error::invalid(
-                "spec.policy.windowUp",
-                format!(
-                    "{} is longer than windowDown {}; the window deciding moves to burst must be the shorter one",
-                    humantime::format_duration(p.window_up()),
-                    humantime::format_duration(p.window_down())
-                ),
-            ));
+        };
+        self.policy.validate().map_err(field)?;
+        self.run.validate().map_err(field)
+    }
+
+    /// Reads `spec.policy` from a JSON value, naming the field of a value of the wrong type
+    /// (serde alone cannot name it inside a flattened object).
+    pub fn from_value(value: &serde_json::Value) -> Result<PolicySettings, Error> {
+        if let Some(map) = value.as_object() {
+            for (key, v) in map {
+                let one = serde_json::json!({ key.clone(): v.clone() });
+                if let Err(e) = serde_json::from_value::<PolicySettings>(one) {
+                    return Err(Error::invalid(format!("spec.policy.{key}"), e.to_string()));
+                }
+            }
         }
-        Ok(p)
+        serde_json::from_value(value.clone())
+            .map_err(|e| Error::invalid("spec.policy", e.to_string()))
     }
 }
 
@@ -198,7 +77,7 @@ mod tests {
         let cases = [
             (r#"{"low": 20}"#, "spec.policy.high/spec.policy.low"),
             (r#"{"step": 0}"#, "spec.policy.step"),
-            (r#"{"tick": "soon"}"#, "spec.policy.tick"),
+            (r#"{"tick": "0s"}"#, "spec.policy.tick"),
             (r#"{"mode": "overflow"}"#, "spec.policy.capacity"),
             (r#"{"burstWeight": 0}"#, "spec.policy.burstWeight"),
             (
@@ -207,15 +86,40 @@ mod tests {
             ),
         ];
         for (json, field) in cases {
-            let s: PolicySettings = serde_json::from_str(json).unwrap();
-            let e = s.to_policy_spec().unwrap_err().to_string();
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            let s = PolicySettings::from_value(&value).unwrap();
+            let e = s.validate().unwrap_err().to_string();
             assert!(e.contains(field), "{json} → {e}");
         }
     }
 
     #[test]
-    fn camel_case_keys() {
-        assert_eq!(camel("burst_weight"), "burstWeight");
-        assert_eq!(camel("high"), "high");
+    fn type_errors_name_the_field() {
+        for (json, field) in [
+            (r#"{"tick": "soon"}"#, "spec.policy.tick"),
+            (r#"{"high": "lots"}"#, "spec.policy.high"),
+            (r#"{"onMissing": "later"}"#, "spec.policy.onMissing"),
+        ] {
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            let e = PolicySettings::from_value(&value).unwrap_err().to_string();
+            assert!(e.contains(field), "{json} → {e}");
+        }
+    }
+
+    #[test]
+    fn the_crd_form_is_the_core_model() {
+        let value = serde_json::json!({
+            "mode": "overflow", "capacity": 40.0, "windowUp": "2s", "windowDown": "30s",
+            "cooldown": "1m30s", "tick": "500ms",
+        });
+        let s = PolicySettings::from_value(&value).unwrap();
+        assert_eq!(s.policy.capacity, Some(40.0));
+        assert_eq!(s.run.tick.get(), std::time::Duration::from_millis(500));
+        let back = serde_json::to_value(&s).unwrap();
+        assert_eq!(back["cooldown"], "1m30s");
+        assert_eq!(PolicySettings::from_value(&back).unwrap(), s);
+        let keys: Vec<&str> = PolicySettings::keys().collect();
+        assert!(keys.contains(&"tick") && keys.contains(&"burstWeight"));
+        assert!(!keys.contains(&"scrapeInterval"));
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::policy::{Decision, Policy, Signal};
-use crate::{MetricSource, Reading, RouterError, Split, Timestamp, TrafficRouter};
+use crate::{MetricSource, Reading, RouterError, SourceError, Split, Timestamp, TrafficRouter};
 
 /// Timing settings of a [`Controller`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,10 +62,8 @@ pub enum Outcome {
     Failed {
         /// The split that could not be applied.
         to: Split,
-        /// Error kind label.
-        kind: &'static str,
-        /// Error message.
-        message: String,
+        /// Why: a stable `kind()` label, and the router's typed error inside.
+        error: RouterError,
         /// Delay before the next attempt.
         retry_in: Duration,
     },
@@ -96,8 +94,8 @@ pub struct TickReport {
     pub decision: Decision,
     /// The split read from the router this tick, if the read worked.
     pub actual: Option<Split>,
-    /// The read error, if the read failed (kind, message).
-    pub read_error: Option<(&'static str, String)>,
+    /// The read error, if the read failed (the router's typed error inside).
+    pub read_error: Option<RouterError>,
     /// The split found in effect when it differed from what this controller had applied.
     pub drift: Option<Split>,
     /// What was done to the route.
@@ -248,18 +246,11 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
         match timeout(self.config.source_timeout, self.source.observe()).await {
             Ok(Ok(Reading::Value(o))) => Signal::Rates(o.rates),
             Ok(Ok(Reading::NoData { reason })) => Signal::NoData(reason),
-            Ok(Err(e)) => Signal::Error {
-                kind: e.kind(),
-                message: e.to_string(),
-            },
-            Err(_) => Signal::Error {
-                kind: "timeout",
-                message: format!(
-                    "{} did not answer within {}",
-                    self.source.describe(),
-                    humantime::format_duration(self.config.source_timeout)
-                ),
-            },
+            Ok(Err(e)) => Signal::Error(e),
+            Err(_) => Signal::Error(SourceError::timeout(
+                &self.source.describe(),
+                self.config.source_timeout,
+            )),
         }
     }
 
@@ -290,7 +281,7 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
             Ok(split) => (Some(split), None),
             Err(e) => {
                 tracing::warn!(router = %self.router.describe(), kind = e.kind(), error = %e, "reading the route failed");
-                (None, Some((e.kind(), e.to_string())))
+                (None, Some(e))
             }
         };
         let mut drift = None;
@@ -370,8 +361,7 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
                 tracing::warn!(router = %self.router.describe(), to = %to, kind = e.kind(), error = %e, retry_in = ?retry_in, "applying the split failed");
                 Outcome::Failed {
                     to,
-                    kind: e.kind(),
-                    message: e.to_string(),
+                    error: e,
                     retry_in,
                 }
             }
@@ -530,7 +520,7 @@ mod tests {
         router.fail_next_apply(RouterError::new("conflict", "409"));
         let r = c.tick().await.unwrap();
         assert!(
-            matches!(r.outcome, Outcome::Failed { kind: "conflict", retry_in, .. } if retry_in == Duration::from_secs(1))
+            matches!(&r.outcome, Outcome::Failed { error, retry_in, .. } if error.kind() == "conflict" && *retry_in == Duration::from_secs(1))
         );
         assert_eq!(r.belief, Split::ALL_PRIMARY);
         assert_eq!(router.split(), Split::ALL_PRIMARY);
@@ -539,7 +529,7 @@ mod tests {
         router.fail_next_apply(RouterError::new("server", "500"));
         let r = c.tick().await.unwrap();
         assert!(
-            matches!(r.outcome, Outcome::Failed { retry_in, .. } if retry_in == Duration::from_secs(2))
+            matches!(&r.outcome, Outcome::Failed { retry_in, .. } if *retry_in == Duration::from_secs(2))
         );
         tokio::time::advance(Duration::from_secs(1)).await;
         let r = c.tick().await.unwrap();
@@ -698,13 +688,7 @@ mod tests {
         );
         let t0 = Instant::now();
         let r = c.tick().await.unwrap();
-        assert!(matches!(
-            r.signal,
-            Signal::Error {
-                kind: "timeout",
-                ..
-            }
-        ));
+        assert!(matches!(&r.signal, Signal::Error(e) if e.kind() == "timeout"));
         assert_eq!(t0.elapsed(), cfg.source_timeout);
 
         let src = MemorySource::new();
@@ -716,13 +700,7 @@ mod tests {
             cfg,
         );
         let r = c.tick().await.unwrap();
-        assert!(matches!(
-            r.outcome,
-            Outcome::Failed {
-                kind: "timeout",
-                ..
-            }
-        ));
+        assert!(matches!(&r.outcome, Outcome::Failed { error, .. } if error.kind() == "timeout"));
         assert_eq!(r.belief, Split::ALL_PRIMARY);
     }
 

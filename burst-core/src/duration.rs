@@ -138,9 +138,9 @@ impl fmt::Display for HumanDuration {
         let total_secs = d.as_secs();
         let nanos = d.subsec_nanos();
         if total_secs == 0 {
-            return if nanos % 1_000_000 == 0 {
+            return if nanos.is_multiple_of(1_000_000) {
                 write!(f, "{}ms", nanos / 1_000_000)
-            } else if nanos % 1_000 == 0 {
+            } else if nanos.is_multiple_of(1_000) {
                 write!(f, "{}us", nanos / 1_000)
             } else {
                 write!(f, "{nanos}ns")

@@ -1,6 +1,7 @@
 //! The one error enum of `burst-core`, and the two error types adapters return.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A boxed error, as adapters return them through [`SourceError`] and [`RouterError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -72,20 +73,25 @@ pub enum Error {
 /// Why a [`crate::MetricSource`] could not produce a reading.
 ///
 /// A source error is never read as a rate of 0: the policy treats it like missing data.
-/// `kind` is a short, stable label (e.g. `timeout`, `http`, `parse`) for metrics.
-#[derive(Debug)]
+/// `kind` is a short, stable label (e.g. `timeout`, `http`, `parse`) for metrics; the
+/// adapter's own typed error is inside, found with [`downcast_ref`](Self::downcast_ref)
+/// (e.g. `e.downcast_ref::<burst_prom::Error>()`). Cloning is cheap (the error is shared),
+/// so [`crate::policy::Signal`] and [`crate::TickReport`] carry it whole.
+#[derive(Debug, Clone)]
 pub struct SourceError {
     kind: &'static str,
-    inner: BoxError,
+    inner: Arc<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 /// Why a [`crate::TrafficRouter`] could not read or apply a split.
 ///
-/// `kind` is a short, stable label (e.g. `conflict`, `not_found`, `timeout`) for metrics.
-#[derive(Debug)]
+/// `kind` is a short, stable label (e.g. `conflict`, `not_found`, `timeout`) for metrics;
+/// the adapter's own typed error is inside, found with [`downcast_ref`](Self::downcast_ref)
+/// (e.g. `e.downcast_ref::<burst_istio::Error>()`). Cloning is cheap (the error is shared).
+#[derive(Debug, Clone)]
 pub struct RouterError {
     kind: &'static str,
-    inner: BoxError,
+    inner: Arc<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 macro_rules! adapter_error {
@@ -95,8 +101,13 @@ macro_rules! adapter_error {
             pub fn new(kind: &'static str, error: impl Into<BoxError>) -> Self {
                 Self {
                     kind,
-                    inner: error.into(),
+                    inner: Arc::from(error.into()),
                 }
+            }
+
+            /// The adapter's typed error, if it is an `E`.
+            pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+                self.inner.downcast_ref::<E>()
             }
 
             /// A short, stable label for logs and metrics.
@@ -106,7 +117,7 @@ macro_rules! adapter_error {
 
             /// The wrapped error.
             pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-                self.inner.as_ref()
+                &*self.inner
             }
 
             /// A timeout of `what` after `after`.
@@ -124,6 +135,13 @@ macro_rules! adapter_error {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Display::fmt(&self.inner, f)
+            }
+        }
+
+        /// Two errors are equal when their kind and message are (for comparing reports).
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.kind == other.kind && self.to_string() == other.to_string()
             }
         }
 
@@ -150,5 +168,18 @@ mod tests {
         let t = SourceError::timeout("prometheus", std::time::Duration::from_secs(2));
         assert_eq!(t.kind(), "timeout");
         assert_eq!(t.to_string(), "prometheus did not answer within 2s");
+        assert_eq!(e.clone(), e);
+        assert_ne!(e, RouterError::new("conflict", "something else"));
+    }
+
+    #[test]
+    fn the_typed_error_is_found_by_downcast() {
+        #[derive(Debug, thiserror::Error, PartialEq)]
+        #[error("route gone")]
+        struct Gone;
+        let e = RouterError::new("not_found", Gone);
+        assert_eq!(e.downcast_ref::<Gone>(), Some(&Gone));
+        assert!(e.downcast_ref::<std::io::Error>().is_none());
+        assert_eq!(e.clone().downcast_ref::<Gone>(), Some(&Gone));
     }
 }

@@ -75,7 +75,7 @@ fn signal_kind(s: &Signal) -> String {
     match s {
         Signal::Rates(_) => "rates".into(),
         Signal::NoData(_) => "no_data".into(),
-        Signal::Error { kind, .. } => (*kind).to_owned(),
+        Signal::Error(e) => e.kind().to_owned(),
     }
 }
 

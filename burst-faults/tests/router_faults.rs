@@ -446,13 +446,13 @@ fn check_patch(body: &Value) -> Result<(), String> {
 
 fn failed_kind(r: &TickReport) -> Option<&'static str> {
     match &r.outcome {
-        Outcome::Failed { kind, .. } => Some(kind),
+        Outcome::Failed { error, .. } => Some(error.kind()),
         _ => None,
     }
 }
 
 fn read_kind(r: &TickReport) -> Option<&'static str> {
-    r.read_error.as_ref().map(|(k, _)| *k)
+    r.read_error.as_ref().map(burst_core::RouterError::kind)
 }
 
 fn is_applied(r: &TickReport, to: Split) -> bool {
@@ -666,6 +666,17 @@ async fn deleted_and_recreated() -> Result<CaseStats, String> {
         "deleted object: want read error `not_found` and no action, got {:?} {:?}",
         r.read_error,
         r.outcome
+    );
+    // The report carries the router's typed error, not only its label.
+    ensure!(
+        matches!(
+            r.read_error
+                .as_ref()
+                .and_then(|e| e.downcast_ref::<burst_istio::Error>()),
+            Some(burst_istio::Error::NotFound { .. })
+        ),
+        "the read error should downcast to burst_istio::Error::NotFound: {:?}",
+        r.read_error
     );
     // Load drops while the object is gone: the apply fails, and nothing is created.
     rig.source.set(load(LOW));

@@ -229,13 +229,13 @@ impl Metrics {
                 self.no_data.get_or_create(&p).inc();
                 self.clear_observed(policy);
             }
-            Signal::Error { kind, .. } => {
-                self.source_error(policy, kind);
+            Signal::Error(error) => {
+                self.source_error(policy, error.kind());
                 self.clear_observed(policy);
             }
         }
-        if let Some((kind, _)) = &report.read_error {
-            self.router_error(policy, kind);
+        if let Some(error) = &report.read_error {
+            self.router_error(policy, error.kind());
         }
         match &report.outcome {
             Outcome::Applied { from, to } => {
@@ -251,7 +251,7 @@ impl Metrics {
                     })
                     .inc();
             }
-            Outcome::Failed { kind, .. } => self.router_error(policy, kind),
+            Outcome::Failed { error, .. } => self.router_error(policy, error.kind()),
             _ => {}
         }
         self.burst_weight
@@ -372,14 +372,10 @@ mod tests {
         m.record_tick(
             "default/w",
             &report(
-                Signal::Error {
-                    kind: "timeout",
-                    message: "slow".into(),
-                },
+                Signal::Error(burst_core::SourceError::new("timeout", "slow")),
                 Outcome::Failed {
                     to: Split::ALL_PRIMARY,
-                    kind: "conflict",
-                    message: "409".into(),
+                    error: burst_core::RouterError::new("conflict", "409"),
                     retry_in: Duration::from_secs(1),
                 },
                 Split::ALL_BURST,

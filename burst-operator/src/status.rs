@@ -287,7 +287,8 @@ impl StatusTracker {
                     Some(("NoData", format!("no data: {reason}"))),
                 )
             }
-            Signal::Error { kind, message } => {
+            Signal::Error(error) => {
+                let (kind, message) = (error.kind(), error.to_string());
                 self.status.observed_rps = None;
                 self.status.observed_rps_long = None;
                 if let Some(e) = self.error_event("source", kind, at, || EventNote {
@@ -325,7 +326,8 @@ impl StatusTracker {
 
         // Route problems.
         let mut router_problem = None;
-        if let Some((kind, message)) = &r.read_error {
+        if let Some(error) = &r.read_error {
+            let (kind, message) = (error.kind(), error.to_string());
             router_problem = Some(("RouteUnreadable", format!("{kind}: {message}")));
             if let Some(e) = self.error_event("route_read", kind, at, || EventNote {
                 severity: Severity::Warning,
@@ -382,10 +384,10 @@ impl StatusTracker {
             }
             Outcome::Failed {
                 to,
-                kind,
-                message,
+                error,
                 retry_in,
             } => {
+                let (kind, message) = (error.kind(), error.to_string());
                 router_problem = Some(("ApplyFailed", format!("{kind}: {message}")));
                 let note = format!(
                     "could not apply {to} ({kind}): {message}; retrying in {}",
@@ -560,14 +562,10 @@ mod tests {
     #[test]
     fn errors_are_degraded_and_recorded_once() {
         let mut t = StatusTracker::new(Some(1), false, Duration::from_secs(10), None);
-        let err = || Signal::Error {
-            kind: "http",
-            message: "connection refused".into(),
-        };
+        let err = || Signal::Error(burst_core::SourceError::new("http", "connection refused"));
         let failed = || Outcome::Failed {
             to: Split::ALL_BURST,
-            kind: "server",
-            message: "500".into(),
+            error: burst_core::RouterError::new("server", "500"),
             retry_in: Duration::from_secs(1),
         };
         let u = t.on_tick(&tick(0, err(), failed(), Split::ALL_PRIMARY));

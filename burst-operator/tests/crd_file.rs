@@ -79,14 +79,10 @@ fn written_status_matches_the_crd_schema() {
         )),
         t.on_tick(&tick(Signal::NoData("empty".into()), Outcome::Unchanged)),
         t.on_tick(&tick(
-            Signal::Error {
-                kind: "http",
-                message: "refused".into(),
-            },
+            Signal::Error(burst_core::SourceError::new("http", "refused")),
             Outcome::Failed {
                 to: Split::ALL_BURST,
-                kind: "server",
-                message: "500".into(),
+                error: burst_core::RouterError::new("server", "500"),
                 retry_in: Duration::from_secs(1),
             },
         )),

@@ -146,9 +146,8 @@ async fn main() -> anyhow::Result<()> {
         let (primary, burst) = observer_lb.weights();
         let what = match &r.outcome {
             Outcome::Applied { from, to } => format!("applied {from} -> {to}"),
-            Outcome::Failed {
-                to, kind, message, ..
-            } => {
+            Outcome::Failed { to, error, .. } => {
+                let (kind, message) = (error.kind(), error);
                 // React like an autoscaler: the burst pool is needed, give it endpoints.
                 observer_lb.add_endpoints(BURST, 2);
                 format!(

@@ -69,8 +69,8 @@ async fn main() -> anyhow::Result<()> {
         }
         match &report.outcome {
             Outcome::Applied { to, .. } => changes.push(*to),
-            Outcome::Failed { kind, message, .. } => {
-                println!("round {round}: apply failed [{kind}]: {message}")
+            Outcome::Failed { error, .. } => {
+                println!("round {round}: apply failed [{}]: {error}", error.kind())
             }
             _ => {}
         }

@@ -34,13 +34,9 @@ pub enum Signal {
     Rates(Rates),
     /// The source answered without data.
     NoData(String),
-    /// The source failed; treated exactly like missing data, never like 0.
-    Error {
-        /// Error kind label.
-        kind: &'static str,
-        /// Error message.
-        message: String,
-    },
+    /// The source failed; treated exactly like missing data, never like 0. The adapter's
+    /// typed error is inside ([`crate::SourceError::downcast_ref`]).
+    Error(crate::SourceError),
 }
 
 /// Where to send traffic once data has been missing for `stale_after`.
@@ -227,7 +223,7 @@ impl fmt::Display for Signal {
         match self {
             Signal::Rates(r) => write!(f, "{r}"),
             Signal::NoData(why) => write!(f, "no data ({why})"),
-            Signal::Error { kind, message } => write!(f, "source error [{kind}]: {message}"),
+            Signal::Error(e) => write!(f, "source error [{}]: {e}", e.kind()),
         }
     }
 }
@@ -332,10 +328,7 @@ mod tests {
         let mut t = Tracker::default();
         let rates = Signal::Rates(Rates::single(Rate::try_new("r", 20.0).unwrap()));
         assert!(t.observe(rule, &rates, Split::ALL_BURST, secs(0)).is_ok());
-        let err = Signal::Error {
-            kind: "http",
-            message: "down".into(),
-        };
+        let err = Signal::Error(crate::SourceError::new("http", "down"));
         let d = t
             .observe(rule, &err, Split::ALL_BURST, secs(29))
             .unwrap_err();

@@ -321,20 +321,16 @@ fn overrides(a: &RunArgs) -> Overrides {
 }
 
 fn init_tracing(log: &LogArgs) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&log.log_level).with_context(|| {
-        format!(
-            "--log-level / BURST_LOG `{}` is not a level or filter (e.g. info, debug, info,burst_operator=debug)",
-            log.log_level
-        )
-    })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match log.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let format = match log.log_format {
+        LogFormat::Json => burst_main::LogFormat::Json,
+        LogFormat::Text => burst_main::LogFormat::Text,
     };
-    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+    burst_main::init_logging(&log.log_level, format).map_err(|e| match e {
+        burst_main::LogError::Filter { ref source, .. } => {
+            anyhow::anyhow!("--log-level / BURST_LOG {e}: {source}")
+        }
+        e => e.into(),
+    })
 }
 
 async fn client() -> anyhow::Result<kube::Client> {
@@ -361,7 +357,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 shutdown_grace: a.common.shutdown_grace,
             };
             let client = client().await?;
-            app::run_operator_mode(client, options, settings, app::shutdown_signal()).await?;
+            app::run_operator_mode(client, options, settings, burst_main::shutdown_signal())
+                .await?;
             Ok(())
         }
         Command::Run(a) => {
@@ -369,7 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let policy = single::load(a.config.as_deref(), &overrides(&a))?;
             tracing::info!(namespace = %policy.namespace, name = %policy.name, target = %policy.spec.target.describe(&policy.namespace), "single-policy mode");
             let client = client().await?;
-            app::run_single_mode(client, options, policy, app::shutdown_signal()).await?;
+            app::run_single_mode(client, options, policy, burst_main::shutdown_signal()).await?;
             Ok(())
         }
     }
@@ -378,25 +375,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = init_tracing(&cli.log) {
-        eprintln!("burstd: {e:#}");
-        return ExitCode::from(2);
+        return burst_main::fail("burstd", burst_main::Exit::Usage, &e);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("burstd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    match burst_main::block_on(run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             tracing::error!(error = format!("{e:#}"), "burstd failed");
-            eprintln!("burstd: {e:#}");
-            ExitCode::FAILURE
+            burst_main::fail("burstd", burst_main::Exit::Runtime, &e)
         }
+        Err(e) => burst_main::fail("burstd", burst_main::Exit::Runtime, &e),
     }
 }

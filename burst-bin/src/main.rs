@@ -6,6 +6,7 @@
 
 mod cmd;
 mod plot;
+mod report;
 
 use std::process::ExitCode;
 

@@ -51,6 +51,30 @@ const PERIOD: f64 = 20.0;
 /// How to build the binary this bench runs.
 const BUILD_BURSTD: &str = "cargo build --release -p burst-bin --bin burstd";
 
+/// Runs the real burstd in operator mode with many BurstPolicies against a real
+/// kube-apiserver and etcd, and measures its CPU per tick, memory, tick duration and API
+/// writes.
+#[derive(Debug, clap::Parser)]
+#[command(name = "burstd-scale")]
+struct Args {
+    /// BurstPolicies (and VirtualServices, and /metrics endpoints), one control loop each.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    policies: u64,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    secs: u64,
+    /// Seconds of warm-up once every loop runs.
+    #[arg(long, default_value_t = 20)]
+    warmup: u64,
+    /// Runs per burstd binary.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
+    /// A burstd binary to measure, `[LABEL=]PATH` (repeatable; the binaries take turns in
+    /// every round). Default: the `burstd` next to this binary.
+    #[arg(long = "burstd", value_name = "[LABEL=]PATH")]
+    burstd: Vec<String>,
+}
+
 #[derive(Debug)]
 struct Options {
     policies: usize,
@@ -81,58 +105,26 @@ struct Run {
 }
 
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse_args(&args) {
+    let args = <Args as clap::Parser>::parse();
+    let options = match options(args) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return std::process::ExitCode::from(2);
-        }
+        Err(e) => return burst_main::fail("error", burst_main::Exit::Usage, &e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(bench(options)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+    match burst_main::block_on(bench(options)) {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => burst_main::fail("error", burst_main::Exit::Runtime, &e),
+        Err(e) => burst_main::fail("error", burst_main::Exit::Usage, &e),
     }
 }
 
-fn parse_args(args: &[String]) -> anyhow::Result<Options> {
+fn options(args: Args) -> anyhow::Result<Options> {
     let mut o = Options {
-        policies: 1000,
-        secs: 60,
-        warmup: 20,
-        runs: 1,
-        burstd: Vec::new(),
+        policies: usize::try_from(args.policies).context("--policies")?,
+        secs: args.secs,
+        warmup: args.warmup,
+        runs: usize::try_from(args.runs).context("--runs")?,
+        burstd: args.burstd.iter().map(|v| labelled(v)).collect(),
     };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--policies" => o.policies = value.parse().context("--policies")?,
-            "--secs" => o.secs = value.parse().context("--secs")?,
-            "--warmup" => o.warmup = value.parse().context("--warmup")?,
-            "--runs" => o.runs = value.parse().context("--runs")?,
-            "--burstd" => o.burstd.push(labelled(value)),
-            other => bail!(
-                "unknown argument `{other}`; use --policies N --secs S --warmup S --runs N --burstd [LABEL=]PATH"
-            ),
-        }
-    }
-    if o.policies == 0 || o.secs == 0 || o.runs == 0 {
-        bail!("--policies, --secs and --runs must be at least 1");
-    }
     if o.burstd.is_empty() {
         let exe = std::env::current_exe().context("cannot find this binary's path")?;
         let next_to_me = exe.with_file_name("burstd");
@@ -793,12 +785,31 @@ burstd_policies 2
     }
 
     #[test]
+    fn arguments_parse_with_defaults_and_refuse_zero_policies() {
+        let args = <Args as clap::Parser>::try_parse_from(["burstd-scale", "--runs", "3"]).unwrap();
+        assert_eq!(
+            (args.policies, args.secs, args.warmup, args.runs),
+            (1000, 60, 20, 3)
+        );
+        assert!(
+            <Args as clap::Parser>::try_parse_from(["burstd-scale", "--policies", "0"]).is_err()
+        );
+        assert!(<Args as clap::Parser>::try_parse_from(["burstd-scale", "--nope", "1"]).is_err());
+    }
+
+    #[test]
     fn a_missing_burstd_says_how_to_build_it() {
         let e = check_burstd(Path::new("/nonexistent/burstd")).unwrap_err();
         let text = e.to_string();
         assert!(text.contains("/nonexistent/burstd"), "{text}");
         assert!(text.contains(BUILD_BURSTD), "{text}");
-        let e = parse_args(&["--burstd".into(), "/nonexistent/burstd".into()]).unwrap_err();
+        let args = <Args as clap::Parser>::try_parse_from([
+            "burstd-scale",
+            "--burstd",
+            "/nonexistent/burstd",
+        ])
+        .unwrap();
+        let e = options(args).unwrap_err();
         assert!(e.to_string().contains(BUILD_BURSTD), "{e}");
     }
 

@@ -52,9 +52,11 @@ const SPLIT_POLL: Duration = Duration::from_millis(5);
 /// `--kubeconfig`: every demo closes its loop through this API server.
 static KUBECONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Source {
+    /// The demo scrapes the proxy's /metrics itself.
     Scrape,
+    /// A real Prometheus (1 s scrape) between the proxy and the demo.
     Prometheus,
 }
 
@@ -65,6 +67,39 @@ impl Source {
             Source::Prometheus => "PrometheusSource",
         }
     }
+}
+
+/// From a load step to the split change and the first `bursty-` hash, through real
+/// `burst demo` processes.
+#[derive(Debug, clap::Parser)]
+#[command(name = "e2e-reaction")]
+struct Args {
+    /// Repetitions per row (source × policy × step).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Also run `burst demo --headless --json` this many times per row.
+    #[arg(long, default_value_t = 0)]
+    headless_reps: usize,
+    /// The load steps, in requests/s (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "20")]
+    steps: Vec<f64>,
+    /// The policies: recommended, seed (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "recommended,seed")]
+    policies: Vec<String>,
+    /// The metric sources (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        default_value = "scrape,prometheus"
+    )]
+    sources: Vec<Source>,
+    /// The `burst` binary (default: the one next to this binary).
+    #[arg(long, value_name = "PATH")]
+    burst: Option<PathBuf>,
+    /// Close every demo's loop through the API server of this kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -85,93 +120,49 @@ struct Sample {
 }
 
 fn main() -> std::process::ExitCode {
-    let options = match parse_args() {
+    let args = <Args as clap::Parser>::parse();
+    let options = match options(args) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return std::process::ExitCode::from(2);
-        }
+        Err(e) => return burst_main::fail("error", burst_main::Exit::Usage, &e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+    match burst_main::block_on(run(options)) {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => burst_main::fail("error", burst_main::Exit::Runtime, &e),
+        Err(e) => burst_main::fail("error", burst_main::Exit::Usage, &e),
     }
 }
 
-fn parse_args() -> anyhow::Result<Options> {
-    let exe = std::env::current_exe().context("locating this binary")?;
-    let mut options = Options {
-        reps: 5,
-        headless_reps: 0,
-        steps: vec![20.0],
-        policies: vec!["recommended".into(), "seed".into()],
-        sources: vec![Source::Scrape, Source::Prometheus],
-        burst: exe.with_file_name("burst"),
+fn options(args: Args) -> anyhow::Result<Options> {
+    let burst = match args.burst {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("locating this binary")?
+            .with_file_name("burst"),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--reps" => options.reps = value()?.parse().context("--reps")?,
-            "--headless-reps" => {
-                options.headless_reps = value()?.parse().context("--headless-reps")?;
-            }
-            "--steps" => {
-                options.steps = value()?
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse::<f64>()
-                            .context("--steps takes rates like 20,100")
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--policies" => {
-                options.policies = value()?.split(',').map(str::to_owned).collect();
-            }
-            "--sources" => {
-                options.sources = value()?
-                    .split(',')
-                    .map(|s| match s.trim() {
-                        "scrape" => Ok(Source::Scrape),
-                        "prometheus" => Ok(Source::Prometheus),
-                        other => bail!("--sources: `{other}` is not scrape or prometheus"),
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--burst" => options.burst = PathBuf::from(value()?),
-            "--kubeconfig" => {
-                let _ = KUBECONFIG.set(PathBuf::from(value()?));
-            }
-            other => bail!(
-                "unknown argument `{other}`; see the usage at the top of benches/src/bin/e2e-reaction.rs"
-            ),
-        }
+    if let Some(k) = args.kubeconfig {
+        let _ = KUBECONFIG.set(k);
     }
-    if !options.burst.is_file() {
+    if !burst.is_file() {
         bail!(
             "{} does not exist; build it with `cargo build --release -p burst-bin --bin burst` \
              (same CARGO_TARGET_DIR) or pass --burst PATH",
-            options.burst.display()
+            burst.display()
         );
     }
-    for p in &options.policies {
+    if args.steps.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        bail!("--steps takes positive rates like 20,100");
+    }
+    for p in &args.policies {
         policy(p)?;
     }
-    Ok(options)
+    Ok(Options {
+        reps: args.reps,
+        headless_reps: args.headless_reps,
+        steps: args.steps,
+        policies: args.policies,
+        sources: args.sources,
+        burst,
+    })
 }
 
 /// The named policy.
@@ -413,25 +404,32 @@ fn demo_command(burst: &Path, policy: &Path, prom: Option<&Prometheus>) -> Comma
     cmd
 }
 
-/// Reads banner lines until the page and metrics URLs are known.
-async fn read_banner<R: tokio::io::AsyncRead + Unpin>(
-    lines: &mut tokio::io::Lines<BufReader<R>>,
-) -> anyhow::Result<(Option<Url>, Url)> {
-    let mut page = None;
+/// Waits (at most 30 s) for the ready event `burst demo --ready-file` writes
+/// (docs/reports.md); returns the page and metrics URLs.
+async fn wait_ready(child: &mut Child, path: &Path) -> anyhow::Result<(Url, Url)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let line = tokio::time::timeout_at(deadline, lines.next_line())
-            .await
-            .context("no banner from burst demo within 30 s")??
-            .context("burst demo exited before printing its banner")?;
-        let t = line.trim();
-        if let Some(rest) = t.strip_prefix("page") {
-            page = Some(Url::parse(rest.trim()).context("page URL in the banner")?);
+        if let Ok(text) = tokio::fs::read_to_string(path).await {
+            let event: serde_json::Value =
+                serde_json::from_str(&text).context("the demo's ready file is not JSON")?;
+            if event["event"] != "ready" {
+                bail!("the demo's ready file holds no ready event: {text}");
+            }
+            let url = |key: &str| -> anyhow::Result<Url> {
+                let s = event[key]
+                    .as_str()
+                    .with_context(|| format!("no {key} in the ready event: {text}"))?;
+                Url::parse(s).with_context(|| format!("{key} `{s}` in the ready event"))
+            };
+            return Ok((url("page")?, url("metrics")?));
         }
-        if let Some((_, rest)) = t.split_once("(metrics ") {
-            let metrics = Url::parse(rest.trim_end_matches(')')).context("metrics URL")?;
-            return Ok((page, metrics));
+        if let Some(status) = child.try_wait()? {
+            bail!("burst demo exited ({status}) before it was ready");
         }
+        if tokio::time::Instant::now() > deadline {
+            bail!("burst demo was not ready within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -459,16 +457,18 @@ fn host_port(url: &Url) -> anyhow::Result<String> {
 
 impl Demo {
     async fn start(burst: &Path, policy: &Path, prom: Option<&Prometheus>) -> anyhow::Result<Demo> {
+        let dir = tempfile::tempdir().context("a directory for the ready file")?;
+        let ready = dir.path().join("ready.json");
         let mut child = demo_command(burst, policy, prom)
+            .arg("--ready-file")
+            .arg(&ready)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting {}", burst.display()))?;
+        let (page, metrics) = wait_ready(&mut child, &ready).await?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let (page, metrics) = read_banner(&mut lines).await?;
-        let output = drain(lines);
-        let page = page.context("the banner has no page URL")?;
+        let output = drain(BufReader::new(stdout).lines());
         let admin = metrics.join("/").context("admin URL")?;
         Ok(Demo {
             child,
@@ -610,18 +610,19 @@ async fn headless_run(
         base.as_millis(),
         after.as_secs()
     );
+    let dir = tempfile::tempdir().context("a directory for the ready file")?;
+    let ready = dir.path().join("ready.json");
     let mut child = demo_command(burst, policy, prom)
         .arg("--headless")
         .arg("--json")
         .arg("--scenario")
         .arg(&scenario)
+        .arg("--ready-file")
+        .arg(&ready)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let (_, metrics) = read_banner(&mut lines).await?;
-    drain(lines);
+    let (_, metrics) = wait_ready(&mut child, &ready).await?;
     if let Some(p) = prom {
         p.set_target(&host_port(&metrics)?)?;
     }

@@ -23,7 +23,10 @@ scrape_interval; every key is optional and the defaults reproduce the seed daemo
 (hysteresis 15/10 rps, rate over 15s, 1s tick). Example:
 
   burst simulate --trace builtin:step
-  burst simulate --trace load.csv --policy policy.yaml --json")]
+  burst simulate --trace load.csv --policy policy.yaml --json
+
+The --json report (shared with `burst demo --headless --json`) is described in
+docs/reports.md.")]
 pub struct Args {
     /// Load trace: a CSV file (t,rps[,up]) or builtin:NAME. With --compare it may be
     /// repeated, and defaults to every built-in trace.

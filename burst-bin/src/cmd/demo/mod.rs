@@ -70,7 +70,10 @@ patch BurstPolicy status and create and list Events in the namespace; the demo c
 before it creates anything. The objects stay in the cluster after the demo exits. --json
 then also reports \"virtual_service\" (every weight pair the proxy's watch delivered, and the
 weights at the end) and, per change and in the summary, the time from burstd's PATCH to the
-proxy applying it.")]
+proxy applying it.
+
+The --json report (shared with `burst simulate --json`) and the --ready-file event are
+described in docs/reports.md.")]
 pub struct Args {
     /// Use this Redis (`host:port` or `redis://...`) instead of the in-process bus.
     #[arg(long, value_name = "URL")]
@@ -178,11 +181,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         shutdown(demo).await;
         return Ok(ExitCode::from(130));
     }
-    if let Some(path) = &args.ready_file {
-        if let Err(e) = write_ready_file(path, &ready_event(&demo)) {
-            shutdown(demo).await;
-            return Err(e);
-        }
+    if let Some(path) = &args.ready_file
+        && let Err(e) = write_ready_file(path, &ready_event(&demo))
+    {
+        shutdown(demo).await;
+        return Err(e);
     }
     let banner = banner(&demo, &spec);
     let code = match steps {

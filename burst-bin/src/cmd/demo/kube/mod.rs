@@ -94,6 +94,7 @@ pub struct Cluster {
     missing_crds: Vec<&'static str>,
 }
 
+/// What the kube side shares with the report.
 #[derive(Debug, Default)]
 struct VsState {
     history: Vec<(Instant, String, Split)>,

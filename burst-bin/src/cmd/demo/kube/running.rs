@@ -105,8 +105,6 @@ impl From<Split> for Weights {
     }
 }
 
-/// What the kube side shares with the report.
-
 /// The proxy's side of istiod: every weight pair the VirtualService holds goes to the mesh.
 pub(super) async fn follow_virtual_service(
     api: Api<DynamicObject>,

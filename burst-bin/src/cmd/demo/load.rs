@@ -213,6 +213,7 @@ fn weight_at(changes: &[Change], t: f64) -> u8 {
         .map_or(0, |c| c.burst_weight)
 }
 
+/// The demo's own figures; `bursty_while_primary` from the timeline and the changes.
 fn figures(
     d: &Demo,
     timeline: &[Point<DemoPoint>],

@@ -28,13 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::FutureExt as _;
-use serde::Serialize;
-
 use burst_core::controller::Stopped;
 use burst_core::policy::PolicySpec;
 use burst_hashr::frontend::Frontend;
 use burst_hashr::mesh::Mesh;
+use futures::FutureExt as _;
+use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -214,6 +213,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// Locks, also after a panic elsewhere poisoned the mutex (the data stays usable).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -250,6 +250,7 @@ struct Ready<'a> {
     pid: u32,
 }
 
+/// What the ready file says about `d`.
 fn ready_event(d: &Demo) -> Ready<'_> {
     Ready {
         event: "ready",
@@ -282,6 +283,7 @@ fn write_ready_file(path: &std::path::Path, ready: &Ready<'_>) -> anyhow::Result
         })
 }
 
+/// The human-readable banner: URLs, pub/sub, policy, source and router.
 fn banner(d: &Demo, spec: &PolicySpec) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "String Hashr demo");
@@ -329,6 +331,7 @@ fn banner(d: &Demo, spec: &PolicySpec) -> String {
 /// Ctrl-C, listening since before the demo said it is ready.
 type Interrupt<'a> = std::pin::Pin<&'a mut (dyn Future<Output = std::io::Result<()>> + Send)>;
 
+/// Prints every split change until Ctrl-C.
 async fn interactive(d: &Demo, mut ctrl_c: Interrupt<'_>) -> anyhow::Result<()> {
     super::print_stdout(
         "Open the page and type a frequency (above the high threshold to burst). Ctrl-C stops.\n",

@@ -22,6 +22,7 @@ use super::kube::{self, Cluster, Running};
 use super::{Args, Demo, Partial, TickLog, lock};
 use crate::report::Change;
 
+/// Serves `router` on `addr` until `stop`; returns the URL it listens on and the task.
 pub(super) async fn serve_on(
     addr: &str,
     router: axum::Router,
@@ -34,6 +35,7 @@ pub(super) async fn serve_on(
     Ok((url, task))
 }
 
+/// A Redis client for `redis_url`, else a fresh in-process bus.
 pub(super) fn bus(redis_url: Option<&str>) -> anyhow::Result<Arc<dyn PubSub>> {
     Ok(match redis_url {
         Some(url) => Arc::new(RedisPubSub::new(url)?),
@@ -41,6 +43,8 @@ pub(super) fn bus(redis_url: Option<&str>) -> anyhow::Result<Arc<dyn PubSub>> {
     })
 }
 
+/// Starts the local servers, then the controller (in-process, or burstd with
+/// `cluster`); on an error nothing stays running.
 pub(super) async fn start(
     args: &Args,
     spec: &PolicySpec,
@@ -244,6 +248,7 @@ pub(super) fn start_controller(args: &Args, spec: &PolicySpec, p: Partial) -> an
     Ok(p.finish(source_desc, described, Some(controller), None))
 }
 
+/// The in-process controller's metric source: the proxy's /metrics, or Prometheus.
 pub(super) fn metric_source(
     args: &Args,
     spec: &PolicySpec,
@@ -284,6 +289,7 @@ pub(super) fn metric_source(
     })
 }
 
+/// Stops everything, waiting a bounded time for each part.
 pub(super) async fn shutdown(d: Demo) {
     let kube = d.kube.is_some();
     d.local.frontend.shutdown();

@@ -225,6 +225,7 @@ pub(super) async fn whoami(
     }
 }
 
+/// The permissions of `needed` the server denies (one SelfSubjectAccessReview each).
 pub(super) async fn denied_permissions(
     client: &kube::Client,
     namespace: &str,

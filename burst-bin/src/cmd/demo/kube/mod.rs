@@ -119,6 +119,7 @@ pub struct Running {
     since: std::time::SystemTime,
 }
 
+/// Locks, also after a panic elsewhere poisoned the mutex (the data stays usable).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -144,6 +145,7 @@ fn describe(e: &kube::Error) -> String {
     }
 }
 
+/// `fut`, or an error naming `what` when it takes longer than [`REQUEST_LIMIT`].
 async fn bounded<T>(
     what: &str,
     fut: impl Future<Output = Result<T, kube::Error>>,

@@ -24,7 +24,9 @@ pub(super) const SEED_ISTIO: &str = include_str!("../../../../../deploy/app/prim
 pub(super) const SEED_POLICY: &str =
     include_str!("../../../../../deploy/app/primary/burstpolicy.yaml");
 
+/// The VirtualService CRD's name.
 pub(super) const VS_CRD: &str = "virtualservices.networking.istio.io";
+/// The BurstPolicy CRD's name.
 pub(super) const POLICY_CRD: &str = "burstpolicies.bursting.dev";
 /// Field manager of what the demo itself applies (burstd writes as `burstd`).
 pub(super) const DEMO_MANAGER: &str = "burst-demo";
@@ -150,6 +152,7 @@ pub fn describe_source(spec: &BurstPolicySpec) -> anyhow::Result<String> {
     )
 }
 
+/// The VirtualService API resource (networking.istio.io/v1).
 pub(super) fn vs_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"),

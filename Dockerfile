@@ -17,8 +17,8 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p burst-bin \
-        --bin burstd --bin hashr-worker --bin hashr-frontend \
+    cargo build --release --locked -p burst-bin --bin burstd \
+        -p burst-hashr --bin hashr-worker --bin hashr-frontend \
  && mkdir -p /out \
  && cp target/release/burstd target/release/hashr-worker target/release/hashr-frontend /out/
 # Fail the build if any binary needs a shared library.

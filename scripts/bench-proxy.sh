@@ -17,7 +17,7 @@ SECS="${BENCH_SECS:-10}"
 need wrk wrk
 
 echo "building the release hashr-worker and mesh-proxy..." >&2
-(cd "$ROOT" && cargo build --release -q -p burst-bin --bin hashr-worker &&
+(cd "$ROOT" && cargo build --release -q -p burst-hashr --bin hashr-worker &&
   cargo build --release -q -p burst-benches --bin mesh-proxy)
 
 start_redis

@@ -20,7 +20,7 @@ need taskset util-linux
 [ "$(nproc)" -ge 2 ] || { echo "error: needs at least 2 cores" >&2; exit 2; }
 
 echo "building the release hashr-worker..." >&2
-(cd "$ROOT" && cargo build --release -q -p burst-bin --bin hashr-worker)
+(cd "$ROOT" && cargo build --release -q -p burst-hashr --bin hashr-worker)
 
 REDIS_CPUS=1 start_redis
 echo "$(load_note)"

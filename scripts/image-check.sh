@@ -20,7 +20,7 @@ rustup target list --installed | grep -qx "$target" || rustup target add "$targe
 args=()
 for b in "${bins[@]}"; do args+=(--bin "$b"); done
 CC_x86_64_unknown_linux_musl=musl-gcc \
-  cargo build --release --locked --target "$target" -p burst-bin "${args[@]}"
+  cargo build --release --locked --target "$target" -p burst-bin -p burst-hashr "${args[@]}"
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT

@@ -6,6 +6,7 @@
 
 mod cmd;
 mod plot;
+mod report;
 
 use std::process::ExitCode;
 
@@ -40,18 +41,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let result = runtime.block_on(async {
+    // Logs go to stderr; `RUST_LOG` sets the level (default `warn`).
+    burst_main::init_logging_from_env("warn");
+    let result = burst_main::block_on(async {
         match cli.command {
             Command::Simulate(a) => cmd::simulate::run(a).await,
             Command::Query(a) => cmd::query::run(a).await,
@@ -61,21 +53,10 @@ fn main() -> ExitCode {
             Command::Demo(a) => cmd::demo::run(a).await,
         }
     });
+    // Every error of `burst` is reported as a usage error (2), as it always was.
     match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => burst_main::fail("error", burst_main::Exit::Usage, &e),
+        Err(e) => burst_main::fail("error", burst_main::Exit::Usage, &e),
     }
-}
-
-/// Logs go to stderr; `RUST_LOG` sets the level (default `warn`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

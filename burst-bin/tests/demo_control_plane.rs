@@ -111,22 +111,23 @@ fn bursty_hashes_only_while_the_virtual_service_in_the_api_server_says_burst() {
     assert!(stderr.contains("burstd operator"), "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let s = &report["summary"];
-    assert_eq!(s["interrupted"], false);
-    assert!(s["pubsub"].as_str().unwrap().contains("redis"), "{s}");
-    let source = s["source"].as_str().unwrap();
+    let d = &report["demo"];
+    assert_eq!(d["interrupted"], false);
+    assert!(d["pubsub"].as_str().unwrap().contains("redis"), "{d}");
+    let source = d["source"].as_str().unwrap();
     assert!(
         source.contains("prometheus") && source.contains("istio_requests_total"),
         "{source}"
     );
     assert!(
-        s["router"]
+        d["router"]
             .as_str()
             .unwrap()
             .contains(&format!("VirtualService {ns}/worker-virtual-service")),
         "{s}"
     );
-    assert_eq!(s["requests_failed"], 0, "{s}");
-    assert_eq!(s["hashes"], s["requests_ok"], "{s}");
+    assert_eq!(d["requests_failed"], 0, "{d}");
+    assert_eq!(d["hashes"], d["requests_ok"], "{d}");
 
     // The VirtualService's history, as the proxy's watch delivered it: the seed, burst,
     // back.
@@ -175,7 +176,7 @@ fn bursty_hashes_only_while_the_virtual_service_in_the_api_server_says_burst() {
         "the reason comes from burstd's SplitChanged Event: {}",
         changes[0]
     );
-    let stats = &s["vs_patch_sent_to_proxy_ms"];
+    let stats = &d["vs_patch_sent_to_proxy_ms"];
     assert_eq!(stats["count"], changes.len(), "{s}");
     assert!(stats["min"].as_f64().unwrap() <= stats["median"].as_f64().unwrap());
     assert!(stats["median"].as_f64().unwrap() <= stats["max"].as_f64().unwrap());
@@ -209,7 +210,7 @@ fn bursty_hashes_only_while_the_virtual_service_in_the_api_server_says_burst() {
         bursty_seconds > 3,
         "bursty- hashes in only {bursty_seconds} seconds"
     );
-    assert_eq!(s["bursty_while_primary"], 0, "{s}");
+    assert_eq!(d["bursty_while_primary"], 0, "{d}");
 
     // The server agrees: the VirtualService is back to 100/0 and burstd wrote it.
     let rt = tokio::runtime::Runtime::new().unwrap();

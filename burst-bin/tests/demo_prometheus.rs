@@ -72,7 +72,8 @@ fn demo_measures_through_prometheus_with_the_seed_query() {
     assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let s = &report["summary"];
-    let source = s["source"].as_str().unwrap();
+    let d = &report["demo"];
+    let source = d["source"].as_str().unwrap();
     assert!(
         source.contains("prometheus") && source.contains("istio_requests_total"),
         "{source}"
@@ -84,7 +85,7 @@ fn demo_measures_through_prometheus_with_the_seed_query() {
         .as_f64()
         .unwrap_or_else(|| panic!("never came back: {s}"));
     assert_followed_the_load(first_burst, back, 12.0, 27.0, 42.0);
-    assert!(s["bursty_hashes"].as_u64().unwrap() > 0, "{s}");
-    assert_eq!(s["bursty_while_primary"], 0, "{s}");
+    assert!(d["bursty_hashes"].as_u64().unwrap() > 0, "{d}");
+    assert_eq!(d["bursty_while_primary"], 0, "{d}");
     assert_eq!(s["final_burst_weight"], 0);
 }

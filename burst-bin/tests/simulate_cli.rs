@@ -24,8 +24,8 @@ fn json_has_the_documented_shape_and_the_seed_result() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys.len(), 4, "{keys:?}");
-    for k in ["t", "rps", "observed", "burst_weight"] {
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    for k in ["t", "rps", "observed", "burst_weight", "rule"] {
         assert!(keys.contains(&k), "{k} missing in {keys:?}");
     }
     assert!(tl[0]["observed"].is_null(), "no data before two scrapes");

@@ -6,7 +6,7 @@
 //! separate Redis subscriber. Stops by itself.
 //!
 //! ```text
-//! cargo build --release -p burst-bin --bin hashr-worker
+//! cargo build --release -p burst-hashr --bin hashr-worker
 //! cargo run --release -p burst-faults --example soak -- --seconds 600 --rate 3000 \
 //!     --worker target/release/hashr-worker
 //! ```
@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     restarts.dedup();
     if !args.worker.is_file() {
         bail!(
-            "{} not found; build it with `cargo build --release -p burst-bin --bin hashr-worker`",
+            "{} not found; build it with `cargo build --release -p burst-hashr --bin hashr-worker`",
             args.worker.display()
         );
     }

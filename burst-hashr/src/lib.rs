@@ -28,7 +28,8 @@
 //! # }).unwrap();
 //! ```
 //!
-//! No feature flags. Binaries (`hashr-worker`, `hashr-frontend`) live in `burst-bin`.
+//! No feature flags. The deployable binaries `hashr-worker` and `hashr-frontend`
+//! (`src/bin/`, configured by environment variables) run these servers until SIGTERM.
 
 mod error;
 

@@ -9,40 +9,46 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use burst_testkit::kube::ControlPlane;
 
+/// How long a real etcd + kube-apiserver takes to be ready, and the CRDs a test installs to
+/// be Established.
+#[derive(Debug, clap::Parser)]
+#[command(name = "control-plane-startup")]
+struct Args {
+    /// Control planes to start, one after the other.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+}
+
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+    let args = <Args as clap::Parser>::parse();
+    match burst_main::block_on(run(args)) {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => burst_main::fail("error", burst_main::Exit::Runtime, &e),
+        Err(e) => burst_main::fail("error", burst_main::Exit::Runtime, &e),
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let runs = match args.as_slice() {
-        [] => 5,
-        [flag, n] if flag == "--runs" => n.parse().context("--runs takes a number")?,
-        _ => bail!("usage: control-plane-startup [--runs N]"),
-    };
-    if runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+async fn run(args: Args) -> anyhow::Result<()> {
+    let runs = args.runs;
     let mut ready = Vec::new();
     let mut crds = Vec::new();
     for i in 0..runs {
-        let cp = ControlPlane::start().map_err(anyhow::Error::msg)?;
+        // Starting blocks (child processes, readiness polls with their own runtime): off the
+        // async workers.
+        let cp = tokio::task::spawn_blocking(ControlPlane::start)
+            .await
+            .context("the control plane's start panicked")?
+            .map_err(anyhow::Error::msg)?;
         let t = Instant::now();
-        rt.block_on(cp.install_crd_files(&[
+        cp.install_crd_files(&[
             "schemas/istio/crd-all.gen.yaml",
             "schemas/gateway-api/gateway.networking.k8s.io_httproutes.yaml",
             "deploy/crd/burstpolicies.bursting.dev.yaml",
-        ]))
+        ])
+        .await
         .map_err(anyhow::Error::msg)?;
         let installed = t.elapsed();
         eprintln!(

@@ -1,7 +1,6 @@
 //! One module per subcommand.
 
 pub mod demo;
-pub mod demo_kube;
 pub mod query;
 pub mod render;
 pub mod simulate;

@@ -9,6 +9,7 @@ use burst_core::policy::{PolicyFile, PolicySpec};
 use burst_core::sim::{SimRun, Trace, quality, simulate};
 
 use crate::plot::{Axis, Chart, Format, Series};
+use crate::report::{Change, Column, NoDetails, Point, Report, Summary, report_text};
 
 /// Arguments of `burst simulate`.
 #[derive(Debug, clap::Args)]
@@ -22,7 +23,10 @@ scrape_interval; every key is optional and the defaults reproduce the seed daemo
 (hysteresis 15/10 rps, rate over 15s, 1s tick). Example:
 
   burst simulate --trace builtin:step
-  burst simulate --trace load.csv --policy policy.yaml --json")]
+  burst simulate --trace load.csv --policy policy.yaml --json
+
+The --json report (shared with `burst demo --headless --json`) is described in
+docs/reports.md.")]
 pub struct Args {
     /// Load trace: a CSV file (t,rps[,up]) or builtin:NAME. With --compare it may be
     /// repeated, and defaults to every built-in trace.
@@ -57,7 +61,8 @@ pub struct Args {
     /// `capacity`, if any).
     #[arg(long)]
     capacity: Option<f64>,
-    /// Print JSON ({"summary": ..., "timeline": [...]}) instead of a table.
+    /// Print JSON ({"summary", "timeline", "changes"}, the schema of `burst demo --json`;
+    /// see docs/reports.md) instead of a table.
     #[arg(long)]
     json: bool,
     /// Table only: print a row at least this often (rows where the weight changes are
@@ -85,11 +90,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let chart = chart(trace.name(), &spec.policy, &[("burst weight", &run)]);
         write_plot(path, &chart, format)?;
     }
+    let report = report(&run);
     let text = if args.json {
-        serde_json::to_string_pretty(&run)? + "\n"
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
         table(
-            &run,
+            &report,
             spec.policy.has_two_windows(),
             args.every.as_secs_f64(),
         )
@@ -265,60 +271,63 @@ pub fn load_trace(arg: &str, seed: u64) -> anyhow::Result<Trace> {
     Trace::from_csv(arg, &text).with_context(|| format!("in {arg}"))
 }
 
-fn opt(v: Option<f64>) -> String {
-    v.map_or_else(|| "no data".to_string(), |x| format!("{x:.2}"))
+/// What a simulated point has beyond the shared keys.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimExtra {
+    /// Short-window measured rate; present only when two windows are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observed_up: Option<Option<f64>>,
 }
 
-/// A readable table of the timeline and the summary.
-pub fn table(run: &SimRun, two_windows: bool, every: f64) -> String {
-    let mut out = String::new();
-    let up_col = if two_windows { "  observed(short)" } else { "" };
-    let _ = writeln!(
-        out,
-        "{:>8}  {:>8}  {:>10}{up_col}  {:>6}  rule",
-        "t(s)", "rps", "observed", "burst%"
-    );
-    let mut next_row = 0.0;
-    let mut prev = None;
+/// The run in the shared report schema: the changes are the points where the weight moved.
+pub fn report(run: &SimRun) -> Report<SimExtra, NoDetails> {
+    let mut changes = Vec::new();
+    let mut prev = 0u8;
     for p in &run.timeline {
-        let changed = prev.is_some_and(|w| w != p.burst_weight);
-        prev = Some(p.burst_weight);
-        let due = p.t + 1e-9 >= next_row;
-        if !(changed || due) {
-            continue;
+        if p.burst_weight != prev {
+            changes.push(Change::new(p.t, prev, p.burst_weight, p.rule.to_owned()));
+            prev = p.burst_weight;
         }
-        if due {
-            let every = every.max(1e-3);
-            next_row = ((p.t + 1e-9) / every).floor() * every + every;
-        }
-        let up = match p.observed_up {
-            Some(u) => format!("  {:>15}", opt(u)),
-            None => String::new(),
-        };
-        let mark = if changed { " <- change" } else { "" };
-        let _ = writeln!(
-            out,
-            "{:>8.1}  {:>8.2}  {:>10}{up}  {:>6}  {}{mark}",
-            p.t,
-            p.rps,
-            opt(p.observed),
-            p.burst_weight,
-            p.rule
-        );
     }
     let s = &run.summary;
-    let secs = |v: Option<f64>| v.map_or_else(|| "never".to_string(), |x| format!("{x:.1}s"));
-    let _ = writeln!(out);
-    let _ = writeln!(out, "weight changes      {}", s.changes);
-    let _ = writeln!(out, "first to burst      {}", secs(s.first_burst_s));
-    let _ = writeln!(out, "last change         {}", secs(s.last_change_s));
-    let _ = writeln!(out, "final burst weight  {}%", s.final_burst_weight);
-    let _ = writeln!(
-        out,
-        "primary overloaded  {}",
-        s.overload_s
-            .map_or_else(|| "n/a (no capacity given)".into(), |x| format!("{x:.1}s"))
-    );
-    let _ = writeln!(out, "share sent to burst {:.1}%", s.burst_share * 100.0);
-    out
+    let duration_s = run.timeline.last().map_or(0.0, |p| p.t);
+    Report {
+        summary: Summary::new(
+            &changes,
+            duration_s,
+            s.final_burst_weight,
+            s.burst_share,
+            s.overload_s,
+        ),
+        timeline: run
+            .timeline
+            .iter()
+            .map(|p| Point {
+                t: p.t,
+                rps: p.rps,
+                observed: p.observed,
+                burst_weight: p.burst_weight,
+                rule: Some(p.rule.to_owned()),
+                extra: SimExtra {
+                    observed_up: p.observed_up,
+                },
+            })
+            .collect(),
+        changes,
+        details: NoDetails {},
+    }
+}
+
+/// A readable table of the timeline, the changes and the summary.
+pub fn table(report: &Report<SimExtra, NoDetails>, two_windows: bool, every: f64) -> String {
+    let short = Column {
+        header: "observed(short)",
+        width: 15,
+        cell: |p: &Point<SimExtra>| match p.extra.observed_up {
+            Some(Some(x)) => format!("{x:.2}"),
+            _ => "no data".to_string(),
+        },
+    };
+    let extra = if two_windows { vec![short] } else { Vec::new() };
+    report_text(report, every, &extra)
 }

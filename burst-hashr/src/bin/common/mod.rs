@@ -48,40 +48,16 @@ where
     if let Cli::Exit(code) = command_line(usage) {
         return code;
     }
-    init_logging();
+    burst_main::init_logging_from_env("info");
     let config = match config() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return burst_main::fail("error", burst_main::Exit::Usage, &e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime
-        .block_on(async { serve(config, Box::pin(burst_operator::app::shutdown_signal())).await })
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+    match burst_main::block_on(async {
+        serve(config, Box::pin(burst_main::shutdown_signal())).await
+    }) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => burst_main::fail("error", burst_main::Exit::Runtime, &e),
+        Err(e) => burst_main::fail("error", burst_main::Exit::Usage, &e),
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -1,0 +1,396 @@
+//! `e2e-reaction`: how long the real system takes from a load step to the first `bursty-`
+//! result, with the direct scrape source and with a real Prometheus (1 s scrape).
+//!
+//! ```text
+//! cargo build --release -p burst-bin --bin burst
+//! cargo run --release -p burst-benches --bin e2e-reaction -- [--reps 5] [--steps 20,100]
+//!     [--policies recommended,seed] [--sources scrape,prometheus] [--headless-reps 2]
+//!     [--kubeconfig FILE]
+//! ```
+//!
+//! With `--kubeconfig` every demo runs as `burst demo --kubeconfig FILE --namespace <fresh>`:
+//! burstd's operator patches a VirtualService in that API server and the proxy's split
+//! follows it by watch, so the split change measured includes the PATCH and the watch.
+//!
+//! Each repetition starts a fresh `burst demo` process (release build, next to this binary)
+//! and drives it as a browser would: it posts the base frequency to the page's API, waits
+//! until the controller has data (plus a fraction of a tick that differs from run to run, so
+//! the steps fall at evenly spread points of the controller's tick), opens the page's event
+//! stream, then posts the step and timestamps (on one clock) the moment the mesh proxy's
+//! split changes (its admin `/split`, polled every 5 ms) and the first `bursty-` hash on the
+//! event stream. With
+//! `--headless-reps N` it also runs `burst demo --headless --json` N times per row and
+//! reports `first_burst_s` minus the step time from its JSON (the split change only; the
+//! headless timeline counts hashes per second).
+//!
+//! For the Prometheus rows each run gets a fresh `prometheus` process (1 s scrape and
+//! evaluation, empty TSDB: an earlier run's samples inside the rate window would be read by
+//! the next demo at its start) that discovers the demo's metrics endpoint through a file
+//! (`file_sd_configs`), since the demo picks its ports at start.
+//!
+//! The limit printed next to each row is one scrape interval (Prometheus only: the direct
+//! source scrapes at the tick) plus one tick. The last column is the time after the step at
+//! which the average over the policy's nominal short window passes `high`: a property of the
+//! policy, not of the plumbing (a window holding fewer samples reacts sooner).
+//!
+//! Modules: `demo` (one `burst demo` process, found through its `--ready-file`) and
+//! `prometheus` (one Prometheus per run).
+
+mod demo;
+mod prometheus;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use burst_core::policy::{LoopSpec, PolicySpec};
+
+use demo::{Run, headless_run, page_run, phase};
+use prometheus::Prometheus;
+
+/// Rate before the step (below the low threshold).
+const BASE_RPS: f64 = 5.0;
+/// How often the split is polled.
+const SPLIT_POLL: Duration = Duration::from_millis(5);
+
+/// `--kubeconfig`: every demo closes its loop through this API server.
+static KUBECONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Source {
+    /// The demo scrapes the proxy's /metrics itself.
+    Scrape,
+    /// A real Prometheus (1 s scrape) between the proxy and the demo.
+    Prometheus,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Scrape => "ScrapeSource",
+            Source::Prometheus => "PrometheusSource",
+        }
+    }
+}
+
+/// From a load step to the split change and the first `bursty-` hash, through real
+/// `burst demo` processes.
+#[derive(Debug, clap::Parser)]
+#[command(name = "e2e-reaction")]
+struct Args {
+    /// Repetitions per row (source × policy × step).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Also run `burst demo --headless --json` this many times per row.
+    #[arg(long, default_value_t = 0)]
+    headless_reps: usize,
+    /// The load steps, in requests/s (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "20")]
+    steps: Vec<f64>,
+    /// The policies: recommended, seed (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "recommended,seed")]
+    policies: Vec<String>,
+    /// The metric sources (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        default_value = "scrape,prometheus"
+    )]
+    sources: Vec<Source>,
+    /// The `burst` binary (default: the one next to this binary).
+    #[arg(long, value_name = "PATH")]
+    burst: Option<PathBuf>,
+    /// Close every demo's loop through the API server of this kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct Options {
+    reps: usize,
+    headless_reps: usize,
+    steps: Vec<f64>,
+    policies: Vec<String>,
+    sources: Vec<Source>,
+    burst: PathBuf,
+}
+
+/// One measured repetition (seconds after the step).
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    split: Option<f64>,
+    bursty: Option<f64>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = <Args as clap::Parser>::parse();
+    let options = match options(args) {
+        Ok(o) => o,
+        Err(e) => return burst_main::fail("error", burst_main::Exit::Usage, &e),
+    };
+    match burst_main::block_on(run(options)) {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => burst_main::fail("error", burst_main::Exit::Runtime, &e),
+        Err(e) => burst_main::fail("error", burst_main::Exit::Usage, &e),
+    }
+}
+
+fn options(args: Args) -> anyhow::Result<Options> {
+    let burst = match args.burst {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("locating this binary")?
+            .with_file_name("burst"),
+    };
+    if let Some(k) = args.kubeconfig {
+        let _ = KUBECONFIG.set(k);
+    }
+    if !burst.is_file() {
+        bail!(
+            "{} does not exist; build it with `cargo build --release -p burst-bin --bin burst` \
+             (same CARGO_TARGET_DIR) or pass --burst PATH",
+            burst.display()
+        );
+    }
+    if args.steps.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        bail!("--steps takes positive rates like 20,100");
+    }
+    for p in &args.policies {
+        policy(p)?;
+    }
+    Ok(Options {
+        reps: args.reps,
+        headless_reps: args.headless_reps,
+        steps: args.steps,
+        policies: args.policies,
+        sources: args.sources,
+        burst,
+    })
+}
+
+/// The named policy.
+fn policy(name: &str) -> anyhow::Result<PolicySpec> {
+    match name {
+        "recommended" => Ok(PolicySpec::recommended()),
+        "seed" => Ok(PolicySpec::default()),
+        other => bail!("unknown policy `{other}`; use recommended or seed"),
+    }
+}
+
+/// Seconds after the step until the short-window rate is above `high`, for a load going
+/// from `base` to `step` rps (a linear mix of the two rates inside the window).
+fn crossing_secs(spec: &PolicySpec, base: f64, step: f64) -> f64 {
+    let w = spec.window_up().as_secs_f64();
+    if step <= spec.high {
+        return f64::INFINITY;
+    }
+    (w * (spec.high - base) / (step - base)).max(0.0)
+}
+
+async fn run(options: Options) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    eprintln!(
+        "load average at start: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    let mut rows = Vec::new();
+    for policy_name in &options.policies {
+        let spec = policy(policy_name)?;
+        let policy_file = dir.path().join(format!("{policy_name}.yaml"));
+        std::fs::write(&policy_file, serde_saphyr::to_string(&spec)?)?;
+        for &step in &options.steps {
+            for &source in &options.sources {
+                let mut samples = Vec::new();
+                let mut spurious = 0;
+                let mut attempt = 0;
+                while samples.len() < options.reps {
+                    attempt += 1;
+                    if attempt > 3 * options.reps {
+                        bail!("{} {policy_name}: too many spurious moves", source.name());
+                    }
+                    let prom = Prometheus::start_for(source, &http).await?;
+                    let phase = phase(samples.len(), options.reps);
+                    let run = page_run(
+                        &options.burst,
+                        &policy_file,
+                        &spec,
+                        step,
+                        phase,
+                        prom.as_ref(),
+                        &http,
+                    )
+                    .await
+                    .with_context(|| {
+                        format!("{} {policy_name} attempt {attempt}", source.name())
+                    })?;
+                    let s = match run {
+                        Run::Measured(s) => s,
+                        Run::Spurious(changes) => {
+                            spurious += 1;
+                            eprintln!(
+                                "  {:<16} {policy_name:<11} attempt {attempt}: moved to burst at the base load of {BASE_RPS} rps: {}",
+                                source.name(),
+                                changes.join(" | ")
+                            );
+                            continue;
+                        }
+                    };
+                    eprintln!(
+                        "  {:<16} {policy_name:<11} {BASE_RPS}->{step} rps  rep {}: split {}  first bursty {}",
+                        source.name(),
+                        samples.len() + 1,
+                        secs(s.split),
+                        secs(s.bursty)
+                    );
+                    samples.push(s);
+                }
+                let mut headless = Vec::new();
+                for rep in 1..=options.headless_reps {
+                    let prom = Prometheus::start_for(source, &http).await?;
+                    let phase = phase(rep - 1, options.headless_reps);
+                    let s = headless_run(
+                        &options.burst,
+                        &policy_file,
+                        &spec,
+                        step,
+                        phase,
+                        prom.as_ref(),
+                    )
+                    .await
+                    .with_context(|| {
+                        format!("headless {} {policy_name} rep {rep}", source.name())
+                    })?;
+                    eprintln!(
+                        "  {:<16} {policy_name:<11} {BASE_RPS}->{step} rps  headless rep {rep}: split {}",
+                        source.name(),
+                        secs(s)
+                    );
+                    headless.push(s);
+                }
+                rows.push(row(
+                    source,
+                    policy_name,
+                    &spec,
+                    step,
+                    &samples,
+                    &headless,
+                    (spurious, attempt),
+                ));
+            }
+        }
+    }
+    println!();
+    println!(
+        "| source | policy | step (rps) | runs | load step → split change | load step → first `bursty-` hash | `--headless` split change | limit: scrape + tick | nominal window crossing | moved to burst before the step |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!("{r}");
+    }
+    println!();
+    println!(
+        "median (min-max) in seconds; load average at end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    Ok(())
+}
+
+fn row(
+    source: Source,
+    policy: &str,
+    spec: &PolicySpec,
+    step: f64,
+    samples: &[Sample],
+    headless: &[Option<f64>],
+    (spurious, attempts): (usize, usize),
+) -> String {
+    let crossing = crossing_secs(spec, BASE_RPS, step);
+    let scrape = match source {
+        Source::Prometheus => 1.0,
+        Source::Scrape => 0.0,
+    };
+    let tick = LoopSpec::default().tick.get().as_secs_f64();
+    let splits: Vec<Option<f64>> = samples.iter().map(|s| s.split).collect();
+    let bursty: Vec<Option<f64>> = samples.iter().map(|s| s.bursty).collect();
+    format!(
+        "| {}{} | {policy} | {BASE_RPS} → {step} | {} | {} | {} | {} | {:.0} s | {crossing:.2} s | {spurious} of {attempts} |",
+        source.name(),
+        if KUBECONFIG.get().is_some() {
+            " via kube-apiserver"
+        } else {
+            ""
+        },
+        samples.len(),
+        summary(&splits),
+        summary(&bursty),
+        if headless.is_empty() {
+            "-".to_string()
+        } else {
+            summary(headless)
+        },
+        scrape + tick,
+    )
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "never".into(), |x| format!("{x:.2}s"))
+}
+
+/// `median (min-max)`, counting misses.
+fn summary(values: &[Option<f64>]) -> String {
+    let mut seen: Vec<f64> = values.iter().flatten().copied().collect();
+    seen.sort_by(f64::total_cmp);
+    let missed = values.len() - seen.len();
+    let Some((&lo, &hi)) = seen.first().zip(seen.last()) else {
+        return "never".into();
+    };
+    let n = seen.len();
+    let median = if n % 2 == 1 {
+        seen[n / 2]
+    } else {
+        (seen[n / 2 - 1] + seen[n / 2]) / 2.0
+    };
+    let miss = if missed > 0 {
+        format!(", {missed} never")
+    } else {
+        String::new()
+    };
+    format!("{median:.2} s ({lo:.2}-{hi:.2}{miss})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_reports_median_range_and_misses() {
+        assert_eq!(
+            summary(&[Some(2.0), Some(1.0), Some(3.0)]),
+            "2.00 s (1.00-3.00)"
+        );
+        assert_eq!(
+            summary(&[Some(1.0), Some(2.0), None]),
+            "1.50 s (1.00-2.00, 1 never)"
+        );
+        assert_eq!(summary(&[None]), "never");
+    }
+
+    #[test]
+    fn crossing_follows_the_window_and_the_step() {
+        let seed = PolicySpec::default();
+        // 15 s window, 5 -> 20 rps: the average passes 15 after two thirds of the window.
+        assert!((crossing_secs(&seed, 5.0, 20.0) - 10.0).abs() < 1e-9);
+        assert!(crossing_secs(&seed, 5.0, 15.0).is_infinite());
+        let recommended = PolicySpec::recommended();
+        assert!((crossing_secs(&recommended, 5.0, 20.0) - 4.0 / 3.0).abs() < 1e-9);
+    }
+}

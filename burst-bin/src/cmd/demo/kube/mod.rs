@@ -1,0 +1,369 @@
+//! `burst demo --kubeconfig`: the demo's loop closes through a real Kubernetes API server.
+//!
+//! Without `--kubeconfig` the demo's controller sets the mesh proxy's split directly. With
+//! it, nothing in the process talks to the proxy's split except a watch on the API server:
+//!
+//! ```text
+//!  mesh /metrics ──scrape──▶ burstd operator (burst-operator, in-process, as `burstd operator`)
+//!                                 │ JSON patch of the two weights
+//!                                 ▼
+//!                      VirtualService in the API server
+//!                                 │ watch (kube-runtime watcher), as istiod → Envoy
+//!                                 ▼
+//!                        mesh proxy's split ──▶ primary / bursty- worker
+//! ```
+//!
+//! Setup, in an order that leaves nothing half made when a step fails: read the kubeconfig
+//! and check the credentials ([`connect`]: a SelfSubjectReview, then one
+//! SelfSubjectAccessReview per permission the demo and burstd need, before anything is
+//! written); then create the namespace, install the VirtualService and BurstPolicy CRDs if
+//! they are missing, and apply the seed VirtualService ([`Cluster::prepare`]); then, once the
+//! local servers run, apply the seed BurstPolicy with the demo's metric source and start the
+//! operator and the watches ([`Cluster::start`]).
+//!
+//! The latency of each change: a tower layer on burstd's client records when each
+//! VirtualService PATCH was sent, when the server's answer arrived and the resourceVersion
+//! the server stored; the proxy's watch records when it applied the event carrying that
+//! resourceVersion. The server stored the change between the PATCH's sending and its
+//! answer, so *sent → applied* bounds store → proxy from above, and *answered → applied*
+//! from below (on loopback the watch event often overtakes the answer: that one is then
+//! negative).
+//!
+//! Modules: [`access`] (the kubeconfig and the permission check), [`seed`] (the objects the
+//! demo applies), [`timing`] (the PATCH timing layer on burstd's client) and [`running`]
+//! (burstd and the watches while the demo runs, and their report).
+
+mod access;
+mod running;
+mod seed;
+mod timing;
+
+pub use access::connect;
+pub use running::{LatencyStats, VsReport};
+pub use seed::{describe_source, policy_settings, source_spec};
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use burst_core::Split;
+use burst_hashr::mesh::Mesh;
+use burst_istio::RouteConfig;
+use burst_istio::VsTarget;
+use burst_operator::api::{BurstPolicy, PolicySettings, SourceSpec};
+use burst_operator::app::CommonOptions;
+use burst_operator::operator::OperatorSettings;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::PostParams;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::TickLog;
+use running::{follow_policy_status, follow_virtual_service};
+use seed::{
+    BURSTPOLICY_CRD, DEMO_MANAGER, ISTIO_CRDS, VS_CRD, seed_policy, seed_virtual_service,
+    vs_resource,
+};
+use timing::PatchLog;
+
+/// Longest wait for one setup request.
+const REQUEST_LIMIT: Duration = Duration::from_secs(15);
+
+/// Where the demo runs in the cluster.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The kubeconfig file.
+    pub kubeconfig: PathBuf,
+    /// The namespace the demo creates (if missing) and works in.
+    pub namespace: String,
+}
+
+/// A cluster the demo may use: credentials and permissions checked, nothing written yet.
+pub struct Cluster {
+    target: Target,
+    server: String,
+    user: String,
+    client: kube::Client,
+    operator_client: kube::Client,
+    patches: PatchLog,
+    namespace_exists: bool,
+    missing_crds: Vec<&'static str>,
+}
+
+/// What the kube side shares with the report.
+#[derive(Debug, Default)]
+struct VsState {
+    history: Vec<(Instant, String, Split)>,
+    synced: bool,
+    decided: bool,
+}
+
+/// The operator and the watches, running.
+pub struct Running {
+    server: String,
+    user: String,
+    namespace: String,
+    vs_name: String,
+    policy_name: String,
+    vs_target: VsTarget,
+    client: kube::Client,
+    patches: PatchLog,
+    state: Arc<Mutex<VsState>>,
+    operator: JoinHandle<Result<(), burst_operator::Error>>,
+    watches: Vec<JoinHandle<()>>,
+    /// Wall-clock start, to tell this run's Events from earlier runs'.
+    since: std::time::SystemTime,
+}
+
+/// Locks, also after a panic elsewhere poisoned the mutex (the data stays usable).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A readable account of a client error: status code and message for API errors, the
+/// chain of causes otherwise.
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
+        other => {
+            let mut s = other.to_string();
+            let mut cur = std::error::Error::source(other);
+            while let Some(c) = cur {
+                let m = c.to_string();
+                if !s.contains(&m) {
+                    s.push_str(": ");
+                    s.push_str(&m);
+                }
+                cur = c.source();
+            }
+            s
+        }
+    }
+}
+
+/// `fut`, or an error naming `what` when it takes longer than [`REQUEST_LIMIT`].
+async fn bounded<T>(
+    what: &str,
+    fut: impl Future<Output = Result<T, kube::Error>>,
+) -> anyhow::Result<Result<T, kube::Error>> {
+    tokio::time::timeout(REQUEST_LIMIT, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("{what}: no answer within {}s", REQUEST_LIMIT.as_secs()))
+}
+
+impl Cluster {
+    /// Creates the namespace if missing, installs missing CRDs, applies the seed
+    /// VirtualService (its weights back to 100/0).
+    pub async fn prepare(&self) -> anyhow::Result<()> {
+        let ns = &self.target.namespace;
+        let server = &self.server;
+        if !self.namespace_exists {
+            let api: Api<Namespace> = Api::all(self.client.clone());
+            let object: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
+            match bounded(
+                "creating the namespace",
+                api.create(&PostParams::default(), &object),
+            )
+            .await?
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => bail!(
+                    "cannot create namespace {ns} on {server}: {}; pick another name with --namespace",
+                    describe(&e)
+                ),
+            }
+        }
+        for name in &self.missing_crds {
+            self.install_crd(name).await?;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &vs_resource());
+        let vs = seed_virtual_service(ns)?;
+        let name = vs["metadata"]["name"]
+            .as_str()
+            .unwrap_or("worker-virtual-service")
+            .to_owned();
+        // Right after a CRD turns Established the server may still answer 404 for its
+        // resource for a moment.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match bounded(
+                "applying the VirtualService",
+                api.patch(
+                    &name,
+                    &PatchParams::apply(DEMO_MANAGER).force(),
+                    &Patch::Apply(&vs),
+                ),
+            )
+            .await?
+            {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 && attempt < 50 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => bail!(
+                    "the API server {server} refused the seed VirtualService {ns}/{name}: {}",
+                    describe(&e)
+                ),
+            }
+        }
+    }
+
+    async fn install_crd(&self, name: &str) -> anyhow::Result<()> {
+        let source = if name == VS_CRD {
+            ISTIO_CRDS
+        } else {
+            BURSTPOLICY_CRD
+        };
+        let needle = format!("name: {name}\n");
+        let doc = source
+            .split("\n---")
+            .find(|d| d.contains(&needle) && d.contains("kind: CustomResourceDefinition"))
+            .with_context(|| format!("the compiled-in CRDs lack {name}"))?;
+        let crd: Value = serde_saphyr::from_str(doc)
+            .with_context(|| format!("the compiled-in CRD {name} does not parse"))?;
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        bounded(
+            "installing a CRD",
+            api.patch(
+                name,
+                &PatchParams::apply(DEMO_MANAGER).force(),
+                &Patch::Apply(&crd),
+            ),
+        )
+        .await?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the API server {} refused CRD {name}: {}",
+                self.server,
+                describe(&e)
+            )
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let established = bounded("reading a CRD", api.get(name))
+                .await?
+                .map_err(|e| anyhow::anyhow!("cannot read CRD {name}: {}", describe(&e)))?
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "CRD {name} was not Established within 30 s on {}",
+                    self.server
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Applies the seed BurstPolicy with `source` and `policy`, starts the mesh's watch of
+    /// the VirtualService (applying every weight pair to `mesh`) and burstd's operator, and
+    /// waits until the proxy holds the VirtualService's split and burstd has decided once.
+    pub async fn start(
+        self,
+        mesh: &Mesh,
+        source: SourceSpec,
+        policy: PolicySettings,
+        log: Arc<Mutex<TickLog>>,
+        started: Instant,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Running> {
+        let ns = self.target.namespace.clone();
+        let bp = seed_policy(&ns, source, policy)?;
+        let RouteConfig::VirtualService(vs_target) = bp.spec.target.to_route()? else {
+            bail!("the seed BurstPolicy does not target a VirtualService");
+        };
+        let policy_name = bp
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_else(|| "worker".to_owned());
+        let vs_name = bp.spec.target.name.clone();
+        let bp_api: Api<BurstPolicy> = Api::namespaced(self.client.clone(), &ns);
+        let mut doc = serde_json::to_value(&bp)?;
+        doc["apiVersion"] = json!("bursting.dev/v1alpha1");
+        doc["kind"] = json!("BurstPolicy");
+        bounded(
+            "applying the BurstPolicy",
+            bp_api.patch(
+                &policy_name,
+                &PatchParams::apply(DEMO_MANAGER).force(),
+                &Patch::Apply(&doc),
+            ),
+        )
+        .await?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the API server {} refused the seed BurstPolicy {ns}/{policy_name}: {}",
+                self.server,
+                describe(&e)
+            )
+        })?;
+
+        let since = std::time::SystemTime::now();
+        let state = Arc::new(Mutex::new(VsState::default()));
+        let vs_api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &ns, &vs_resource());
+        let watches = vec![
+            tokio::spawn(follow_virtual_service(
+                vs_api,
+                vs_name.clone(),
+                vs_target.clone(),
+                mesh.clone(),
+                state.clone(),
+                log.clone(),
+                started,
+            )),
+            tokio::spawn(follow_policy_status(
+                bp_api,
+                policy_name.clone(),
+                state.clone(),
+                log,
+            )),
+        ];
+
+        let mut options = CommonOptions::new("burst-demo");
+        options.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        options.status_interval = Duration::from_secs(1);
+        options.shutdown_grace = Duration::from_secs(5);
+        options.request_timeout = Duration::from_secs(10);
+        let settings = OperatorSettings {
+            namespace: Some(ns.clone()),
+            shutdown_grace: Duration::from_secs(5),
+        };
+        let operator = tokio::spawn(burst_operator::app::run_operator_mode(
+            self.operator_client.clone(),
+            options,
+            settings,
+            stop.clone().cancelled_owned(),
+        ));
+        let running = Running {
+            server: self.server.clone(),
+            user: self.user.clone(),
+            namespace: ns,
+            vs_name,
+            policy_name,
+            vs_target,
+            client: self.client.clone(),
+            patches: self.patches.clone(),
+            state,
+            operator,
+            watches,
+            since,
+        };
+        running.wait_ready().await?;
+        Ok(running)
+    }
+}

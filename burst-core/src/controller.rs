@@ -7,6 +7,8 @@
 //! belief stays what is really applied, and it retries with capped exponential backoff.
 //!
 //! Every tick is reported to a [`TickObserver`] (logs, metrics, status).
+//!
+//! Size: About 415 lines of code (one loop: start, tick, backoff, drift, observers) and ~325 lines of its unit tests, kept beside the loop they pin down.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

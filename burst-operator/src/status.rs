@@ -9,6 +9,8 @@
 //! - the status is written at once when anything but the measured rate changed, and at
 //!   most every `min_interval` for a new rate (so a 1 s tick does not mean one API write
 //!   per second).
+//!
+//! Size: About 440 lines of code; the rest (~200) are the unit tests of this state machine, kept beside it.
 
 use std::time::Duration;
 

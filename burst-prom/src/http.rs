@@ -1,6 +1,8 @@
 //! The HTTP client both sources share: timeouts, authentication, TLS, extra headers and a
 //! cap on response size; and [`HttpClients`], the cache that lets sources with the same
 //! connection settings share one `reqwest::Client`.
+//!
+//! Size: About 515 lines of code (one client: timeouts, auth, TLS, headers, size cap, the shared-client cache) and ~200 lines of its unit tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -25,6 +25,8 @@
 //! (route and destination lists of any length, duplicated and missing names, weights that
 //! are floats, negative, huge, strings or null, non-object routes, wrong kinds, selectors
 //! that overlap).
+//!
+//! Size: Long on purpose: an independent model of the route rules (~840 lines) must not share code with the implementation it checks.
 
 use arbitrary::Unstructured;
 use burst_core::{Split, Weight};

@@ -13,6 +13,8 @@
 //! windowUp not longer than windowDown, ...) live in [`PolicySpec::validate`] and, for the
 //! CRD, in the same words as CEL rules ([`PolicySpec::CEL_RULES`]), so the API server
 //! refuses a bad BurstPolicy before burstd sees it.
+//!
+//! Size: About 600 lines, most of them documentation: every field's doc comment becomes the CRD's field description, and the CEL rules are a table; ~150 lines are unit tests.
 
 use std::time::Duration;
 

@@ -1,4 +1,6 @@
 //! [`ControlPlane`]: a real etcd and kube-apiserver as child processes, as envtest runs them.
+//!
+//! Size: One concern (start, stop, restart and talk to a real control plane) in ~770 lines: splitting the process handling from the client helpers would spread one lifecycle over two files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

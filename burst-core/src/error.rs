@@ -70,6 +70,27 @@ pub enum Error {
     UnknownTrace(String),
 }
 
+/// An error and its causes, joined with `: `, each cause only when its text is not already
+/// in the message (client libraries often hide the cause, or repeat it).
+///
+/// ```
+/// let io = std::io::Error::other("connection refused");
+/// assert_eq!(burst_core::error_chain(&io), "connection refused");
+/// ```
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// Why a [`crate::MetricSource`] could not produce a reading.
 ///
 /// A source error is never read as a rate of 0: the policy treats it like missing data.

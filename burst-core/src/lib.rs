@@ -44,7 +44,7 @@ pub use controller::{
     Controller, ControllerConfig, NoObserver, Outcome, Stopped, TickObserver, TickReport,
 };
 pub use duration::HumanDuration;
-pub use error::{BoxError, Error, RouterError, SourceError};
+pub use error::{BoxError, Error, RouterError, SourceError, error_chain};
 pub use router::TrafficRouter;
 pub use source::{MetricSource, Reading};
 pub use types::{Observation, Rate, Rates, Split, Thresholds, Timestamp, Weight};

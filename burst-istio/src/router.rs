@@ -397,31 +397,17 @@ pub(crate) fn map_kube_error(object: &str, action: &'static str, e: kube::Error)
         kube::Error::HyperError(e) => Error::Connection {
             object: object.to_owned(),
             action,
-            detail: error_chain(&e),
+            detail: burst_core::error_chain(&e),
         },
         kube::Error::Service(e) => Error::Connection {
             object: object.to_owned(),
             action,
-            detail: error_chain(e.as_ref()),
+            detail: burst_core::error_chain(e.as_ref()),
         },
         other => Error::Client {
             object: object.to_owned(),
             action,
-            detail: error_chain(&other),
+            detail: burst_core::error_chain(&other),
         },
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }

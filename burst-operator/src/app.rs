@@ -57,7 +57,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 shutdown_grace: a.common.shutdown_grace,
             };
             let client = client().await?;
-            run_operator_mode(client, options, settings, shutdown_signal()).await?;
+            run_operator_mode(client, options, settings, burst_main::shutdown_signal()).await?;
             Ok(())
         }
         Command::Run(a) => {
@@ -65,7 +65,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let policy = crate::single::load(a.config.as_deref(), &a.overrides())?;
             tracing::info!(namespace = %policy.namespace, name = %policy.name, target = %policy.spec.target.describe(&policy.namespace), "single-policy mode");
             let client = client().await?;
-            run_single_mode(client, options, policy, shutdown_signal()).await?;
+            run_single_mode(client, options, policy, burst_main::shutdown_signal()).await?;
             Ok(())
         }
     }
@@ -105,30 +105,6 @@ impl CommonOptions {
             request_timeout: Duration::from_secs(10),
             events: true,
         }
-    }
-}
-
-/// Completes on SIGTERM or Ctrl-C (used by burstd and the String Hashr binaries).
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the process");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

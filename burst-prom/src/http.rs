@@ -218,7 +218,10 @@ impl HttpClients {
         }
         let client = Arc::new(builder.build().map_err(|e| Error::Config {
             key: "http",
-            message: format!("cannot build the HTTP client: {}", chain(&e)),
+            message: format!(
+                "cannot build the HTTP client: {}",
+                burst_core::error_chain(&e)
+            ),
         })?);
         cache.retain(|_, w| w.strong_count() > 0);
         cache.insert(key, Arc::downgrade(&client));
@@ -362,25 +365,10 @@ impl HttpClient {
             // The URL is in our message already; reqwest's would repeat it with the query.
             Error::Connect {
                 url: url.to_owned(),
-                message: chain(&e.without_url()),
+                message: burst_core::error_chain(&e.without_url()),
             }
         }
     }
-}
-
-/// The error and its causes, joined (reqwest's own message hides the cause).
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, Error> {
@@ -416,8 +404,12 @@ fn parse_ca_bundle(path: &Path, pem: &[u8]) -> Result<Vec<reqwest::Certificate>,
         path: path.to_owned(),
         message,
     };
-    let certs = reqwest::Certificate::from_pem_bundle(pem)
-        .map_err(|e| err(format!("not a PEM certificate bundle: {}", chain(&e))))?;
+    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+        err(format!(
+            "not a PEM certificate bundle: {}",
+            burst_core::error_chain(&e)
+        ))
+    })?;
     if certs.is_empty() {
         return Err(err("no `BEGIN CERTIFICATE` block found".into()));
     }

@@ -130,19 +130,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
-        other => {
-            let mut s = other.to_string();
-            let mut cur = std::error::Error::source(other);
-            while let Some(c) = cur {
-                let m = c.to_string();
-                if !s.contains(&m) {
-                    s.push_str(": ");
-                    s.push_str(&m);
-                }
-                cur = c.source();
-            }
-            s
-        }
+        other => burst_core::error_chain(other),
     }
 }
 

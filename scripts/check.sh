@@ -10,5 +10,8 @@ cd "$(dirname "$0")/.."
 ./scripts/control-plane.sh build
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# `--all-targets` compiles examples as tests; examples/tests runs the example binaries, so
+# build those first.
+cargo build --workspace --examples --locked
 cargo test --workspace --all-targets --locked --no-fail-fast
 cargo test --workspace --doc --locked

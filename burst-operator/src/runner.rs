@@ -388,9 +388,8 @@ async fn run_controller(
         }
     };
     let config = ControllerConfig {
-        tick: task.spec.policy.run.tick.get(),
         dry_run: task.spec.dry_run,
-        ..ctx.controller
+        ..task.spec.policy.run.controller_config(ctx.controller)
     };
     tracing::info!(policy = %key, source = %parts.source.describe(), router = %burst_core::TrafficRouter::describe(&parts.router), tick = ?config.tick, dry_run = config.dry_run, "control loop starting");
     let observer = Observer {

@@ -25,7 +25,7 @@ use crate::{Rates, Split, Timestamp};
 
 pub use hysteresis::{Hysteresis, HysteresisConfig};
 pub use overflow::{Overflow, OverflowConfig};
-pub use spec::{CelRule, LoopSpec, Mode, PolicyFile, PolicySpec, SimSpec};
+pub use spec::{CelRule, LoopSpec, Mode, PolicyFile, PolicySpec, SimSpec, first_bad_key};
 
 /// What the policy gets to see on a tick.
 #[derive(Debug, Clone, PartialEq)]

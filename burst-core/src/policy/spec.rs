@@ -539,7 +539,7 @@ impl PolicyFile {
                 "expected a mapping of policy keys (e.g. `high: 15`)".into(),
             ));
         };
-        for (key, v) in &map {
+        for key in map.keys() {
             let camel = camel_case(key);
             if !Self::KEYS.contains(&camel.as_str()) {
                 return Err(Error::PolicyFile(format!(
@@ -547,10 +547,9 @@ impl PolicyFile {
                     Self::KEYS.join(", ")
                 )));
             }
-            let one = serde_json::Value::Object([(key.clone(), v.clone())].into_iter().collect());
-            if let Err(e) = serde_json::from_value::<PolicyFile>(one) {
-                return Err(Error::PolicyFile(format!("`{key}`: {e}")));
-            }
+        }
+        if let Some((key, e)) = first_bad_key::<PolicyFile>(&map) {
+            return Err(Error::PolicyFile(format!("`{key}`: {e}")));
         }
         let file: PolicyFile = serde_json::from_value(serde_json::Value::Object(map))
             .map_err(|e| Error::PolicyFile(e.to_string()))?;
@@ -577,6 +576,22 @@ impl PolicyFile {
     pub fn to_yaml(&self) -> Result<String, Error> {
         serde_saphyr::to_string(self).map_err(|e| Error::PolicyFile(e.to_string()))
     }
+}
+
+/// The first key of `map` whose value alone does not deserialize into `T`, and why.
+///
+/// serde cannot say which key of a flattened object (such as [`PolicyFile`] or a
+/// BurstPolicy's `spec.policy`) holds a value of the wrong type; trying each key on its own
+/// can. Every field of `T` must be optional (have a default) for this to be meaningful.
+pub fn first_bad_key<T: serde::de::DeserializeOwned>(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Option<(String, serde_json::Error)> {
+    map.iter().find_map(|(key, value)| {
+        let one = serde_json::Value::Object([(key.clone(), value.clone())].into_iter().collect());
+        serde_json::from_value::<T>(one)
+            .err()
+            .map(|e| (key.clone(), e))
+    })
 }
 
 /// `burst_weight` → `burstWeight`; camelCase stays as it is.

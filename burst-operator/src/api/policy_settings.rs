@@ -8,7 +8,7 @@
 //! it. [`PolicySettings::validate`] runs the same checks for objects that did not come
 //! through an API server (burstd's single-policy mode), naming the `spec.policy` field.
 
-use burst_core::policy::{CelRule, LoopSpec, PolicySpec};
+use burst_core::policy::{CelRule, LoopSpec, PolicySpec, first_bad_key};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,14 +30,6 @@ pub struct PolicySettings {
 }
 
 impl PolicySettings {
-    /// The keys of `spec.policy` (camelCase).
-    pub fn keys() -> impl Iterator<Item = &'static str> {
-        burst_core::policy::PolicyFile::KEYS
-            .iter()
-            .copied()
-            .filter(|k| *k != "scrapeInterval")
-    }
-
     /// Checks every value; errors name the `spec.policy` field.
     pub fn validate(&self) -> Result<(), Error> {
         let field = |e: burst_core::Error| match e {
@@ -55,13 +47,8 @@ impl PolicySettings {
     /// Reads `spec.policy` from a JSON value, naming the field of a value of the wrong type
     /// (serde alone cannot name it inside a flattened object).
     pub fn from_value(value: &serde_json::Value) -> Result<PolicySettings, Error> {
-        if let Some(map) = value.as_object() {
-            for (key, v) in map {
-                let one = serde_json::json!({ key.clone(): v.clone() });
-                if let Err(e) = serde_json::from_value::<PolicySettings>(one) {
-                    return Err(Error::invalid(format!("spec.policy.{key}"), e.to_string()));
-                }
-            }
+        if let Some((key, e)) = value.as_object().and_then(first_bad_key::<PolicySettings>) {
+            return Err(Error::invalid(format!("spec.policy.{key}"), e.to_string()));
         }
         serde_json::from_value(value.clone())
             .map_err(|e| Error::invalid("spec.policy", e.to_string()))
@@ -118,8 +105,5 @@ mod tests {
         let back = serde_json::to_value(&s).unwrap();
         assert_eq!(back["cooldown"], "1m30s");
         assert_eq!(PolicySettings::from_value(&back).unwrap(), s);
-        let keys: Vec<&str> = PolicySettings::keys().collect();
-        assert!(keys.contains(&"tick") && keys.contains(&"burstWeight"));
-        assert!(!keys.contains(&"scrapeInterval"));
     }
 }

@@ -536,7 +536,7 @@ mod tests {
             from: Split::ALL_BURST,
             to: Split::ALL_PRIMARY,
         };
-        let mut with_data = report(Signal::Rates(rates.clone()), repaired, Split::ALL_PRIMARY);
+        let mut with_data = report(Signal::Rates(rates), repaired, Split::ALL_PRIMARY);
         with_data.at = Timestamp::from_secs_f64(1010.0).unwrap();
         with_data.drift = Some(Split::ALL_BURST);
         m.record_tick("ns/p", &with_data);

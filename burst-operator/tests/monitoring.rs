@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use burst_operator::app::{CommonOptions, run_operator_mode};
+use burst_operator::operator;
 use burst_operator::operator::OperatorSettings;
+use burst_operator::process::CommonOptions;
 use burst_testkit::prometheus::{PrometheusOptions, PrometheusServer};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube_env::{Demand, Env, VS, eventually, vs_object, vs_resource};
@@ -352,14 +353,9 @@ async fn every_dashboard_and_alert_query_returns_series_from_a_live_burstd() {
         shutdown_grace: Duration::from_secs(5),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let burstd = tokio::spawn(run_operator_mode(
-        env.admin.clone(),
-        options,
-        settings,
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let burstd = tokio::spawn(operator::run(env.admin.clone(), options, settings, async {
+        let _ = stop_rx.await;
+    }));
     let target = listen.to_string();
     let prometheus = tokio::task::spawn_blocking(move || {
         PrometheusServer::start(PrometheusOptions::scraping(&[target]))

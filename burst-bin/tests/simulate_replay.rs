@@ -17,9 +17,8 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 fn prometheus() -> (PrometheusServer, DemandHistory) {
     // Ends an hour ago: well inside the retention, and before anything "now" could add.
-    let history = DemandHistory::ending_before_now(Duration::from_secs(
-        DemandHistory::DURATION + 3600,
-    ));
+    let history =
+        DemandHistory::ending_before_now(Duration::from_secs(DemandHistory::DURATION + 3600));
     let prom = PrometheusServer::start(PrometheusOptions::history(history.openmetrics.clone()))
         .expect("prometheus with the backfilled history");
     (prom, history)
@@ -160,7 +159,10 @@ fn table_compare_and_plot_run_on_the_replay() {
     assert!(table.contains("changes"), "{table}");
     assert!(table.contains("100"), "the burst weight: {table}");
     let svg = std::fs::read_to_string(&plot).expect("the plot");
-    assert!(svg.contains("replay_requests_total"), "the query is the title");
+    assert!(
+        svg.contains("replay_requests_total"),
+        "the query is the title"
+    );
 
     let plots = dir.path().join("plots");
     let mut args = common.to_vec();

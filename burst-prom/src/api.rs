@@ -142,9 +142,7 @@ fn open_envelope<D: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Envelope
     match envelope.status.as_str() {
         "success" => Ok(envelope),
         "error" => Err(Error::Prometheus {
-            error_type: envelope
-                .error_type
-                .unwrap_or_else(|| "unknown".into()),
+            error_type: envelope.error_type.unwrap_or_else(|| "unknown".into()),
             message: envelope
                 .error
                 .unwrap_or_else(|| "(no message given)".into()),

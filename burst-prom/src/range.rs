@@ -100,11 +100,7 @@ struct Grid {
 
 impl RangeClient {
     /// A client for the Prometheus at `url` (any path prefix kept); checks the settings.
-    pub fn new(
-        url: &str,
-        http: &HttpConfig,
-        clients: &HttpClients,
-    ) -> Result<RangeClient, Error> {
+    pub fn new(url: &str, http: &HttpConfig, clients: &HttpClients) -> Result<RangeClient, Error> {
         Ok(RangeClient {
             endpoint: api_endpoint(url, "api/v1/query_range")?,
             http: HttpClient::new(http, clients)?,
@@ -208,7 +204,7 @@ impl Grid {
                 ),
             ));
         }
-        if query.step.subsec_nanos() % 1_000_000 != 0 {
+        if !query.step.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(Error::config(
                 "step",
                 format!(
@@ -264,7 +260,7 @@ impl Grid {
             return None;
         }
         let offset = ms as u64 - self.start_ms;
-        (offset % self.step_ms == 0 && offset / self.step_ms < self.len)
+        (offset.is_multiple_of(self.step_ms) && offset / self.step_ms < self.len)
             .then_some(offset / self.step_ms)
     }
 }
@@ -296,9 +292,7 @@ fn stitch(
                     value,
                 });
             }
-            if let Some(slot) = usize::try_from(index)
-                .ok()
-                .and_then(|i| values.get_mut(i))
+            if let Some(slot) = usize::try_from(index).ok().and_then(|i| values.get_mut(i))
                 && slot.is_none()
             {
                 *slot = Some(value);
@@ -373,7 +367,10 @@ mod tests {
         let e = Grid::of(&query(0, 10, Duration::ZERO)).unwrap_err();
         assert!(matches!(e, Error::Config { key: "step", .. }), "{e}");
         let e = Grid::of(&query(0, 10, Duration::from_micros(1500))).unwrap_err();
-        assert!(e.to_string().contains("whole number of milliseconds"), "{e}");
+        assert!(
+            e.to_string().contains("whole number of milliseconds"),
+            "{e}"
+        );
         let e = Grid::of(&query(0, 40 * 86_400, Duration::from_secs(1))).unwrap_err();
         assert!(e.to_string().contains("larger step"), "{e}");
     }
@@ -410,7 +407,10 @@ mod tests {
         assert_eq!(labels.len(), 1);
 
         let e = stitch(&grid, answer(vec![(100.5, 1.0)]), &mut values, &mut labels).unwrap_err();
-        assert!(e.to_string().contains("not one of the requested steps"), "{e}");
+        assert!(
+            e.to_string().contains("not one of the requested steps"),
+            "{e}"
+        );
         let e = stitch(
             &grid,
             answer(vec![(101.0, f64::INFINITY)]),

@@ -91,10 +91,16 @@ async fn chunks_are_contiguous_and_overlapping_answers_are_stitched_once() {
         .iter()
         .map(|r| (param(r, "start"), param(r, "end")))
         .collect();
-    assert_eq!(asked, vec![(1000.0, 1002.0), (1003.0, 1005.0), (1006.0, 1007.0)]);
+    assert_eq!(
+        asked,
+        vec![(1000.0, 1002.0), (1003.0, 1005.0), (1006.0, 1007.0)]
+    );
     for r in server.requests() {
         assert_eq!(r.path, "/api/v1/query_range");
-        assert_eq!(r.header("authorization").as_deref(), Some("Bearer range-token"));
+        assert_eq!(
+            r.header("authorization").as_deref(),
+            Some("Bearer range-token")
+        );
         assert_eq!(r.header("x-scope-orgid").as_deref(), Some("tenant-a"));
         assert_eq!(param(&r, "step"), 1.0);
     }
@@ -121,8 +127,8 @@ async fn infinite_values_and_plain_http_errors_are_reported() {
         r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"a"},"values":[[1000,"+Inf"]]}]}}"#,
     )
     .await;
-    let client = RangeClient::new(&server.url(), &HttpConfig::default(), &HttpClients::new())
-        .unwrap();
+    let client =
+        RangeClient::new(&server.url(), &HttpConfig::default(), &HttpClients::new()).unwrap();
     let e = client.fetch(&range("x", 1000, 1001)).await.unwrap_err();
     assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
     assert!(e.to_string().contains(r#"{job="a"} at 1000"#), "{e}");

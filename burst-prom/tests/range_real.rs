@@ -14,8 +14,8 @@ const QUERY: &str = "sum(rate(replay_requests_total[1m]))";
 fn start() -> (PrometheusServer, DemandHistory) {
     let history =
         DemandHistory::ending_before_now(Duration::from_secs(DemandHistory::DURATION + 3600));
-    let prom = PrometheusServer::start(PrometheusOptions::history(history.openmetrics.clone()))
-        .unwrap();
+    let prom =
+        PrometheusServer::start(PrometheusOptions::history(history.openmetrics.clone())).unwrap();
     (prom, history)
 }
 
@@ -60,7 +60,10 @@ async fn a_long_range_is_fetched_in_chunks_and_stitched_with_gaps_and_a_reset() 
     let value = |t: u64| samples[t as usize].value;
     let near = |t: u64, expected: f64| {
         let v = value(t).unwrap_or_else(|| panic!("a gap at {t}"));
-        assert!((v - expected).abs() < 0.01, "{v} at {t}, expected {expected}");
+        assert!(
+            (v - expected).abs() < 0.01,
+            "{v} at {t}, expected {expected}"
+        );
     };
     near(1800, 5.0);
     near(DemandHistory::STEP_UP_AT + 300, 20.0);
@@ -107,7 +110,13 @@ async fn several_series_empty_results_bad_queries_and_a_closed_port_are_errors()
     let step = Duration::from_secs(15);
 
     let e = c
-        .fetch(&query("rate(replay_requests_total[1m])", &history, 0, 3600, step))
+        .fetch(&query(
+            "rate(replay_requests_total[1m])",
+            &history,
+            0,
+            3600,
+            step,
+        ))
         .await
         .unwrap_err();
     assert!(
@@ -117,7 +126,13 @@ async fn several_series_empty_results_bad_queries_and_a_closed_port_are_errors()
     assert!(e.to_string().contains("wrap the query in sum("), "{e}");
 
     let e = c
-        .fetch(&query("sum(rate(absent_total[1m]))", &history, 0, 3600, step))
+        .fetch(&query(
+            "sum(rate(absent_total[1m]))",
+            &history,
+            0,
+            3600,
+            step,
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), "no_samples", "{e}");

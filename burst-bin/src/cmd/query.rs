@@ -97,6 +97,7 @@ pub struct Args {
 /// HTTP flags shared by every command that talks to Prometheus (`burst query`,
 /// `burst simulate --prometheus-url`).
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "HTTP connection (timeout, auth, TLS)")]
 pub struct HttpArgs {
     /// Longest time one request may take.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]

@@ -259,7 +259,7 @@ impl Grid {
         if !ms.is_finite() || ms < self.start_ms as f64 {
             return None;
         }
-        let offset = ms as u64 - self.start_ms;
+        let offset = (ms as u64).checked_sub(self.start_ms)?;
         (offset.is_multiple_of(self.step_ms) && offset / self.step_ms < self.len)
             .then_some(offset / self.step_ms)
     }

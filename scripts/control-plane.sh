@@ -5,6 +5,8 @@
 #   scripts/control-plane.sh build      build etcd, kube-apiserver, kubectl and guard once
 #                                       into the cache; prints the directory
 #   scripts/control-plane.sh dir        print the cache directory (built or not)
+#   scripts/control-plane.sh status     exit 0 when the cached binaries are present and
+#                                       current, 1 when `build` has work to do
 #   scripts/control-plane.sh up DIR     start etcd and kube-apiserver on free loopback ports,
 #                                       state in DIR; prints `export KUBECONFIG=...`
 #   scripts/control-plane.sh down DIR   stop them and remove DIR
@@ -46,12 +48,17 @@ source_stamp() {
     sha256sum | cut -d' ' -f1
 }
 
+# Whether the cache holds every binary, built from the current sources.
+is_current() {
+  [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$(source_stamp)" ] &&
+    [ -x "$cache/bin/etcd" ] && [ -x "$cache/bin/kube-apiserver" ] &&
+    [ -x "$cache/bin/kubectl" ] && [ -x "$cache/bin/guard" ]
+}
+
 cmd_build() {
   local stamp
   stamp="$(source_stamp)"
-  if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$stamp" ] &&
-    [ -x "$cache/bin/etcd" ] && [ -x "$cache/bin/kube-apiserver" ] &&
-    [ -x "$cache/bin/kubectl" ] && [ -x "$cache/bin/guard" ]; then
+  if is_current; then
     echo "$cache"
     return 0
   fi
@@ -258,14 +265,22 @@ cmd_down() {
 
 case "${1:-}" in
 build) cmd_build ;;
+status)
+  if is_current; then
+    echo "built and current: $cache"
+  else
+    echo "not built, or built from other sources: $cache (run: $0 build)"
+    exit 1
+  fi
+  ;;
 dir) echo "$cache" ;;
 up) cmd_up "${2:-}" ;;
 down) cmd_down "${2:-}" ;;
 -h | --help | help)
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
   ;;
 *)
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
   ;;
 esac

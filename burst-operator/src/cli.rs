@@ -3,7 +3,7 @@
 //! `burstd operator` watches BurstPolicy objects; `burstd run` runs one policy from flags,
 //! `BURST_*` variables or a config file; `burstd crd` prints the CRD. Every flag can be set
 //! with the environment variable shown in `--help`. The binary parses [`Cli`], sets up
-//! logging from [`Cli::log`] and calls [`crate::app::run`].
+//! logging from [`Cli::log`] and dispatches to [`crate::operator::run`] or [`crate::single::run`].
 
 // The doc comments of clap items are `--help` text, where URLs are plain text.
 #![allow(rustdoc::bare_urls)]
@@ -18,8 +18,9 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::Error;
-use crate::app::CommonOptions;
 use crate::leader::LeaseSettings;
+use crate::operator::OperatorSettings;
+use crate::process::CommonOptions;
 use crate::single::Overrides;
 
 /// The in-cluster controller of burst: moves traffic between a primary and a burst
@@ -85,8 +86,11 @@ where
     PossibleValuesParser::new(names).try_map(|s| s.parse::<T>())
 }
 
+/// A duration flag, in the same forms as the policy's durations (`15s`, `1m30s`, `500ms`).
 fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); e.g. 15s"))
+    s.parse::<HumanDuration>()
+        .map(Duration::from)
+        .map_err(|e| e.to_string())
 }
 
 // The flags both modes take.
@@ -290,6 +294,16 @@ impl CommonArgs {
             o.lease = Some(settings);
         }
         Ok(o)
+    }
+}
+
+impl OperatorArgs {
+    /// What operator mode watches and how it stops.
+    pub fn settings(&self) -> OperatorSettings {
+        OperatorSettings {
+            namespace: self.watch_namespace.clone(),
+            shutdown_grace: self.common.shutdown_grace,
+        }
     }
 }
 

@@ -3,18 +3,18 @@
 //! The library behind `burstd`, the in-cluster controller of **burst**. It runs
 //! [`burst_core::Controller`] loops against Kubernetes in one of two modes:
 //!
-//! - **Operator mode** ([`app::run_operator_mode`]): watches [`api::BurstPolicy`] objects
+//! - **Operator mode** ([`operator::run`]): watches [`api::BurstPolicy`] objects
 //!   (`bursting.dev/v1alpha1`) and runs one loop per object, started, restarted and stopped
 //!   as objects change ([`operator`]). Each policy gets a status (mode, split, observed rate
 //!   or why there is none, last transition, `Ready`/`Degraded` conditions) and Kubernetes
 //!   Events on every split change and on errors ([`status`], [`events`]).
-//! - **Single-policy mode** ([`app::run_single_mode`]): one policy from flags, `BURST_*`
+//! - **Single-policy mode** ([`single::run`]): one policy from flags, `BURST_*`
 //!   variables or a config file ([`single`]), run directly by one [`runner`].
 //!
 //! Both elect a leader on a `coordination.k8s.io/v1` Lease ([`leader`]; only the leader
 //! writes, and [`leader::LeaderGated`] is the one check on the route write), serve
 //! `/metrics`, `/healthz` and `/readyz` ([`server`], [`metrics`]), and shut down cleanly on
-//! SIGTERM ([`app`]). burstd's flags are [`cli`], its entry [`app::run`].
+//! SIGTERM ([`process`]). burstd's flags are [`cli`].
 //!
 //! ## Where things are
 //!
@@ -25,7 +25,8 @@
 //! | [`secrets`] | Secret values and extra clusters' kubeconfigs |
 //! | [`runner`] | one loop: build its parts, run the controller, write status and Events |
 //! | [`operator`] | watch BurstPolicies, one runner per object |
-//! | [`app`] | the process: endpoints, leader election, shutdown order, single-policy mode |
+//! | [`single`] | single-policy mode: its settings (file, flags, variables) and its loop |
+//! | [`process`] | the process around the loops: endpoints, leader election, shutdown order |
 //! | [`leader`] | Lease election and the write gate |
 //! | [`cli`] | burstd's command line |
 //!
@@ -33,10 +34,11 @@
 //!
 //! From `burstd`'s `main` to the PATCH of a route, in five files:
 //!
-//! 1. `burst-bin/src/bin/burstd.rs`: `main` parses [`cli::Cli`] and calls [`app::run`];
-//! 2. `burst-operator/src/app.rs`: [`app::run`] sets up the process and, in single-policy
-//!    mode, starts the one loop (in operator mode, `operator.rs` starts one loop per
-//!    BurstPolicy);
+//! 1. `burst-bin/src/bin/burstd.rs`: `main` parses [`cli::Cli`] and calls [`operator::run`]
+//!    (or [`single::run`] for `burstd run`);
+//! 2. `burst-operator/src/operator.rs`: [`operator::run`] sets up the process
+//!    ([`process`]) and starts one loop per BurstPolicy (`burst-operator/src/single/run.rs`
+//!    starts the one loop of single-policy mode);
 //! 3. `burst-operator/src/runner.rs`: [`runner::run_policy`] builds the source and router
 //!    ([`runner::build_parts`]) and runs the controller;
 //! 4. `burst-core/src/controller.rs`: `Controller::run` ticks: observe, decide, apply;
@@ -68,13 +70,13 @@ pub mod api;
 // on, hence hidden from the docs.
 #[doc(hidden)]
 pub mod api_calls;
-pub mod app;
 pub mod cli;
 mod error;
 pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod process;
 pub mod runner;
 pub mod secrets;
 pub mod server;

@@ -10,17 +10,41 @@
 //! | `burstd_no_data_total` | counter | `policy` |
 //! | `burstd_router_errors_total` | counter | `policy`, `kind` |
 //! | `burstd_decisions_total` | counter | `policy`, `rule` |
+//! | `burstd_drift_repairs_total` | counter | `policy` |
+//! | `burstd_last_data_timestamp_seconds` | gauge | `policy` |
+//! | `burstd_policy_threshold_rps` | gauge | `policy`, `bound` (`high`/`low` or `capacity`) |
+//! | `burstd_policy_stale_after_seconds` | gauge | `policy` |
 //! | `burstd_status_write_errors_total` | counter | `kind` |
 //! | `burstd_event_errors_total` | counter | `kind` |
 //! | `burstd_leader` | gauge | (1 when this instance holds the lease) |
 //! | `burstd_policies` | gauge | (control loops running) |
 //!
-//! `policy` is `namespace/name`; error `kind`s are the errors' stable labels.
+//! `policy` is `namespace/name`; error `kind`s are the errors' stable labels. Every label
+//! takes a bounded set of values: one per policy, times a fixed set of windows, directions,
+//! rules, bounds and error kinds.
+//!
+//! The four after `burstd_decisions_total` exist for dashboards and alerts (deploy/monitoring/,
+//! docs/operations.md):
+//!
+//! - `burstd_drift_repairs_total` counts ticks that found the route changed by someone else
+//!   since burstd's last write and wrote burstd's split back. A change to what the policy
+//!   wants anyway is adopted, not counted; followers never write, so never count. A steady
+//!   increase means another writer (a person, a GitOps tool) fights burstd over the weights.
+//! - `burstd_last_data_timestamp_seconds` is the Unix time of the last tick whose source
+//!   answered with data, or of the loop's start while it has had none, so
+//!   `time() - burstd_last_data_timestamp_seconds > burstd_policy_stale_after_seconds`
+//!   says "no data for longer than `staleAfter`".
+//! - `burstd_policy_threshold_rps` and `burstd_policy_stale_after_seconds` export the
+//!   running loop's settings from its spec (`high` and `low` in hysteresis mode, `capacity`
+//!   in overflow mode), so demand can be drawn against them.
+//!
+//! Size: About 400 lines of code, most of it the registration of each metric with its help
+//! text; ~200 lines are the unit tests of the exposition.
 
 use std::sync::atomic::AtomicU64;
 
-use burst_core::policy::Signal;
-use burst_core::{Outcome, TickReport};
+use burst_core::policy::{Mode, PolicySpec, Signal};
+use burst_core::{Outcome, TickReport, Timestamp};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -71,6 +95,15 @@ pub struct RuleLabels {
     pub rule: String,
 }
 
+/// A policy and one of its thresholds.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BoundLabels {
+    /// `namespace/name`.
+    pub policy: String,
+    /// `high`, `low` or `capacity`.
+    pub bound: String,
+}
+
 /// An error kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -92,6 +125,10 @@ pub struct Metrics {
     no_data: Family<PolicyLabels, Counter>,
     router_errors: Family<ErrorLabels, Counter>,
     decisions: Family<RuleLabels, Counter>,
+    drift_repairs: Family<PolicyLabels, Counter>,
+    last_data: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    thresholds: Family<BoundLabels, Gauge<f64, AtomicU64>>,
+    stale_after: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     status_write_errors: Family<KindLabels, Counter>,
     event_errors: Family<KindLabels, Counter>,
     leader: Gauge,
@@ -122,6 +159,10 @@ impl Metrics {
             no_data: Family::default(),
             router_errors: Family::default(),
             decisions: Family::default(),
+            drift_repairs: Family::default(),
+            last_data: Family::default(),
+            thresholds: Family::default(),
+            stale_after: Family::default(),
             status_write_errors: Family::default(),
             event_errors: Family::default(),
             leader: Gauge::default(),
@@ -169,6 +210,26 @@ impl Metrics {
             m.decisions.clone(),
         );
         registry.register(
+            "drift_repairs",
+            "Route changes by someone else that burstd wrote its split over",
+            m.drift_repairs.clone(),
+        );
+        registry.register(
+            "last_data_timestamp_seconds",
+            "Unix time of the last tick with data from the source (or of the loop's start)",
+            m.last_data.clone(),
+        );
+        registry.register(
+            "policy_threshold_rps",
+            "Thresholds of the running policy: high and low (hysteresis) or capacity (overflow)",
+            m.thresholds.clone(),
+        );
+        registry.register(
+            "policy_stale_after_seconds",
+            "How long the running policy tolerates missing data (staleAfter)",
+            m.stale_after.clone(),
+        );
+        registry.register(
             "status_write_errors",
             "Failed BurstPolicy status updates, by error kind",
             m.status_write_errors.clone(),
@@ -214,8 +275,14 @@ impl Metrics {
                 rule: report.decision.reason.rule.name().to_owned(),
             })
             .inc();
+        if report.drift.is_some() && matches!(report.outcome, Outcome::Applied { .. }) {
+            self.drift_repairs.get_or_create(&p).inc();
+        }
         match &report.signal {
             Signal::Rates(r) => {
+                self.last_data
+                    .get_or_create(&p)
+                    .set(report.at.as_secs_f64());
                 for (window, v) in [("short", r.up.get()), ("long", r.down.get())] {
                     self.observed
                         .get_or_create(&WindowLabels {
@@ -257,6 +324,44 @@ impl Metrics {
         self.burst_weight
             .get_or_create(&p)
             .set(i64::from(report.belief.burst().get()));
+    }
+
+    /// Exports the settings of a loop that starts now (`now`: Unix time) for `policy`: its
+    /// thresholds and `staleAfter`, and the start as the time of the last data, so that a
+    /// source that never answers is seen as missing data once `staleAfter` has passed.
+    pub fn policy_started(&self, policy: &str, spec: &PolicySpec, now: Timestamp) {
+        let p = PolicyLabels {
+            policy: policy.to_owned(),
+        };
+        self.clear_thresholds(policy);
+        let bounds: Vec<(&str, f64)> = match spec.mode {
+            Mode::Hysteresis => vec![("high", spec.high), ("low", spec.low)],
+            Mode::Overflow => spec
+                .capacity
+                .map(|c| vec![("capacity", c)])
+                .unwrap_or_default(),
+        };
+        for (bound, value) in bounds {
+            self.thresholds
+                .get_or_create(&BoundLabels {
+                    policy: policy.to_owned(),
+                    bound: bound.to_owned(),
+                })
+                .set(value);
+        }
+        self.stale_after
+            .get_or_create(&p)
+            .set(spec.stale_after.get().as_secs_f64());
+        self.last_data.get_or_create(&p).set(now.as_secs_f64());
+    }
+
+    fn clear_thresholds(&self, policy: &str) {
+        for bound in ["high", "low", "capacity"] {
+            self.thresholds.remove(&BoundLabels {
+                policy: policy.to_owned(),
+                bound: bound.to_owned(),
+            });
+        }
     }
 
     fn clear_observed(&self, policy: &str) {
@@ -318,10 +423,14 @@ impl Metrics {
 
     /// Drops the per-policy gauges of a policy that no longer runs (counters stay).
     pub fn forget_policy(&self, policy: &str) {
-        self.clear_observed(policy);
-        self.burst_weight.remove(&PolicyLabels {
+        let p = PolicyLabels {
             policy: policy.to_owned(),
-        });
+        };
+        self.clear_observed(policy);
+        self.clear_thresholds(policy);
+        self.burst_weight.remove(&p);
+        self.last_data.remove(&p);
+        self.stale_after.remove(&p);
     }
 }
 
@@ -414,5 +523,88 @@ mod tests {
         assert!(text.contains(r#"burstd_observed_rps{policy="ns/p",window="long"} 7.0"#));
         m.forget_policy("ns/p");
         assert!(!m.encode().contains("burstd_observed_rps{"));
+    }
+
+    #[test]
+    fn drift_and_last_data_follow_the_ticks() {
+        let m = Metrics::new();
+        let spec = PolicySpec::default();
+        m.policy_started("ns/p", &spec, Timestamp::from_secs_f64(1000.0).unwrap());
+        let text = m.encode();
+        assert!(
+            text.contains(r#"burstd_last_data_timestamp_seconds{policy="ns/p"} 1000.0"#),
+            "the loop's start counts as the last data: {text}"
+        );
+        let rates = Rates::single(Rate::try_new("r", 5.0).unwrap());
+        let repaired = Outcome::Applied {
+            from: Split::ALL_BURST,
+            to: Split::ALL_PRIMARY,
+        };
+        let mut with_data = report(Signal::Rates(rates), repaired, Split::ALL_PRIMARY);
+        with_data.at = Timestamp::from_secs_f64(1010.0).unwrap();
+        with_data.drift = Some(Split::ALL_BURST);
+        m.record_tick("ns/p", &with_data);
+        // Drift to what the policy wants is adopted: not a repair.
+        let mut adopted = report(Signal::Rates(rates), Outcome::Unchanged, Split::ALL_BURST);
+        adopted.at = Timestamp::from_secs_f64(1015.0).unwrap();
+        adopted.drift = Some(Split::ALL_BURST);
+        m.record_tick("ns/p", &adopted);
+        let mut no_data = report(
+            Signal::NoData("empty".into()),
+            Outcome::Unchanged,
+            Split::ALL_PRIMARY,
+        );
+        no_data.at = Timestamp::from_secs_f64(1020.0).unwrap();
+        m.record_tick("ns/p", &no_data);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"burstd_last_data_timestamp_seconds{policy="ns/p"} 1015.0"#),
+            "a tick without data leaves the time of the last data: {text}"
+        );
+        assert!(
+            text.contains(r#"burstd_drift_repairs_total{policy="ns/p"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn policy_settings_are_exported_per_mode_and_forgotten() {
+        let m = Metrics::new();
+        m.policy_started("ns/h", &PolicySpec::default(), Timestamp::ZERO);
+        m.policy_started(
+            "ns/o",
+            &PolicySpec::recommended_overflow(40.0),
+            Timestamp::ZERO,
+        );
+        let text = m.encode();
+        for line in [
+            r#"burstd_policy_threshold_rps{policy="ns/h",bound="high"} 15.0"#,
+            r#"burstd_policy_threshold_rps{policy="ns/h",bound="low"} 10.0"#,
+            r#"burstd_policy_threshold_rps{policy="ns/o",bound="capacity"} 40.0"#,
+            r#"burstd_policy_stale_after_seconds{policy="ns/h"} 60.0"#,
+        ] {
+            assert!(text.contains(line), "missing {line}\n{text}");
+        }
+        assert!(
+            !text.contains(r#"{policy="ns/o",bound="high"}"#),
+            "overflow has no high threshold: {text}"
+        );
+        m.forget_policy("ns/h");
+        let text = m.encode();
+        assert!(
+            !text.contains(r#"burstd_policy_threshold_rps{policy="ns/h""#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"burstd_policy_stale_after_seconds{policy="ns/h"}"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"burstd_last_data_timestamp_seconds{policy="ns/h"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"burstd_policy_threshold_rps{policy="ns/o",bound="capacity"} 40.0"#)
+        );
     }
 }

@@ -1,4 +1,6 @@
-//! Operator mode: watch BurstPolicies and run one control loop per object.
+//! Operator mode: watch BurstPolicies and run one control loop per object ([`run`]: the
+//! whole process, as burstd starts it; [`run_operator`]: the loops alone, in a context of
+//! your own).
 //!
 //! - A kube-runtime watcher keeps the set of policies (list, then watch; re-lists after
 //!   errors with backoff). `/readyz` turns ready after the first full list.
@@ -23,8 +25,10 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::Error;
 use crate::api::BurstPolicy;
 use crate::leader::LeaderState;
+use crate::process::CommonOptions;
 use crate::runner::{PolicyTask, RunContext, run_policy};
 use crate::server::Readiness;
 
@@ -214,6 +218,21 @@ impl Supervisor {
         }
         self.ctx.metrics.set_policies(0);
     }
+}
+
+/// Operator mode, the whole process: endpoints, leader election, and one loop per
+/// BurstPolicy until `shutdown` completes (see [`crate::process`] for the shutdown order).
+pub async fn run(
+    client: kube::Client,
+    options: CommonOptions,
+    settings: OperatorSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let p = crate::process::setup(client, &options).await?;
+    let ctx = p.ctx.clone();
+    let readiness = p.readiness.clone();
+    p.run(run_operator(ctx, settings, readiness, shutdown))
+        .await
 }
 
 /// Runs the operator until `shutdown` completes: every BurstPolicy event and every leader

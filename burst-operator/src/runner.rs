@@ -391,6 +391,7 @@ async fn run_controller(
         dry_run: task.spec.dry_run,
         ..task.spec.policy.run.controller_config(ctx.controller)
     };
+    ctx.metrics.policy_started(key, &parts.spec, now());
     tracing::info!(policy = %key, source = %parts.source.describe(), router = %burst_core::TrafficRouter::describe(&parts.router), tick = ?config.tick, dry_run = config.dry_run, "control loop starting");
     let observer = Observer {
         key: key.to_owned(),

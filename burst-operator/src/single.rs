@@ -12,6 +12,10 @@
 //! Unknown keys in the file are errors naming the key, so a typo never silently falls back
 //! to a default.
 
+mod run;
+
+pub use run::run;
+
 use std::path::{Path, PathBuf};
 
 use burst_core::HumanDuration;

@@ -393,7 +393,7 @@ impl StatusTracker {
                 router_problem = Some(("ApplyFailed", format!("{kind}: {message}")));
                 let note = format!(
                     "could not apply {to} ({kind}): {message}; retrying in {}",
-                    humantime::format_duration(*retry_in)
+                    burst_core::HumanDuration::from(*retry_in)
                 );
                 if let Some(e) = self.error_event("apply", kind, at, || EventNote {
                     severity: Severity::Warning,
@@ -409,7 +409,7 @@ impl StatusTracker {
                     "ApplyFailed",
                     format!(
                         "applying {to} failed; next attempt in {}",
-                        humantime::format_duration(*retry_in)
+                        burst_core::HumanDuration::from(*retry_in)
                     ),
                 )));
             }

@@ -76,6 +76,8 @@ fn rendered_yaml_is_the_chart_with_default_values() {
 /// Every option the chart has, switched on.
 const ALL_OPTIONS: &[(&str, &str)] = &[
     ("serviceMonitor.enabled", "true"),
+    ("prometheusRule.enabled", "true"),
+    ("dashboards.enabled", "true"),
     ("rbac.readSecrets", "true"),
     ("watchNamespace", "shop"),
     ("extraEnv", "[{name: BURST_EVENTS, value: \"false\"}]"),
@@ -211,13 +213,22 @@ fn deployment_is_hardened_and_probed() {
         );
     }
     // Optional parts appear when enabled.
+    assert!(
+        !all.iter()
+            .any(|d| d["kind"] == "ConfigMap" || d["kind"] == "PrometheusRule"),
+        "the dashboard and the alert rules are off by default"
+    );
     let with = render(&[
         ("serviceMonitor.enabled", "true"),
+        ("dashboards.enabled", "true"),
+        ("prometheusRule.enabled", "true"),
         ("watchNamespace", "shop"),
         ("extraEnv", "[{name: BURST_EVENTS, value: \"false\"}]"),
     ]);
     let with = docs(&with);
-    assert!(with.iter().any(|d| d["kind"] == "ServiceMonitor"));
+    for kind in ["ServiceMonitor", "ConfigMap", "PrometheusRule"] {
+        assert!(with.iter().any(|d| d["kind"] == kind), "no {kind}");
+    }
     let env = &with.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"]
         ["containers"][0]["env"];
     let names: Vec<&str> = env
@@ -234,7 +245,11 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let p = e.path();
         if p.is_dir() {
             // Chart templates are not YAML until rendered; they are checked through renders.
-            if p.file_name().is_some_and(|n| n == "templates") {
+            // Prometheus rules (the chart's files/, linked from monitoring/) are not
+            // Kubernetes objects: tests/monitoring.rs checks them with promtool.
+            if p.file_name()
+                .is_some_and(|n| n == "templates" || n == "files" || n == "monitoring")
+            {
                 continue;
             }
             yaml_files(&p, out);
@@ -309,9 +324,17 @@ fn every_manifest_validates() {
                 }
                 "monitoring.coreos.com" => {
                     // No schema vendored for the Prometheus Operator: check the shape used.
-                    assert_eq!(kind, "ServiceMonitor");
-                    assert!(doc["spec"]["selector"]["matchLabels"].is_object(), "{name}");
-                    assert_eq!(doc["spec"]["endpoints"][0]["path"], "/metrics");
+                    match kind.as_str() {
+                        "ServiceMonitor" => {
+                            assert!(doc["spec"]["selector"]["matchLabels"].is_object(), "{name}");
+                            assert_eq!(doc["spec"]["endpoints"][0]["path"], "/metrics");
+                        }
+                        "PrometheusRule" => {
+                            let groups = doc["spec"]["groups"].as_array().unwrap();
+                            assert!(groups.iter().all(|g| g["rules"].is_array()), "{name}");
+                        }
+                        other => panic!("{name}: unexpected {other}"),
+                    }
                 }
                 _ => builtin.push(doc),
             }

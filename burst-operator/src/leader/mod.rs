@@ -81,9 +81,9 @@ impl LeaseSettings {
                 "lease",
                 format!(
                     "need retry period ({}) < renew deadline ({}) < lease duration ({})",
-                    humantime::format_duration(self.retry_period),
-                    humantime::format_duration(self.renew_deadline),
-                    humantime::format_duration(self.lease_duration)
+                    burst_core::HumanDuration::from(self.retry_period),
+                    burst_core::HumanDuration::from(self.renew_deadline),
+                    burst_core::HumanDuration::from(self.lease_duration)
                 ),
             ));
         }

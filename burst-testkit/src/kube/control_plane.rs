@@ -718,25 +718,12 @@ pub fn workspace_root() -> PathBuf {
 }
 
 async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let crd = api
-            .get(name)
-            .await
-            .map_err(|e| format!("cannot read CRD {name}: {e}"))?;
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("CRD {name} was not Established within 30 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    use kube::runtime::wait::{await_condition, conditions};
+    let established = await_condition(api.clone(), name, conditions::is_crd_established());
+    match tokio::time::timeout(Duration::from_secs(30), established).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("cannot watch CRD {name}: {e}")),
+        Err(_) => Err(format!("CRD {name} was not Established within 30 s")),
     }
 }
 

@@ -53,12 +53,13 @@ use burst_hashr::mesh::Mesh;
 use burst_istio::RouteConfig;
 use burst_istio::VsTarget;
 use burst_operator::api::{BurstPolicy, PolicySettings, SourceSpec};
-use burst_operator::app::CommonOptions;
 use burst_operator::operator::OperatorSettings;
+use burst_operator::process::CommonOptions;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::PostParams;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -233,26 +234,14 @@ impl Cluster {
                 describe(&e)
             )
         })?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let established = bounded("reading a CRD", api.get(name))
-                .await?
-                .map_err(|e| anyhow::anyhow!("cannot read CRD {name}: {}", describe(&e)))?
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "CRD {name} was not Established within 30 s on {}",
-                    self.server
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let established = await_condition(api, name, conditions::is_crd_established());
+        match tokio::time::timeout(Duration::from_secs(30), established).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => bail!("cannot watch CRD {name} on {}: {e}", self.server),
+            Err(_) => bail!(
+                "CRD {name} was not Established within 30 s on {}",
+                self.server
+            ),
         }
     }
 
@@ -331,7 +320,7 @@ impl Cluster {
             namespace: Some(ns.clone()),
             shutdown_grace: Duration::from_secs(5),
         };
-        let operator = tokio::spawn(burst_operator::app::run_operator_mode(
+        let operator = tokio::spawn(burst_operator::operator::run(
             self.operator_client.clone(),
             options,
             settings,

@@ -464,3 +464,32 @@ pub fn table(report: &Report<SimExtra, NoDetails>, two_windows: bool, every: f64
     let extra = if two_windows { vec![short] } else { Vec::new() };
     report_text(report, every, &extra)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_with_any_offset_or_unix_seconds() {
+        let secs = |s: &str| parse_time(s).map(|t| t.as_secs_f64());
+        assert_eq!(secs("1764576000"), Ok(1_764_576_000.0));
+        assert_eq!(secs("1764576000.25"), Ok(1_764_576_000.25));
+        assert_eq!(secs("2025-12-01T08:00:00Z"), Ok(1_764_576_000.0));
+        assert_eq!(secs("2025-12-01T09:00:00+01:00"), Ok(1_764_576_000.0));
+        assert_eq!(secs("2025-12-01T08:00:00.5Z"), Ok(1_764_576_000.5));
+        assert!(secs("-5").unwrap_err().contains("after 1970"));
+        assert!(
+            secs("1969-12-31T23:00:00Z")
+                .unwrap_err()
+                .contains("before 1970")
+        );
+        assert!(secs("yesterday").unwrap_err().contains("neither RFC 3339"));
+        assert!(secs("NaN").is_err());
+        assert_eq!(
+            rfc3339(Timestamp::from_duration(std::time::Duration::from_secs(
+                1_764_576_000
+            ))),
+            "2025-12-01T08:00:00Z"
+        );
+    }
+}

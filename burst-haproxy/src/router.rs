@@ -170,6 +170,12 @@ impl HaproxyRouter {
     pub async fn read(&self) -> Result<ServersState, Error> {
         let command = format!("show stat {} 4 -1", self.target.backend);
         let answer = self.client.command(&command).await?;
+        if !is_stat_table(&answer) {
+            return Err(match self.reject(&command, &answer, None) {
+                e @ (Error::NoSuchBackend { .. } | Error::NoSuchServer { .. }) => e,
+                _ => self.malformed(&command, "expected the `show stat` CSV table", &answer),
+            });
+        }
         let table = StatTable::parse(&answer)
             .map_err(|problem| self.malformed(&command, problem, &answer))?;
         if table.rows.is_empty() {

@@ -61,6 +61,21 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Run(a) => {
+            if let Some(haproxy) = a.haproxy()? {
+                let policy = crate::haproxy::load(a.config.as_deref(), &a.overrides(), haproxy)?;
+                tracing::info!(name = %policy.name, backend = %policy.haproxy.backend, "single-policy mode on HAProxy, without Kubernetes");
+                let base = burst_core::ControllerConfig {
+                    router_timeout: a.common.request_timeout,
+                    ..burst_core::ControllerConfig::default()
+                };
+                return crate::haproxy::run(
+                    a.common.listen,
+                    base,
+                    policy,
+                    burst_main::shutdown_signal(),
+                )
+                .await;
+            }
             let options = a.common.options()?;
             let policy = crate::single::load(a.config.as_deref(), &a.overrides())?;
             tracing::info!(namespace = %policy.namespace, name = %policy.name, target = %policy.spec.target.describe(&policy.namespace), "single-policy mode");

@@ -180,3 +180,42 @@ fn haproxy_flags_are_checked() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
 }
+
+/// deploy/haproxy: the HAProxy config is valid for the real haproxy, every variable of the
+/// environment file is one `burstd run` knows, and the unit runs `burstd run` with it.
+#[test]
+fn deploy_example_is_consistent() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy");
+    let haproxy = burst_testkit::require_binary("haproxy", "haproxy").unwrap();
+    let check = Command::new(haproxy)
+        .args(["-c", "-f"])
+        .arg(dir.join("haproxy.cfg"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let help = burstd().args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let env = std::fs::read_to_string(dir.join("burstd.env")).unwrap();
+    let mut keys = 0;
+    for line in env.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, _) = line.split_once('=').unwrap();
+        assert!(
+            help.contains(&format!("env: {key}=")),
+            "burstd.env sets {key}, which `burstd run` does not read"
+        );
+        keys += 1;
+    }
+    assert!(keys >= 5);
+    let unit = std::fs::read_to_string(dir.join("burstd.service")).unwrap();
+    assert!(unit.contains("EnvironmentFile=/etc/burst/burstd.env"));
+    assert!(unit.contains("ExecStart=/usr/local/bin/burstd run\n"));
+    assert!(unit.contains("SupplementaryGroups=haproxy"));
+}

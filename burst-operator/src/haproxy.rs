@@ -192,3 +192,69 @@ pub async fn run(
     let _ = server.await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::io::Write;
+
+    fn settings() -> HaproxySettings {
+        HaproxySettings {
+            runtime_apis: vec!["unix:/run/haproxy/admin.sock".parse().unwrap()],
+            backend: "app".into(),
+            primary_server: "onprem".into(),
+            burst_server: "cloud".into(),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn policy_comes_from_the_file_and_flags_override_it() {
+        let f = file("policy:\n  high: 200\n  low: 50\n  burstWeight: 30\ndryRun: true\n");
+        let o = Overrides {
+            low: Some(80.0),
+            ..Overrides::default()
+        };
+        let p = load(Some(f.path()), &o, settings()).unwrap();
+        assert_eq!(p.name, "app");
+        assert_eq!(p.settings.policy.high, 200.0);
+        assert_eq!(p.settings.policy.low, 80.0);
+        assert_eq!(p.settings.policy.burst_weight, 30);
+        assert!(p.dry_run);
+        // No file: the defaults and the flags.
+        let p = load(None, &Overrides::default(), settings()).unwrap();
+        assert_eq!(
+            (p.settings.policy.high, p.settings.policy.low),
+            (15.0, 10.0)
+        );
+    }
+
+    #[test]
+    fn a_file_with_a_target_or_bad_values_is_refused() {
+        let f = file("target:\n  name: worker\n");
+        let e = load(Some(f.path()), &Overrides::default(), settings()).unwrap_err();
+        assert!(e.to_string().contains("remove `target`"), "{e}");
+        let o = Overrides {
+            high: Some(1.0),
+            low: Some(2.0),
+            ..Overrides::default()
+        };
+        let e = load(None, &o, settings()).unwrap_err();
+        assert!(e.to_string().contains("spec.policy"), "{e}");
+        let bad = HaproxySettings {
+            burst_server: "onprem".into(),
+            ..settings()
+        };
+        assert_eq!(
+            load(None, &Overrides::default(), bad).unwrap_err().kind(),
+            "haproxy"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! when their guard is dropped. A missing server binary is an error that
 //! names the package to install, never a silently skipped test.
 
+pub mod haproxy;
 pub mod kube;
 pub mod prometheus;
 pub mod redis;

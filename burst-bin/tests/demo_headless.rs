@@ -1,6 +1,7 @@
 //! End to end with a real Redis: `burst demo --headless` runs 5 → 20 → 5 rps; `bursty-`
 //! hashes appear only while the controller has moved traffic to the burst worker, and none
-//! after it came back.
+//! after it came back. The same checks run on both data planes: the built-in mesh proxy and
+//! a real HAProxy (`--data-plane haproxy`, Debian package `haproxy`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -13,27 +14,44 @@ use serde_json::Value;
 
 #[test]
 fn headless_scenario_bursts_only_while_the_controller_moved_traffic() {
+    let stderr = headless_scenario_on(&[]);
+    assert!(stderr.contains("mesh proxy"), "{stderr}");
+}
+
+#[test]
+fn headless_scenario_on_haproxy_bursts_only_while_the_controller_moved_weights() {
+    assert!(
+        std::path::Path::new("/usr/sbin/haproxy").is_file(),
+        "HAProxy is not installed: apt-get install -y --no-install-recommends haproxy"
+    );
+    let stderr = headless_scenario_on(&["--data-plane", "haproxy"]);
+    assert!(stderr.contains("haproxy     http://127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("runtime API unix:"), "{stderr}");
+    assert!(stderr.contains("backend workers (primary / burst)"), "{stderr}");
+}
+
+/// Runs the 5 → 20 → 5 scenario with `extra` arguments, checks the report, returns stderr.
+fn headless_scenario_on(extra: &[&str]) -> String {
     let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
     // The seed's thresholds (15/10) with short windows, so the test stays short.
     std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n").unwrap();
-    let (code, stdout, stderr) = burst_bounded(
-        &[
-            "demo",
-            "--headless",
-            "--json",
-            "--port",
-            "0",
-            "--redis-url",
-            &redis.addr(),
-            "--policy",
-            policy.to_str().unwrap(),
-            "--scenario",
-            "5rps:8s,20rps:12s,5rps:12s",
-        ],
-        Duration::from_secs(90),
-    );
+    let args = [
+        "demo",
+        "--headless",
+        "--json",
+        "--port",
+        "0",
+        "--redis-url",
+        &redis.addr(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--scenario",
+        "5rps:8s,20rps:12s,5rps:12s",
+    ];
+    let args: Vec<&str> = args.iter().chain(extra).copied().collect();
+    let (code, stdout, stderr) = burst_bounded(&args, Duration::from_secs(90));
     assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
     assert!(stderr.contains("String Hashr demo"), "{stderr}");
     assert!(
@@ -92,4 +110,5 @@ fn headless_scenario_bursts_only_while_the_controller_moved_traffic() {
             .any(|p| p["bursty"].as_u64().unwrap() > 0 && p["burst_weight"] == 100),
         "no second with bursty- hashes while bursting"
     );
+    stderr
 }

@@ -108,7 +108,7 @@ pub(super) async fn headless(d: &Demo, steps: &[Step], mut ctrl_c: Interrupt<'_>
             t: sample_due.as_secs_f64(),
             rps: asked,
             observed,
-            burst_weight: d.local.mesh.split().burst().get(),
+            burst_weight: d.local.split().burst().get(),
             rule,
             extra: DemoPoint {
                 sent_per_sec: (load.sent - last_load.sent) as f64 / secs,
@@ -124,7 +124,7 @@ pub(super) async fn headless(d: &Demo, steps: &[Step], mut ctrl_c: Interrupt<'_>
             point
                 .observed
                 .map_or_else(|| "no data".into(), |o| format!("{o:.1}")),
-            d.local.mesh.split().to_string(),
+            d.local.split().to_string(),
             if point.extra.hashes == 0 {
                 "-".to_string()
             } else {
@@ -178,7 +178,7 @@ pub(super) async fn headless(d: &Demo, steps: &[Step], mut ctrl_c: Interrupt<'_>
     } else {
         relay.bursty as f64 / relay.received as f64
     };
-    let final_burst_weight = d.local.mesh.split().burst().get();
+    let final_burst_weight = d.local.split().burst().get();
     let summary = Summary::new(&changes, duration_s, final_burst_weight, burst_share, None);
     let mut demo = figures(d, &timeline, &changes, interrupted, &load, relay);
     if d.kube.is_some() {

@@ -12,10 +12,14 @@
 //! With `--kubeconfig` the controller is burstd's operator writing a VirtualService in a real
 //! API server, and the proxy follows that VirtualService by watch ([`kube`]).
 //!
+//! With `--data-plane haproxy` a real HAProxy takes the proxy's place: the controller moves
+//! its servers' weights and measures its backend over the runtime API ([`haproxy`]).
+//!
 //! Modules: [`scenario`] (the `--scenario` language), [`stack`] (the local servers and the
 //! controller), [`load`] (headless load driving and its report, in the schema of
-//! [`crate::report`]) and [`kube`] (`--kubeconfig`).
+//! [`crate::report`]), [`kube`] (`--kubeconfig`) and [`haproxy`] (`--data-plane haproxy`).
 
+mod haproxy;
 mod kube;
 mod load;
 mod scenario;
@@ -58,6 +62,7 @@ Examples:
   burst demo --redis-url 127.0.0.1:6379 --policy policy.yaml
   burst demo --headless --scenario \"5rps:20s,20rps:40s,5rps:30s\" --json
   burst demo --kubeconfig ~/.kube/config --namespace burst-demo --headless --json
+  burst demo --data-plane haproxy --headless --scenario \"5rps:20s,20rps:40s,5rps:30s\"
 
 With --kubeconfig the loop closes through a Kubernetes API server: the demo creates the
 namespace, installs the VirtualService and BurstPolicy CRDs if they are missing, applies the
@@ -72,6 +77,12 @@ then also reports \"virtual_service\" (every weight pair the proxy's watch deliv
 weights at the end) and, per change and in the summary, the time from burstd's PATCH to the
 proxy applying it.
 
+With --data-plane haproxy the load goes through a real HAProxy (Debian: apt-get install
+haproxy) that the demo configures and starts in a temporary directory: one frontend, one
+backend with the primary and burst workers as servers, its Prometheus exporter, and an admin
+socket; the controller changes the servers' weights and reads the backend's request counter
+over the runtime API, as `burstd run --haproxy-runtime-api` does on VMs (docs/haproxy.md).
+
 The --json report (shared with `burst simulate --json`) and the --ready-file event are
 described in docs/reports.md.")]
 pub struct Args {
@@ -83,12 +94,15 @@ pub struct Args {
     policy: Option<PathBuf>,
     /// Measure through this Prometheus with the seed's query instead of scraping the
     /// proxy's /metrics directly. Prometheus must scrape the proxy's metrics URL (printed).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "data_plane")]
     prometheus_url: Option<String>,
+    /// What carries the load: the built-in mesh proxy, or a real HAProxy (see below).
+    #[arg(long, value_enum, default_value_t = DataPlaneKind::Builtin, conflicts_with = "kubeconfig")]
+    data_plane: DataPlaneKind,
     /// Port of the page (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Port of the mesh proxy's /metrics (0 picks a free one). Fix it when a Prometheus
+    /// Port of the proxy's /metrics (0 picks a free one). Fix it when a Prometheus
     /// (--prometheus-url) has to scrape it.
     #[arg(long, default_value_t = 0)]
     metrics_port: u16,
@@ -128,9 +142,28 @@ pub struct Args {
     namespace: String,
 }
 
+/// `--data-plane`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DataPlaneKind {
+    /// burst's own mesh proxy (String Hashr's), with Istio-style counters.
+    Builtin,
+    /// A real HAProxy, driven over its runtime API.
+    Haproxy,
+}
+
+/// What carries the load between the frontend and the workers.
+enum DataPlane {
+    /// The built-in mesh proxy.
+    Mesh(Mesh),
+    /// A real HAProxy.
+    Haproxy(haproxy::LocalHaproxy),
+}
+
 /// What the controller's observer (with `--kubeconfig`: the watches) records.
 #[derive(Debug, Default)]
 pub(crate) struct TickLog {
+    /// The split the controller last saw in effect.
+    pub(crate) belief: Option<burst_core::Split>,
     pub(crate) observed: Option<f64>,
     pub(crate) rule: Option<String>,
     pub(crate) changes: Vec<Change>,
@@ -217,7 +250,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The local parts, started; the controller is not yet.
 struct Partial {
     frontend: Frontend,
-    mesh: Mesh,
+    plane: DataPlane,
     page: Url,
     proxy: Url,
     metrics: Url,
@@ -285,11 +318,18 @@ fn banner(d: &Demo, file: &PolicyFile) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "String Hashr demo");
     let _ = writeln!(s, "  page        {}", d.local.page);
-    let _ = writeln!(
-        s,
-        "  mesh proxy  {} (metrics {})",
-        d.local.proxy, d.local.metrics
-    );
+    match &d.local.plane {
+        DataPlane::Mesh(_) => {
+            let _ = writeln!(
+                s,
+                "  mesh proxy  {} (metrics {})",
+                d.local.proxy, d.local.metrics
+            );
+        }
+        DataPlane::Haproxy(h) => {
+            let _ = writeln!(s, "  haproxy     {}", h.describe());
+        }
+    }
     let _ = writeln!(
         s,
         "  workers     primary {}  burst {} (PREFIX=bursty-)",
@@ -319,7 +359,7 @@ fn banner(d: &Demo, file: &PolicyFile) -> String {
         file.run.tick
     );
     let _ = writeln!(s, "  measuring   {}", d.source);
-    if d.kube.is_some() {
+    if d.kube.is_some() || matches!(d.local.plane, DataPlane::Haproxy(_)) {
         let _ = writeln!(s, "  routing     {}", d.router);
     }
     s

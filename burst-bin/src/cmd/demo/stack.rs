@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use burst_core::controller::{Outcome, Stopped};
 use burst_core::policy::{PolicyFile, PolicySpec};
-use burst_core::{Controller, ControllerConfig, MetricSource, TickReport, TrafficRouter};
+use burst_core::{Controller, ControllerConfig, MetricSource, Split, TickReport, TrafficRouter};
 use burst_hashr::frontend::{Frontend, FrontendConfig};
 use burst_hashr::mesh::{Mesh, MeshConfig};
 use burst_hashr::pubsub::{MemoryPubSub, PubSub, RedisPubSub};
@@ -18,8 +18,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use super::haproxy::LocalHaproxy;
 use super::kube::{self, Cluster, Running};
-use super::{Args, Demo, Partial, TickLog, lock};
+use super::{Args, DataPlane, DataPlaneKind, Demo, Partial, TickLog, lock};
 use crate::report::Change;
 
 /// Serves `router` on `addr` until `stop`; returns the URL it listens on and the task.
@@ -88,24 +89,34 @@ pub(super) async fn start(
     .await?;
     servers.push(t);
 
-    let mesh = Mesh::new(MeshConfig::new(primary_url.clone(), burst_url.clone()))?;
-    let (proxy, t) = serve_on(
-        "127.0.0.1:0",
-        mesh.proxy_router(),
-        stop.clone().cancelled_owned(),
-    )
-    .await?;
-    servers.push(t);
-    let admin_addr = format!("127.0.0.1:{}", args.metrics_port);
-    let (admin, t) = serve_on(
-        &admin_addr,
-        mesh.admin_router(),
-        stop.clone().cancelled_owned(),
-    )
-    .await
-    .with_context(|| format!("the mesh metrics cannot listen on {admin_addr}"))?;
-    servers.push(t);
-    let metrics = admin.join("metrics").context("metrics URL")?;
+    let (plane, proxy, metrics) = match args.data_plane {
+        DataPlaneKind::Builtin => {
+            let mesh = Mesh::new(MeshConfig::new(primary_url.clone(), burst_url.clone()))?;
+            let (proxy, t) = serve_on(
+                "127.0.0.1:0",
+                mesh.proxy_router(),
+                stop.clone().cancelled_owned(),
+            )
+            .await?;
+            servers.push(t);
+            let admin_addr = format!("127.0.0.1:{}", args.metrics_port);
+            let (admin, t) = serve_on(
+                &admin_addr,
+                mesh.admin_router(),
+                stop.clone().cancelled_owned(),
+            )
+            .await
+            .with_context(|| format!("the mesh metrics cannot listen on {admin_addr}"))?;
+            servers.push(t);
+            let metrics = admin.join("metrics").context("metrics URL")?;
+            (DataPlane::Mesh(mesh), proxy, metrics)
+        }
+        DataPlaneKind::Haproxy => {
+            let h = LocalHaproxy::start(&primary_url, &burst_url, args.metrics_port).await?;
+            let (proxy, metrics) = (h.frontend.clone(), h.metrics.clone());
+            (DataPlane::Haproxy(h), proxy, metrics)
+        }
+    };
 
     let mut fconfig = FrontendConfig::new(proxy.clone());
     fconfig.max_frequency = args.max_frequency;
@@ -131,7 +142,7 @@ pub(super) async fn start(
     let log = Arc::new(Mutex::new(TickLog::default()));
     let partial = Partial {
         frontend,
-        mesh,
+        plane,
         page,
         proxy,
         metrics,
@@ -158,6 +169,14 @@ pub(super) async fn start(
 }
 
 impl Partial {
+    /// The split in effect: the mesh proxy's, or what the controller last saw in HAProxy.
+    pub(super) fn split(&self) -> Split {
+        match &self.plane {
+            DataPlane::Mesh(m) => m.split(),
+            DataPlane::Haproxy(_) => lock(&self.log).belief.unwrap_or(Split::ALL_PRIMARY),
+        }
+    }
+
     fn finish(
         self,
         source: String,
@@ -198,9 +217,12 @@ pub(super) async fn start_kube(
         dry_run: false,
         paused: false,
     })?;
+    let DataPlane::Mesh(mesh) = &p.plane else {
+        anyhow::bail!("--kubeconfig drives the built-in proxy only; leave out --data-plane");
+    };
     let running = cluster
         .start(
-            &p.mesh,
+            mesh,
             source,
             settings,
             p.log.clone(),
@@ -215,12 +237,25 @@ pub(super) async fn start_kube(
 pub(super) fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> anyhow::Result<Demo> {
     let spec = &file.policy;
     let started = p.started;
-    let source = metric_source(args, spec, &p.metrics)?;
+    let (source, router): (Box<dyn MetricSource>, Box<dyn TrafficRouter>) = match &p.plane {
+        DataPlane::Mesh(mesh) => (
+            metric_source(args, spec, &p.metrics)?,
+            Box::new(mesh.router()),
+        ),
+        DataPlane::Haproxy(h) => {
+            let long = spec.has_two_windows().then(|| spec.window_down());
+            (
+                Box::new(h.source(spec.window_up(), long)?),
+                Box::new(h.router()?),
+            )
+        }
+    };
     let source_desc = source.describe();
     let policy = spec.build()?;
     let observer_log = p.log.clone();
     let observer = move |r: &TickReport| {
         let mut l = lock(&observer_log);
+        l.belief = Some(r.belief);
         l.observed = r.signal.rates().map(|x| x.up.get());
         l.rule = Some(r.decision.reason.rule.name().to_owned());
         if let Outcome::Applied { from, to } = &r.outcome {
@@ -239,7 +274,6 @@ pub(super) fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> an
         }
     };
     let config = file.run.controller_config(ControllerConfig::default());
-    let router = p.mesh.router();
     let described = router.describe();
     let controller = Controller::new(source, policy, router, config).with_observer(observer);
     let controller = tokio::spawn(controller.run(p.stop.clone().cancelled_owned()));

@@ -171,7 +171,7 @@ impl HaproxyRouter {
         let command = format!("show stat {} 4 -1", self.target.backend);
         let answer = self.client.command(&command).await?;
         if !is_stat_table(&answer) {
-            return Err(match self.reject(&command, &answer, None) {
+            return Err(match self.reject(&command, &answer) {
                 e @ (Error::NoSuchBackend { .. } | Error::NoSuchServer { .. }) => e,
                 _ => self.malformed(&command, "expected the `show stat` CSV table", &answer),
             });
@@ -179,7 +179,7 @@ impl HaproxyRouter {
         let table = StatTable::parse(&answer)
             .map_err(|problem| self.malformed(&command, problem, &answer))?;
         if table.rows.is_empty() {
-            return Err(self.reject(&command, &answer, None));
+            return Err(self.reject(&command, &answer));
         }
         let server = |name: &str| -> Result<(u32, String), Error> {
             let row = table
@@ -190,14 +190,14 @@ impl HaproxyRouter {
                     server: name.to_owned(),
                 })?;
             let weight = table
-                .get(row, "uweight")
+                .cell(row, "uweight")
                 .filter(|w| !w.is_empty())
-                .or_else(|| table.get(row, "weight"))
+                .or_else(|| table.cell(row, "weight"))
                 .and_then(|w| w.parse::<u32>().ok())
                 .ok_or_else(|| {
                     self.malformed(&command, format!("no weight for server `{name}`"), &answer)
                 })?;
-            let status = table.get(row, "status").unwrap_or("").to_owned();
+            let status = table.cell(row, "status").unwrap_or("").to_owned();
             Ok((weight, status))
         };
         let (p, primary_status) = server(&self.target.primary)?;
@@ -227,7 +227,7 @@ impl HaproxyRouter {
         };
         let answer = self.client.command(&command).await?;
         if let Some(line) = answer.lines().map(str::trim).find(|l| !l.is_empty()) {
-            return Err(self.reject(&command, line, None));
+            return Err(self.reject(&command, line));
         }
         let after = self.read().await?;
         if after.weights != weights {
@@ -284,7 +284,7 @@ impl HaproxyRouter {
     }
 
     /// Maps HAProxy's error answers to errors naming the backend or server.
-    fn reject(&self, command: &str, answer: &str, server: Option<&str>) -> Error {
+    fn reject(&self, command: &str, answer: &str) -> Error {
         let first = answer.trim().lines().next().unwrap_or("").trim();
         let addr = self.client.addr().to_string();
         match first {
@@ -292,10 +292,12 @@ impl HaproxyRouter {
                 addr,
                 backend: self.target.backend.clone(),
             },
+            // Both servers were found by the read before any write, so this is a server
+            // removed in between (`del server`); the message names both.
             "No such server." => Error::NoSuchServer {
                 addr,
                 backend: self.target.backend.clone(),
-                server: server.unwrap_or(&self.target.primary).to_owned(),
+                server: format!("{}` or `{}", self.target.primary, self.target.burst),
             },
             "" => self.malformed(command, "an empty answer", answer),
             other if other.starts_with('#') => {
@@ -377,10 +379,6 @@ impl<'a> StatTable<'a> {
 
     fn cell(&self, row: &[&'a str], column: &str) -> Option<&'a str> {
         self.columns.get(column).and_then(|i| row.get(*i)).copied()
-    }
-
-    fn get(&self, row: &[&'a str], column: &str) -> Option<&'a str> {
-        self.cell(row, column)
     }
 }
 

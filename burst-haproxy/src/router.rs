@@ -76,21 +76,9 @@ impl HaproxyTarget {
             primary: primary_server.into(),
             burst: burst_server.into(),
         };
-        for (what, name) in [
-            ("backend name", &t.backend),
-            ("primary server name", &t.primary),
-            ("burst server name", &t.burst),
-        ] {
-            if !is_haproxy_name(name) {
-                return Err(Error::InvalidOption {
-                    what,
-                    value: name.clone(),
-                    problem:
-                        "HAProxy names are non-empty and use letters, digits, `-`, `_`, `.` and `:`"
-                            .into(),
-                });
-            }
-        }
+        check_name("backend name", &t.backend)?;
+        check_name("primary server name", &t.primary)?;
+        check_name("burst server name", &t.burst)?;
         if t.primary == t.burst {
             return Err(Error::InvalidOption {
                 what: "burst server name",
@@ -115,6 +103,20 @@ impl HaproxyTarget {
     pub fn burst_server(&self) -> &str {
         &self.burst
     }
+}
+
+/// Checks that `name` is an HAProxy name (letters, digits, `-`, `_`, `.`, `:`), so it can
+/// never carry a second command (`;`) or a line break into the runtime API.
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
+    if is_haproxy_name(name) {
+        return Ok(());
+    }
+    Err(Error::InvalidOption {
+        what,
+        value: name.to_owned(),
+        problem: "HAProxy names are non-empty and use letters, digits, `-`, `_`, `.` and `:`"
+            .into(),
+    })
 }
 
 fn is_haproxy_name(s: &str) -> bool {

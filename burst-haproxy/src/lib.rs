@@ -31,13 +31,15 @@
 //! No feature flags. See `docs/haproxy.md` for the HAProxy configuration.
 
 mod error;
+mod multi;
 pub mod router;
 pub mod runtime;
 pub mod source;
 pub mod weights;
 
 pub use error::Error;
-pub use router::{HaproxyRouter, HaproxyTarget, InstanceReport, MultiInstanceRouter, ServersState};
+pub use multi::{InstanceReport, MultiInstanceRouter};
+pub use router::{HaproxyRouter, HaproxyTarget, ServersState};
 pub use runtime::{RuntimeAddr, RuntimeClient};
 pub use source::HaproxySource;
 pub use weights::{ServerWeights, to_weights};

@@ -1,5 +1,6 @@
 //! [`HaproxyRouter`]: a [`TrafficRouter`] that sets two servers' weights in one HAProxy
-//! backend over the runtime API, and [`MultiInstanceRouter`] for several HAProxy instances.
+//! backend over the runtime API (`crate::MultiInstanceRouter` fans it out to several
+//! instances).
 //!
 //! - `current()` reads both servers in one `show stat <backend> 4 -1` (one snapshot): their
 //!   user weights (`uweight`) and status. A server that has a weight above 0 but is in
@@ -16,12 +17,9 @@
 //!   the split it applied and writes again (drift repair).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use burst_core::{RouterError, Split, TrafficRouter};
-use futures::future::join_all;
-use tracing::{info, warn};
 
 use crate::Error;
 use crate::runtime::{RuntimeClient, excerpt};
@@ -65,31 +63,6 @@ pub struct HaproxyRouter {
     target: HaproxyTarget,
 }
 
-/// One instance's outcome in a [`MultiInstanceRouter`].
-#[derive(Debug)]
-pub struct InstanceReport<T> {
-    /// The instance's name.
-    pub instance: String,
-    /// What happened there.
-    pub result: Result<T, RouterError>,
-}
-
-/// One split on several HAProxy instances (e.g. an active/active pair behind a VIP).
-///
-/// - `apply` writes to every instance concurrently and succeeds only if every instance
-///   did; otherwise the error (kind `instance_failure`) names each failed instance, why,
-///   and those that succeeded (which keep the new split; the next apply converges the
-///   rest).
-/// - `current` reads every instance; any failure is an `instance_failure`. When the
-///   instances disagree after an apply, it returns the split that differs from the one
-///   applied, so the controller sees drift and writes again. Before any apply (start-up),
-///   the first instance is authoritative: its split is written to the others.
-pub struct MultiInstanceRouter {
-    backend: String,
-    members: Vec<(String, Box<dyn TrafficRouter>)>,
-    applied: Mutex<Option<Split>>,
-}
-
 impl HaproxyTarget {
     /// A target; each name must be a valid HAProxy name (letters, digits, `-`, `_`, `.`
     /// and `:`), and the two servers must differ.
@@ -103,21 +76,9 @@ impl HaproxyTarget {
             primary: primary_server.into(),
             burst: burst_server.into(),
         };
-        for (what, name) in [
-            ("backend name", &t.backend),
-            ("primary server name", &t.primary),
-            ("burst server name", &t.burst),
-        ] {
-            if !is_haproxy_name(name) {
-                return Err(Error::InvalidOption {
-                    what,
-                    value: name.clone(),
-                    problem:
-                        "HAProxy names are non-empty and use letters, digits, `-`, `_`, `.` and `:`"
-                            .into(),
-                });
-            }
-        }
+        check_name("backend name", &t.backend)?;
+        check_name("primary server name", &t.primary)?;
+        check_name("burst server name", &t.burst)?;
         if t.primary == t.burst {
             return Err(Error::InvalidOption {
                 what: "burst server name",
@@ -142,6 +103,20 @@ impl HaproxyTarget {
     pub fn burst_server(&self) -> &str {
         &self.burst
     }
+}
+
+/// Checks that `name` is an HAProxy name (letters, digits, `-`, `_`, `.`, `:`), so it can
+/// never carry a second command (`;`) or a line break into the runtime API.
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), Error> {
+    if is_haproxy_name(name) {
+        return Ok(());
+    }
+    Err(Error::InvalidOption {
+        what,
+        value: name.to_owned(),
+        problem: "HAProxy names are non-empty and use letters, digits, `-`, `_`, `.` and `:`"
+            .into(),
+    })
 }
 
 fn is_haproxy_name(s: &str) -> bool {
@@ -171,7 +146,7 @@ impl HaproxyRouter {
         let command = format!("show stat {} 4 -1", self.target.backend);
         let answer = self.client.command(&command).await?;
         if !is_stat_table(&answer) {
-            return Err(match self.reject(&command, &answer, None) {
+            return Err(match self.reject(&command, &answer) {
                 e @ (Error::NoSuchBackend { .. } | Error::NoSuchServer { .. }) => e,
                 _ => self.malformed(&command, "expected the `show stat` CSV table", &answer),
             });
@@ -179,7 +154,7 @@ impl HaproxyRouter {
         let table = StatTable::parse(&answer)
             .map_err(|problem| self.malformed(&command, problem, &answer))?;
         if table.rows.is_empty() {
-            return Err(self.reject(&command, &answer, None));
+            return Err(self.reject(&command, &answer));
         }
         let server = |name: &str| -> Result<(u32, String), Error> {
             let row = table
@@ -190,14 +165,14 @@ impl HaproxyRouter {
                     server: name.to_owned(),
                 })?;
             let weight = table
-                .get(row, "uweight")
+                .cell(row, "uweight")
                 .filter(|w| !w.is_empty())
-                .or_else(|| table.get(row, "weight"))
+                .or_else(|| table.cell(row, "weight"))
                 .and_then(|w| w.parse::<u32>().ok())
                 .ok_or_else(|| {
                     self.malformed(&command, format!("no weight for server `{name}`"), &answer)
                 })?;
-            let status = table.get(row, "status").unwrap_or("").to_owned();
+            let status = table.cell(row, "status").unwrap_or("").to_owned();
             Ok((weight, status))
         };
         let (p, primary_status) = server(&self.target.primary)?;
@@ -227,7 +202,7 @@ impl HaproxyRouter {
         };
         let answer = self.client.command(&command).await?;
         if let Some(line) = answer.lines().map(str::trim).find(|l| !l.is_empty()) {
-            return Err(self.reject(&command, line, None));
+            return Err(self.reject(&command, line));
         }
         let after = self.read().await?;
         if after.weights != weights {
@@ -284,7 +259,7 @@ impl HaproxyRouter {
     }
 
     /// Maps HAProxy's error answers to errors naming the backend or server.
-    fn reject(&self, command: &str, answer: &str, server: Option<&str>) -> Error {
+    fn reject(&self, command: &str, answer: &str) -> Error {
         let first = answer.trim().lines().next().unwrap_or("").trim();
         let addr = self.client.addr().to_string();
         match first {
@@ -292,10 +267,12 @@ impl HaproxyRouter {
                 addr,
                 backend: self.target.backend.clone(),
             },
+            // Both servers were found by the read before any write, so this is a server
+            // removed in between (`del server`); the message names both.
             "No such server." => Error::NoSuchServer {
                 addr,
                 backend: self.target.backend.clone(),
-                server: server.unwrap_or(&self.target.primary).to_owned(),
+                server: format!("{}` or `{}", self.target.primary, self.target.burst),
             },
             "" => self.malformed(command, "an empty answer", answer),
             other if other.starts_with('#') => {
@@ -378,10 +355,6 @@ impl<'a> StatTable<'a> {
     fn cell(&self, row: &[&'a str], column: &str) -> Option<&'a str> {
         self.columns.get(column).and_then(|i| row.get(*i)).copied()
     }
-
-    fn get(&self, row: &[&'a str], column: &str) -> Option<&'a str> {
-        self.cell(row, column)
-    }
 }
 
 /// Reads one counter column of one `show stat` row; used by the source.
@@ -402,169 +375,9 @@ pub(crate) fn is_stat_table(answer: &str) -> bool {
     answer.trim_start().starts_with("# pxname")
 }
 
-impl MultiInstanceRouter {
-    /// A router over `(instance name, router)` pairs for backend `backend` (used in
-    /// messages); names must be unique and non-empty, the list non-empty.
-    pub fn new(
-        backend: impl Into<String>,
-        members: Vec<(String, Box<dyn TrafficRouter>)>,
-    ) -> Result<Self, Error> {
-        if members.is_empty() {
-            return Err(Error::InvalidOption {
-                what: "HAProxy instance list",
-                value: String::new(),
-                problem: "needs at least one runtime API address".into(),
-            });
-        }
-        for (i, (name, _)) in members.iter().enumerate() {
-            if name.is_empty() || members[..i].iter().any(|(n, _)| n == name) {
-                return Err(Error::InvalidOption {
-                    what: "HAProxy instance name",
-                    value: name.clone(),
-                    problem: "instance names must be non-empty and unique".into(),
-                });
-            }
-        }
-        Ok(MultiInstanceRouter {
-            backend: backend.into(),
-            members,
-            applied: Mutex::new(None),
-        })
-    }
-
-    /// One router per runtime API address, all for `target`, named by their address.
-    pub fn over(clients: Vec<RuntimeClient>, target: &HaproxyTarget) -> Result<Self, Error> {
-        let members = clients
-            .into_iter()
-            .map(|c| {
-                (
-                    c.addr().to_string(),
-                    Box::new(HaproxyRouter::new(c, target.clone())) as Box<dyn TrafficRouter>,
-                )
-            })
-            .collect();
-        MultiInstanceRouter::new(target.backend.clone(), members)
-    }
-
-    /// The instance names, in order.
-    pub fn instances(&self) -> Vec<&str> {
-        self.members.iter().map(|(n, _)| n.as_str()).collect()
-    }
-
-    /// Reads every instance concurrently.
-    pub async fn read_all(&self) -> Vec<InstanceReport<Split>> {
-        join_all(self.members.iter().map(|(name, r)| async move {
-            InstanceReport {
-                instance: name.clone(),
-                result: r.current().await,
-            }
-        }))
-        .await
-    }
-
-    /// Applies `split` to every instance concurrently.
-    pub async fn apply_all(&self, split: Split) -> Vec<InstanceReport<()>> {
-        join_all(self.members.iter().map(|(name, r)| async move {
-            let result = r.apply(split).await;
-            match &result {
-                Ok(()) => info!(instance = %name, %split, "split applied"),
-                Err(e) => warn!(instance = %name, %split, kind = e.kind(), error = %e, "split not applied"),
-            }
-            InstanceReport {
-                instance: name.clone(),
-                result,
-            }
-        }))
-        .await
-    }
-
-    fn applied(&self) -> Option<Split> {
-        *self.applied.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn failure<T>(&self, action: &'static str, reports: &[InstanceReport<T>]) -> Option<Error> {
-        let failures: Vec<(String, &'static str, String)> = reports
-            .iter()
-            .filter_map(|r| {
-                r.result
-                    .as_ref()
-                    .err()
-                    .map(|e| (r.instance.clone(), e.kind(), e.to_string()))
-            })
-            .collect();
-        (!failures.is_empty()).then(|| Error::InstanceFailure {
-            backend: self.backend.clone(),
-            action,
-            total: reports.len(),
-            failures,
-            succeeded: reports
-                .iter()
-                .filter(|r| r.result.is_ok())
-                .map(|r| r.instance.clone())
-                .collect(),
-        })
-    }
-}
-
-#[async_trait]
-impl TrafficRouter for MultiInstanceRouter {
-    async fn current(&self) -> Result<Split, RouterError> {
-        let reports = self.read_all().await;
-        if let Some(e) = self.failure("read", &reports) {
-            return Err(e.into());
-        }
-        let splits: Vec<(String, Split)> = reports
-            .into_iter()
-            .filter_map(|r| r.result.ok().map(|s| (r.instance, s)))
-            .collect();
-        let Some(&(_, first)) = splits.first() else {
-            return Err(Error::Drift {
-                backend: self.backend.clone(),
-                splits,
-            }
-            .into());
-        };
-        if splits.iter().all(|(_, s)| *s == first) {
-            return Ok(first);
-        }
-        warn!(backend = %self.backend, error = %Error::Drift { backend: self.backend.clone(), splits: splits.clone() }, "instances disagree");
-        match self.applied() {
-            Some(applied) => Ok(splits
-                .iter()
-                .map(|(_, s)| *s)
-                .find(|s| *s != applied)
-                .unwrap_or(first)),
-            None => {
-                // Start-up: the first instance is authoritative.
-                self.apply(first).await?;
-                Ok(first)
-            }
-        }
-    }
-
-    async fn apply(&self, split: Split) -> Result<(), RouterError> {
-        let reports = self.apply_all(split).await;
-        *self.applied.lock().unwrap_or_else(PoisonError::into_inner) = Some(split);
-        match self.failure("apply", &reports) {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "HAProxy backend {} on {} instance(s): {}",
-            self.backend,
-            self.members.len(),
-            self.instances().join(", ")
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burst_core::testing::MemoryRouter;
 
     #[test]
     fn target_names_are_checked() {
@@ -594,39 +407,5 @@ mod tests {
         assert!(is_stat_table(answer));
         assert!(!is_stat_table("No such proxy.\n"));
         assert!(stat_cell("# a,b\n", "be", "x", "y").is_err());
-    }
-
-    fn multi(
-        members: Vec<(&str, Split)>,
-    ) -> (MultiInstanceRouter, Vec<std::sync::Arc<MemoryRouter>>) {
-        let routers: Vec<_> = members
-            .iter()
-            .map(|(_, s)| std::sync::Arc::new(MemoryRouter::new(*s)))
-            .collect();
-        let m = MultiInstanceRouter::new(
-            "app",
-            members
-                .iter()
-                .zip(&routers)
-                .map(|((n, _), r)| (n.to_string(), Box::new(r.clone()) as Box<dyn TrafficRouter>))
-                .collect(),
-        )
-        .unwrap();
-        (m, routers)
-    }
-
-    #[tokio::test]
-    async fn instances_converge_on_the_first_at_start_and_on_the_applied_split_later() {
-        let s = |b| Split::try_new(100 - b, b).unwrap();
-        let (m, routers) = multi(vec![("a", s(30)), ("b", s(0))]);
-        // Start-up: the first instance is authoritative and is written to the others.
-        assert_eq!(m.current().await.unwrap(), s(30));
-        assert_eq!(routers[1].current().await.unwrap(), s(30));
-        m.apply(s(50)).await.unwrap();
-        // Someone changes one instance: the odd split is what current() reports.
-        routers[1].apply(s(10)).await.unwrap();
-        assert_eq!(m.current().await.unwrap(), s(10));
-        assert!(MultiInstanceRouter::new("app", vec![]).is_err());
-        assert!(m.describe().contains("2 instance(s): a, b"));
     }
 }

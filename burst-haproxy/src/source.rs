@@ -79,8 +79,7 @@ impl HaproxySource {
                 problem: "needs at least one runtime API address".into(),
             });
         }
-        // Reuse the target's name check: a backend name is an HAProxy name.
-        crate::HaproxyTarget::new(backend.clone(), "p", "b")?;
+        crate::router::check_name("backend name", &backend)?;
         if window.is_zero() {
             return Err(Error::InvalidOption {
                 what: "window",

@@ -248,3 +248,49 @@ fn spawn(binary: &Path, config: &Path) -> Result<ChildGuard, String> {
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
     Ok(ChildGuard::new(child))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// `GET path` on 127.0.0.1:port with `Connection: close`; the whole answer.
+    fn get(url: &str) -> String {
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut s = TcpStream::connect(host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn serves_both_sides_metrics_and_restarts_on_the_same_ports() {
+        let mut h = HaproxyServer::start(HaproxyOptions {
+            tcp_runtime_api: true,
+            ..HaproxyOptions::default()
+        })
+        .unwrap();
+        // 100/0 configured: the frontend answers from the primary.
+        assert!(get(&h.frontend_url()).ends_with("primary"));
+        assert!(get(&h.metrics_url()).contains("haproxy_backend_http_requests_total"));
+        assert!(h.tcp_runtime_api().unwrap().starts_with("tcp:127.0.0.1:"));
+        h.stop();
+        assert!(
+            TcpStream::connect(
+                h.frontend_url()
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+            )
+            .is_err()
+        );
+        h.restart().unwrap();
+        assert!(get(&h.frontend_url()).ends_with("primary"));
+    }
+}

@@ -156,7 +156,7 @@ enum DataPlane {
     /// The built-in mesh proxy.
     Mesh(Mesh),
     /// A real HAProxy.
-    Haproxy(haproxy::LocalHaproxy),
+    Haproxy(Box<haproxy::LocalHaproxy>),
 }
 
 /// What the controller's observer (with `--kubeconfig`: the watches) records.

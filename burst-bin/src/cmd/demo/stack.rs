@@ -114,7 +114,7 @@ pub(super) async fn start(
         DataPlaneKind::Haproxy => {
             let h = LocalHaproxy::start(&primary_url, &burst_url, args.metrics_port).await?;
             let (proxy, metrics) = (h.frontend.clone(), h.metrics.clone());
-            (DataPlane::Haproxy(h), proxy, metrics)
+            (DataPlane::Haproxy(Box::new(h)), proxy, metrics)
         }
     };
 

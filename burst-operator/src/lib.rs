@@ -76,6 +76,7 @@ pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod pin;
 pub mod process;
 pub mod runner;
 pub mod secrets;

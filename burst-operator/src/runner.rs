@@ -30,6 +30,7 @@ use crate::api::{BurstPolicy, BurstPolicySpec, BurstPolicyStatus};
 use crate::events::EventRecorder;
 use crate::leader::{LeaderGated, LeaderHandle};
 use crate::metrics::Metrics;
+use crate::pin::{Pin, Pinned};
 use crate::secrets::{client_from_kubeconfig, resolve_auth, secret_value};
 use crate::status::{EventNote, StatusTracker, Update};
 
@@ -235,8 +236,8 @@ pub struct Parts {
     pub spec: PolicySpec,
     /// The metric source.
     pub source: Box<dyn MetricSource>,
-    /// The decision policy.
-    pub policy: AnyPolicy,
+    /// The decision policy, behind `spec.pin` if there is one.
+    pub policy: Pinned<AnyPolicy>,
     /// The router, gated on leadership.
     pub router: LeaderGated<Box<dyn TrafficRouter>>,
 }
@@ -299,7 +300,7 @@ pub async fn build_parts(
         ))
     };
     Ok(Parts {
-        policy: policy_spec.build()?,
+        policy: Pinned::new(policy_spec.build()?, Pin::from_spec(spec.pin.as_ref())?),
         spec: policy_spec,
         source,
         router: LeaderGated::new(router, ctx.leader.clone()),
@@ -309,12 +310,16 @@ pub async fn build_parts(
 /// Runs `task` until `stop` turns true. See the [module docs](self).
 pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch::Receiver<bool>) {
     let key = task.key();
-    let tracker = Arc::new(Mutex::new(StatusTracker::new(
-        task.generation,
-        task.spec.dry_run,
-        ctx.status_interval,
-        task.previous.clone(),
-    )));
+    let tracker = Arc::new(Mutex::new(
+        StatusTracker::new(
+            task.generation,
+            task.spec.dry_run,
+            ctx.status_interval,
+            task.previous.clone(),
+        )
+        // An invalid pin fails `build_parts` and is reported there.
+        .with_pin(Pin::from_spec(task.spec.pin.as_ref()).ok().flatten()),
+    ));
     let (tx, mut rx) = mpsc::channel::<Update>(64);
     let writer = Writer {
         key: key.clone(),

@@ -197,6 +197,7 @@ pub(super) async fn start_kube(
         },
         dry_run: false,
         paused: false,
+        pin: None,
     })?;
     let running = cluster
         .start(

@@ -409,3 +409,79 @@ async fn run_controller(
     let stopped = controller.run(stopped).await;
     tracing::debug!(policy = %key, ticks = stopped.ticks, belief = ?stopped.belief, "controller returned");
 }
+
+/// What a policy would decide now, from [`explain`].
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// What the source gave.
+    pub signal: burst_core::policy::Signal,
+    /// The split the route holds now.
+    pub current: burst_core::Split,
+    /// The decision and its reason.
+    pub decision: burst_core::policy::Decision,
+    /// The source, as its description.
+    pub source: String,
+    /// The router, as its description.
+    pub router: String,
+}
+
+/// Asks the policy of `spec` (a policy in `namespace`) what it would decide now, from its
+/// live source and the route's current split, without writing anything: the parts are
+/// built in dry run behind a leader gate that is never open, so no route write can happen.
+///
+/// The policy is fresh: `sustain` and `cooldown` timers start now, as after a restart of
+/// burstd, so a sustained switch shows as `sustaining` here.
+pub async fn explain(
+    client: kube::Client,
+    namespace: &str,
+    spec: &BurstPolicySpec,
+    request_timeout: Duration,
+) -> Result<Explanation, Error> {
+    use burst_core::policy::Policy as _;
+
+    let (never, rx) = watch::channel(crate::leader::LeaderState::Follower {
+        holder: Some("kubectl-burst explain (never writes)".to_owned()),
+    });
+    let leader = LeaderHandle::from_receiver(rx);
+    drop(never);
+    let mut ctx = RunContext::new(client, Arc::new(Metrics::new()), leader);
+    ctx.request_timeout = request_timeout;
+    let mut spec = spec.clone();
+    spec.dry_run = true;
+    let mut parts = build_parts(&ctx, namespace, &spec).await?;
+    let config = spec.policy.run.controller_config(ctx.controller);
+    let router_text = burst_core::TrafficRouter::describe(&parts.router);
+    let current = match tokio::time::timeout(request_timeout, parts.router.current()).await {
+        Ok(Ok(split)) => split,
+        Ok(Err(e)) => {
+            return Err(Error::Explain {
+                message: format!("reading {router_text}: {e}"),
+            });
+        }
+        Err(_) => {
+            return Err(Error::Explain {
+                message: format!(
+                    "reading {router_text} took longer than {}",
+                    burst_core::HumanDuration::from(request_timeout)
+                ),
+            });
+        }
+    };
+    let signal = match tokio::time::timeout(config.source_timeout, parts.source.observe()).await {
+        Ok(Ok(burst_core::Reading::Value(o))) => burst_core::policy::Signal::Rates(o.rates),
+        Ok(Ok(burst_core::Reading::NoData { reason })) => burst_core::policy::Signal::NoData(reason),
+        Ok(Err(e)) => burst_core::policy::Signal::Error(e),
+        Err(_) => burst_core::policy::Signal::Error(burst_core::SourceError::timeout(
+            &parts.source.describe(),
+            config.source_timeout,
+        )),
+    };
+    let decision = parts.policy.decide(&signal, current, now());
+    Ok(Explanation {
+        source: parts.source.describe(),
+        router: router_text,
+        signal,
+        current,
+        decision,
+    })
+}

@@ -292,7 +292,9 @@ async fn list_status_pause_resume_and_explain_a_running_policy() {
     let status = env.cli(&["status", "worker"]).await.ok();
     for word in [
         "Mode:          Burst",
-        "Last decision: above_high",
+        "Last decision: in_band",
+        "Last change:   ",
+        "above_high",
         "Ready",
         "Controlling",
         "SplitChanged",

@@ -215,11 +215,7 @@ impl Env {
 }
 
 fn env_vs(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        client.clone(),
-        ns,
-        &burst_testkit::kube::virtual_services(),
-    )
+    Api::namespaced_with(client.clone(), ns, &burst_testkit::kube::virtual_services())
 }
 
 #[derive(Debug)]
@@ -314,7 +310,10 @@ async fn list_status_pause_resume_and_explain_a_running_policy() {
     demand.set(2.0);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let vs = env.vs().await;
-    assert_eq!(vs["metadata"]["resourceVersion"], before, "paused: no write");
+    assert_eq!(
+        vs["metadata"]["resourceVersion"], before,
+        "paused: no write"
+    );
     assert_eq!(env.burst_weight().await, 100);
 
     // explain: the policy would go back to the primary; nothing is written.
@@ -336,7 +335,12 @@ async fn list_status_pause_resume_and_explain_a_running_policy() {
     assert!(env.policies().get("worker").await.unwrap().spec.paused);
 
     // resume: burstd follows the demand again.
-    assert!(env.cli(&["resume", "worker"]).await.ok().contains("resumed"));
+    assert!(
+        env.cli(&["resume", "worker"])
+            .await
+            .ok()
+            .contains("resumed")
+    );
     eventually("resumed loop brings traffic back", || async {
         env.burst_weight().await == 0
     })
@@ -399,12 +403,25 @@ async fn a_pin_holds_through_drift_and_a_restart_then_expires_by_itself() {
     burstd.stop().await;
     let burstd = Burstd::start(&env);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let until = env.policies().get("worker").await.unwrap().spec.pin.unwrap().until.0;
+    let until = env
+        .policies()
+        .get("worker")
+        .await
+        .unwrap()
+        .spec
+        .pin
+        .unwrap()
+        .until
+        .0;
     assert!(
         k8s_openapi::jiff::Timestamp::now() < until,
         "the pin must still hold here; the machine is too slow for this test's 12 s pin"
     );
-    assert_eq!(env.burst_weight().await, 40, "still pinned after the restart");
+    assert_eq!(
+        env.burst_weight().await,
+        40,
+        "still pinned after the restart"
+    );
 
     // Expiry: back to the policy's decision (100/0 at 2 rps), with Events, no spec write.
     eventually("pin expired", || async { env.burst_weight().await == 0 }).await;
@@ -420,11 +437,28 @@ async fn a_pin_holds_through_drift_and_a_restart_then_expires_by_itself() {
     assert!(reasons.iter().any(|r| r == "PinExpired"), "{reasons:?}");
     let status = env.cli(&["status", "worker"]).await.ok();
     assert!(status.contains("PinExpired"), "{status}");
-    assert!(env.policies().get("worker").await.unwrap().spec.pin.is_some(), "no spec write on expiry");
+    assert!(
+        env.policies()
+            .get("worker")
+            .await
+            .unwrap()
+            .spec
+            .pin
+            .is_some(),
+        "no spec write on expiry"
+    );
 
     // unpin clears the field.
     env.cli(&["unpin", "worker"]).await.ok();
-    assert!(env.policies().get("worker").await.unwrap().spec.pin.is_none());
+    assert!(
+        env.policies()
+            .get("worker")
+            .await
+            .unwrap()
+            .spec
+            .pin
+            .is_none()
+    );
     burstd.stop().await;
 }
 
@@ -447,21 +481,27 @@ async fn errors_name_the_problem_and_exit_2() {
     assert_eq!(no_config.code, Some(2), "{no_config:?}");
     assert!(no_config.stderr.contains("--kubeconfig"), "{no_config:?}");
 
-    let bad_weight = env
-        .cli(&["pin", "worker", "--burst-weight", "101"])
-        .await;
+    let bad_weight = env.cli(&["pin", "worker", "--burst-weight", "101"]).await;
     assert_eq!(bad_weight.code, Some(2), "{bad_weight:?}");
 
     // A service account without rights: forbidden, naming the verb and the resource.
-    let token = env.cp.service_account_token(&env.ns, "operator").await.unwrap();
+    let token = env
+        .cp
+        .service_account_token(&env.ns, "operator")
+        .await
+        .unwrap();
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(kubeconfig.path(), env.cp.kubeconfig(&token, &env.ns)).unwrap();
     let path = kubeconfig.path().to_str().unwrap();
     let forbidden = env.cli_with(path, &["pause", "worker"]).await;
     assert_eq!(forbidden.code, Some(2), "{forbidden:?}");
     assert!(
-        forbidden.stderr.contains("forbidden: you may not get burstpolicies.bursting.dev")
-            || forbidden.stderr.contains("forbidden: you may not patch burstpolicies.bursting.dev"),
+        forbidden
+            .stderr
+            .contains("forbidden: you may not get burstpolicies.bursting.dev")
+            || forbidden
+                .stderr
+                .contains("forbidden: you may not patch burstpolicies.bursting.dev"),
         "{forbidden:?}"
     );
 
@@ -494,7 +534,9 @@ async fn errors_name_the_problem_and_exit_2() {
     .await;
     env.cli_with(path, &["status", "worker"]).await.ok();
     env.cli_with(path, &["pause", "worker"]).await.ok();
-    env.cli_with(path, &["pin", "worker", "--burst-weight", "10"]).await.ok();
+    env.cli_with(path, &["pin", "worker", "--burst-weight", "10"])
+        .await
+        .ok();
     env.cli_with(path, &["unpin", "worker"]).await.ok();
     env.cli_with(path, &["resume", "worker"]).await.ok();
     assert!(!env.policies().get("worker").await.unwrap().spec.paused);

@@ -260,7 +260,13 @@ async fn connect(args: &KubeArgs) -> anyhow::Result<Target> {
 }
 
 /// Turns an API error into a message naming the verb, the resource and the fix.
-fn api_error(e: kube::Error, verb: &str, resource: &str, name: Option<&str>, ns: &str) -> anyhow::Error {
+fn api_error(
+    e: kube::Error,
+    verb: &str,
+    resource: &str,
+    name: Option<&str>,
+    ns: &str,
+) -> anyhow::Error {
     let what = match name {
         Some(n) => format!("{resource} {ns}/{n}"),
         None => format!("{resource} in namespace {ns}"),
@@ -313,7 +319,11 @@ async fn list(target: &Target, all: bool, output: Output) -> anyhow::Result<()> 
     } else {
         target.api()
     };
-    let ns = if all { "(all)" } else { target.namespace.as_str() };
+    let ns = if all {
+        "(all)"
+    } else {
+        target.namespace.as_str()
+    };
     let policies = api
         .list(&ListParams::default())
         .await
@@ -345,7 +355,7 @@ async fn events_of(target: &Target, policy: &BurstPolicy) -> anyhow::Result<Vec<
             r.kind.as_deref() == Some("BurstPolicy") && (uid.is_none() || r.uid == uid)
         })
     });
-    events.sort_by_key(|e| render::event_time(e));
+    events.sort_by_key(render::event_time);
     Ok(events)
 }
 
@@ -365,7 +375,10 @@ async fn status(target: &Target, name: &str, output: Output) -> anyhow::Result<(
         }
         Output::Table => print(&render::status_text(
             &policy,
-            policy.status.as_ref().unwrap_or(&BurstPolicyStatus::default()),
+            policy
+                .status
+                .as_ref()
+                .unwrap_or(&BurstPolicyStatus::default()),
             &events,
             jiff::Timestamp::now(),
         )),

@@ -79,10 +79,10 @@ impl Row {
     }
 
     fn control(&self, now: jiff::Timestamp) -> String {
-        let pinned = self.pinned_until.as_ref().filter(|u| {
-            u.parse::<jiff::Timestamp>()
-                .is_ok_and(|until| until > now)
-        });
+        let pinned = self
+            .pinned_until
+            .as_ref()
+            .filter(|u| u.parse::<jiff::Timestamp>().is_ok_and(|until| until > now));
         match (self.paused, pinned) {
             (true, _) => "paused".to_owned(),
             (false, Some(u)) => format!("pinned until {u}"),
@@ -129,7 +129,10 @@ pub fn list_table(rows: &[Row], all_namespaces: bool) -> String {
         lines[0].push("NAMESPACE".to_owned());
     }
     lines[0].extend(
-        ["NAME", "TARGET", "MODE", "SPLIT", "RPS", "RULE", "CONTROL", "AGE"].map(str::to_owned),
+        [
+            "NAME", "TARGET", "MODE", "SPLIT", "RPS", "RULE", "CONTROL", "AGE",
+        ]
+        .map(str::to_owned),
     );
     for r in rows {
         let mut line = Vec::new();
@@ -199,11 +202,22 @@ pub fn status_text(
     };
     let _ = writeln!(out, "Control:       {control}");
     if p.spec.dry_run {
-        let _ = writeln!(out, "Dry run:       yes (decides and reports, never writes)");
+        let _ = writeln!(
+            out,
+            "Dry run:       yes (decides and reports, never writes)"
+        );
     }
     let _ = writeln!(out, "Mode:          {}", mode_text(Some(s)));
-    let _ = writeln!(out, "Split:         {} (primary/burst)", split_text(s.split.as_ref()));
-    let _ = writeln!(out, "Desired:       {}", split_text(s.desired_split.as_ref()));
+    let _ = writeln!(
+        out,
+        "Split:         {} (primary/burst)",
+        split_text(s.split.as_ref())
+    );
+    let _ = writeln!(
+        out,
+        "Desired:       {}",
+        split_text(s.desired_split.as_ref())
+    );
     let rps = match (s.observed_rps, s.observed_rps_long) {
         (Some(a), Some(b)) => format!("{a:.3} rps (long window {b:.3})"),
         (Some(a), None) => format!("{a:.3} rps"),
@@ -228,7 +242,11 @@ pub fn status_text(
     if s.conditions.is_empty() {
         out.push_str("  (none yet: burstd has not reported on this policy)\n");
     } else {
-        let mut rows = vec![["TYPE", "STATUS", "REASON", "MESSAGE"].map(str::to_owned).to_vec()];
+        let mut rows = vec![
+            ["TYPE", "STATUS", "REASON", "MESSAGE"]
+                .map(str::to_owned)
+                .to_vec(),
+        ];
         for c in &s.conditions {
             rows.push(vec![
                 c.type_.clone(),
@@ -245,14 +263,16 @@ pub fn status_text(
     if events.is_empty() {
         out.push_str("  (none)\n");
     } else {
-        let mut rows = vec![["AGE", "TYPE", "REASON", "NOTE"].map(str::to_owned).to_vec()];
+        let mut rows = vec![
+            ["AGE", "TYPE", "REASON", "NOTE"]
+                .map(str::to_owned)
+                .to_vec(),
+        ];
         let skip = events.len().saturating_sub(EVENTS_SHOWN);
         for e in events.iter().skip(skip) {
             rows.push(vec![
-                event_time(e).map_or_else(
-                    || "-".to_owned(),
-                    |t| age(now.as_second() - t.as_second()),
-                ),
+                event_time(e)
+                    .map_or_else(|| "-".to_owned(), |t| age(now.as_second() - t.as_second())),
                 e.type_.clone().unwrap_or_default(),
                 e.reason.clone().unwrap_or_default(),
                 e.note.clone().unwrap_or_default(),
@@ -276,7 +296,11 @@ pub fn explanation_text(ns: &str, name: &str, spec: &BurstPolicySpec, e: &Explan
         Signal::Error(err) => format!("error ({}): {err}", err.kind()),
     };
     let _ = writeln!(out, "Measured: {signal}");
-    let _ = writeln!(out, "Route:    {} holds {} (primary/burst)", e.router, e.current);
+    let _ = writeln!(
+        out,
+        "Route:    {} holds {} (primary/burst)",
+        e.router, e.current
+    );
     let d = &e.decision;
     let _ = writeln!(out, "Decision: {} ({})", d.desired, d.reason.rule);
     let _ = writeln!(out, "Reason:   {}", d.reason.detail);
@@ -285,9 +309,15 @@ pub fn explanation_text(ns: &str, name: &str, spec: &BurstPolicySpec, e: &Explan
     } else if d.desired == e.current {
         "no change: the route already holds this split".to_owned()
     } else if spec.dry_run {
-        format!("dry run: burstd would report {} -> {} without writing", e.current, d.desired)
+        format!(
+            "dry run: burstd would report {} -> {} without writing",
+            e.current, d.desired
+        )
     } else {
-        format!("burstd would change the route {} -> {}", e.current, d.desired)
+        format!(
+            "burstd would change the route {} -> {}",
+            e.current, d.desired
+        )
     };
     let _ = writeln!(out, "Outcome:  {verdict}");
     out

@@ -322,3 +322,127 @@ pub fn explanation_text(ns: &str, name: &str, spec: &BurstPolicySpec, e: &Explan
     let _ = writeln!(out, "Outcome:  {verdict}");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn policy(status: Value, spec_extra: Value) -> BurstPolicy {
+        let mut spec = json!({
+            "source": {"scrape": {"targets": ["http://127.0.0.1:9/metrics"], "metric": "m"}},
+            "target": {"name": "worker"},
+        });
+        if let (Some(s), Some(extra)) = (spec.as_object_mut(), spec_extra.as_object()) {
+            s.extend(extra.clone());
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
+            "metadata": {"name": "w", "namespace": "shop", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": spec,
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn at(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        assert_eq!(age(-5), "0s");
+        assert_eq!(age(90), "90s");
+        assert_eq!(age(600), "10m");
+        assert_eq!(age(3 * 3600), "3h");
+        assert_eq!(age(3 * 86_400 + 4 * 3600), "3d4h");
+    }
+
+    #[test]
+    fn list_rows_show_split_rule_and_control() {
+        let p = policy(
+            json!({"mode": "Burst", "split": {"primary": 0, "burst": 100}, "observedRps": 20.5,
+                   "lastDecision": {"rule": "above_high", "detail": "x"}}),
+            json!({"pin": {"burstWeight": 40, "until": "2026-01-01T01:00:00Z"}}),
+        );
+        let row = Row::of(&p, at("2026-01-01T00:10:00Z"));
+        assert_eq!(row.split, "0/100");
+        assert_eq!(row.rule, "above_high");
+        assert_eq!(row.age_seconds, Some(600));
+        assert_eq!(
+            row.control(at("2026-01-01T00:10:00Z")),
+            "pinned until 2026-01-01T01:00:00Z"
+        );
+        assert_eq!(
+            row.control(at("2026-01-01T02:00:00Z")),
+            "policy",
+            "an expired pin"
+        );
+        let table = list_table(&[row], true);
+        let mut lines = table.lines();
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("NAMESPACE   NAME   TARGET")
+        );
+        let line = lines.next().unwrap();
+        assert!(
+            line.starts_with("shop        w      VirtualService/worker"),
+            "{line}"
+        );
+        assert!(line.contains("20.50"), "{line}");
+    }
+
+    #[test]
+    fn a_policy_without_status_lists_dashes_and_empty_lists_say_so() {
+        let row = Row::of(
+            &policy(Value::Null, json!({"paused": true})),
+            at("2026-01-01T00:00:00Z"),
+        );
+        assert_eq!(
+            (row.mode.as_str(), row.split.as_str(), row.rule.as_str()),
+            ("-", "-", "-")
+        );
+        assert_eq!(row.control(at("2026-01-01T00:00:00Z")), "paused");
+        assert_eq!(list_table(&[], false), "No BurstPolicies found.\n");
+    }
+
+    #[test]
+    fn status_text_shows_the_pin_conditions_and_events() {
+        let p = policy(
+            json!({"mode": "Split", "split": {"primary": 60, "burst": 40},
+                   "lastDecision": {"rule": "pinned", "detail": "pinned at 60/40"},
+                   "conditions": [{"type": "Pinned", "status": "True", "reason": "PinActive",
+                                   "message": "pinned at 60/40", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+            json!({"pin": {"burstWeight": 40, "until": "2026-01-01T00:30:00Z"}}),
+        );
+        let event: Event = serde_json::from_value(json!({
+            "metadata": {"name": "e"}, "eventTime": "2026-01-01T00:00:00.000000Z",
+            "type": "Normal", "reason": "PinStarted", "note": "pinned"
+        }))
+        .unwrap();
+        let text = status_text(
+            &p,
+            p.status.as_ref().unwrap(),
+            &[event],
+            at("2026-01-01T00:10:00Z"),
+        );
+        assert!(
+            text.contains(
+                "Control:       pinned at burst weight 40 until 2026-01-01T00:30:00Z (in 20m)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Last decision: pinned: pinned at 60/40"),
+            "{text}"
+        );
+        assert!(text.contains("Pinned   True     PinActive"), "{text}");
+        assert!(
+            text.contains("10m   Normal   PinStarted   pinned"),
+            "{text}"
+        );
+    }
+}

@@ -477,6 +477,13 @@ async fn errors_name_the_problem_and_exit_2() {
         "{missing:?}"
     );
 
+    let all = env.cli(&["pause", "worker", "-A"]).await;
+    assert_eq!(all.code, Some(2), "{all:?}");
+    assert!(
+        all.stderr.contains("-A/--all-namespaces is for `list`"),
+        "{all:?}"
+    );
+
     let no_config = env.cli_with("/nonexistent/kubeconfig", &["list"]).await;
     assert_eq!(no_config.code, Some(2), "{no_config:?}");
     assert!(no_config.stderr.contains("--kubeconfig"), "{no_config:?}");

@@ -169,6 +169,11 @@ impl Target {
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.kube.all_namespaces && !matches!(cli.command, Command::List { .. }) {
+        return Err(usage(
+            "-A/--all-namespaces is for `list`; name the policy's namespace with -n",
+        ));
+    }
     let target = connect(&cli.kube).await?;
     match cli.command {
         Command::List { output } => list(&target, cli.kube.all_namespaces, output).await,

@@ -280,6 +280,34 @@ async fn list_status_pause_resume_and_explain_a_running_policy() {
     assert_eq!(rows[0]["name"], "worker");
     assert_eq!(rows[0]["split"], "0/100");
     assert_eq!(rows[0]["observedRps"], 20.0);
+    // As a kubectl plugin: kubectl finds `kubectl-burst` on the PATH.
+    let kubectl = burst_testkit::kube::binary("kubectl").unwrap_or_else(|e| panic!("{e}"));
+    let plugin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-burst"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        plugin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let kubeconfig = env.kubeconfig.path().to_owned();
+    let plugin = tokio::task::spawn_blocking(move || {
+        Command::new(kubectl)
+            .args(["burst", "list"])
+            .env("PATH", path)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let plugin_out = String::from_utf8_lossy(&plugin.stdout);
+    assert!(plugin.status.success(), "{plugin:?}");
+    assert!(
+        plugin_out.lines().any(|l| l.starts_with("worker ")),
+        "{plugin_out}"
+    );
     let all = env.cli(&["list", "-A"]).await.ok();
     assert!(all.starts_with("NAMESPACE"), "{all}");
     assert!(all.contains(&env.ns), "{all}");

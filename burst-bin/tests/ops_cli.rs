@@ -214,6 +214,24 @@ impl Env {
     }
 }
 
+/// Another writer sets the route back to 100/0.
+async fn drift_to_primary(env: &Env) {
+    env_vs(&env.admin, &env.ns)
+        .patch(
+            VS,
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([
+                    {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100},
+                    {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 0}
+                ]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+}
+
 fn env_vs(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &burst_testkit::kube::virtual_services())
 }
@@ -408,20 +426,7 @@ async fn a_pin_holds_through_drift_and_a_restart_then_expires_by_itself() {
     assert!(listed.contains("pinned until"), "{listed}");
 
     // Drift is repaired back to the pin.
-    env_vs(&env.admin, &env.ns)
-        .patch(
-            VS,
-            &PatchParams::default(),
-            &Patch::Json::<()>(
-                serde_json::from_value(json!([
-                    {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100},
-                    {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 0}
-                ]))
-                .unwrap(),
-            ),
-        )
-        .await
-        .unwrap();
+    drift_to_primary(&env).await;
     eventually("drift repaired to the pin", || async {
         env.burst_weight().await == 40
     })
@@ -450,6 +455,12 @@ async fn a_pin_holds_through_drift_and_a_restart_then_expires_by_itself() {
         40,
         "still pinned after the restart"
     );
+    // The new instance holds the pin actively: it repairs drift back to it.
+    drift_to_primary(&env).await;
+    eventually("the restarted burstd repairs drift to the pin", || async {
+        env.burst_weight().await == 40
+    })
+    .await;
 
     // Expiry: back to the policy's decision (100/0 at 2 rps), with Events, no spec write.
     eventually("pin expired", || async { env.burst_weight().await == 0 }).await;

@@ -86,6 +86,19 @@ pub struct Args {
     /// two scrapes may be apart.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     window: Duration,
+    /// Timeout, authentication and TLS of the requests.
+    #[command(flatten)]
+    http: HttpArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// HTTP flags shared by every command that talks to Prometheus (`burst query`,
+/// `burst simulate --prometheus-url`).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "HTTP connection (timeout, auth, TLS)")]
+pub struct HttpArgs {
     /// Longest time one request may take.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -113,9 +126,27 @@ pub struct Args {
     /// An extra request header, e.g. `--header 'X-Scope-OrgID: tenant-a'` (repeatable).
     #[arg(long = "header", value_name = "NAME: VALUE", value_parser = header)]
     headers: Vec<(String, String)>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
+}
+
+impl HttpArgs {
+    /// The HTTP settings these flags give.
+    pub fn config(&self) -> HttpConfig {
+        HttpConfig {
+            timeout: self.timeout,
+            bearer_token_file: self.token_file.clone(),
+            basic_auth: match (&self.basic_auth_user, &self.basic_auth_password) {
+                (Some(username), Some(password)) => Some(BasicAuth {
+                    username: username.clone(),
+                    password: password.clone(),
+                }),
+                _ => None,
+            },
+            ca_file: self.ca_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+            headers: self.headers.iter().cloned().collect(),
+            ..HttpConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -145,7 +176,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
-    let http = http_config(args);
+    let http = args.http.config();
     if let Some(url) = &args.prometheus_url {
         let mut config = PrometheusConfig {
             url: url.clone(),
@@ -212,24 +243,6 @@ async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
     }
     tokio::time::sleep(args.interval).await;
     Ok(Outcome::Reading(source.evaluate().await?))
-}
-
-fn http_config(args: &Args) -> HttpConfig {
-    HttpConfig {
-        timeout: args.timeout,
-        bearer_token_file: args.token_file.clone(),
-        basic_auth: match (&args.basic_auth_user, &args.basic_auth_password) {
-            (Some(username), Some(password)) => Some(BasicAuth {
-                username: username.clone(),
-                password: password.clone(),
-            }),
-            _ => None,
-        },
-        ca_file: args.ca_file.clone(),
-        insecure_skip_verify: args.insecure_skip_verify,
-        headers: args.headers.iter().cloned().collect(),
-        ..HttpConfig::default()
-    }
 }
 
 fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {

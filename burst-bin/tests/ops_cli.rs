@@ -345,6 +345,11 @@ async fn list_status_pause_resume_and_explain_a_running_policy() {
         assert!(status.contains(word), "{word} missing in {status}");
     }
 
+    let json_status: Value =
+        serde_json::from_str(&env.cli(&["status", "worker", "-o", "json"]).await.ok()).unwrap();
+    assert_eq!(json_status["status"]["mode"], "Burst");
+    assert_eq!(json_status["events"][0]["reason"], "SplitChanged");
+
     // pause: the loop stops; the route keeps its split and is not written, whatever the demand.
     assert!(env.cli(&["pause", "worker"]).await.ok().contains("paused"));
     assert!(env.policies().get("worker").await.unwrap().spec.paused);

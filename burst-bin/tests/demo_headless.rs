@@ -27,7 +27,10 @@ fn headless_scenario_on_haproxy_bursts_only_while_the_controller_moved_weights()
     let stderr = headless_scenario_on(&["--data-plane", "haproxy"]);
     assert!(stderr.contains("haproxy     http://127.0.0.1:"), "{stderr}");
     assert!(stderr.contains("runtime API unix:"), "{stderr}");
-    assert!(stderr.contains("backend workers (primary / burst)"), "{stderr}");
+    assert!(
+        stderr.contains("backend workers (primary / burst)"),
+        "{stderr}"
+    );
 }
 
 /// Runs the 5 → 20 → 5 scenario with `extra` arguments, checks the report, returns stderr.

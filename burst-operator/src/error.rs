@@ -109,6 +109,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `kubectl burst explain` could not read the route in effect.
+    #[error("cannot explain the policy: {message}")]
+    Explain {
+        /// What failed, with the route's name.
+        message: String,
+    },
     /// A value could not be encoded (CRD YAML, status).
     #[error("cannot encode {what}: {message}")]
     Encode {
@@ -138,6 +144,7 @@ impl Error {
             Error::NoCluster { .. } => "no_cluster",
             Error::Stdout { .. } => "stdout",
             Error::Encode { .. } => "encode",
+            Error::Explain { .. } => "explain",
         }
     }
 

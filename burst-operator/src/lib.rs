@@ -25,7 +25,8 @@
 //! | [`api`] | the BurstPolicy resource: spec, `spec.policy`, status, CRD |
 //! | [`adapters`] | spec → [`burst_prom::SourceConfig`] and [`burst_istio::RouteConfig`] |
 //! | [`secrets`] | Secret values and extra clusters' kubeconfigs |
-//! | [`runner`] | one loop: build its parts, run the controller, write status and Events |
+//! | [`runner`] | one loop: build its parts, run the controller, write status and Events; [`runner::explain`] for `kubectl burst explain` |
+//! | [`pin`] | `spec.pin`: a fixed split held until a time, in front of the policy |
 //! | [`operator`] | watch BurstPolicies, one runner per object |
 //! | [`single`] | single-policy mode: its settings (file, flags, variables) and its loop |
 //! | [`haproxy`] | single-policy mode on HAProxy, without Kubernetes |
@@ -80,6 +81,7 @@ pub mod haproxy;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod pin;
 pub mod process;
 pub mod runner;
 pub mod secrets;

@@ -30,6 +30,7 @@ use crate::api::{BurstPolicy, BurstPolicySpec, BurstPolicyStatus};
 use crate::events::EventRecorder;
 use crate::leader::{LeaderGated, LeaderHandle};
 use crate::metrics::Metrics;
+use crate::pin::{Pin, Pinned};
 use crate::secrets::{client_from_kubeconfig, resolve_auth, secret_value};
 use crate::status::{EventNote, StatusTracker, Update};
 
@@ -235,8 +236,8 @@ pub struct Parts {
     pub spec: PolicySpec,
     /// The metric source.
     pub source: Box<dyn MetricSource>,
-    /// The decision policy.
-    pub policy: AnyPolicy,
+    /// The decision policy, behind `spec.pin` if there is one.
+    pub policy: Pinned<AnyPolicy>,
     /// The router, gated on leadership.
     pub router: LeaderGated<Box<dyn TrafficRouter>>,
 }
@@ -299,7 +300,7 @@ pub async fn build_parts(
         ))
     };
     Ok(Parts {
-        policy: policy_spec.build()?,
+        policy: Pinned::new(policy_spec.build()?, Pin::from_spec(spec.pin.as_ref())?),
         spec: policy_spec,
         source,
         router: LeaderGated::new(router, ctx.leader.clone()),
@@ -309,12 +310,16 @@ pub async fn build_parts(
 /// Runs `task` until `stop` turns true. See the [module docs](self).
 pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch::Receiver<bool>) {
     let key = task.key();
-    let tracker = Arc::new(Mutex::new(StatusTracker::new(
-        task.generation,
-        task.spec.dry_run,
-        ctx.status_interval,
-        task.previous.clone(),
-    )));
+    let tracker = Arc::new(Mutex::new(
+        StatusTracker::new(
+            task.generation,
+            task.spec.dry_run,
+            ctx.status_interval,
+            task.previous.clone(),
+        )
+        // An invalid pin fails `build_parts` and is reported there.
+        .with_pin(Pin::from_spec(task.spec.pin.as_ref()).ok().flatten()),
+    ));
     let (tx, mut rx) = mpsc::channel::<Update>(64);
     let writer = Writer {
         key: key.clone(),
@@ -403,4 +408,82 @@ async fn run_controller(
         Controller::new(parts.source, parts.policy, parts.router, config).with_observer(observer);
     let stopped = controller.run(stopped).await;
     tracing::debug!(policy = %key, ticks = stopped.ticks, belief = ?stopped.belief, "controller returned");
+}
+
+/// What a policy would decide now, from [`explain`].
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// What the source gave.
+    pub signal: burst_core::policy::Signal,
+    /// The split the route holds now.
+    pub current: burst_core::Split,
+    /// The decision and its reason.
+    pub decision: burst_core::policy::Decision,
+    /// The source, as its description.
+    pub source: String,
+    /// The router, as its description.
+    pub router: String,
+}
+
+/// Asks the policy of `spec` (a policy in `namespace`) what it would decide now, from its
+/// live source and the route's current split, without writing anything: the parts are
+/// built in dry run behind a leader gate that is never open, so no route write can happen.
+///
+/// The policy is fresh: `sustain` and `cooldown` timers start now, as after a restart of
+/// burstd, so a sustained switch shows as `sustaining` here.
+pub async fn explain(
+    client: kube::Client,
+    namespace: &str,
+    spec: &BurstPolicySpec,
+    request_timeout: Duration,
+) -> Result<Explanation, Error> {
+    use burst_core::policy::Policy as _;
+
+    let (never, rx) = watch::channel(crate::leader::LeaderState::Follower {
+        holder: Some("kubectl-burst explain (never writes)".to_owned()),
+    });
+    let leader = LeaderHandle::from_receiver(rx);
+    drop(never);
+    let mut ctx = RunContext::new(client, Arc::new(Metrics::new()), leader);
+    ctx.request_timeout = request_timeout;
+    let mut spec = spec.clone();
+    spec.dry_run = true;
+    let mut parts = build_parts(&ctx, namespace, &spec).await?;
+    let config = spec.policy.run.controller_config(ctx.controller);
+    let router_text = burst_core::TrafficRouter::describe(&parts.router);
+    let current = match tokio::time::timeout(request_timeout, parts.router.current()).await {
+        Ok(Ok(split)) => split,
+        Ok(Err(e)) => {
+            return Err(Error::Explain {
+                message: format!("reading {router_text}: {e}"),
+            });
+        }
+        Err(_) => {
+            return Err(Error::Explain {
+                message: format!(
+                    "reading {router_text} took longer than {}",
+                    burst_core::HumanDuration::from(request_timeout)
+                ),
+            });
+        }
+    };
+    let signal = match tokio::time::timeout(config.source_timeout, parts.source.observe()).await {
+        Ok(Ok(burst_core::Reading::Value(o))) => burst_core::policy::Signal::Rates(o.rates),
+        Ok(Ok(burst_core::Reading::NoData { reason })) => {
+            burst_core::policy::Signal::NoData(reason)
+        }
+        Ok(Err(e)) => burst_core::policy::Signal::Error(e),
+        Err(_) => burst_core::policy::Signal::Error(burst_core::SourceError::timeout(
+            &parts.source.describe(),
+            config.source_timeout,
+        )),
+    };
+    let decision = parts.policy.decide(&signal, current, now());
+    Ok(Explanation {
+        source: parts.source.describe(),
+        router: router_text,
+        signal,
+        current,
+        decision,
+    })
 }

@@ -221,6 +221,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> Result<SinglePolicy, Error> {
             target: TargetSpec::default(),
             dry_run: false,
             paused: false,
+            pin: None,
         },
     };
     apply(&mut spec, o)?;

@@ -22,11 +22,14 @@ use k8s_openapi::jiff;
 use crate::api::{
     BurstPolicyStatus, DecisionStatus, ObservationState, ObservationStatus, SplitStatus, StatusMode,
 };
+use crate::pin::Pin;
 
 /// `Ready`: the route is being controlled.
 pub const READY: &str = "Ready";
 /// `Degraded`: a source or router error.
 pub const DEGRADED: &str = "Degraded";
+/// `Pinned`: `spec.pin` holds the split (present once a pin was seen).
+pub const PINNED: &str = "Pinned";
 
 /// Severity of an Event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +75,7 @@ pub struct StatusTracker {
     last_dry_run_target: Option<Split>,
     /// Error key (what, kind) → when its Event was last recorded.
     errors: Vec<((&'static str, String), Timestamp)>,
+    pin: Option<Pin>,
 }
 
 fn time(at: Timestamp) -> Time {
@@ -117,6 +121,69 @@ impl StatusTracker {
             written: None,
             last_dry_run_target: None,
             errors: Vec::new(),
+            pin: None,
+        }
+    }
+
+    /// The tracker of a policy with `spec.pin`: reports the `Pinned` condition and records
+    /// `PinStarted` and `PinExpired` Events.
+    pub fn with_pin(mut self, pin: Option<Pin>) -> StatusTracker {
+        self.pin = pin;
+        self
+    }
+
+    fn condition_true(&self, kind: &str) -> bool {
+        self.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == kind && c.status == "True")
+    }
+
+    /// The `Pinned` condition and the pin's Events for a tick at `at` that decided `rule`.
+    fn track_pin(&mut self, rule: &str, at: Timestamp, events: &mut Vec<EventNote>) {
+        let was_pinned = self.condition_true(PINNED);
+        let pinned = self
+            .pin
+            .clone()
+            .filter(|p| rule == crate::pin::PINNED && p.holds_at(at));
+        match pinned {
+            Some(pin) => {
+                let message = format!(
+                    "pinned at {} (burst weight {}) until {}",
+                    pin.split,
+                    pin.split.burst(),
+                    pin.until_text
+                );
+                let same = self
+                    .status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == PINNED && c.status == "True" && c.message == message);
+                if !same {
+                    events.push(EventNote {
+                        severity: Severity::Normal,
+                        reason: "PinStarted",
+                        action: "Pin",
+                        note: format!("{message}; the policy's decisions are overridden"),
+                    });
+                }
+                self.set_condition(PINNED, true, "PinActive", message, at);
+            }
+            None if was_pinned => {
+                let until = self
+                    .pin
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |p| p.until_text.clone());
+                let message = format!("the pin ended at {until}; the policy decides again");
+                events.push(EventNote {
+                    severity: Severity::Normal,
+                    reason: "PinExpired",
+                    action: "Pin",
+                    note: message.clone(),
+                });
+                self.set_condition(PINNED, false, "PinExpired", message, at);
+            }
+            None => {}
         }
     }
 
@@ -317,6 +384,7 @@ impl StatusTracker {
             detail: truncate(r.decision.reason.detail.clone(), 1024),
         });
         self.status.desired_split = Some(r.decision.desired.into());
+        self.track_pin(r.decision.reason.rule.name(), at, &mut events);
         let in_effect = r.actual.unwrap_or(r.belief);
         let in_effect = match r.outcome {
             Outcome::Applied { to, .. } => to,
@@ -493,6 +561,42 @@ mod tests {
 
     fn condition<'a>(s: &'a BurstPolicyStatus, t: &str) -> &'a Condition {
         s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn a_pin_is_a_condition_with_events_when_it_starts_and_ends() {
+        let pin = Pin {
+            split: Split::ALL_BURST,
+            until: ts(10),
+            until_text: "2027-01-15T08:00:10Z".into(),
+        };
+        let mut t =
+            StatusTracker::new(Some(1), false, Duration::from_secs(10), None).with_pin(Some(pin));
+        let mut pinned = tick(0, rps(1.0), Outcome::Unchanged, Split::ALL_BURST);
+        pinned.decision.reason.rule = Rule::Custom(crate::pin::PINNED);
+        let u = t.on_tick(&pinned);
+        assert_eq!(condition(&u.status, PINNED).status, "True");
+        assert!(
+            condition(&u.status, PINNED)
+                .message
+                .contains("until 2027-01-15T08:00:10Z")
+        );
+        let started: Vec<_> = u.events.iter().map(|e| e.reason).collect();
+        assert_eq!(started, ["PinStarted"]);
+        // The next pinned tick records nothing new.
+        pinned.at = ts(5);
+        assert!(t.on_tick(&pinned).events.is_empty());
+        // After `until` the policy's rule comes back: the pin expired.
+        let u = t.on_tick(&tick(11, rps(1.0), Outcome::Unchanged, Split::ALL_BURST));
+        assert_eq!(condition(&u.status, PINNED).status, "False");
+        assert_eq!(condition(&u.status, PINNED).reason, "PinExpired");
+        let ended: Vec<_> = u.events.iter().map(|e| e.reason).collect();
+        assert_eq!(ended, ["PinExpired"]);
+        // A restarted tracker carrying this status records no second expiry.
+        let mut again = StatusTracker::new(Some(1), false, Duration::from_secs(10), Some(u.status))
+            .with_pin(None);
+        let u = again.on_tick(&tick(12, rps(1.0), Outcome::Unchanged, Split::ALL_BURST));
+        assert!(u.events.is_empty());
     }
 
     #[test]

@@ -281,6 +281,21 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
             "spec.policy.burstWeight: Invalid value: 0: spec.policy.burstWeight in body should be greater than or equal to 1",
         ),
         (
+            json!({"pin": {"burstWeight": 101, "until": "2030-01-01T00:00:00Z"}}),
+            "spec.pin.burstWeight",
+            "spec.pin.burstWeight: Invalid value: 101: spec.pin.burstWeight in body should be less than or equal to 100",
+        ),
+        (
+            json!({"pin": {"burstWeight": 40, "until": "in an hour"}}),
+            "spec.pin.until",
+            "spec.pin.until in body must be of type date-time",
+        ),
+        (
+            json!({"pin": {"burstWeight": 40}}),
+            "spec.pin.until",
+            "spec.pin.until: Required value",
+        ),
+        (
             json!({"policy": {"step": 101}}),
             "spec.policy.step",
             "spec.policy.step: Invalid value: 101: spec.policy.step in body should be less than or equal to 100",

@@ -49,6 +49,22 @@ pub struct BurstPolicySpec {
     /// Stop controlling the route; the weights stay as they are.
     #[serde(default)]
     pub paused: bool,
+    /// Hold a fixed split until a time, overriding the policy's decision (drift is still
+    /// repaired); the policy takes over again by itself after `until`. Set by
+    /// `kubectl burst pin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinSpec>,
+}
+
+/// A fixed split held until a time.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinSpec {
+    /// Weight of the burst destination while pinned, 0 to 100.
+    #[schemars(range(min = 0, max = 100), extend("format" = "int32"))]
+    pub burst_weight: u8,
+    /// When the pin ends (RFC 3339, e.g. `2026-12-03T04:00:00Z`).
+    pub until: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 }
 
 /// The metric source: set exactly one of the two.
@@ -346,6 +362,9 @@ impl BurstPolicySpec {
     /// [`crate::adapters`], without Secret values).
     pub fn validate(&self) -> Result<PolicySpec, Error> {
         self.policy.validate()?;
+        if let Some(pin) = &self.pin {
+            pin.split()?;
+        }
         let policy = self.policy.policy.clone();
         self.source
             .to_config(&policy, &crate::adapters::ResolvedAuth::default())?;
@@ -358,5 +377,26 @@ impl TargetSpec {
     /// A short description: `VirtualService default/worker`.
     pub fn describe(&self, namespace: &str) -> String {
         format!("{} {namespace}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+impl PinSpec {
+    /// The pinned split; a weight above 100 is an error naming the field.
+    pub fn split(&self) -> Result<burst_core::Split, Error> {
+        burst_core::Weight::try_new(i64::from(self.burst_weight))
+            .map(burst_core::Split::from_burst)
+            .map_err(|e| {
+                Error::invalid(
+                    "spec.pin.burstWeight",
+                    format!("{e}; give a burst weight from 0 to 100"),
+                )
+            })
+    }
+
+    /// `until` as a [`burst_core::Timestamp`] (times before 1970 read as 1970).
+    pub fn until_timestamp(&self) -> burst_core::Timestamp {
+        let nanos = self.until.0.as_nanosecond();
+        let nanos = u64::try_from(nanos).unwrap_or(0);
+        burst_core::Timestamp::from_duration(std::time::Duration::from_nanos(nanos))
     }
 }

@@ -216,6 +216,7 @@ pub(super) async fn start_kube(
         },
         dry_run: false,
         paused: false,
+        pin: None,
     })?;
     let DataPlane::Mesh(mesh) = &p.plane else {
         anyhow::bail!("--kubeconfig drives the built-in proxy only; leave out --data-plane");

@@ -160,11 +160,11 @@ pub use http::{BasicAuth, HttpClients, HttpConfig};
 pub use prometheus::{
     PROBE_QUERY, PrometheusConfig, PrometheusSource, Selected, SeriesRule, select,
 };
-pub use scrape::{ScrapeConfig, ScrapeMode, ScrapeSource};
+pub use scrape::{RateBuffer, ScrapeConfig, ScrapeMode, ScrapeSource, SeriesScraper};
 
 /// Validates the rate windows both sources take: `window` longer than 0s and an optional
 /// `long_window` longer than it. Returns them shortest first.
-pub(crate) fn rate_windows(
+pub fn rate_windows(
     window: std::time::Duration,
     long_window: Option<std::time::Duration>,
 ) -> Result<Vec<std::time::Duration>, Error> {

@@ -63,4 +63,5 @@ pub use endpoints::{EndpointWatcher, ReadyEndpoint, SERVICE_NAME_LABEL};
 pub use error::Error;
 pub use source::{
     ENVOY_STATS_PATH, ENVOY_STATS_PORT, MetricsPort, PodConfig, PodSource, RoundStats, Scheme,
+    UrlRewrite,
 };

@@ -101,6 +101,10 @@ impl Default for PodConfig {
     }
 }
 
+/// Rewrites an endpoint's metrics URL before it is scraped (see
+/// [`PodSource::with_url_rewrite`]).
+pub type UrlRewrite = Arc<dyn Fn(&ReadyEndpoint, Url) -> Url + Send + Sync>;
+
 /// What the last round of scrapes found: how many pods were ready, answered, failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RoundStats {
@@ -126,7 +130,6 @@ pub struct RoundStats {
 /// per series: a pod that appears starts at its first sample (no spike), a pod that goes
 /// away adds nothing after its last sample (never a negative), and a counter that drops
 /// (the pod's proxy restarted) counts as a reset.
-#[derive(Debug)]
 pub struct PodSource {
     watcher: Arc<EndpointWatcher>,
     scraper: SeriesScraper,
@@ -137,6 +140,7 @@ pub struct PodSource {
     concurrency: usize,
     quorum: f64,
     clock: Arc<dyn Clock>,
+    rewrite: Option<UrlRewrite>,
     history: Mutex<RateBuffer<(String, String)>>,
     last: Mutex<RoundStats>,
 }
@@ -231,9 +235,19 @@ impl PodSource {
             concurrency: config.concurrency,
             quorum: config.quorum,
             clock,
+            rewrite: None,
             history: Mutex::new(RateBuffer::new(keep)),
             last: Mutex::new(RoundStats::default()),
         })
+    }
+
+    /// Scrapes `rewrite(endpoint, url)` instead of each endpoint's metrics URL; series stay
+    /// keyed by pod. For reaching pods through a tunnel or port-forwards when the
+    /// controller runs outside the pod network, and for tests (the API server refuses
+    /// loopback addresses in EndpointSlices, so local test servers cannot be named there).
+    pub fn with_url_rewrite(mut self, rewrite: UrlRewrite) -> PodSource {
+        self.rewrite = Some(rewrite);
+        self
     }
 
     /// The endpoint watcher this source reads (shared with other readers).
@@ -272,7 +286,11 @@ impl PodSource {
         } else {
             endpoint.address.clone()
         };
-        Url::parse(&format!("{scheme}://{host}:{port}{}", self.path)).ok()
+        let url = Url::parse(&format!("{scheme}://{host}:{port}{}", self.path)).ok()?;
+        Some(match &self.rewrite {
+            Some(rewrite) => rewrite(endpoint, url),
+            None => url,
+        })
     }
 
     /// Scrapes every ready pod once, records what they gave and computes the reading.
@@ -417,6 +435,18 @@ impl PodSource {
 
     fn set_last(&self, stats: RoundStats) {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+    }
+}
+
+impl std::fmt::Debug for PodSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodSource")
+            .field("service", &self.service_name())
+            .field("selector", &self.selector())
+            .field("port", &self.port)
+            .field("path", &self.path)
+            .field("rewrite", &self.rewrite.is_some())
+            .finish_non_exhaustive()
     }
 }
 

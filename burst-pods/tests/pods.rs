@@ -9,6 +9,8 @@
 //! scrape of that address to the pod's local server: everything else (which endpoints are
 //! ready, keys, ports, paths) comes from the server's slices.
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

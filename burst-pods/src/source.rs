@@ -271,22 +271,10 @@ impl PodSource {
         self.history.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// The metrics URL of `endpoint`, or `None` when it has no port of the configured name.
+    /// The metrics URL of `endpoint` (after the rewrite, if any), or `None` when it has no
+    /// port of the configured name.
     pub fn metrics_url(&self, endpoint: &ReadyEndpoint) -> Option<Url> {
-        let port = match &self.port {
-            MetricsPort::Number(n) => *n,
-            MetricsPort::Name(name) => *endpoint.ports.get(name)?,
-        };
-        let scheme = match self.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        let host = if endpoint.address.contains(':') {
-            format!("[{}]", endpoint.address)
-        } else {
-            endpoint.address.clone()
-        };
-        let url = Url::parse(&format!("{scheme}://{host}:{port}{}", self.path)).ok()?;
+        let url = metrics_url(self.scheme, &self.port, &self.path, endpoint)?;
         Some(match &self.rewrite {
             Some(rewrite) => rewrite(endpoint, url),
             None => url,
@@ -450,6 +438,29 @@ impl std::fmt::Debug for PodSource {
     }
 }
 
+/// `scheme://address:port/path` for `endpoint`; IPv6 addresses in brackets.
+fn metrics_url(
+    scheme: Scheme,
+    port: &MetricsPort,
+    path: &str,
+    endpoint: &ReadyEndpoint,
+) -> Option<Url> {
+    let port = match port {
+        MetricsPort::Number(n) => *n,
+        MetricsPort::Name(name) => *endpoint.ports.get(name)?,
+    };
+    let scheme = match scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    let host = if endpoint.address.contains(':') {
+        format!("[{}]", endpoint.address)
+    } else {
+        endpoint.address.clone()
+    };
+    Url::parse(&format!("{scheme}://{host}:{port}{path}")).ok()
+}
+
 #[async_trait]
 impl MetricSource for PodSource {
     async fn observe(&self) -> Result<Reading, SourceError> {
@@ -468,5 +479,79 @@ impl MetricSource for PodSource {
             self.selector(),
             humantime::format_duration(self.windows[0])
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(address: &str, ports: &[(&str, u16)]) -> ReadyEndpoint {
+        ReadyEndpoint {
+            address: address.into(),
+            pod: Some("p".into()),
+            ports: ports.iter().map(|(n, p)| ((*n).to_owned(), *p)).collect(),
+        }
+    }
+
+    #[test]
+    fn metrics_urls_from_endpoints() {
+        let e = endpoint("10.1.2.3", &[("http", 8080), ("metrics", 9090)]);
+        let default = PodConfig::default();
+        assert_eq!(
+            metrics_url(default.scheme, &default.port, &default.path, &e)
+                .unwrap()
+                .as_str(),
+            "http://10.1.2.3:15090/stats/prometheus"
+        );
+        assert_eq!(
+            metrics_url(
+                Scheme::Https,
+                &MetricsPort::Name("metrics".into()),
+                "/m",
+                &e
+            )
+            .unwrap()
+            .as_str(),
+            "https://10.1.2.3:9090/m"
+        );
+        assert_eq!(
+            metrics_url(Scheme::Http, &MetricsPort::Name("admin".into()), "/m", &e),
+            None,
+            "a named port the slice does not have"
+        );
+        let v6 = endpoint("fd00::7", &[]);
+        assert_eq!(
+            metrics_url(Scheme::Http, &MetricsPort::Number(15090), "/s", &v6)
+                .unwrap()
+                .as_str(),
+            "http://[fd00::7]:15090/s"
+        );
+    }
+
+    #[test]
+    fn endpoint_key_is_the_pod_else_the_address() {
+        let mut e = endpoint("10.1.2.3", &[]);
+        assert_eq!(e.key(), "p");
+        e.pod = None;
+        assert_eq!(e.key(), "10.1.2.3");
+    }
+
+    #[test]
+    fn config_reads_from_yaml_shaped_json() {
+        // Port as a number or a name; durations in humantime.
+        let c: PodConfig = serde_json::from_str(
+            r#"{"service": "s", "namespace": "n", "port": "http-envoy-prom", "window": "10s", "quorum": 0.75}"#,
+        )
+        .unwrap();
+        assert_eq!(c.port, MetricsPort::Name("http-envoy-prom".into()));
+        assert_eq!(c.window, Duration::from_secs(10));
+        assert_eq!(c.path, ENVOY_STATS_PATH);
+        let c: PodConfig = serde_json::from_str(r#"{"port": 9090, "scheme": "https"}"#).unwrap();
+        assert_eq!(
+            (c.port, c.scheme),
+            (MetricsPort::Number(9090), Scheme::Https)
+        );
+        assert!(serde_json::from_str::<PodConfig>(r#"{"prot": 1}"#).is_err());
     }
 }

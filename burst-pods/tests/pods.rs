@@ -51,12 +51,27 @@ struct Pod {
 
 impl Pod {
     async fn start(name: &str, value: f64) -> Result<Pod> {
+        Pod::start_padded(name, value, 0).await
+    }
+
+    /// A pod whose stats page carries `padding` bytes of other metrics (Envoy's pages are
+    /// large).
+    async fn start_padded(name: &str, value: f64, padding: usize) -> Result<Pod> {
         let port = burst_testkit::free_port()?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let counter = Arc::new(Mutex::new(value));
-        let app = axum::Router::new()
-            .route("/stats/prometheus", axum::routing::get(envoy_stats))
-            .with_state(counter.clone());
+        let filler: Arc<str> = "envoy_cluster_upstream_cx_total{cluster=\"x\"} 1\n"
+            .repeat(padding / 48 + 1)
+            .into();
+        let filler = if padding == 0 { Arc::from("") } else { filler };
+        let state = counter.clone();
+        let app = axum::Router::new().route(
+            "/stats/prometheus",
+            axum::routing::get(move || {
+                let (state, filler) = (state.clone(), filler.clone());
+                async move { format!("{}{filler}", envoy_stats(State(state)).await) }
+            }),
+        );
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -638,5 +653,29 @@ async fn settings_are_checked() -> Result<()> {
         Reading::NoData { reason } => assert!(reason.contains("no ready endpoints"), "{reason}"),
         other => bail!("no endpoints must be no data, got {other:?}"),
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_answering_more_than_the_size_cap_counts_as_failed() -> Result<()> {
+    let c = Cluster::new("pods-cap").await?;
+    let small = Pod::start("small", 0.0).await?;
+    let huge = Pod::start_padded("huge", 0.0, 256 * 1024).await?;
+    c.add_pod(&small, true).await?;
+    c.add_pod(&huge, true).await?;
+    let watcher = c.watcher()?;
+    wait_count(&watcher, 2).await?;
+    let clock = clock();
+    let mut config = c.config();
+    config.http.max_response_bytes = 64 * 1024;
+    let source = c.source(config, watcher, clock.clone())?;
+    source.observe().await?;
+    let r = value(&tick(&source, &clock, &[(&small, 4.0), (&huge, 100.0)]).await?)?;
+    assert!(
+        close(r, 4.0),
+        "rate {r}: only the pod within the cap counts"
+    );
+    let s = source.last_round();
+    assert_eq!((s.answered, s.failed), (1, 1));
     Ok(())
 }

@@ -34,6 +34,8 @@ enum Command {
     /// Read or change the backend weights of a Gateway API HTTPRoute file.
     #[command(name = "httproute")]
     HttpRoute(cmd::vs::HttpRouteArgs),
+    /// Read or change the primary/burst server weights of an HAProxy backend (runtime API).
+    Haproxy(cmd::haproxy::Args),
     /// Print the Istio objects (VirtualService + DestinationRule) for a split.
     Render(cmd::render::Args),
     /// Run String Hashr, a local mesh proxy and the controller on this machine.
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
             Command::Query(a) => cmd::query::run(*a).await,
             Command::VirtualService(a) => cmd::vs::run_vs(a).await,
             Command::HttpRoute(a) => cmd::vs::run_httproute(a).await,
+            Command::Haproxy(a) => cmd::haproxy::run(a).await,
             Command::Render(a) => cmd::render::run(a).await,
             Command::Demo(a) => cmd::demo::run(a).await,
         }

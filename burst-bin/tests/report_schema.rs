@@ -108,20 +108,7 @@ fn simulate_and_demo_share_the_summary_keys_and_the_report_shape() {
 
 /// Sends SIGINT (the demo's Ctrl-C) and waits, bounded, for the exit.
 fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("burst demo did not stop within 20 s of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    burst_testkit::interrupt(child, Duration::from_secs(20)).unwrap()
 }
 
 #[test]

@@ -210,11 +210,7 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
     }
 
     fn observe(&self, f: impl FnOnce(&mut dyn TickObserver)) {
-        let mut guard = self
-            .observer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(guard.as_mut());
+        f(crate::lock(&self.observer).as_mut());
     }
 
     fn now(&self) -> Timestamp {

@@ -32,6 +32,7 @@ mod duration;
 mod error;
 mod router;
 mod source;
+mod sync;
 mod types;
 
 pub mod controller;
@@ -47,4 +48,5 @@ pub use duration::HumanDuration;
 pub use error::{BoxError, Error, RouterError, SourceError, error_chain};
 pub use router::TrafficRouter;
 pub use source::{MetricSource, Reading};
+pub use sync::lock;
 pub use types::{Observation, Rate, Rates, Split, Thresholds, Timestamp, Weight};

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use burst_core::lock;
 use burst_testkit::serve::DropConnection;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
@@ -66,10 +67,6 @@ pub struct FaultProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
     task: Mutex<Option<JoinHandle<()>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl FaultProxy {

@@ -10,7 +10,7 @@
 //!   split is written to the others, and that split is the one in effect. This start-up
 //!   write happens only when the [`WritePermission`] allows it (burstd: while it leads).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use burst_core::{RouterError, Split, TrafficRouter};
@@ -41,11 +41,11 @@ impl Converging {
     }
 
     fn applied(&self) -> Option<Split> {
-        *self.applied.lock().unwrap_or_else(PoisonError::into_inner)
+        *burst_core::lock(&self.applied)
     }
 
     fn set_applied(&self, split: Split) {
-        *self.applied.lock().unwrap_or_else(PoisonError::into_inner) = Some(split);
+        *burst_core::lock(&self.applied) = Some(split);
     }
 }
 

@@ -244,6 +244,27 @@ pub struct RunArgs {
     /// Decide, log and record Events, but never change the route.
     #[arg(long, env = "BURST_DRY_RUN")]
     pub dry_run: bool,
+    /// HAProxy runtime API (`unix:PATH` or `tcp:HOST:PORT`, a `stats socket ... level
+    /// admin`): run on an HAProxy backend, without Kubernetes (repeatable for several
+    /// instances; comma-separated in the variable).
+    #[arg(
+        long = "haproxy-runtime-api",
+        env = "BURST_HAPROXY_RUNTIME_API",
+        value_delimiter = ','
+    )]
+    pub haproxy_runtime_api: Vec<burst_haproxy::RuntimeAddr>,
+    /// HAProxy backend holding the primary and the burst server.
+    #[arg(long, env = "BURST_HAPROXY_BACKEND")]
+    pub haproxy_backend: Option<String>,
+    /// HAProxy server receiving the primary share.
+    #[arg(long, env = "BURST_HAPROXY_PRIMARY_SERVER")]
+    pub haproxy_primary_server: Option<String>,
+    /// HAProxy server receiving the burst share.
+    #[arg(long, env = "BURST_HAPROXY_BURST_SERVER")]
+    pub haproxy_burst_server: Option<String>,
+    /// Deadline of each HAProxy runtime API exchange.
+    #[arg(long, env = "BURST_HAPROXY_TIMEOUT", default_value = "2s", value_parser = duration)]
+    pub haproxy_timeout: Duration,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -308,6 +329,51 @@ impl OperatorArgs {
 }
 
 impl RunArgs {
+    /// The HAProxy settings, when any `--haproxy-*` flag is given; then the Kubernetes
+    /// source and target flags must not be.
+    pub fn haproxy(&self) -> Result<Option<crate::haproxy::HaproxySettings>, Error> {
+        let a = self;
+        let any = !a.haproxy_runtime_api.is_empty()
+            || a.haproxy_backend.is_some()
+            || a.haproxy_primary_server.is_some()
+            || a.haproxy_burst_server.is_some();
+        if !any {
+            return Ok(None);
+        }
+        let kube_flags = [
+            ("--prometheus-url", a.prometheus_url.is_some()),
+            ("--query", a.query.is_some()),
+            ("--scrape-target", !a.scrape_targets.is_empty()),
+            ("--virtual-service", a.virtual_service.is_some()),
+            ("--http-route", a.http_route.is_some()),
+            ("--primary-backend", a.primary_backend.is_some()),
+            ("--burst-backend", a.burst_backend.is_some()),
+        ];
+        if let Some((flag, _)) = kube_flags.iter().find(|(_, set)| *set) {
+            return Err(Error::invalid(
+                *flag,
+                "with --haproxy-runtime-api the source and the target are the HAProxy backend; drop this flag",
+            ));
+        }
+        let need = |v: &Option<String>, flag: &str| {
+            v.clone()
+                .ok_or_else(|| Error::invalid(flag, "is needed with --haproxy-runtime-api"))
+        };
+        if a.haproxy_runtime_api.is_empty() {
+            return Err(Error::invalid(
+                "--haproxy-runtime-api",
+                "is needed with the other --haproxy-* flags: give unix:PATH or tcp:HOST:PORT",
+            ));
+        }
+        Ok(Some(crate::haproxy::HaproxySettings {
+            runtime_apis: a.haproxy_runtime_api.clone(),
+            backend: need(&a.haproxy_backend, "--haproxy-backend")?,
+            primary_server: need(&a.haproxy_primary_server, "--haproxy-primary-server")?,
+            burst_server: need(&a.haproxy_burst_server, "--haproxy-burst-server")?,
+            timeout: a.haproxy_timeout,
+        }))
+    }
+
     /// The single-policy settings given as flags and `BURST_*` variables.
     pub fn overrides(&self) -> Overrides {
         let a = self;

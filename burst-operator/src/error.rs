@@ -57,6 +57,9 @@ pub enum Error {
     /// The router could not be built.
     #[error("router: {0}")]
     Router(#[from] burst_istio::Error),
+    /// The HAProxy router or source could not be built.
+    #[error("HAProxy: {0}")]
+    Haproxy(#[from] burst_haproxy::Error),
     /// The policy could not be built.
     #[error("policy: {0}")]
     Policy(#[from] burst_core::Error),
@@ -127,6 +130,7 @@ impl Error {
             Error::Kubeconfig { .. } => "kubeconfig",
             Error::Source(_) => "source",
             Error::Router(_) => "router",
+            Error::Haproxy(_) => "haproxy",
             Error::Policy(_) => "policy",
             Error::Kube { .. } => "kube",
             Error::Listen { .. } => "listen",

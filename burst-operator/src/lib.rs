@@ -10,6 +10,8 @@
 //!   Events on every split change and on errors ([`status`], [`events`]).
 //! - **Single-policy mode** ([`single::run`]): one policy from flags, `BURST_*`
 //!   variables or a config file ([`single`]), run directly by one [`runner`].
+//!   With `--haproxy-runtime-api` it runs on an HAProxy backend with no Kubernetes at all
+//!   ([`haproxy`]: no Lease, no status, no Events).
 //!
 //! Both elect a leader on a `coordination.k8s.io/v1` Lease ([`leader`]; only the leader
 //! writes, and [`leader::LeaderGated`] is the one check on the route write), serve
@@ -26,6 +28,7 @@
 //! | [`runner`] | one loop: build its parts, run the controller, write status and Events |
 //! | [`operator`] | watch BurstPolicies, one runner per object |
 //! | [`single`] | single-policy mode: its settings (file, flags, variables) and its loop |
+//! | [`haproxy`] | single-policy mode on HAProxy, without Kubernetes |
 //! | [`process`] | the process around the loops: endpoints, leader election, shutdown order |
 //! | [`leader`] | Lease election and the write gate |
 //! | [`cli`] | burstd's command line |
@@ -73,6 +76,7 @@ pub mod api_calls;
 pub mod cli;
 mod error;
 pub mod events;
+pub mod haproxy;
 pub mod leader;
 pub mod metrics;
 pub mod operator;

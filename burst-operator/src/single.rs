@@ -244,6 +244,23 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> Result<SinglePolicy, Error> {
     })
 }
 
+/// Applies the policy flags (`--mode`, `--high`, `--tick`, ...) of `o` to `settings`.
+pub fn apply_policy(settings: &mut PolicySettings, o: &Overrides) {
+    let p = &mut settings.policy;
+    p.mode = o.mode.unwrap_or(p.mode);
+    p.high = o.high.unwrap_or(p.high);
+    p.low = o.low.unwrap_or(p.low);
+    p.burst_weight = o.burst_weight.unwrap_or(p.burst_weight);
+    p.capacity = o.capacity.or(p.capacity);
+    p.on_missing = o.on_missing.unwrap_or(p.on_missing);
+    p.window = o.window.unwrap_or(p.window);
+    p.window_up = o.window_up.or(p.window_up);
+    p.window_down = o.window_down.or(p.window_down);
+    p.cooldown = o.cooldown.unwrap_or(p.cooldown);
+    p.stale_after = o.stale_after.unwrap_or(p.stale_after);
+    settings.run.tick = o.tick.unwrap_or(settings.run.tick);
+}
+
 fn apply(spec: &mut BurstPolicySpec, o: &Overrides) -> Result<(), Error> {
     // Source.
     if !o.scrape_targets.is_empty() || o.scrape_metric.is_some() {
@@ -280,21 +297,7 @@ fn apply(spec: &mut BurstPolicySpec, o: &Overrides) -> Result<(), Error> {
             p.variables.insert(k.clone(), v.clone());
         }
     }
-    // Policy.
-    let settings = &mut spec.policy;
-    let p = &mut settings.policy;
-    p.mode = o.mode.unwrap_or(p.mode);
-    p.high = o.high.unwrap_or(p.high);
-    p.low = o.low.unwrap_or(p.low);
-    p.burst_weight = o.burst_weight.unwrap_or(p.burst_weight);
-    p.capacity = o.capacity.or(p.capacity);
-    p.on_missing = o.on_missing.unwrap_or(p.on_missing);
-    p.window = o.window.unwrap_or(p.window);
-    p.window_up = o.window_up.or(p.window_up);
-    p.window_down = o.window_down.or(p.window_down);
-    p.cooldown = o.cooldown.unwrap_or(p.cooldown);
-    p.stale_after = o.stale_after.unwrap_or(p.stale_after);
-    settings.run.tick = o.tick.unwrap_or(settings.run.tick);
+    apply_policy(&mut spec.policy, o);
     // Target.
     let t = &mut spec.target;
     match (&o.virtual_service, &o.http_route) {

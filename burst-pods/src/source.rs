@@ -262,13 +262,13 @@ impl PodSource {
 
     /// What the last round found.
     pub fn last_round(&self) -> RoundStats {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+        *burst_core::lock(&self.last)
     }
 
     /// How many (pod, series) pairs the rate buffer holds (pods that went away leave it
     /// once their samples are older than the longest window).
     pub fn tracked_series(&self) -> usize {
-        self.history.lock().unwrap_or_else(|p| p.into_inner()).len()
+        burst_core::lock(&self.history).len()
     }
 
     /// The metrics URL of `endpoint` (after the rewrite, if any), or `None` when it has no
@@ -339,7 +339,7 @@ impl PodSource {
             .await;
         let now = self.clock.now();
         let mut failures = Vec::new();
-        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let mut history = burst_core::lock(&self.history);
         for (pod, result, at) in rounds {
             match result {
                 Ok(series) => {
@@ -422,7 +422,7 @@ impl PodSource {
     }
 
     fn set_last(&self, stats: RoundStats) {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+        *burst_core::lock(&self.last) = stats;
     }
 }
 

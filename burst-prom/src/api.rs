@@ -1,8 +1,9 @@
-//! Parsing of Prometheus HTTP API answers (`/api/v1/query`).
+//! Parsing of Prometheus HTTP API answers (`/api/v1/query` and `/api/v1/query_range`).
 //!
-//! [`parse_response`] turns a body into a [`QueryResponse`], or into an [`Error`] that
-//! carries Prometheus' own `errorType` and `error` message. It never panics, whatever the
-//! bytes (a property test feeds it arbitrary input).
+//! [`parse_response`] turns a body into a [`QueryResponse`] and [`parse_range_response`]
+//! into a [`RangeResponse`], or into an [`Error`] that carries Prometheus' own `errorType`
+//! and `error` message. They never panic, whatever the bytes (property tests feed them
+//! arbitrary input).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -51,28 +52,7 @@ pub struct Sample {
 /// answer become [`Error::Response`]; native-histogram samples, which have no single value,
 /// are rejected with a hint.
 pub fn parse_response(body: &[u8]) -> Result<QueryResponse, Error> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
-        Error::Response(format!(
-            "{e} (body starts with: {})",
-            body_excerpt(body, 120)
-        ))
-    })?;
-    match envelope.status.as_str() {
-        "success" => {}
-        "error" => {
-            return Err(Error::Prometheus {
-                error_type: envelope.error_type.unwrap_or_else(|| "unknown".into()),
-                message: envelope
-                    .error
-                    .unwrap_or_else(|| "(no message given)".into()),
-            });
-        }
-        other => {
-            return Err(Error::Response(format!(
-                "unknown status `{other}` (expected `success` or `error`)"
-            )));
-        }
-    }
+    let envelope: Envelope<RawData> = open_envelope(body)?;
     let data = match envelope.data {
         Some(RawData::Vector(samples)) => QueryData::Vector(
             samples
@@ -98,6 +78,79 @@ pub fn parse_response(body: &[u8]) -> Result<QueryResponse, Error> {
         warnings: envelope.warnings,
         infos: envelope.infos,
     })
+}
+
+/// A successful answer of a range query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeResponse {
+    /// One entry per series, in Prometheus' order.
+    pub series: Vec<MatrixSeries>,
+    /// Warnings Prometheus attached.
+    pub warnings: Vec<String>,
+    /// Informational notices (Prometheus 2.54 and later).
+    pub infos: Vec<String>,
+}
+
+/// One series of a `matrix` result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixSeries {
+    /// The series' labels (empty for an aggregation without `by`).
+    pub labels: BTreeMap<String, String>,
+    /// `(seconds since the Unix epoch, value)` pairs, as Prometheus printed them (NaN and
+    /// infinities included). Steps without a value are simply absent.
+    pub values: Vec<(f64, f64)>,
+}
+
+/// Parses the body of an `/api/v1/query_range` answer.
+///
+/// `status: "error"` bodies become [`Error::Prometheus`]; bodies that are not a Prometheus
+/// answer, or whose result is not a `matrix`, become [`Error::Response`]; native-histogram
+/// series, which have no single value, are rejected with a hint.
+pub fn parse_range_response(body: &[u8]) -> Result<RangeResponse, Error> {
+    let envelope: Envelope<RawRangeData> = open_envelope(body)?;
+    let series = match envelope.data {
+        Some(RawRangeData::Matrix(series)) => series
+            .into_iter()
+            .map(RawMatrixSeries::into_series)
+            .collect::<Result<_, _>>()?,
+        Some(RawRangeData::Vector(_) | RawRangeData::Scalar(_) | RawRangeData::String(_)) => {
+            return Err(Error::Response(
+                "a range query answered with a result that is not a `matrix`".into(),
+            ));
+        }
+        None => {
+            return Err(Error::Response(
+                "`status` is `success` but `data` is missing".into(),
+            ));
+        }
+    };
+    Ok(RangeResponse {
+        series,
+        warnings: envelope.warnings,
+        infos: envelope.infos,
+    })
+}
+
+/// Reads the common envelope and turns `status: "error"` into [`Error::Prometheus`].
+fn open_envelope<D: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Envelope<D>, Error> {
+    let envelope: Envelope<D> = serde_json::from_slice(body).map_err(|e| {
+        Error::Response(format!(
+            "{e} (body starts with: {})",
+            body_excerpt(body, 120)
+        ))
+    })?;
+    match envelope.status.as_str() {
+        "success" => Ok(envelope),
+        "error" => Err(Error::Prometheus {
+            error_type: envelope.error_type.unwrap_or_else(|| "unknown".into()),
+            message: envelope
+                .error
+                .unwrap_or_else(|| "(no message given)".into()),
+        }),
+        other => Err(Error::Response(format!(
+            "unknown status `{other}` (expected `success` or `error`)"
+        ))),
+    }
 }
 
 /// Up to `max` characters of `body`, lossily decoded, for error messages.
@@ -131,9 +184,10 @@ pub fn parse_go_float(s: &str) -> Option<f64> {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
+#[serde(bound = "D: Deserialize<'de>")]
+struct Envelope<D> {
     status: String,
-    data: Option<RawData>,
+    data: Option<D>,
     #[serde(rename = "errorType")]
     error_type: Option<String>,
     error: Option<String>,
@@ -150,6 +204,43 @@ enum RawData {
     Scalar(SamplePair),
     Matrix(IgnoredAny),
     String(IgnoredAny),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+enum RawRangeData {
+    Matrix(Vec<RawMatrixSeries>),
+    Vector(IgnoredAny),
+    Scalar(IgnoredAny),
+    String(IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct RawMatrixSeries {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<SamplePair>,
+    histograms: Option<IgnoredAny>,
+}
+
+impl RawMatrixSeries {
+    fn into_series(self) -> Result<MatrixSeries, Error> {
+        if self.histograms.is_some() {
+            return Err(Error::Response(format!(
+                "series {} holds native histograms, which have no single value; wrap the query in histogram_count(...) or histogram_sum(...)",
+                format_labels(&self.metric)
+            )));
+        }
+        Ok(MatrixSeries {
+            labels: self.metric,
+            values: self
+                .values
+                .into_iter()
+                .map(|SamplePair(t, GoFloat(v))| (t, v))
+                .collect(),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -259,10 +350,48 @@ mod tests {
         assert_eq!(format_labels(&l), r#"{a="x", b="y\"q"}"#);
     }
 
+    #[test]
+    fn matrix_with_nan_and_labels() {
+        let r = parse_range_response(
+            br#"{"status":"success","data":{"resultType":"matrix","result":[
+                {"metric":{},"values":[[1700000000,"2.5"],[1700000001,"NaN"],[1700000003,"1e+01"]]}]},
+                "warnings":["w"]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.series.len(), 1);
+        assert!(r.series[0].labels.is_empty());
+        let v = &r.series[0].values;
+        assert_eq!(v[0], (1_700_000_000.0, 2.5));
+        assert!(v[1].1.is_nan());
+        assert_eq!(v[2], (1_700_000_003.0, 10.0));
+        assert_eq!(r.warnings, vec!["w".to_string()]);
+    }
+
+    #[test]
+    fn range_errors_keep_prometheus_message_and_reject_other_results() {
+        let e = parse_range_response(
+            br#"{"status":"error","errorType":"bad_data","error":"exceeded maximum resolution of 11,000 points per timeseries"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), "prometheus");
+        assert!(e.to_string().contains("11,000 points"), "{e}");
+        let e = parse_range_response(
+            br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a `matrix`"), "{e}");
+        let e = parse_range_response(
+            br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"histograms":[[1,{}]]}]}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("histogram_count"), "{e}");
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_response(&body);
+            let _ = parse_range_response(&body);
         }
 
         #[test]

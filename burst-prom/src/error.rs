@@ -111,6 +111,28 @@ pub enum Error {
         /// Their label sets.
         label_sets: String,
     },
+    /// A range query that returned several series; a trace needs one.
+    #[error(
+        "range query returned {count} series where one was expected: {label_sets}; wrap the query in sum(...) (e.g. `sum(rate(x[1m]))`) so it returns one series"
+    )]
+    SeveralRangeSeries {
+        /// How many distinct series came back (over all chunks).
+        count: usize,
+        /// Their label sets.
+        label_sets: String,
+    },
+    /// A range query whose result holds no sample at all.
+    #[error(
+        "query `{query}` returned no samples between {start} and {end}; check the query (e.g. with `burst query`) and that Prometheus holds data for that time (retention)"
+    )]
+    NoSamples {
+        /// The PromQL.
+        query: String,
+        /// The range's start, as given to Prometheus (Unix seconds).
+        start: String,
+        /// The range's end, as given to Prometheus (Unix seconds).
+        end: String,
+    },
     /// A scrape target that could not be read.
     #[error("scrape {url}: {message}")]
     Scrape {
@@ -158,6 +180,8 @@ impl Error {
             Error::ResultType(_) => "result_type",
             Error::InvalidValue { .. } => "invalid_value",
             Error::SeveralSeries { .. } => "several_series",
+            Error::SeveralRangeSeries { .. } => "several_series",
+            Error::NoSamples { .. } => "no_samples",
             Error::Scrape { .. } => "scrape",
             Error::Exposition { .. } => "exposition",
             Error::ScrapeTargets { first, .. } => first.kind(),

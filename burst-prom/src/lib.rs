@@ -130,6 +130,14 @@
 //! commas, braces, escaped quotes and newlines, and types histogram `_sum`/`_count`
 //! series (see its docs for why `prometheus-parse` alone is not enough).
 //!
+//! ## History: range queries
+//!
+//! [`RangeClient`] fetches one query's values over a time range from
+//! `/api/v1/query_range` (`burst simulate --prometheus-url` replays them). Ranges longer
+//! than Prometheus' 11,000 points per series are fetched in chunks and stitched, one sample
+//! per step; a step without a value is a gap (`None`), never 0. A query returning several
+//! series is an error: wrap it in `sum(...)`.
+//!
 //! ## Time
 //!
 //! Both sources read the time from a [`Clock`] ([`SystemClock`] by default); tests pass a
@@ -150,6 +158,7 @@ mod error;
 pub mod exposition;
 mod http;
 mod prometheus;
+mod range;
 mod scrape;
 pub mod template;
 
@@ -159,6 +168,9 @@ pub use error::Error;
 pub use http::{BasicAuth, HttpClients, HttpConfig};
 pub use prometheus::{
     PROBE_QUERY, PrometheusConfig, PrometheusSource, Selected, SeriesRule, select,
+};
+pub use range::{
+    MAX_POINTS, MAX_POINTS_PER_REQUEST, RangeClient, RangeHistory, RangeQuery, RangeSample,
 };
 pub use scrape::{RateBuffer, ScrapeConfig, ScrapeMode, ScrapeSource, SeriesScraper};
 

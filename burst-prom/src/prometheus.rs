@@ -202,35 +202,14 @@ impl PrometheusSource {
         let form: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("query", promql)
             .finish();
-        let url = self.endpoint.as_str();
-        let request = if form.len() > self.post_above_bytes {
-            self.http
-                .post(url)
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(form)
-        } else {
-            let mut with_query = self.endpoint.clone();
-            with_query.set_query(Some(&form));
-            self.http.get(with_query.as_str())
-        };
-        let body = self.http.send(request, url).await?;
-        let parsed = parse_response(&body.bytes);
-        let response = match parsed {
-            Ok(r) if body.status.is_success() => r,
-            // Prometheus sends 400/422/503 with a JSON error body: keep its message.
-            Err(e @ Error::Prometheus { .. }) => return Err(e),
-            Err(e) if body.status.is_success() => return Err(e),
-            _ => {
-                return Err(Error::HttpStatus {
-                    url: url.to_owned(),
-                    status: body.status.as_u16(),
-                    body: body_excerpt(&body.bytes, 200),
-                });
-            }
-        };
+        let response = call_api(
+            &self.http,
+            &self.endpoint,
+            form,
+            self.post_above_bytes,
+            parse_response,
+        )
+        .await?;
         for warning in &response.warnings {
             tracing::warn!(query = promql, warning = %warning, "prometheus answered with a warning");
         }
@@ -364,6 +343,43 @@ pub fn select(
     Ok(Selected::Value { value, at })
 }
 
+/// Sends one API request (`form` as the URL's query, or as a POST form when longer than
+/// `post_above_bytes`) and parses the answer with `parse`. Prometheus sends 400/422/503 with
+/// a JSON error body: its message is kept; any other non-success status is
+/// [`Error::HttpStatus`].
+pub(crate) async fn call_api<T>(
+    http: &HttpClient,
+    endpoint: &Url,
+    form: String,
+    post_above_bytes: usize,
+    parse: impl Fn(&[u8]) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let url = endpoint.as_str();
+    let request = if form.len() > post_above_bytes {
+        http.post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form)
+    } else {
+        let mut with_query = endpoint.clone();
+        with_query.set_query(Some(&form));
+        http.get(with_query.as_str())
+    };
+    let body = http.send(request, url).await?;
+    match parse(&body.bytes) {
+        Ok(r) if body.status.is_success() => Ok(r),
+        Err(e @ Error::Prometheus { .. }) => Err(e),
+        Err(e) if body.status.is_success() => Err(e),
+        _ => Err(Error::HttpStatus {
+            url: url.to_owned(),
+            status: body.status.as_u16(),
+            body: body_excerpt(&body.bytes, 200),
+        }),
+    }
+}
+
 fn describe_series(samples: &[Sample]) -> String {
     const SHOWN: usize = 5;
     let mut out: Vec<String> = samples
@@ -378,6 +394,11 @@ fn describe_series(samples: &[Sample]) -> String {
 }
 
 fn query_endpoint(base: &str) -> Result<Url, Error> {
+    api_endpoint(base, "api/v1/query")
+}
+
+/// `base` (any path prefix kept) joined with the API path `api` (e.g. `api/v1/query_range`).
+pub(crate) fn api_endpoint(base: &str, api: &str) -> Result<Url, Error> {
     let bad = |why: String| Error::config("url", why);
     let mut url = Url::parse(base).map_err(|e| {
         bad(format!(
@@ -398,8 +419,8 @@ fn query_endpoint(base: &str) -> Result<Url, Error> {
         let path = format!("{}/", url.path());
         url.set_path(&path);
     }
-    url.join("api/v1/query")
-        .map_err(|e| bad(format!("cannot append api/v1/query to `{base}`: {e}")))
+    url.join(api)
+        .map_err(|e| bad(format!("cannot append {api} to `{base}`: {e}")))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! when their guard is dropped. A missing server binary is an error that
 //! names the package to install, never a silently skipped test.
 
+pub mod haproxy;
 pub mod kube;
 pub mod prometheus;
 pub mod redis;
@@ -157,6 +158,33 @@ pub struct Finished {
     pub stdout: String,
     /// Everything written to stderr.
     pub stderr: String,
+}
+
+/// Sends SIGINT (Ctrl-C) to `child` and waits, bounded by `limit`, for it to exit; kills it
+/// and returns an error when it does not stop in time.
+pub fn interrupt(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Result<std::process::ExitStatus, String> {
+    // `kill` from procps: the workspace has no signal-sending dependency, and this is tests only.
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "process {} did not stop within {limit:?} of SIGINT",
+                child.id()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Runs `command` (stdin closed, output captured in files so nothing blocks), killing it if

@@ -11,6 +11,9 @@
 //! println!("query {} ; scrape {}", prom.url(), target.metrics_url());
 //! # Ok(()) }
 //! ```
+//!
+//! Size: About 530 lines of code and a short test: the server (start, backfilled history,
+//! stop) and the target it scrapes stay in one file because the tests use them as a pair.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -29,6 +32,9 @@ use crate::{free_port, loopback, require_binary};
 /// How long `start` waits for Prometheus to be ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long `start` lets `promtool` write the backfilled blocks.
+const BACKFILL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What the Prometheus under test scrapes and how it serves.
 #[derive(Debug, Clone)]
 pub struct PrometheusOptions {
@@ -40,6 +46,10 @@ pub struct PrometheusOptions {
     pub scrape_interval: Duration,
     /// Serve HTTPS with this certificate and key (PEM files) instead of HTTP.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// History to load before Prometheus starts: OpenMetrics text (timestamps in seconds,
+    /// ending with `# EOF`), written into the data directory by
+    /// `promtool tsdb create-blocks-from openmetrics`.
+    pub backfill: Option<String>,
 }
 
 impl PrometheusOptions {
@@ -50,6 +60,17 @@ impl PrometheusOptions {
             metrics_path: "/metrics".into(),
             scrape_interval: Duration::from_secs(1),
             tls: None,
+            backfill: None,
+        }
+    }
+
+    /// Scrapes nothing and serves `openmetrics` (see [`PrometheusOptions::backfill`]) as
+    /// recorded history. Keep the samples within the last two weeks: Prometheus deletes
+    /// blocks older than its retention (15 days) when it starts.
+    pub fn history(openmetrics: impl Into<String>) -> Self {
+        PrometheusOptions {
+            backfill: Some(openmetrics.into()),
+            ..PrometheusOptions::scraping(&[])
         }
     }
 }
@@ -74,6 +95,9 @@ impl PrometheusServer {
         let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
         let config = dir.path().join("prometheus.yml");
         write_file(&config, &config_yaml(&options))?;
+        if let Some(history) = &options.backfill {
+            backfill(dir.path(), history)?;
+        }
         let mut command = Command::new(&binary);
         command
             .arg(format!("--config.file={}", config.display()))
@@ -188,6 +212,50 @@ impl Drop for PrometheusServer {
     }
 }
 
+/// Writes `openmetrics` as TSDB blocks into `dir/data` with `promtool` (at most 60 s).
+fn backfill(dir: &Path, openmetrics: &str) -> Result<(), String> {
+    let promtool = require_binary("promtool", "prometheus")?;
+    let input = dir.join("backfill.om");
+    write_file(&input, openmetrics)?;
+    let log_path = dir.join("promtool.log");
+    let log = File::create(&log_path).map_err(|e| format!("cannot create the log file: {e}"))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| format!("cannot share the log file: {e}"))?;
+    let mut child = Command::new(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(dir.join("data"))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", promtool.display()))?;
+    let deadline = Instant::now() + BACKFILL_TIMEOUT;
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(format!(
+                    "promtool tsdb create-blocks-from openmetrics exited with {status}; its output:\n{}",
+                    log()
+                ));
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "promtool did not finish the backfill within {BACKFILL_TIMEOUT:?}; its output:\n{}",
+                    log()
+                ));
+            }
+            Err(e) => return Err(format!("cannot wait for promtool: {e}")),
+        }
+    }
+}
+
 fn config_yaml(options: &PrometheusOptions) -> String {
     let secs = options.scrape_interval.as_secs_f64();
     let targets: Vec<String> = options.targets.iter().map(|t| format!("'{t}'")).collect();
@@ -216,6 +284,86 @@ pub fn http_get_status(port: u16, path: &str) -> Result<u16, String> {
     text.get(9..12)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("not an HTTP answer: {text:?}"))
+}
+
+/// A recorded demand history for replay tests, as OpenMetrics text for
+/// [`PrometheusOptions::history`]: the counter `replay_requests_total` of two instances,
+/// scraped every [`DemandHistory::SCRAPE`] seconds for [`DemandHistory::DURATION`] seconds.
+///
+/// `sum(rate(replay_requests_total[1m]))` is 5 rps, 20 rps from
+/// [`DemandHistory::STEP_UP_AT`] to [`DemandHistory::STEP_DOWN_AT`], then 5 rps again.
+/// Instance `b` serves a steady 1 rps; instance `a` the rest. No sample exists in
+/// [`DemandHistory::GAP`] (a scrape outage), and instance `a`'s counter restarts from 0
+/// at [`DemandHistory::RESET_AT`] (a process restart). Times are seconds after `start`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemandHistory {
+    /// Unix seconds of the first sample.
+    pub start: u64,
+    /// The samples, ending with `# EOF`.
+    pub openmetrics: String,
+}
+
+impl DemandHistory {
+    /// Length of the history in seconds.
+    pub const DURATION: u64 = 4 * 3600;
+    /// Seconds between samples.
+    pub const SCRAPE: u64 = 5;
+    /// The demand steps from 5 to 20 rps here.
+    pub const STEP_UP_AT: u64 = 3600;
+    /// The demand steps back from 20 to 5 rps here.
+    pub const STEP_DOWN_AT: u64 = 5400;
+    /// No samples in `[GAP.0, GAP.1)`.
+    pub const GAP: (u64, u64) = (7200, 7500);
+    /// Instance `a`'s counter restarts here.
+    pub const RESET_AT: u64 = 9000;
+
+    /// The history starting `ago` seconds before now, on a whole minute.
+    pub fn ending_before_now(ago: Duration) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let start = now.saturating_sub(ago.as_secs()) / 60 * 60;
+        DemandHistory::starting_at(start)
+    }
+
+    /// The history starting at `start` (Unix seconds).
+    pub fn starting_at(start: u64) -> Self {
+        let total_rps = |t: u64| {
+            if (Self::STEP_UP_AT..Self::STEP_DOWN_AT).contains(&t) {
+                20.0
+            } else {
+                5.0
+            }
+        };
+        let mut out = String::from("# TYPE replay_requests counter\n");
+        let (mut a, mut b) = (0.0_f64, 0.0_f64);
+        let mut t = 0;
+        while t <= Self::DURATION {
+            if t > 0 {
+                let rate_a = total_rps(t - Self::SCRAPE) - 1.0;
+                // A restarted process counts from 0: its first sample holds only what it
+                // served since the restart.
+                a = if t == Self::RESET_AT {
+                    rate_a * Self::SCRAPE as f64
+                } else {
+                    a + rate_a * Self::SCRAPE as f64
+                };
+                b += Self::SCRAPE as f64;
+            }
+            if !(Self::GAP.0..Self::GAP.1).contains(&t) {
+                let at = start + t;
+                out.push_str(&format!(
+                    "replay_requests_total{{instance=\"a\"}} {a} {at}\nreplay_requests_total{{instance=\"b\"}} {b} {at}\n"
+                ));
+            }
+            t += Self::SCRAPE;
+        }
+        out.push_str("# EOF\n");
+        DemandHistory {
+            start,
+            openmetrics: out,
+        }
+    }
 }
 
 /// One `istio_requests_total` series and the rate at which the target drives it.
@@ -423,6 +571,40 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(up, Ok(200));
+    }
+
+    #[test]
+    fn backfilled_history_is_served() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let t0 = now - 3600;
+        let history = format!(
+            "# TYPE kept counter\nkept_total 5 {t0}\nkept_total 7 {}\n# EOF\n",
+            t0 + 10
+        );
+        let p = PrometheusServer::start(PrometheusOptions::history(history)).unwrap();
+        let body = http_get_body(
+            p.port(),
+            &format!("/api/v1/query?query=kept_total&time={}", t0 + 10),
+        )
+        .unwrap();
+        assert!(body.contains(r#""7""#), "{body}");
+        let bad = PrometheusServer::start(PrometheusOptions::history("not openmetrics"));
+        assert!(bad.unwrap_err().contains("promtool"));
+    }
+
+    /// A plain HTTP/1.0 GET, returning the body.
+    fn http_get_body(port: u16, path: &str) -> Result<String, String> {
+        let mut s = TcpStream::connect_timeout(&loopback(port), Duration::from_millis(200))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+        Ok(text)
     }
 
     #[test]

@@ -1,131 +1,78 @@
-//! The production wiring in a few lines: a [`PrometheusSource`] measuring demand, the seed
+//! The production wiring in 40 lines: a [`PrometheusSource`] measuring demand, the seed
 //! policy, and a [`VirtualServiceRouter`] moving the weights of an Istio VirtualService.
 //!
 //! It needs a real Prometheus and a real cluster. The kubeconfig comes from `KUBECONFIG`
 //! (or `~/.kube/config`, or the in-cluster service account), the VirtualService must have
-//! one HTTP route with two destinations, subsets `primary` and `burst`. Every setting is an
-//! argument or an environment variable:
+//! one HTTP route with two destinations, subsets `primary` and `burst`. Settings come from
+//! environment variables, each with the seed's default:
 //!
 //! ```text
 //! PROMETHEUS_URL=http://localhost:9090 NAMESPACE=default VIRTUAL_SERVICE=worker-virtual-service \
-//!   cargo run -p burst-examples --example prometheus_to_virtualservice -- --ticks 60
+//!   cargo run -p burst-examples --example prometheus_to_virtualservice
 //! ```
 //!
-//! The default query is the seed's (`istio_requests_total` at the source, for
-//! `worker-service.default` called by `frontend-deployment`, over 15 s); pass `--query`
-//! for your own. It runs `--ticks` ticks (every `--tick`), or until Ctrl-C without it.
-//! `RUST_LOG=info` (the default) logs every change; `RUST_LOG=debug` logs much more.
+//! | variable | default |
+//! |---|---|
+//! | `PROMETHEUS_URL` | `http://localhost:9090` |
+//! | `QUERY` | the seed's: `istio_requests_total` at the source, for `worker-service.default` called by `frontend-deployment`; `{{window}}` is filled in |
+//! | `NAMESPACE` | the kubeconfig context's |
+//! | `VIRTUAL_SERVICE` | `worker-virtual-service` |
+//! | `TICK` | `1s` (forms as in policies: `500ms`, `1m30s`) |
+//!
+//! It runs until Ctrl-C (SIGINT). The policy is the seed's hysteresis (15/10 rps); build your own [`PolicySpec`] for others.
+//! Logs (every change, every error) go to stderr at level info.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::env::var;
 
 use burst_core::policy::PolicySpec;
-use burst_core::{Controller, ControllerConfig, TickReport};
+use burst_core::{Controller, ControllerConfig, HumanDuration, TickReport};
 use burst_istio::{RouterOptions, VirtualServiceRouter, VsTarget};
 use burst_prom::{PrometheusConfig, PrometheusSource};
-use clap::Parser;
-use tokio::sync::Notify;
-
-/// Moves an Istio VirtualService's weights from a Prometheus query.
-#[derive(Debug, Parser)]
-struct Args {
-    /// Prometheus (or Thanos, Mimir) base URL.
-    #[arg(long, env = "PROMETHEUS_URL", default_value = "http://localhost:9090")]
-    prometheus_url: String,
-    /// PromQL giving the demand in requests per second; `{{window}}` is filled in.
-    #[arg(long, env = "QUERY")]
-    query: Option<String>,
-    /// Namespace of the VirtualService (default: the kubeconfig context's).
-    #[arg(long, env = "NAMESPACE")]
-    namespace: Option<String>,
-    /// Name of the VirtualService.
-    #[arg(
-        long,
-        env = "VIRTUAL_SERVICE",
-        default_value = "worker-virtual-service"
-    )]
-    virtual_service: String,
-    /// Above this rate (rps) traffic moves to burst.
-    #[arg(long, env = "HIGH", default_value_t = 15.0)]
-    high: f64,
-    /// Below this rate (rps) traffic comes back to the primary.
-    #[arg(long, env = "LOW", default_value_t = 10.0)]
-    low: f64,
-    /// Decision interval.
-    #[arg(long, env = "TICK", default_value = "1s", value_parser = humantime::parse_duration)]
-    tick: Duration,
-    /// Stop after this many ticks (default: run until Ctrl-C).
-    #[arg(long, env = "TICKS")]
-    ticks: Option<u64>,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
         .with_writer(std::io::stderr)
-        .init();
+        .init(); // info and up
+    let setting = |name: &str, default: &str| var(name).unwrap_or_else(|_| default.to_owned());
 
+    // The source: the seed's query (or QUERY) against Prometheus.
+    let url = setting("PROMETHEUS_URL", "http://localhost:9090");
     let mut prometheus = PrometheusConfig {
-        url: args.prometheus_url,
+        url,
         ..PrometheusConfig::default()
     };
-    if let Some(query) = args.query {
-        prometheus.query = query;
-    }
+    prometheus.query = var("QUERY").unwrap_or(prometheus.query);
     let source = PrometheusSource::new(prometheus)?;
+
+    // The router: the two weights of one VirtualService, nothing else in it.
     let client = kube::Client::try_default().await?;
-    let namespace = args
-        .namespace
-        .unwrap_or_else(|| client.default_namespace().to_owned());
-    let router = VirtualServiceRouter::new(
-        client,
-        &namespace,
-        &args.virtual_service,
-        VsTarget::default(),
-        RouterOptions::default(),
-    )?;
-    let policy = PolicySpec {
-        high: args.high,
-        low: args.low,
-        ..PolicySpec::default()
-    }
-    .build()?;
+    let namespace = var("NAMESPACE").unwrap_or_else(|_| client.default_namespace().to_owned());
+    let name = setting("VIRTUAL_SERVICE", "worker-virtual-service");
+    let (target, options) = (VsTarget::default(), RouterOptions::default());
+    let router = VirtualServiceRouter::new(client, &namespace, &name, target, options)?;
+
+    // The seed's policy, and the loop every TICK.
+    let policy = PolicySpec::default().build()?;
+    let tick: HumanDuration = setting("TICK", "1s").parse()?;
     let config = ControllerConfig {
-        tick: args.tick,
+        tick: tick.into(),
         ..ControllerConfig::default()
     };
 
-    let (done, mut ticks) = (Arc::new(Notify::new()), 0);
-    let on_done = done.clone();
-    let observer = move |r: &TickReport| {
-        ticks += 1;
+    // Print every tick; on Ctrl-C (SIGINT), finish the tick in progress and stop.
+    let print = |r: &TickReport| {
         println!(
-            "tick {ticks}: {:?} -> split {} ({})",
+            "tick: {:?} -> split {} ({})",
             r.outcome, r.belief, r.decision.reason
         );
-        if Some(ticks) == args.ticks {
-            on_done.notify_one();
-        }
     };
+    let controller = Controller::new(source, policy, router, config).with_observer(print);
     let shutdown = async {
-        tokio::select! {
-            _ = done.notified() => {}
-            // Without a Ctrl-C handler (an error), only `--ticks` stops the loop.
-            Ok(()) = tokio::signal::ctrl_c() => {}
-        }
+        let _ = tokio::signal::ctrl_c().await;
     };
-    let stopped = Controller::new(source, policy, router, config)
-        .with_observer(observer)
-        .run(shutdown)
-        .await;
+    let stopped = controller.run(shutdown).await;
     let end = stopped.belief.map_or("unknown".into(), |s| s.to_string());
-    println!(
-        "stopped after {} ticks; split in effect: {end}",
-        stopped.ticks
-    );
+    println!("stopped after {} ticks; in effect: {end}", stopped.ticks);
     Ok(())
 }

@@ -217,23 +217,40 @@ async fn prometheus_to_virtualservice_moves_a_real_virtualservice_to_burst() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, cp.kubeconfig(cp.admin_token(), &ns)).unwrap();
-    let mut command = Command::new(example("prometheus_to_virtualservice"));
-    command
+    // It runs until Ctrl-C: wait until it has moved the route and ticked twice more, then
+    // send SIGINT and expect a clean stop.
+    let out_file = dir.path().join("stdout");
+    let mut child = Command::new(example("prometheus_to_virtualservice"))
         .env("PROMETHEUS_URL", prom.url())
         .env("KUBECONFIG", &kubeconfig)
         // The namespace comes from the kubeconfig's context.
         .env_remove("NAMESPACE")
         .env("VIRTUAL_SERVICE", VS)
         .env("TICK", "200ms")
-        .env("TICKS", "3");
-    let out = tokio::task::spawn_blocking(move || succeeds(command))
-        .await
-        .unwrap()
-        .stdout;
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .spawn()
+        .unwrap();
+    let ticked = poll(
+        "three ticks of the example",
+        Duration::from_secs(30),
+        || {
+            let text = std::fs::read_to_string(&out_file).unwrap_or_default();
+            async move { (text.matches("tick: ").count() >= 3).then_some(()) }
+        },
+    );
+    let ticked = tokio::time::timeout(Duration::from_secs(40), ticked).await;
+    let status = burst_testkit::interrupt(&mut child, Duration::from_secs(20)).unwrap();
+    let out = std::fs::read_to_string(&out_file).unwrap();
+    assert!(ticked.is_ok(), "{out}");
+    assert!(status.success(), "{status}: {out}");
     let first = out.lines().next().unwrap();
-    assert!(first.starts_with("tick 1: Applied"), "{out}");
+    assert!(first.starts_with("tick: Applied"), "{out}");
     assert_has(&out, "above_high");
-    assert_has(&out, "stopped after 3 ticks; split in effect: 0/100");
+    assert!(
+        out.lines().last().unwrap().ends_with("in effect: 0/100"),
+        "{out}"
+    );
 
     let stored = api.get(VS).await.unwrap();
     assert_eq!(weights(&stored), (0, 100), "{:?}", stored.data);

@@ -3,7 +3,8 @@
 //! `burstd operator` watches BurstPolicy objects; `burstd run` runs one policy from flags,
 //! `BURST_*` variables or a config file; `burstd crd` prints the CRD. Every flag can be set
 //! with the environment variable shown in `--help`. The flags live in
-//! `burst_operator::cli`, each mode behind one call (`operator::run`, `single::run`); this
+//! `burst_operator::cli`, each mode behind one call (`operator::run`, `single::run`,
+//! `haproxy::run`); this
 //! file parses, sets up logging and the runtime (`burst_main`), dispatches, and maps the
 //! outcome to an exit code.
 
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use burst_operator::cli::{Cli, Command, LogArgs, LogFormat};
 use burst_operator::process::kube_client;
-use burst_operator::{Error, api, operator, single};
+use burst_operator::{Error, api, haproxy, operator, single};
 use clap::Parser;
 
 /// Runs the command until it is done (`crd`) or until SIGTERM or Ctrl-C.
@@ -34,6 +35,16 @@ async fn run(cli: Cli) -> Result<(), Error> {
             operator::run(kube_client().await?, options, a.settings(), shutdown).await
         }
         Command::Run(a) => {
+            if let Some(haproxy) = a.haproxy()? {
+                let policy = haproxy::load(a.config.as_deref(), &a.overrides(), haproxy)?;
+                tracing::info!(name = %policy.name, backend = %policy.haproxy.backend, "single-policy mode on HAProxy, without Kubernetes");
+                let base = burst_core::ControllerConfig {
+                    router_timeout: a.common.request_timeout,
+                    ..burst_core::ControllerConfig::default()
+                };
+                let shutdown = burst_main::shutdown_signal();
+                return haproxy::run(a.common.listen, base, policy, shutdown).await;
+            }
             let options = a.common.options()?;
             let policy = single::load(a.config.as_deref(), &a.overrides())?;
             tracing::info!(namespace = %policy.namespace, name = %policy.name, target = %policy.spec.target.describe(&policy.namespace), "single-policy mode");

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod haproxy;
 pub mod query;
 pub mod render;
 pub mod simulate;

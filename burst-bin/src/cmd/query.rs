@@ -124,6 +124,19 @@ pub struct Args {
     /// two scrapes may be apart.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     window: Duration,
+    /// Timeout, authentication and TLS of the requests.
+    #[command(flatten)]
+    http: HttpArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// HTTP flags shared by every command that talks to Prometheus (`burst query`,
+/// `burst simulate --prometheus-url`).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "HTTP connection (timeout, auth, TLS)")]
+pub struct HttpArgs {
     /// Longest time one request may take.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -151,9 +164,27 @@ pub struct Args {
     /// An extra request header, e.g. `--header 'X-Scope-OrgID: tenant-a'` (repeatable).
     #[arg(long = "header", value_name = "NAME: VALUE", value_parser = header)]
     headers: Vec<(String, String)>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
+}
+
+impl HttpArgs {
+    /// The HTTP settings these flags give.
+    pub fn config(&self) -> HttpConfig {
+        HttpConfig {
+            timeout: self.timeout,
+            bearer_token_file: self.token_file.clone(),
+            basic_auth: match (&self.basic_auth_user, &self.basic_auth_password) {
+                (Some(username), Some(password)) => Some(BasicAuth {
+                    username: username.clone(),
+                    password: password.clone(),
+                }),
+                _ => None,
+            },
+            ca_file: self.ca_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+            headers: self.headers.iter().cloned().collect(),
+            ..HttpConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -190,7 +221,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
-    let http = http_config(args);
+    let http = args.http.config();
     if let Some(url) = &args.prometheus_url {
         let mut config = PrometheusConfig {
             url: url.clone(),
@@ -274,7 +305,7 @@ async fn evaluate_pods(args: &Args, service: &str) -> Result<Outcome, Outcome> {
             ),
         ));
     }
-    let client = kube_client(args.kubeconfig.as_deref(), args.timeout)
+    let client = kube_client(args.kubeconfig.as_deref(), args.http.timeout)
         .await
         .map_err(|m| failed("kubeconfig", m))?;
     let defaults = PodConfig::default();
@@ -300,13 +331,13 @@ async fn evaluate_pods(args: &Args, service: &str) -> Result<Outcome, Outcome> {
         window: args.window,
         concurrency: args.concurrency,
         quorum: args.quorum,
-        http: http_config(args),
+        http: args.http.config(),
         ..defaults
     };
     let source = PodSource::start(config, client, &HttpClients::new()).map_err(pods_failed)?;
     source
         .watcher()
-        .wait_synced(args.timeout)
+        .wait_synced(args.http.timeout)
         .await
         .map_err(pods_failed)?;
     tracing::info!(
@@ -345,24 +376,6 @@ async fn kube_client(path: Option<&Path>, timeout: Duration) -> Result<kube::Cli
     };
     config.connect_timeout = Some(timeout);
     kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
-}
-
-fn http_config(args: &Args) -> HttpConfig {
-    HttpConfig {
-        timeout: args.timeout,
-        bearer_token_file: args.token_file.clone(),
-        basic_auth: match (&args.basic_auth_user, &args.basic_auth_password) {
-            (Some(username), Some(password)) => Some(BasicAuth {
-                username: username.clone(),
-                password: password.clone(),
-            }),
-            _ => None,
-        },
-        ca_file: args.ca_file.clone(),
-        insecure_skip_verify: args.insecure_skip_verify,
-        headers: args.headers.iter().cloned().collect(),
-        ..HttpConfig::default()
-    }
 }
 
 fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {

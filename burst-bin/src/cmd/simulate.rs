@@ -5,8 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use burst_core::Timestamp;
 use burst_core::policy::{PolicyFile, PolicySpec};
 use burst_core::sim::{SimRun, Trace, quality, simulate};
+use burst_prom::{HttpClients, RangeClient, RangeQuery};
+
+use super::query::HttpArgs;
 
 use crate::plot::{Axis, Chart, Format, Series};
 use crate::report::{Change, Column, NoDetails, Point, Report, Summary, report_text};
@@ -25,6 +29,15 @@ scrape_interval; every key is optional and the defaults reproduce the seed daemo
   burst simulate --trace builtin:step
   burst simulate --trace load.csv --policy policy.yaml --json
 
+Replay: with --prometheus-url, --query (one series: wrap it in sum(...)) is fetched from
+Prometheus' query_range over --start..--end every --step, and its values become the trace's
+rps; steps without a value become no-data (a metric outage), never 0. --save-trace writes
+that trace as CSV, which --trace reads back to the same result. Example:
+
+  burst simulate --prometheus-url http://localhost:9090 \\
+      --query 'sum(rate(istio_requests_total{reporter=\"source\"}[1m]))' \\
+      --start 2026-12-01T08:00:00Z --end 2026-12-01T20:00:00Z --step 5s --compare
+
 The --json report (shared with `burst demo --headless --json`) is described in
 docs/reports.md.")]
 pub struct Args {
@@ -33,9 +46,37 @@ pub struct Args {
     #[arg(
         long,
         value_name = "FILE|builtin:NAME",
-        required_unless_present = "compare"
+        required_unless_present_any = ["compare", "prometheus_url"]
     )]
     trace: Vec<String>,
+    /// Replay history instead of a trace: the base URL of Prometheus (or a compatible API)
+    /// to fetch --query from, over --start..--end.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "trace",
+        requires_all = ["query", "start", "end"]
+    )]
+    prometheus_url: Option<String>,
+    /// PromQL giving the demand in requests/s as one series, e.g.
+    /// `sum(rate(istio_requests_total{reporter="source"}[1m]))`.
+    #[arg(long, value_name = "PROMQL", requires = "prometheus_url")]
+    query: Option<String>,
+    /// Start of the replayed range: RFC 3339 (2026-12-01T08:00:00Z) or Unix seconds.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "prometheus_url")]
+    start: Option<Timestamp>,
+    /// End of the replayed range: RFC 3339 or Unix seconds.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "prometheus_url")]
+    end: Option<Timestamp>,
+    /// Time between the fetched values (whole milliseconds).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, requires = "prometheus_url")]
+    step: std::time::Duration,
+    /// Write the fetched trace to this file as CSV (t,rps,up), for `--trace FILE` later.
+    #[arg(long, value_name = "FILE", requires = "prometheus_url")]
+    save_trace: Option<PathBuf>,
+    /// Timeout, authentication and TLS of the requests to Prometheus.
+    #[command(flatten)]
+    http: HttpArgs,
     /// Compare the seed daemon's policy, the recommended hysteresis settings, the
     /// recommended overflow settings (and --policy, if given) on the traces: reaction time,
     /// time back, weight changes, seconds of primary overload, share sent to burst.
@@ -73,18 +114,27 @@ pub struct Args {
 
 /// Runs `burst simulate`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let replayed = match &args.prometheus_url {
+        Some(url) => Some(replay_trace(&args, url).await?),
+        None => None,
+    };
     if args.compare {
-        return compare(&args);
+        return compare(&args, replayed);
     }
     let plot = match &args.plot {
         Some(path) => Some((path, plot_file_format(path, args.plot_format)?)),
         None => None,
     };
     let spec = load_policy(args.policy.as_deref())?;
-    let [trace_arg] = args.trace.as_slice() else {
-        anyhow::bail!("give exactly one --trace (several traces need --compare)");
+    let trace = match replayed {
+        Some(trace) => trace,
+        None => {
+            let [trace_arg] = args.trace.as_slice() else {
+                anyhow::bail!("give exactly one --trace (several traces need --compare)");
+            };
+            load_trace(trace_arg, args.seed)?
+        }
     };
-    let trace = load_trace(trace_arg, args.seed)?;
     let run = simulate(&spec, &trace, args.capacity)?;
     if let Some((path, format)) = plot {
         let chart = chart(trace.name(), &spec.policy, &[("burst weight", &run)]);
@@ -107,7 +157,83 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The capacity assumed by --compare when none is given: the seed's high threshold.
 const DEFAULT_COMPARE_CAPACITY: f64 = 15.0;
 
-fn compare(args: &Args) -> anyhow::Result<ExitCode> {
+/// Fetches --query over --start..--end from Prometheus as a trace (and saves it with
+/// --save-trace).
+async fn replay_trace(args: &Args, url: &str) -> anyhow::Result<Trace> {
+    let (Some(query), Some(start), Some(end)) = (&args.query, args.start, args.end) else {
+        anyhow::bail!("--prometheus-url needs --query, --start and --end");
+    };
+    if start >= end {
+        anyhow::bail!(
+            "--start {} is not before --end {}; give a start earlier than the end",
+            rfc3339(start),
+            rfc3339(end)
+        );
+    }
+    if args.step.is_zero() {
+        anyhow::bail!("--step 0s is not a step; give a positive duration, e.g. --step 1s");
+    }
+    let client = RangeClient::new(url, &args.http.config(), &HttpClients::new())
+        .context("--prometheus-url")?;
+    tracing::info!(query = %query, start = %rfc3339(start), end = %rfc3339(end), "fetching history");
+    let history = client
+        .fetch(&RangeQuery {
+            query: query.clone(),
+            start,
+            end,
+            step: args.step,
+        })
+        .await
+        .with_context(|| format!("cannot replay `{query}` from {url}"))?;
+    let values: Vec<Option<f64>> = history.samples.iter().map(|s| s.value).collect();
+    let gaps = values.iter().filter(|v| v.is_none()).count();
+    tracing::info!(
+        steps = values.len(),
+        gaps,
+        requests = history.requests,
+        "history fetched"
+    );
+    let name = format!("{query} from {}", rfc3339(start));
+    let trace = Trace::from_steps(name, args.step.as_secs_f64(), &values)?;
+    if let Some(path) = &args.save_trace {
+        std::fs::write(path, trace.to_csv())
+            .with_context(|| format!("cannot write the trace to {}", path.display()))?;
+    }
+    Ok(trace)
+}
+
+/// Parses RFC 3339 (`2026-12-01T08:00:00Z`, any offset) or Unix seconds (`1764576000`,
+/// fractions allowed), as Prometheus takes them.
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Timestamp::from_secs_f64(secs)
+            .filter(|_| secs.is_finite())
+            .ok_or_else(|| format!("`{s}` is not a time after 1970 in Unix seconds"));
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(s).map_err(|e| {
+        format!("`{s}` is neither RFC 3339 (e.g. 2026-12-01T08:00:00Z) nor Unix seconds ({e})")
+    })?;
+    let ms = u64::try_from(at.timestamp_millis())
+        .map_err(|_| format!("`{s}` is before 1970; Prometheus holds no history there"))?;
+    Ok(Timestamp::from_duration(std::time::Duration::from_millis(
+        ms,
+    )))
+}
+
+/// A timestamp in RFC 3339 (UTC), or Unix seconds if it cannot be shown so.
+fn rfc3339(at: Timestamp) -> String {
+    let d = at.as_duration();
+    i64::try_from(d.as_secs())
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, d.subsec_nanos()))
+        .map_or_else(
+            || format!("{}", at.as_secs_f64()),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )
+}
+
+fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
     let capacity = args.capacity.unwrap_or(DEFAULT_COMPARE_CAPACITY);
     let mut candidates = vec![
         ("seed".to_string(), PolicyFile::default()),
@@ -120,13 +246,20 @@ fn compare(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(p) = &args.policy {
         candidates.push((p.display().to_string(), load_policy(Some(p))?));
     }
-    let names: Vec<String> = if args.trace.is_empty() {
+    // (label for titles and plot file names, trace)
+    let traces: Vec<(String, Trace)> = if let Some(trace) = replayed {
+        vec![(trace.name().to_owned(), trace)]
+    } else if args.trace.is_empty() {
         Trace::BUILTIN_NAMES
             .iter()
             .map(|n| format!("builtin:{n}"))
-            .collect()
+            .map(|name| Ok((name.clone(), load_trace(&name, args.seed)?)))
+            .collect::<anyhow::Result<_>>()?
     } else {
-        args.trace.clone()
+        args.trace
+            .iter()
+            .map(|name| Ok((name.clone(), load_trace(name, args.seed)?)))
+            .collect::<anyhow::Result<_>>()?
     };
     if let Some(dir) = &args.plot {
         std::fs::create_dir_all(dir)
@@ -135,13 +268,12 @@ fn compare(args: &Args) -> anyhow::Result<ExitCode> {
     let seed = PolicySpec::default();
     let mut text = String::new();
     let mut json = Vec::new();
-    for name in &names {
-        let trace = load_trace(name, args.seed)?;
+    for (name, trace) in &traces {
         let mut runs = Vec::new();
         for (policy, spec) in &candidates {
-            let run = simulate(spec, &trace, Some(capacity))
+            let run = simulate(spec, trace, Some(capacity))
                 .with_context(|| format!("policy {policy} on {name}"))?;
-            let q = quality(&run, &trace, seed.high, seed.low);
+            let q = quality(&run, trace, seed.high, seed.low);
             json.push(serde_json::json!({"trace": name, "policy": policy, "quality": q}));
             runs.push((policy.as_str(), q, run));
         }
@@ -167,11 +299,12 @@ fn compare(args: &Args) -> anyhow::Result<ExitCode> {
         let _ = writeln!(text);
         if let Some(dir) = &args.plot {
             let format = args.plot_format.unwrap_or(Format::Svg);
-            let file = dir.join(format!(
-                "{}.{}",
-                name.replace(['/', ':'], "_"),
-                format.extension()
-            ));
+            let stem = if args.prometheus_url.is_some() {
+                "prometheus".to_owned()
+            } else {
+                name.replace(['/', ':'], "_")
+            };
+            let file = dir.join(format!("{stem}.{}", format.extension()));
             let labelled: Vec<(&str, &SimRun)> = runs.iter().map(|(p, _, r)| (*p, r)).collect();
             write_plot(&file, &chart(name, &seed, &labelled), format)?;
         }
@@ -330,4 +463,33 @@ pub fn table(report: &Report<SimExtra, NoDetails>, two_windows: bool, every: f64
     };
     let extra = if two_windows { vec![short] } else { Vec::new() };
     report_text(report, every, &extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_with_any_offset_or_unix_seconds() {
+        let secs = |s: &str| parse_time(s).map(|t| t.as_secs_f64());
+        assert_eq!(secs("1764576000"), Ok(1_764_576_000.0));
+        assert_eq!(secs("1764576000.25"), Ok(1_764_576_000.25));
+        assert_eq!(secs("2025-12-01T08:00:00Z"), Ok(1_764_576_000.0));
+        assert_eq!(secs("2025-12-01T09:00:00+01:00"), Ok(1_764_576_000.0));
+        assert_eq!(secs("2025-12-01T08:00:00.5Z"), Ok(1_764_576_000.5));
+        assert!(secs("-5").unwrap_err().contains("after 1970"));
+        assert!(
+            secs("1969-12-31T23:00:00Z")
+                .unwrap_err()
+                .contains("before 1970")
+        );
+        assert!(secs("yesterday").unwrap_err().contains("neither RFC 3339"));
+        assert!(secs("NaN").is_err());
+        assert_eq!(
+            rfc3339(Timestamp::from_duration(std::time::Duration::from_secs(
+                1_764_576_000
+            ))),
+            "2025-12-01T08:00:00Z"
+        );
+    }
 }

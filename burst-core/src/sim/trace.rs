@@ -175,6 +175,66 @@ impl Trace {
         Trace::new(format!("builtin:{name}"), pts)
     }
 
+    /// A trace from values measured every `step` seconds from 0 (e.g. a Prometheus range
+    /// query), where `None` is a step without a measurement.
+    ///
+    /// A gap becomes a metric outage (`up = false`), never a load of 0: the simulator then
+    /// has no data for it, as the controller would. The load during a gap is unknown; the
+    /// point holds the last measured rate (the first one for leading gaps), so the counter
+    /// the simulator scrapes keeps its pace across the gap.
+    pub fn from_steps(
+        name: impl Into<String>,
+        step: f64,
+        values: &[Option<f64>],
+    ) -> Result<Trace, Error> {
+        if !(step.is_finite() && step > 0.0) {
+            return Err(Error::Trace {
+                line: 0,
+                message: format!("step {step} must be a finite number of seconds > 0"),
+            });
+        }
+        let Some(mut held) = values.iter().flatten().copied().next() else {
+            return Err(Error::Trace {
+                line: 0,
+                message: "every step is a gap: there is no measured value to replay".into(),
+            });
+        };
+        let points = values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                let t = i as f64 * step;
+                match value {
+                    Some(rps) => {
+                        held = *rps;
+                        TracePoint {
+                            t,
+                            rps: *rps,
+                            up: true,
+                        }
+                    }
+                    None => TracePoint {
+                        t,
+                        rps: held,
+                        up: false,
+                    },
+                }
+            })
+            .collect();
+        Trace::new(name, points)
+    }
+
+    /// The trace as CSV `t,rps,up` with a header line, which [`Trace::from_csv`] reads back
+    /// to the same points (numbers are written in their shortest exact form).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::with_capacity(16 * (self.points.len() + 1));
+        out.push_str("t,rps,up\n");
+        for p in &self.points {
+            out.push_str(&format!("{},{},{}\n", p.t, p.rps, u8::from(p.up)));
+        }
+        out
+    }
+
     /// The trace's name (file name or `builtin:NAME`).
     pub fn name(&self) -> &str {
         &self.name
@@ -330,5 +390,42 @@ mod tests {
     fn noisy_stays_within_twenty_percent() {
         let t = Trace::builtin("noisy", 42).unwrap();
         assert!(t.points().iter().all(|p| (12.0..=18.0).contains(&p.rps)));
+    }
+
+    #[test]
+    fn steps_with_gaps_become_outages_not_zero_and_survive_csv() {
+        let values = [None, Some(4.0), Some(6.5), None, None, Some(0.1), None];
+        let trace = Trace::from_steps("replay", 0.5, &values).unwrap();
+        let pts = trace.points();
+        assert_eq!(pts.len(), 7);
+        assert_eq!(trace.duration(), 3.0);
+        // Leading gap: the first measured rate, no data.
+        assert_eq!((pts[0].rps, pts[0].up), (4.0, false));
+        assert_eq!((pts[2].rps, pts[2].up), (6.5, true));
+        // A gap holds the last measured rate, as no data.
+        assert_eq!((pts[3].rps, pts[3].up), (6.5, false));
+        assert_eq!((pts[4].t, pts[4].up), (2.0, false));
+        assert_eq!((pts[6].rps, pts[6].up), (0.1, false));
+        assert!(pts.iter().all(|p| p.rps > 0.0));
+
+        let back = Trace::from_csv("file", &trace.to_csv()).unwrap();
+        assert_eq!(back.points(), trace.points());
+
+        assert!(Trace::from_steps("x", 1.0, &[None, None]).is_err());
+        assert!(Trace::from_steps("x", 0.0, &[Some(1.0), Some(1.0)]).is_err());
+        assert!(Trace::from_steps("x", 1.0, &[Some(1.0)]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn csv_round_trip_is_exact(
+            values in proptest::collection::vec(proptest::option::of(0.0f64..1e6), 2..50),
+            step in 0.001f64..100.0,
+        ) {
+            proptest::prop_assume!(values.iter().any(Option::is_some));
+            let trace = Trace::from_steps("p", step, &values).unwrap();
+            let back = Trace::from_csv("p", &trace.to_csv()).unwrap();
+            proptest::prop_assert_eq!(back.points(), trace.points());
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! [`MemoryRouter`]: an in-memory [`TrafficRouter`].
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -37,7 +37,7 @@ impl MemoryRouter {
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut RouterState) -> R) -> R {
-        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+        f(&mut crate::lock(&self.state))
     }
 
     /// The split in effect.

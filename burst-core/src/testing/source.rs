@@ -1,7 +1,7 @@
 //! [`MemorySource`]: a scripted [`MetricSource`].
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -52,7 +52,7 @@ impl MemorySource {
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut MemoryState) -> R) -> R {
-        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+        f(&mut crate::lock(&self.state))
     }
 
     /// Queues one outcome.

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use burst_core::lock;
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 
@@ -176,13 +177,6 @@ impl Relay {
     fn count_drop(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
         tracing::debug!(lost = n, "a browser fell behind; oldest hashes dropped");
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 

@@ -39,6 +39,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use burst_core::lock;
 use kube::Running;
 use load::{headless, table};
 use scenario::{DEFAULT_SCENARIO, Step, parse_scenario};
@@ -211,11 +212,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     shutdown(demo).await;
     Ok(code)
-}
-
-/// Locks, also after a panic elsewhere poisoned the mutex (the data stays usable).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The local parts, started; the controller is not yet.

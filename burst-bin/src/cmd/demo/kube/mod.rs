@@ -65,6 +65,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::TickLog;
+use burst_core::lock;
 use running::{follow_policy_status, follow_virtual_service};
 use seed::{
     BURSTPOLICY_CRD, DEMO_MANAGER, ISTIO_CRDS, VS_CRD, seed_policy, seed_virtual_service,
@@ -119,11 +120,6 @@ pub struct Running {
     watches: Vec<JoinHandle<()>>,
     /// Wall-clock start, to tell this run's Events from earlier runs'.
     since: std::time::SystemTime,
-}
-
-/// Locks, also after a panic elsewhere poisoned the mutex (the data stays usable).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A readable account of a client error: status code and message for API errors, the

@@ -299,12 +299,14 @@ impl PodSource {
         }
         let endpoints = self.watcher.ready_endpoints();
         let mut without_port = 0;
+        // One scrape per pod: a dual-stack pod is listed in an IPv4 and an IPv6 slice, and
+        // the same counters must not be read (and summed) twice.
         let mut seen = BTreeSet::new();
         let mut targets = Vec::with_capacity(endpoints.len());
         for e in &endpoints {
             match self.metrics_url(e) {
                 Some(url) => {
-                    if seen.insert(url.clone()) {
+                    if seen.insert(e.key().to_owned()) {
                         targets.push((e.key().to_owned(), url));
                     }
                 }

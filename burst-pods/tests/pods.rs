@@ -679,3 +679,42 @@ async fn a_pod_answering_more_than_the_size_cap_counts_as_failed() -> Result<()>
     assert_eq!((s.answered, s.failed), (1, 1));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_pod_is_scraped_once() -> Result<()> {
+    let c = Cluster::new("pods-dual").await?;
+    let pod = Pod::start("dual", 0.0).await?;
+    let other = Pod::start("other", 0.0).await?;
+    c.add_pod(&pod, true).await?;
+    c.add_pod(&other, true).await?;
+    // The same pod in an IPv6 slice, as in a dual-stack cluster.
+    let v6 = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "checkout-dual-v6",
+                     "labels": {"kubernetes.io/service-name": SERVICE}},
+        "addressType": "IPv6",
+        "endpoints": [{"addresses": ["fd00:10:244::7"],
+                       "targetRef": {"kind": "Pod", "name": "dual", "namespace": c.ns}}],
+        "ports": [{"name": PORT_NAME, "port": 15090, "protocol": "TCP"}],
+    });
+    c.slices()
+        .create(&PostParams::default(), &serde_json::from_value(v6)?)
+        .await?;
+    c.local
+        .0
+        .lock()
+        .unwrap()
+        .insert("fd00:10:244::7".into(), pod.port);
+    let watcher = c.watcher()?;
+    wait_count(&watcher, 3).await?;
+    let clock = clock();
+    let source = c.source(c.config(), watcher, clock.clone())?;
+    source.observe().await?;
+    let r = value(&tick(&source, &clock, &[(&pod, 6.0), (&other, 1.0)]).await?)?;
+    assert!(
+        close(r, 7.0),
+        "rate {r}, want 7: the dual-stack pod counted once"
+    );
+    assert_eq!(source.last_round().targets, 2);
+    Ok(())
+}

@@ -364,13 +364,15 @@ impl PodSource {
             .first()
             .map(|(pod, e)| format!("; first failure: pod {pod}: {e}"))
             .unwrap_or_default();
-        if !failures.is_empty() {
+        if let Some((pod, e)) = failures.first() {
             tracing::warn!(
                 service = %self.service_name(),
                 failed = stats.failed,
                 answered = stats.answered,
                 total,
-                first = %first_failure,
+                first_pod = %pod,
+                first_error = %e,
+                kind = e.kind(),
                 "pods did not answer the scrape"
             );
         }

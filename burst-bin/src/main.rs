@@ -25,8 +25,9 @@ struct Cli {
 enum Command {
     /// Run a policy against a load trace on a virtual clock and print what it would do.
     Simulate(cmd::simulate::Args),
-    /// Evaluate a metric source once (Prometheus query or direct scrape) and print the value.
-    Query(cmd::query::Args),
+    /// Evaluate a metric source once (Prometheus query, direct scrape or a Service's pods)
+    /// and print the value.
+    Query(Box<cmd::query::Args>),
     /// Read or change the primary/burst weights of an Istio VirtualService file.
     #[command(name = "vs")]
     VirtualService(cmd::vs::VsArgs),
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
     let result = burst_main::block_on(async {
         match cli.command {
             Command::Simulate(a) => cmd::simulate::run(a).await,
-            Command::Query(a) => cmd::query::run(a).await,
+            Command::Query(a) => cmd::query::run(*a).await,
             Command::VirtualService(a) => cmd::vs::run_vs(a).await,
             Command::HttpRoute(a) => cmd::vs::run_httproute(a).await,
             Command::Haproxy(a) => cmd::haproxy::run(a).await,

@@ -172,11 +172,11 @@ pub use prometheus::{
 pub use range::{
     MAX_POINTS, MAX_POINTS_PER_REQUEST, RangeClient, RangeHistory, RangeQuery, RangeSample,
 };
-pub use scrape::{ScrapeConfig, ScrapeMode, ScrapeSource};
+pub use scrape::{RateBuffer, ScrapeConfig, ScrapeMode, ScrapeSource, SeriesScraper};
 
 /// Validates the rate windows both sources take: `window` longer than 0s and an optional
 /// `long_window` longer than it. Returns them shortest first.
-pub(crate) fn rate_windows(
+pub fn rate_windows(
     window: std::time::Duration,
     long_window: Option<std::time::Duration>,
 ) -> Result<Vec<std::time::Duration>, Error> {

@@ -79,17 +79,25 @@ impl Default for ScrapeConfig {
 #[derive(Debug)]
 pub struct ScrapeSource {
     targets: Vec<Url>,
-    metric: String,
-    matchers: BTreeMap<String, String>,
+    scraper: SeriesScraper,
     mode: ScrapeMode,
     windows: Vec<Duration>,
-    http: HttpClient,
     clock: Arc<dyn Clock>,
     history: Mutex<RateBuffer<SeriesKey>>,
 }
 
 /// A series: which target it came from and its canonical label set.
 type SeriesKey = (usize, String);
+
+/// Fetches one `/metrics` URL and selects the series of one metric: the scraping half of
+/// [`ScrapeSource`], for sources whose targets change between rounds (the pods behind a
+/// Service, in `burst-pods`).
+#[derive(Debug)]
+pub struct SeriesScraper {
+    metric: String,
+    matchers: BTreeMap<String, String>,
+    http: HttpClient,
+}
 
 /// What one target gave in one round.
 struct TargetScrape {
@@ -147,24 +155,14 @@ impl ScrapeSource {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if !is_metric_name(&config.metric) {
-            return Err(Error::config(
-                "metric",
-                format!(
-                    "`{}` is not a metric name (letters, digits, `_` and `:`, not starting with a digit)",
-                    config.metric
-                ),
-            ));
-        }
+        let scraper = SeriesScraper::new(config.metric, config.matchers, &config.http, clients)?;
         let windows = crate::rate_windows(config.window, config.long_window)?;
         let keep = windows.iter().copied().max().unwrap_or(config.window);
         Ok(ScrapeSource {
             targets,
-            metric: config.metric,
-            matchers: config.matchers,
+            scraper,
             mode: config.mode,
             windows,
-            http: HttpClient::new(&config.http, clients)?,
             clock,
             history: Mutex::new(RateBuffer::new(keep)),
         })
@@ -172,11 +170,7 @@ impl ScrapeSource {
 
     /// The selector, PromQL style: `name{label="value", ...}`.
     pub fn selector(&self) -> String {
-        if self.matchers.is_empty() {
-            self.metric.clone()
-        } else {
-            format!("{}{}", self.metric, format_labels(&self.matchers))
-        }
+        self.scraper.selector()
     }
 
     /// Scrapes every target once, records what it found and computes the reading.
@@ -275,12 +269,59 @@ impl ScrapeSource {
     }
 
     async fn scrape(&self, url: &Url) -> Result<TargetScrape, Error> {
+        let series = self.scraper.scrape(url).await?;
+        Ok(TargetScrape {
+            at: self.clock.now(),
+            series,
+        })
+    }
+}
+
+impl SeriesScraper {
+    /// A scraper of `metric` (a valid metric name) selecting the series whose labels
+    /// equal `matchers` (an empty value matches a missing label, as in PromQL), with the
+    /// HTTP settings `http` (timeout, credentials, CA, size cap); the connection pool is
+    /// shared through `clients`.
+    pub fn new(
+        metric: String,
+        matchers: BTreeMap<String, String>,
+        http: &HttpConfig,
+        clients: &HttpClients,
+    ) -> Result<SeriesScraper, Error> {
+        if !is_metric_name(&metric) {
+            return Err(Error::config(
+                "metric",
+                format!(
+                    "`{metric}` is not a metric name (letters, digits, `_` and `:`, not starting with a digit)"
+                ),
+            ));
+        }
+        Ok(SeriesScraper {
+            metric,
+            matchers,
+            http: HttpClient::new(http, clients)?,
+        })
+    }
+
+    /// The selector, PromQL style: `name{label="value", ...}`.
+    pub fn selector(&self) -> String {
+        if self.matchers.is_empty() {
+            self.metric.clone()
+        } else {
+            format!("{}{}", self.metric, format_labels(&self.matchers))
+        }
+    }
+
+    /// Fetches `url` once and returns the selected series as (canonical label set, value).
+    ///
+    /// A non-success status, a body that is not UTF-8 text or not the text format, and a
+    /// selected value that is NaN, infinite or negative are errors naming the URL.
+    pub async fn scrape(&self, url: &Url) -> Result<Vec<(String, f64)>, Error> {
         let request = self
             .http
             .get(url.as_str())
             .header(reqwest::header::ACCEPT, ACCEPT);
         let body = self.http.send(request, url.as_str()).await?;
-        let at = self.clock.now();
         if !body.status.is_success() {
             return Err(Error::Scrape {
                 url: url.to_string(),
@@ -310,7 +351,7 @@ impl ScrapeSource {
             }
             series.push((format_labels(&s.labels), s.value));
         }
-        Ok(TargetScrape { at, series })
+        Ok(series)
     }
 
     fn selects(&self, s: &ExpositionSample) -> bool {
@@ -353,21 +394,35 @@ fn is_metric_name(s: &str) -> bool {
 /// Counter samples per series over a sliding time span, and rates computed from them the
 /// way Prometheus' `rate()` treats counters: a drop is a reset (the counter restarted from
 /// zero), so the increase across it is the new value.
+///
+/// Used by [`ScrapeSource`] and by sources that key series by something else (a pod).
 #[derive(Debug)]
-pub(crate) struct RateBuffer<K> {
+pub struct RateBuffer<K> {
     keep: Duration,
     series: HashMap<K, VecDeque<(Timestamp, f64)>>,
 }
 
 impl<K: std::hash::Hash + Eq> RateBuffer<K> {
-    pub(crate) fn new(keep: Duration) -> Self {
+    /// An empty buffer keeping samples for `keep` (the longest rate window).
+    pub fn new(keep: Duration) -> Self {
         RateBuffer {
             keep,
             series: HashMap::new(),
         }
     }
 
-    pub(crate) fn record(&mut self, key: K, at: Timestamp, value: f64) {
+    /// How many series hold samples.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Whether no series holds samples.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Records the counter `value` of series `key` at `at`.
+    pub fn record(&mut self, key: K, at: Timestamp, value: f64) {
         let samples = self.series.entry(key).or_default();
         // Samples arrive in time order; a clock step backwards restarts the series.
         if samples.back().is_some_and(|(t, _)| *t > at) {
@@ -378,7 +433,7 @@ impl<K: std::hash::Hash + Eq> RateBuffer<K> {
 
     /// Forgets samples older than the longest window, and series left without samples
     /// (a target or series that went away).
-    pub(crate) fn trim(&mut self, now: Timestamp) {
+    pub fn trim(&mut self, now: Timestamp) {
         let keep = self.keep;
         self.series.retain(|_, samples| {
             while samples
@@ -398,7 +453,7 @@ impl<K: std::hash::Hash + Eq> RateBuffer<K> {
     /// covers, not each by its own span: when traffic moves from one series to another (a
     /// split change makes `destination_subset="burst"` appear), a young series' few seconds
     /// must not count as a full-window rate on top of the old series' tail.
-    pub(crate) fn rate(&self, now: Timestamp, window: Duration) -> Option<f64> {
+    pub fn rate(&self, now: Timestamp, window: Duration) -> Option<f64> {
         let (mut increase, mut span) = (0.0, 0.0_f64);
         let mut any = false;
         for samples in self.series.values() {

@@ -1,15 +1,17 @@
 //! `burst query`: evaluate a metric source once and print what it measured.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use burst_core::Reading;
+use burst_pods::{MetricsPort, PodConfig, PodSource, Scheme};
 use burst_prom::{
     BasicAuth, HttpClients, HttpConfig, PrometheusConfig, ScrapeConfig, ScrapeMode, SeriesRule,
     Source, SourceConfig,
 };
+use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Exit code when the source answered but had no data.
 const EXIT_NO_DATA: u8 = 1;
@@ -19,7 +21,7 @@ const EXIT_ERROR: u8 = 2;
 /// Arguments of `burst query`.
 #[derive(Debug, clap::Args)]
 #[command(
-    group(clap::ArgGroup::new("source").required(true).args(["prometheus_url", "scrape"])),
+    group(clap::ArgGroup::new("source").required(true).args(["prometheus_url", "scrape", "pods"])),
     after_help = "\
 Exit codes: 0 a value was printed; 1 no data (empty result, stale sample, no matching series);
 2 error (unreachable, timeout, Prometheus error, NaN/Inf/negative value, bad settings).
@@ -39,7 +41,10 @@ Examples:
   burst query --prometheus-url http://localhost:9090 --query 'sum(rate(http_requests_total[1m]))'
   burst query --scrape http://10.0.0.7:15090/stats/prometheus --metric istio_requests_total \\
       --match reporter=source --match source_workload=frontend-deployment
-  burst query --scrape http://localhost:8080/metrics --metric inflight_requests --gauge"
+  burst query --scrape http://localhost:8080/metrics --metric inflight_requests --gauge
+  burst query --pods checkout --namespace shop --kubeconfig ~/.kube/config
+      (scrapes every ready pod of Service shop/checkout found through its EndpointSlices,
+      default :15090/stats/prometheus, istio_requests_total{reporter=\"destination\"})"
 )]
 pub struct Args {
     /// Base URL of Prometheus (or a compatible API such as Thanos or Mimir).
@@ -69,18 +74,51 @@ pub struct Args {
         requires = "metric"
     )]
     scrape: Vec<String>,
-    /// The metric to read from the scraped targets.
-    #[arg(long, value_name = "NAME", requires = "scrape")]
+    /// The metric to read from the scraped targets (with --pods, default
+    /// `istio_requests_total`).
+    #[arg(long, value_name = "NAME", conflicts_with = "prometheus_url")]
     metric: Option<String>,
-    /// Select series whose label equals this value, e.g. `--match reporter=source` (repeatable).
-    #[arg(long = "match", value_name = "LABEL=VALUE", value_parser = key_value, requires = "scrape")]
+    /// Select series whose label equals this value, e.g. `--match reporter=source`
+    /// (repeatable; with --pods, default `reporter=destination`).
+    #[arg(long = "match", value_name = "LABEL=VALUE", value_parser = key_value, conflicts_with = "prometheus_url")]
     matchers: Vec<(String, String)>,
     /// The metric is a gauge: print its current value instead of a rate (one scrape).
     #[arg(long, requires = "scrape")]
     gauge: bool,
     /// Time between the two scrapes a rate is computed from.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, requires = "scrape")]
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, conflicts_with = "prometheus_url")]
     interval: Duration,
+
+    /// Scrape the ready pods of this Service directly, found through its EndpointSlices.
+    #[arg(long, value_name = "SERVICE", conflicts_with_all = ["prometheus_url", "scrape"])]
+    pods: Option<String>,
+    /// The Service's namespace.
+    #[arg(long, value_name = "NS", default_value = "default", requires = "pods")]
+    namespace: String,
+    /// The kubeconfig to reach the API server with (default: $KUBECONFIG, ~/.kube/config
+    /// or the in-cluster service account).
+    #[arg(long, value_name = "FILE", requires = "pods")]
+    kubeconfig: Option<PathBuf>,
+    /// The pods' metrics port: a number, or the name of a port of the Service.
+    #[arg(
+        long,
+        value_name = "PORT|NAME",
+        default_value = "15090",
+        requires = "pods"
+    )]
+    metrics_port: String,
+    /// The pods' metrics path.
+    #[arg(long, value_name = "PATH", default_value = burst_pods::ENVOY_STATS_PATH, requires = "pods")]
+    metrics_path: String,
+    /// Scrape the pods over HTTPS (verified against the system's roots and --ca-file).
+    #[arg(long, requires = "pods")]
+    https: bool,
+    /// The share of ready pods that must answer for a value (0 < Q <= 1).
+    #[arg(long, default_value = "0.5", requires = "pods")]
+    quorum: f64,
+    /// How many pods are scraped at once.
+    #[arg(long, default_value = "32", requires = "pods")]
+    concurrency: usize,
 
     /// Rate window: filled into `{{window}}` for Prometheus; for scrapes, the longest time
     /// two scrapes may be apart.
@@ -165,6 +203,13 @@ enum Outcome {
 
 /// Runs `burst query`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(service) = &args.pods {
+        let outcome = match evaluate_pods(&args, service).await {
+            Ok(o) => o,
+            Err(e) => e,
+        };
+        return report(&outcome, args.json);
+    }
     let outcome = match evaluate(&args).await {
         Ok(o) => o,
         Err(e) => Outcome::Failed {
@@ -243,6 +288,94 @@ async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
     }
     tokio::time::sleep(args.interval).await;
     Ok(Outcome::Reading(source.evaluate().await?))
+}
+
+/// `--pods`: watch the Service's EndpointSlices, scrape its ready pods twice (a rate needs
+/// two scrapes), `--interval` apart.
+async fn evaluate_pods(args: &Args, service: &str) -> Result<Outcome, Outcome> {
+    let failed = |kind: &'static str, message: String| Outcome::Failed { kind, message };
+    let pods_failed = |e: burst_pods::Error| failed(e.kind(), e.to_string());
+    if args.interval >= args.window {
+        return Err(failed(
+            "config",
+            format!(
+                "--interval {} must be shorter than --window {} so both scrapes fall in the window",
+                humantime::format_duration(args.interval),
+                humantime::format_duration(args.window)
+            ),
+        ));
+    }
+    let client = kube_client(args.kubeconfig.as_deref(), args.http.timeout)
+        .await
+        .map_err(|m| failed("kubeconfig", m))?;
+    let defaults = PodConfig::default();
+    let config = PodConfig {
+        service: service.to_owned(),
+        namespace: args.namespace.clone(),
+        scheme: if args.https {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        },
+        port: match args.metrics_port.parse::<u16>() {
+            Ok(n) => MetricsPort::Number(n),
+            Err(_) => MetricsPort::Name(args.metrics_port.clone()),
+        },
+        path: args.metrics_path.clone(),
+        metric: args.metric.clone().unwrap_or(defaults.metric),
+        matchers: if args.matchers.is_empty() {
+            defaults.matchers
+        } else {
+            args.matchers.iter().cloned().collect()
+        },
+        window: args.window,
+        concurrency: args.concurrency,
+        quorum: args.quorum,
+        http: args.http.config(),
+        ..defaults
+    };
+    let source = PodSource::start(config, client, &HttpClients::new()).map_err(pods_failed)?;
+    source
+        .watcher()
+        .wait_synced(args.http.timeout)
+        .await
+        .map_err(pods_failed)?;
+    tracing::info!(
+        source = %burst_core::MetricSource::describe(&source),
+        ready = source.watcher().ready_count(),
+        "scraping"
+    );
+    let first = source.evaluate().await.map_err(pods_failed)?;
+    let scraped = source.last_round();
+    if matches!(first, Reading::Value(_)) || scraped.answered == 0 {
+        return Ok(Outcome::Reading(first));
+    }
+    tokio::time::sleep(args.interval).await;
+    Ok(Outcome::Reading(
+        source.evaluate().await.map_err(pods_failed)?,
+    ))
+}
+
+/// A client from `path`, or from the environment (KUBECONFIG, ~/.kube/config, in-cluster).
+async fn kube_client(path: Option<&Path>, timeout: Duration) -> Result<kube::Client, String> {
+    let mut config = match path {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+                format!(
+                    "cannot use kubeconfig {}: {e}; pass a kubeconfig file for the cluster (kubectl's ~/.kube/config works)",
+                    path.display()
+                )
+            })?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            format!("no kubeconfig found ({e}); pass --kubeconfig FILE or set KUBECONFIG")
+        })?,
+    };
+    config.connect_timeout = Some(timeout);
+    kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
 }
 
 fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {

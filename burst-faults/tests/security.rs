@@ -32,14 +32,22 @@ fn workspace() -> PathBuf {
 // ---------------------------------------------------------------- no shell-out
 
 /// Product crates: everything that ships in a binary or library users depend on.
-const PRODUCT_SOURCES: [&str; 6] = [
+const PRODUCT_SOURCES: [&str; 8] = [
     "burst-core/src",
     "burst-prom/src",
     "burst-istio/src",
+    "burst-haproxy/src",
+    "burst-pods/src",
     "burst-hashr/src",
     "burst-operator/src",
     "burst-bin/src",
 ];
+
+/// The one place product code starts a process, and why: `burst demo --data-plane haproxy`
+/// runs a real `haproxy` as its data plane (fixed arguments, no shell, no user input in the
+/// command line). Each entry allows exactly this many matching lines in that file, so a
+/// second process start there still fails the check.
+const ALLOWED: [(&str, usize); 1] = [("burst-bin/src/cmd/demo/haproxy.rs", 1)];
 
 const FORBIDDEN: [&str; 5] = [
     "process::Command",
@@ -86,10 +94,28 @@ fn product_code_never_shells_out() {
         rust_files(&workspace().join(dir), &mut files);
     }
     assert!(files.len() > 50, "only {} source files found", files.len());
+    let root = workspace();
+    let mut allowed_seen = Vec::new();
     let found: Vec<String> = files
         .iter()
-        .flat_map(|f| shell_outs(f, &std::fs::read_to_string(f).unwrap()))
+        .flat_map(|f| {
+            let hits = shell_outs(f, &std::fs::read_to_string(f).unwrap());
+            let rel = f.strip_prefix(&root).unwrap_or(f);
+            match ALLOWED.iter().find(|(p, _)| rel == Path::new(p)) {
+                Some((p, n)) if hits.len() == *n => {
+                    allowed_seen.push(*p);
+                    Vec::new()
+                }
+                _ => hits,
+            }
+        })
         .collect();
+    for (p, _) in ALLOWED {
+        assert!(
+            allowed_seen.contains(&p),
+            "{p} is allowed to start a process but no longer does (or does more): update ALLOWED"
+        );
+    }
     assert!(
         found.is_empty(),
         "product code starts processes:\n{found:#?}"

@@ -90,6 +90,11 @@ pub struct SourceSpec {
 /// Direct scraping of a Service's pods, found through a watch of its EndpointSlices.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.quorum) || self.quorum > 0.0",
+    "message": "`quorum` is the share of pods that must answer: above 0 and at most 1, e.g. 0.5",
+    "fieldPath": ".quorum"
+}]))]
 pub struct PodsSpec {
     /// The Service, in the policy's namespace, whose ready pods are scraped.
     pub service: String,

@@ -477,6 +477,108 @@ target: {name: worker-virtual-service}
                 .to_string()
                 .contains("only one")
         );
+        spec.source.scrape = None;
+        spec.source.pods = Some(crate::api::PodsSpec {
+            service: "checkout".into(),
+            ..Default::default()
+        });
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("only one")
+        );
+        spec.source.prometheus = None;
+        assert!(spec.validate().is_ok());
+    }
+
+    fn pods_spec(pods: &str) -> BurstPolicySpec {
+        serde_saphyr::from_str(&format!(
+            "source:\n  pods: {pods}\ntarget: {{name: worker-virtual-service}}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn pods_defaults_are_envoys_and_the_namespace_is_the_policys() {
+        let spec = pods_spec("{service: checkout}");
+        let p = spec.validate().unwrap();
+        let SourceSetup::Pods(c) = spec
+            .source
+            .to_setup("shop", &p, &ResolvedAuth::default())
+            .unwrap()
+        else {
+            panic!("not a pod source")
+        };
+        assert_eq!(
+            (c.service.as_str(), c.namespace.as_str()),
+            ("checkout", "shop")
+        );
+        assert_eq!(c.port, burst_pods::MetricsPort::Number(15090));
+        assert_eq!(c.path, "/stats/prometheus");
+        assert_eq!(c.metric, "istio_requests_total");
+        assert_eq!(c.matchers["reporter"], "destination");
+        assert_eq!(c.window, Duration::from_secs(15));
+        assert!((c.quorum - 0.5).abs() < 1e-9);
+        // A pod source is not an HTTP source: `to_config` says how to build it.
+        assert!(
+            spec.source
+                .to_config(&p, &ResolvedAuth::default())
+                .unwrap_err()
+                .to_string()
+                .contains("spec.source.pods")
+        );
+    }
+
+    #[test]
+    fn pods_settings_are_carried_and_checked() {
+        let spec = pods_spec(
+            "{service: checkout, port: http-envoy-prom, path: /stats, scheme: https, metric: reqs, \
+             matchers: {reporter: source}, quorum: 1, concurrency: 4, timeout: 800ms}",
+        );
+        let p = spec.validate().unwrap();
+        let auth = ResolvedAuth {
+            bearer_token: Some("tok".into()),
+            basic: None,
+        };
+        let SourceSetup::Pods(c) = spec.source.to_setup("shop", &p, &auth).unwrap() else {
+            panic!("not a pod source")
+        };
+        assert_eq!(
+            c.port,
+            burst_pods::MetricsPort::Name("http-envoy-prom".into())
+        );
+        assert_eq!(c.scheme, burst_pods::Scheme::Https);
+        assert_eq!((c.path.as_str(), c.metric.as_str()), ("/stats", "reqs"));
+        assert_eq!(c.matchers["reporter"], "source");
+        assert_eq!(c.concurrency, 4);
+        assert_eq!(c.http.timeout, Duration::from_millis(800));
+        assert_eq!(c.http.headers["Authorization"], "Bearer tok");
+        let numbered = pods_spec("{service: checkout, port: 9102}")
+            .source
+            .to_setup("shop", &p, &ResolvedAuth::default())
+            .unwrap();
+        assert!(
+            matches!(&numbered, SourceSetup::Pods(c) if c.port == burst_pods::MetricsPort::Number(9102)),
+            "{numbered:?}"
+        );
+        for (bad, field) in [
+            ("{service: ''}", "spec.source.pods.service"),
+            ("{service: a/b}", "spec.source.pods.service"),
+            ("{service: c, port: 0}", "spec.source.pods.port"),
+            ("{service: c, port: ''}", "spec.source.pods.port"),
+            ("{service: c, path: stats}", "spec.source.pods.path"),
+            ("{service: c, metric: ''}", "spec.source.pods.metric"),
+            ("{service: c, quorum: 0}", "spec.source.pods.quorum"),
+            ("{service: c, quorum: 1.5}", "spec.source.pods.quorum"),
+            (
+                "{service: c, concurrency: 0}",
+                "spec.source.pods.concurrency",
+            ),
+        ] {
+            let e = pods_spec(bad).validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
     }
 
     #[test]

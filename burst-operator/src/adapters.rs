@@ -1,5 +1,6 @@
-//! From a BurstPolicy spec to the adapters' settings: [`SourceSpec`] →
-//! [`burst_prom::SourceConfig`], [`TargetSpec`] → [`burst_istio::RouteConfig`].
+//! From a BurstPolicy spec to the adapters' settings: [`SourceSpec`] → [`SourceSetup`]
+//! ([`burst_prom::SourceConfig`] for `prometheus` and `scrape`, [`burst_pods::PodConfig`]
+//! for `pods`), [`TargetSpec`] → [`burst_istio::RouteConfig`].
 //!
 //! Every check here names the `spec.` field at fault; [`crate::api::BurstPolicySpec::validate`] runs
 //! them without Secret values, the runner again with the values read by

@@ -2,7 +2,8 @@
 //!
 //! [`run_policy`] builds the loop's parts ([`build_parts`]: the spec converted by
 //! [`crate::adapters`], Secrets read by [`crate::secrets`], the source built by
-//! [`burst_prom::SourceConfig::build`], the router by [`burst_istio::RouteConfig::build`]
+//! [`burst_prom::SourceConfig::build`] or, for `source.pods`, a [`burst_pods::PodSource`] on
+//! its own EndpointSlice watcher, the router by [`burst_istio::RouteConfig::build`]
 //! and wrapped in [`LeaderGated`]), then runs the controller until it is told to stop.
 //!
 //! The controller's observer turns each tick into a status update ([`StatusTracker`]) and

@@ -1,5 +1,6 @@
-//! From a BurstPolicy spec to the adapters' settings: [`SourceSpec`] →
-//! [`burst_prom::SourceConfig`], [`TargetSpec`] → [`burst_istio::RouteConfig`].
+//! From a BurstPolicy spec to the adapters' settings: [`SourceSpec`] → [`SourceSetup`]
+//! ([`burst_prom::SourceConfig`] for `prometheus` and `scrape`, [`burst_pods::PodConfig`]
+//! for `pods`), [`TargetSpec`] → [`burst_istio::RouteConfig`].
 //!
 //! Every check here names the `spec.` field at fault; [`crate::api::BurstPolicySpec::validate`] runs
 //! them without Secret values, the runner again with the values read by
@@ -11,9 +12,20 @@ use burst_prom::{PrometheusConfig, ScrapeConfig, ScrapeMode, SeriesRule, SourceC
 
 use crate::Error;
 use crate::api::{
-    AuthSpec, BackendRefSpec, HttpSpec, ScrapeModeSpec, SeriesSpec, SourceSpec, TargetKind,
-    TargetSpec,
+    AuthSpec, BackendRefSpec, HttpSpec, PodPortSpec, PodSchemeSpec, PodsSpec, ScrapeModeSpec,
+    SeriesSpec, SourceSpec, TargetKind, TargetSpec,
 };
+
+/// What a `spec.source` becomes: settings of an HTTP source (Prometheus or scrape targets,
+/// built by [`SourceConfig::build`]), or of a pod source (needs a kube client for the
+/// EndpointSlice watch, built by the runner).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSetup {
+    /// `prometheus` or `scrape`.
+    Http(SourceConfig),
+    /// `pods`.
+    Pods(burst_pods::PodConfig),
+}
 
 /// Credentials resolved from Secrets, ready for the HTTP client.
 ///
@@ -85,20 +97,45 @@ impl HttpSpec {
 impl SourceSpec {
     /// Which spec is set; exactly one must be.
     pub fn which(&self) -> Result<(&HttpSpec, &'static str), Error> {
-        match (&self.prometheus, &self.scrape) {
-            (Some(p), None) => Ok((&p.http, "spec.source.prometheus")),
-            (None, Some(s)) => Ok((&s.http, "spec.source.scrape")),
-            (None, None) => Err(Error::invalid(
+        match (&self.prometheus, &self.scrape, &self.pods) {
+            (Some(p), None, None) => Ok((&p.http, "spec.source.prometheus")),
+            (None, Some(s), None) => Ok((&s.http, "spec.source.scrape")),
+            (None, None, Some(p)) => Ok((&p.http, "spec.source.pods")),
+            (None, None, None) => Err(Error::invalid(
                 "spec.source",
-                "set `prometheus` (a query) or `scrape` (targets)",
+                "set `prometheus` (a query), `scrape` (targets) or `pods` (a Service's pods)",
             )),
-            (Some(_), Some(_)) => Err(Error::invalid(
+            _ => Err(Error::invalid(
                 "spec.source",
-                "set only one of `prometheus` and `scrape`",
+                "set only one of `prometheus`, `scrape` and `pods`",
             )),
         }
     }
 
+    /// The source settings for `policy`'s windows, for a policy in `namespace` (the pod
+    /// source's Service is looked up there); `auth` carries Secret values.
+    pub fn to_setup(
+        &self,
+        namespace: &str,
+        policy: &PolicySpec,
+        auth: &ResolvedAuth,
+    ) -> Result<SourceSetup, Error> {
+        match &self.pods {
+            Some(pods) if self.prometheus.is_none() && self.scrape.is_none() => {
+                let (http, field) = self.which()?;
+                let http = http.to_http_config(field, auth)?;
+                let (window, long_window) =
+                    burst_prom::windows(policy.window_up(), policy.window_down());
+                Ok(SourceSetup::Pods(pods.to_pod_config(
+                    namespace,
+                    window,
+                    long_window,
+                    http,
+                )?))
+            }
+            _ => self.to_config(policy, auth).map(SourceSetup::Http),
+        }
+    }
     /// The source settings for `policy`'s windows; `auth` carries Secret values.
     pub fn to_config(
         &self,
@@ -139,7 +176,10 @@ impl SourceSpec {
             return Ok(SourceConfig::Prometheus(c));
         }
         let s = self.scrape.as_ref().ok_or_else(|| {
-            Error::invalid("spec.source", "set `prometheus` or `scrape`".to_owned())
+            Error::invalid(
+                "spec.source.pods",
+                "a pod source needs a kube client; build it with `to_setup` (burstd does)",
+            )
         })?;
         Ok(SourceConfig::Scrape(ScrapeConfig {
             targets: s.targets.clone(),
@@ -158,6 +198,103 @@ impl SourceSpec {
     /// The `auth` settings, if any.
     pub fn auth(&self) -> Option<&AuthSpec> {
         self.which().ok().and_then(|(h, _)| h.auth.as_ref())
+    }
+}
+
+impl PodsSpec {
+    /// The pod source's settings for a policy in `namespace`; every field is checked.
+    pub fn to_pod_config(
+        &self,
+        namespace: &str,
+        window: std::time::Duration,
+        long_window: Option<std::time::Duration>,
+        http: burst_prom::HttpConfig,
+    ) -> Result<burst_pods::PodConfig, Error> {
+        let field = "spec.source.pods";
+        if self.service.is_empty() || self.service.contains(['/', ',', '=', ' ']) {
+            return Err(Error::invalid(
+                format!("{field}.service"),
+                format!(
+                    "`{}` is not a Service name; give the name of a Service in the policy's namespace",
+                    self.service
+                ),
+            ));
+        }
+        let mut c = burst_pods::PodConfig {
+            service: self.service.clone(),
+            namespace: namespace.to_owned(),
+            window,
+            long_window,
+            http,
+            ..burst_pods::PodConfig::default()
+        };
+        match &self.port {
+            Some(PodPortSpec::Number(0)) => {
+                return Err(Error::invalid(
+                    format!("{field}.port"),
+                    "0 is not a port; give a port number such as 15090 or a Service port name",
+                ));
+            }
+            Some(PodPortSpec::Number(n)) => c.port = burst_pods::MetricsPort::Number(*n),
+            Some(PodPortSpec::Name(n)) => {
+                if n.is_empty() {
+                    return Err(Error::invalid(
+                        format!("{field}.port"),
+                        "empty port name; give a port number such as 15090 or a Service port name",
+                    ));
+                }
+                c.port = burst_pods::MetricsPort::Name(n.clone());
+            }
+            None => {}
+        }
+        if let Some(p) = &self.path {
+            if !p.starts_with('/') {
+                return Err(Error::invalid(
+                    format!("{field}.path"),
+                    format!("`{p}` is not an absolute path; give e.g. /stats/prometheus"),
+                ));
+            }
+            c.path = p.clone();
+        }
+        if let Some(scheme) = self.scheme {
+            c.scheme = match scheme {
+                PodSchemeSpec::Http => burst_pods::Scheme::Http,
+                PodSchemeSpec::Https => burst_pods::Scheme::Https,
+            };
+        }
+        if let Some(m) = &self.metric {
+            if m.is_empty() {
+                return Err(Error::invalid(
+                    format!("{field}.metric"),
+                    "is empty; give a counter name, e.g. istio_requests_total",
+                ));
+            }
+            c.metric = m.clone();
+        }
+        if let Some(m) = &self.matchers {
+            c.matchers = m.clone();
+        }
+        if let Some(q) = self.quorum {
+            if !(q > 0.0 && q <= 1.0) {
+                return Err(Error::invalid(
+                    format!("{field}.quorum"),
+                    format!(
+                        "{q} is not a share of pods; give a number above 0 and at most 1, e.g. 0.5"
+                    ),
+                ));
+            }
+            c.quorum = q;
+        }
+        if let Some(n) = self.concurrency {
+            if n == 0 {
+                return Err(Error::invalid(
+                    format!("{field}.concurrency"),
+                    "0 would scrape nothing; give e.g. 32",
+                ));
+            }
+            c.concurrency = usize::from(n);
+        }
+        Ok(c)
     }
 }
 
@@ -341,6 +478,108 @@ target: {name: worker-virtual-service}
                 .to_string()
                 .contains("only one")
         );
+        spec.source.scrape = None;
+        spec.source.pods = Some(crate::api::PodsSpec {
+            service: "checkout".into(),
+            ..Default::default()
+        });
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("only one")
+        );
+        spec.source.prometheus = None;
+        assert!(spec.validate().is_ok());
+    }
+
+    fn pods_spec(pods: &str) -> BurstPolicySpec {
+        serde_saphyr::from_str(&format!(
+            "source:\n  pods: {pods}\ntarget: {{name: worker-virtual-service}}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn pods_defaults_are_envoys_and_the_namespace_is_the_policys() {
+        let spec = pods_spec("{service: checkout}");
+        let p = spec.validate().unwrap();
+        let SourceSetup::Pods(c) = spec
+            .source
+            .to_setup("shop", &p, &ResolvedAuth::default())
+            .unwrap()
+        else {
+            panic!("not a pod source")
+        };
+        assert_eq!(
+            (c.service.as_str(), c.namespace.as_str()),
+            ("checkout", "shop")
+        );
+        assert_eq!(c.port, burst_pods::MetricsPort::Number(15090));
+        assert_eq!(c.path, "/stats/prometheus");
+        assert_eq!(c.metric, "istio_requests_total");
+        assert_eq!(c.matchers["reporter"], "destination");
+        assert_eq!(c.window, Duration::from_secs(15));
+        assert!((c.quorum - 0.5).abs() < 1e-9);
+        // A pod source is not an HTTP source: `to_config` says how to build it.
+        assert!(
+            spec.source
+                .to_config(&p, &ResolvedAuth::default())
+                .unwrap_err()
+                .to_string()
+                .contains("spec.source.pods")
+        );
+    }
+
+    #[test]
+    fn pods_settings_are_carried_and_checked() {
+        let spec = pods_spec(
+            "{service: checkout, port: http-envoy-prom, path: /stats, scheme: https, metric: reqs, \
+             matchers: {reporter: source}, quorum: 1, concurrency: 4, timeout: 800ms}",
+        );
+        let p = spec.validate().unwrap();
+        let auth = ResolvedAuth {
+            bearer_token: Some("tok".into()),
+            basic: None,
+        };
+        let SourceSetup::Pods(c) = spec.source.to_setup("shop", &p, &auth).unwrap() else {
+            panic!("not a pod source")
+        };
+        assert_eq!(
+            c.port,
+            burst_pods::MetricsPort::Name("http-envoy-prom".into())
+        );
+        assert_eq!(c.scheme, burst_pods::Scheme::Https);
+        assert_eq!((c.path.as_str(), c.metric.as_str()), ("/stats", "reqs"));
+        assert_eq!(c.matchers["reporter"], "source");
+        assert_eq!(c.concurrency, 4);
+        assert_eq!(c.http.timeout, Duration::from_millis(800));
+        assert_eq!(c.http.headers["Authorization"], "Bearer tok");
+        let numbered = pods_spec("{service: checkout, port: 9102}")
+            .source
+            .to_setup("shop", &p, &ResolvedAuth::default())
+            .unwrap();
+        assert!(
+            matches!(&numbered, SourceSetup::Pods(c) if c.port == burst_pods::MetricsPort::Number(9102)),
+            "{numbered:?}"
+        );
+        for (bad, field) in [
+            ("{service: ''}", "spec.source.pods.service"),
+            ("{service: a/b}", "spec.source.pods.service"),
+            ("{service: c, port: 0}", "spec.source.pods.port"),
+            ("{service: c, port: ''}", "spec.source.pods.port"),
+            ("{service: c, path: stats}", "spec.source.pods.path"),
+            ("{service: c, metric: ''}", "spec.source.pods.metric"),
+            ("{service: c, quorum: 0}", "spec.source.pods.quorum"),
+            ("{service: c, quorum: 1.5}", "spec.source.pods.quorum"),
+            (
+                "{service: c, concurrency: 0}",
+                "spec.source.pods.concurrency",
+            ),
+        ] {
+            let e = pods_spec(bad).validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -66,6 +66,14 @@ pub const API_CALLS: &[ApiCall] = &[
         why: "read the split in effect; JSON-patch the two weights",
     },
     ApiCall {
+        group: "discovery.k8s.io",
+        resource: "endpointslices",
+        verbs: &["list", "watch"],
+        scope: Scope::Cluster,
+        optional: None,
+        why: "`source.pods`: watch the EndpointSlices of the Service whose pods are scraped",
+    },
+    ApiCall {
         group: "events.k8s.io",
         resource: "events",
         verbs: &["create"],

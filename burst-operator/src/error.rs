@@ -54,6 +54,9 @@ pub enum Error {
     /// The metric source could not be built.
     #[error("metric source: {0}")]
     Source(#[from] burst_prom::Error),
+    /// The pod source (`spec.source.pods`) could not be built.
+    #[error("pod source: {0}")]
+    PodSource(#[from] burst_pods::Error),
     /// The router could not be built.
     #[error("router: {0}")]
     Router(#[from] burst_istio::Error),
@@ -135,6 +138,7 @@ impl Error {
             Error::Secret { .. } => "secret",
             Error::Kubeconfig { .. } => "kubeconfig",
             Error::Source(_) => "source",
+            Error::PodSource(_) => "pod_source",
             Error::Router(_) => "router",
             Error::Haproxy(_) => "haproxy",
             Error::Policy(_) => "policy",

@@ -23,7 +23,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`api`] | the BurstPolicy resource: spec, `spec.policy`, status, CRD |
-//! | [`adapters`] | spec → [`burst_prom::SourceConfig`] and [`burst_istio::RouteConfig`] |
+//! | [`adapters`] | spec → [`burst_prom::SourceConfig`] or [`burst_pods::PodConfig`], and [`burst_istio::RouteConfig`] |
 //! | [`secrets`] | Secret values and extra clusters' kubeconfigs |
 //! | [`runner`] | one loop: build its parts, run the controller, write status and Events; [`runner::explain`] for `kubectl burst explain` |
 //! | [`pin`] | `spec.pin`: a fixed split held until a time, in front of the policy |

@@ -2,7 +2,8 @@
 //!
 //! [`run_policy`] builds the loop's parts ([`build_parts`]: the spec converted by
 //! [`crate::adapters`], Secrets read by [`crate::secrets`], the source built by
-//! [`burst_prom::SourceConfig::build`], the router by [`burst_istio::RouteConfig::build`]
+//! [`burst_prom::SourceConfig::build`] or, for `source.pods`, a [`burst_pods::PodSource`] on
+//! its own EndpointSlice watcher, the router by [`burst_istio::RouteConfig::build`]
 //! and wrapped in [`LeaderGated`]), then runs the controller until it is told to stop.
 //!
 //! The controller's observer turns each tick into a status update ([`StatusTracker`]) and
@@ -19,6 +20,7 @@ use burst_core::{
     TrafficRouter,
 };
 use burst_istio::{Converging, MultiClusterRouter, RouterOptions, kube_error_kind};
+use burst_pods::PodSource;
 use burst_prom::HttpClients;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
@@ -26,6 +28,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use crate::Error;
+use crate::adapters::SourceSetup;
 use crate::api::{BurstPolicy, BurstPolicySpec, BurstPolicyStatus};
 use crate::events::EventRecorder;
 use crate::leader::{LeaderGated, LeaderHandle};
@@ -58,6 +61,12 @@ pub struct RunContext {
     pub status_interval: Duration,
     /// Delay before retrying to build a loop whose parts could not be built.
     pub rebuild_after: Duration,
+    /// For tests only: rewrites every pod metrics URL of `spec.source.pods` sources (see
+    /// [`burst_pods::PodSource::with_url_rewrite`]). The API server refuses loopback
+    /// addresses in EndpointSlices, so tests name other addresses there and map them to
+    /// local metric servers here. `None` (the default, and always in burstd) scrapes the
+    /// addresses the EndpointSlices give.
+    pub pod_url_rewrite: Option<burst_pods::UrlRewrite>,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -86,6 +95,7 @@ impl RunContext {
             controller: ControllerConfig::default(),
             status_interval: Duration::from_secs(10),
             rebuild_after: Duration::from_secs(30),
+            pod_url_rewrite: None,
         }
     }
 }
@@ -261,10 +271,7 @@ pub async fn build_parts(
 ) -> Result<Parts, Error> {
     let policy_spec = spec.validate()?;
     let auth = resolve_auth(&ctx.client, namespace, spec).await?;
-    let source = spec
-        .source
-        .to_config(&policy_spec, &auth)?
-        .build(&ctx.http_clients)?;
+    let source = build_source(ctx, namespace, spec, &policy_spec, &auth)?;
     let route = spec.target.to_route()?;
     let options = RouterOptions {
         api_version: spec
@@ -305,6 +312,28 @@ pub async fn build_parts(
         source,
         router: LeaderGated::new(router, ctx.leader.clone()),
     })
+}
+
+/// The metric source of `spec`. A pod source gets its own EndpointSlice watcher of the
+/// Service (one watch per loop; loops on the same Service do not share it yet), started
+/// with the runner's client; it is stopped when the source is dropped.
+fn build_source(
+    ctx: &RunContext,
+    namespace: &str,
+    spec: &BurstPolicySpec,
+    policy_spec: &PolicySpec,
+    auth: &crate::adapters::ResolvedAuth,
+) -> Result<Box<dyn MetricSource>, Error> {
+    match spec.source.to_setup(namespace, policy_spec, auth)? {
+        SourceSetup::Http(config) => Ok(config.build(&ctx.http_clients)?),
+        SourceSetup::Pods(config) => {
+            let mut source = PodSource::start(config, ctx.client.clone(), &ctx.http_clients)?;
+            if let Some(rewrite) = &ctx.pod_url_rewrite {
+                source = source.with_url_rewrite(rewrite.clone());
+            }
+            Ok(Box::new(source))
+        }
+    }
 }
 
 /// Runs `task` until `stop` turns true. See the [module docs](self).

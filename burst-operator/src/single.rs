@@ -273,6 +273,7 @@ fn apply(spec: &mut BurstPolicySpec, o: &Overrides) -> Result<(), Error> {
         }
         let s = spec.source.scrape.get_or_insert_with(ScrapeSpec::default);
         spec.source.prometheus = None;
+        spec.source.pods = None;
         if !o.scrape_targets.is_empty() {
             s.targets = o.scrape_targets.clone();
         }
@@ -288,6 +289,7 @@ fn apply(spec: &mut BurstPolicySpec, o: &Overrides) -> Result<(), Error> {
             .prometheus
             .get_or_insert_with(PrometheusSpec::default);
         spec.source.scrape = None;
+        spec.source.pods = None;
         if let Some(u) = &o.prometheus_url {
             p.url = u.clone();
         }

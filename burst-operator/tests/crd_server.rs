@@ -338,12 +338,32 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
         (
             json!({"source": {"prometheus": {"url": "http://prometheus:9090"}}}),
             "spec.source",
-            "spec.source: Invalid value: set exactly one of `prometheus` (a query) and `scrape` (targets)",
+            "spec.source: Invalid value: set exactly one of `prometheus` (a query), `scrape` (targets) and `pods` (a Service's pods)",
         ),
         (
             json!({"source": {"scrape": null}}),
             "spec.source",
-            "spec.source: Invalid value: set exactly one of `prometheus` (a query) and `scrape` (targets)",
+            "spec.source: Invalid value: set exactly one of `prometheus` (a query), `scrape` (targets) and `pods` (a Service's pods)",
+        ),
+        (
+            json!({"source": {"pods": {"service": "worker"}}}),
+            "spec.source",
+            "spec.source: Invalid value: set exactly one of `prometheus` (a query), `scrape` (targets) and `pods` (a Service's pods)",
+        ),
+        (
+            json!({"source": {"scrape": null, "pods": {"service": "worker", "quorum": 1.5}}}),
+            "spec.source.pods.quorum",
+            "spec.source.pods.quorum: Invalid value: 1.5: spec.source.pods.quorum in body should be less than or equal to 1",
+        ),
+        (
+            json!({"source": {"scrape": null, "pods": {"service": "worker", "quorum": 0}}}),
+            "spec.source.pods.quorum",
+            "spec.source.pods.quorum: Invalid value: `quorum` is the share of pods that must answer: above 0 and at most 1, e.g. 0.5",
+        ),
+        (
+            json!({"source": {"scrape": null, "pods": {"service": "worker", "port": true}}}),
+            "spec.source.pods.port",
+            "spec.source.pods.port",
         ),
         (
             json!({"policy": {"high": 5, "low": 10}}),
@@ -526,6 +546,19 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
     assert_eq!(answer.body["spec"]["target"]["kind"], "VirtualService");
     assert_eq!(answer.body["spec"]["dryRun"], false);
     assert_eq!(answer.body["spec"]["paused"], false);
+    // A pod source with a named port (int-or-string) is stored as written.
+    let mut pods = valid_spec();
+    pods["source"] = json!({"pods": {"service": "worker", "port": "http-envoy", "quorum": 1}});
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "pods", pods))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.body["spec"]["source"]["pods"]["port"], "http-envoy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

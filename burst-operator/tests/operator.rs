@@ -549,3 +549,159 @@ async fn shutdown_abandons_a_slow_apply_without_half_state() {
     assert!(route_writes.is_empty(), "{route_writes:?}");
     assert_eq!(weights(&env.vs().await), (100, 0));
 }
+
+/// One pod's sidecar for the pod-source test: serves `istio_requests_total` (destination
+/// side) growing at a rate the test sets, on a local port.
+struct SidecarPod {
+    name: String,
+    /// The pod-network address its EndpointSlice names (the API server refuses loopback
+    /// addresses there); the runner's test-only URL rewrite maps it to `port`.
+    address: String,
+    port: u16,
+    /// `(counter at the last rate change, when, requests per second since)`.
+    counter: Arc<std::sync::Mutex<(f64, std::time::Instant, f64)>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl SidecarPod {
+    async fn start(name: &str, address: &str, rps: f64) -> SidecarPod {
+        let port = burst_testkit::free_port().unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let counter = Arc::new(std::sync::Mutex::new((0.0, std::time::Instant::now(), rps)));
+        let state = counter.clone();
+        let app = axum::Router::new().route(
+            "/stats/prometheus",
+            get(move || {
+                let (base, since, rps) = *state.lock().unwrap();
+                let v = base + rps * since.elapsed().as_secs_f64();
+                async move {
+                    format!(
+                        "# TYPE istio_requests_total counter\n\
+                         istio_requests_total{{reporter=\"destination\",response_code=\"200\"}} {v}\n\
+                         istio_requests_total{{reporter=\"source\",response_code=\"200\"}} {}\n",
+                        v * 9.0
+                    )
+                }
+            }),
+        );
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        SidecarPod {
+            name: name.to_owned(),
+            address: address.to_owned(),
+            port,
+            counter,
+            _server: server,
+        }
+    }
+
+    /// From now on the counter grows at `rps` (it never goes back).
+    fn set_rate(&self, rps: f64) {
+        let mut c = self.counter.lock().unwrap();
+        let now = std::time::Instant::now();
+        *c = (c.0 + c.2 * now.duration_since(c.1).as_secs_f64(), now, rps);
+    }
+
+    fn slice(&self, ns: &str, service: &str) -> k8s_openapi::api::discovery::v1::EndpointSlice {
+        serde_json::from_value(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{service}-{}", self.name), "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [self.address], "conditions": {"ready": true},
+                           "targetRef": {"kind": "Pod", "name": self.name, "namespace": ns}}],
+            "ports": [{"name": "http-envoy-prom", "port": 15090, "protocol": "TCP"}],
+        }))
+        .unwrap()
+    }
+}
+
+/// A BurstPolicy with `source.pods`: burstd watches the Service's EndpointSlices on the
+/// real API server (through the operator's client), scrapes every ready pod, sums their
+/// rates and bursts when the sum crosses `high`, though no single pod does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_source_policy_bursts_on_the_summed_pod_rate() {
+    let env = Env::new("op-pods").await;
+    let pods = [
+        SidecarPod::start("worker-a", "10.244.201.1", 5.0).await,
+        SidecarPod::start("worker-b", "10.244.201.2", 4.0).await,
+    ];
+    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+        Api::namespaced(env.admin.clone(), &env.ns);
+    for p in &pods {
+        slices
+            .create(&PostParams::default(), &p.slice(&env.ns, "worker"))
+            .await
+            .unwrap();
+    }
+    let ports: std::collections::HashMap<String, u16> =
+        pods.iter().map(|p| (p.address.clone(), p.port)).collect();
+    let rewrite: burst_pods::UrlRewrite = Arc::new(move |endpoint, mut url: url::Url| {
+        if let Some(port) = ports.get(&endpoint.address) {
+            url.set_host(Some("127.0.0.1")).unwrap();
+            url.set_port(Some(*port)).unwrap();
+        }
+        url
+    });
+    let op = Instance::start_configured(&env, "a", false, Duration::from_secs(5), |ctx| {
+        ctx.pod_url_rewrite = Some(rewrite);
+    })
+    .await;
+    // `env.policy` starts from a scrape source; null removes it (JSON merge patch).
+    let demand = Demand::start(0.0).await;
+    env.create(&env.policy(
+        "pods",
+        &demand,
+        json!({"source": {"scrape": null, "pods": {"service": "worker", "port": "http-envoy-prom", "quorum": 1}},
+               "policy": {"window": "2s"}}),
+    ))
+    .await;
+
+    // 5 + 4 = 9 rps, below high (15): primary, and the status shows the summed rate.
+    eventually("status shows the summed rate", || async {
+        env.status("pods").await.is_some_and(|s| {
+            s.mode == Some(StatusMode::Primary)
+                && s.observed_rps.is_some_and(|r| (7.5..=10.5).contains(&r))
+        })
+    })
+    .await;
+    assert_eq!(env.burst_weight().await, 0);
+
+    // Pod b goes to 12 rps: neither pod crosses 15 alone, their sum (17) does.
+    pods[1].set_rate(12.0);
+    eventually("route moved to burst", || async {
+        env.burst_weight().await == 100
+    })
+    .await;
+    eventually("status shows burst at the summed rate", || async {
+        env.status("pods").await.is_some_and(|s| {
+            s.mode == Some(StatusMode::Burst)
+                && s.observed_rps.is_some_and(|r| (15.0..=19.0).contains(&r))
+                && condition(&s, "Ready") == Some(("True".into(), "Controlling".into()))
+        })
+    })
+    .await;
+
+    // A pod leaving the Service (its slice deleted) drops out of the sum: 5 rps, back to
+    // the primary.
+    slices
+        .delete("worker-worker-b", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("route back to primary", || async {
+        env.burst_weight().await == 0
+    })
+    .await;
+    for w in &env.operator_writes() {
+        let (g, r, v) = call_of(w);
+        assert!(
+            api_calls::is_listed(&g, &r, &v),
+            "burstd made an unlisted call: {v} {g}/{r} ({})",
+            w.path
+        );
+    }
+    op.stop_clean().await;
+}

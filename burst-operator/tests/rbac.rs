@@ -560,6 +560,22 @@ async fn the_charts_rbac_is_all_burstd_needs_and_a_secret_is_refused() {
         matches!(direct, kube::Error::Api(ref s) if s.code == 403),
         "the server should refuse the Secret to burstd's identity: {direct}"
     );
+    // `source.pods` watches EndpointSlices: the chart grants list and watch on them.
+    let slices = Api::<k8s_openapi::api::discovery::v1::EndpointSlice>::namespaced(
+        cp.client(&token).await.unwrap(),
+        &apps,
+    );
+    let listed = slices
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("the chart should let burstd list EndpointSlices: {e}"));
+    let version = listed.metadata.resource_version.unwrap_or_default();
+    if let Err(e) = slices
+        .watch(&kube::api::WatchParams::default().timeout(1), &version)
+        .await
+    {
+        panic!("the chart should let burstd watch EndpointSlices: {e}");
+    }
     let s = status(&admin, &apps, "with-token").await;
     assert_not_ready(
         &s,

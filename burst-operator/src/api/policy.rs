@@ -35,7 +35,7 @@ use crate::Error;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BurstPolicySpec {
-    /// Where the request rate comes from: exactly one of `prometheus` or `scrape`.
+    /// Where the request rate comes from: exactly one of `prometheus`, `scrape` or `pods`.
     pub source: SourceSpec,
     /// The decision policy; every field is optional and defaults to the seed (hysteresis
     /// 15/10 rps over 15 s, 1 s tick).
@@ -67,12 +67,12 @@ pub struct PinSpec {
     pub until: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 }
 
-/// The metric source: set exactly one of the two.
+/// The metric source: set exactly one of the three.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "has(self.prometheus) != has(self.scrape)",
-    "message": "set exactly one of `prometheus` (a query) and `scrape` (targets)"
+    "rule": "(has(self.prometheus) ? 1 : 0) + (has(self.scrape) ? 1 : 0) + (has(self.pods) ? 1 : 0) == 1",
+    "message": "set exactly one of `prometheus` (a query), `scrape` (targets) and `pods` (a Service's pods)"
 }]))]
 pub struct SourceSpec {
     /// Query Prometheus' HTTP API (or Thanos, Mimir, Cortex).
@@ -81,6 +81,81 @@ pub struct SourceSpec {
     /// Scrape `/metrics` endpoints directly, without a Prometheus server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape: Option<ScrapeSpec>,
+    /// Scrape every ready pod of a Service in the policy's namespace (found through its
+    /// EndpointSlices), e.g. the Istio sidecars' `:15090/stats/prometheus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodsSpec>,
+}
+
+/// Direct scraping of a Service's pods, found through a watch of its EndpointSlices.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.quorum) || self.quorum > 0.0",
+    "message": "`quorum` is the share of pods that must answer: above 0 and at most 1, e.g. 0.5",
+    "fieldPath": ".quorum"
+}]))]
+pub struct PodsSpec {
+    /// The Service, in the policy's namespace, whose ready pods are scraped.
+    pub service: String,
+    /// The metrics port: a number, or the name of a port of the Service (default 15090,
+    /// Envoy's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "int_or_string")]
+    pub port: Option<PodPortSpec>,
+    /// The metrics path (default `/stats/prometheus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `http` (default) or `https`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<PodSchemeSpec>,
+    /// The counter to sum over pods (default `istio_requests_total`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// Label equality matchers (an empty value matches a missing label). Default
+    /// `reporter: destination`, the requests each pod's sidecar received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matchers: Option<BTreeMap<String, String>>,
+    /// The share of ready pods that must answer a round, above 0 and at most 1 (default
+    /// 0.5); below it the reading is "no data".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub quorum: Option<f64>,
+    /// How many pods are scraped at once (default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1024), extend("format" = "int32"))]
+    pub concurrency: Option<u16>,
+    /// HTTP settings: timeout, authentication, TLS, headers.
+    #[serde(default, flatten)]
+    pub http: HttpSpec,
+}
+
+/// Kubernetes' int-or-string (a structural schema may not use `anyOf` of two types).
+fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "description": "The metrics port: a number, or the name of a port of the Service (default 15090, Envoy's)."
+    })
+}
+
+/// A metrics port: a number or a port name.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PodPortSpec {
+    /// A port number.
+    Number(u16),
+    /// The name of a port of the Service.
+    Name(String),
+}
+
+/// `http` or `https`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSchemeSpec {
+    /// Plain HTTP.
+    Http,
+    /// HTTPS.
+    Https,
 }
 
 /// A Prometheus instant query.
@@ -366,8 +441,12 @@ impl BurstPolicySpec {
             pin.split()?;
         }
         let policy = self.policy.policy.clone();
-        self.source
-            .to_config(&policy, &crate::adapters::ResolvedAuth::default())?;
+        // The namespace only names where the pod source looks; any valid one checks the rest.
+        self.source.to_setup(
+            "default",
+            &policy,
+            &crate::adapters::ResolvedAuth::default(),
+        )?;
         self.target.to_route()?;
         Ok(policy)
     }

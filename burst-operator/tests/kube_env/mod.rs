@@ -277,6 +277,17 @@ impl Instance {
         lease: bool,
         grace: Duration,
     ) -> Instance {
+        Instance::start_configured(env, identity, lease, grace, |_| {}).await
+    }
+
+    /// [`Instance::start_with_grace`] with `configure` applied to the loops' context.
+    pub async fn start_configured(
+        env: &Env,
+        identity: &str,
+        lease: bool,
+        grace: Duration,
+        configure: impl FnOnce(&mut RunContext),
+    ) -> Instance {
         let client = env.proxy.client(env.cp.admin_token()).await.unwrap();
         let metrics = Arc::new(Metrics::new());
         let readiness = Arc::new(Readiness::new());
@@ -301,6 +312,7 @@ impl Instance {
         ctx.rebuild_after = Duration::from_millis(500);
         ctx.controller.backoff_initial = Duration::from_millis(100);
         ctx.controller.backoff_max = Duration::from_millis(400);
+        configure(&mut ctx);
         let ctx = Arc::new(ctx);
         // Other tests' policies live in other namespaces of the same server.
         let settings = OperatorSettings {

@@ -89,6 +89,7 @@ pub fn source_spec(prometheus_url: Option<&str>, metrics: &url::Url) -> SourceSp
                     ..PrometheusSpec::default()
                 }),
                 scrape: None,
+                pods: None,
             }
         }
         None => {
@@ -108,6 +109,7 @@ pub fn source_spec(prometheus_url: Option<&str>, metrics: &url::Url) -> SourceSp
                     matchers,
                     ..ScrapeSpec::default()
                 }),
+                pods: None,
             }
         }
     }

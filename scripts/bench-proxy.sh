@@ -7,6 +7,7 @@
 #
 #   scripts/bench-proxy.sh                     # 5 paired runs of 10 s per load
 #   BENCH_REPS=3 BENCH_SECS=5 scripts/bench-proxy.sh
+#   BENCH_NO_BUILD=1 scripts/bench-proxy.sh   # skip `cargo build` (binaries already built)
 #
 # Loads: "paced" = 5 connections each waiting 10 ms between requests (about 400-500 req/s,
 # well below saturation: the latency figures mean something), "max" = 64 connections as fast
@@ -23,9 +24,12 @@ HAPROXY="${HAPROXY:-/usr/sbin/haproxy}"
   exit 2
 }
 
-echo "building the release hashr-worker and mesh-proxy..." >&2
-(cd "$ROOT" && cargo build --release -q -p burst-hashr --bin hashr-worker &&
-  cargo build --release -q -p burst-benches --bin mesh-proxy)
+# BENCH_NO_BUILD=1: use the release binaries already in $CARGO_TARGET_DIR as they are.
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  echo "building the release hashr-worker and mesh-proxy..." >&2
+  (cd "$ROOT" && cargo build --release -q -p burst-hashr --bin hashr-worker &&
+    cargo build --release -q -p burst-benches --bin mesh-proxy)
+fi
 
 start_redis
 start_worker 0,1 "redis://127.0.0.1:$REDIS_PORT/"

@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use url::Url;
 
 use crate::prometheus::Prometheus;
-use crate::{BASE_RPS, KUBECONFIG, SPLIT_POLL, Sample};
+use crate::{BASE_RPS, DataPlane, KUBECONFIG, SPLIT_POLL, Sample};
 
 /// What one page run found.
 pub(super) enum Run {
@@ -27,8 +27,32 @@ pub(super) struct Demo {
     child: Child,
     output: Arc<Mutex<Vec<String>>>,
     page: Url,
-    admin: Url,
+    split: SplitProbe,
     metrics_host: String,
+}
+
+/// Where the burst weight the data plane routes with is read.
+pub(super) enum SplitProbe {
+    /// The built-in mesh proxy's admin `/split`.
+    Mesh(Url),
+    /// HAProxy's Prometheus exporter (`haproxy_server_weight` of the server `burst`): what
+    /// HAProxy itself routes with, after the runtime API command.
+    Haproxy(Url),
+}
+
+impl SplitProbe {
+    /// The probe for a demo whose ready event names `metrics`.
+    fn for_metrics(metrics: &Url) -> anyhow::Result<SplitProbe> {
+        Ok(match crate::DATA_PLANE.get() {
+            Some(DataPlane::Haproxy) => {
+                let mut url = metrics.clone();
+                // Only the server metrics: a smaller page to fetch every poll.
+                url.set_query(Some("scope=server"));
+                SplitProbe::Haproxy(url)
+            }
+            _ => SplitProbe::Mesh(metrics.join("/").context("admin URL")?),
+        })
+    }
 }
 
 /// `burst demo` on a free page port with `policy` (and Prometheus, and the kubeconfig).
@@ -44,6 +68,9 @@ pub(super) fn demo_command(burst: &Path, policy: &Path, prom: Option<&Prometheus
         .kill_on_drop(true);
     if let Some(p) = prom {
         cmd.arg("--prometheus-url").arg(p.url());
+    }
+    if let Some(DataPlane::Haproxy) = crate::DATA_PLANE.get() {
+        cmd.arg("--data-plane").arg("haproxy");
     }
     if let Some(k) = KUBECONFIG.get() {
         // A fresh namespace per run: no status or Events of an earlier run.
@@ -127,12 +154,12 @@ impl Demo {
         let (page, metrics) = wait_ready(&mut child, &ready).await?;
         let stdout = child.stdout.take().context("no stdout")?;
         let output = drain(BufReader::new(stdout).lines());
-        let admin = metrics.join("/").context("admin URL")?;
+        let split = SplitProbe::for_metrics(&metrics)?;
         Ok(Demo {
             child,
             output,
             page,
-            admin,
+            split,
             metrics_host: host_port(&metrics)?,
         })
     }
@@ -155,10 +182,30 @@ pub(super) async fn set_frequency(
     Ok(())
 }
 
-/// The burst weight of the mesh proxy's split (its admin `/split`).
-pub(super) async fn burst_weight(http: &reqwest::Client, admin: &Url) -> anyhow::Result<u64> {
-    let v: serde_json::Value = http.get(admin.join("split")?).send().await?.json().await?;
-    v["burst"].as_u64().context("no burst weight in /split")
+/// The burst weight the data plane routes with now.
+pub(super) async fn burst_weight(
+    http: &reqwest::Client,
+    probe: &SplitProbe,
+) -> anyhow::Result<u64> {
+    match probe {
+        SplitProbe::Mesh(admin) => {
+            let v: serde_json::Value = http.get(admin.join("split")?).send().await?.json().await?;
+            v["burst"].as_u64().context("no burst weight in /split")
+        }
+        SplitProbe::Haproxy(metrics) => {
+            let text = http.get(metrics.clone()).send().await?.text().await?;
+            haproxy_burst_weight(&text)
+                .with_context(|| format!("no weight of the server `burst` at {metrics}"))
+        }
+    }
+}
+
+/// `haproxy_server_weight` of the server `burst` in HAProxy's exporter text.
+fn haproxy_burst_weight(text: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| l.starts_with("haproxy_server_weight{") && l.contains("server=\"burst\""))
+        .find_map(|l| l.rsplit(' ').next()?.trim().parse::<f64>().ok())
+        .map(|w| w as u64)
 }
 
 /// Where in the tick the step falls for run `k` of `n`: spread evenly over one tick, since
@@ -205,7 +252,7 @@ pub(super) async fn page_run(
         .filter(|l| l.contains("split"))
         .map(|l| l.trim().to_owned())
         .collect();
-    if !changes.is_empty() || burst_weight(http, &demo.admin).await? != 0 {
+    if !changes.is_empty() || burst_weight(http, &demo.split).await? != 0 {
         let _ = demo.child.kill().await;
         return Ok(Run::Spurious(changes));
     }
@@ -241,7 +288,7 @@ pub(super) async fn page_run(
     let deadline = t0 + warmup(spec) + Duration::from_secs(30);
     let mut split_at = None;
     while Instant::now() < deadline {
-        if burst_weight(http, &demo.admin).await? > 0 {
+        if burst_weight(http, &demo.split).await? > 0 {
             split_at = Some(Instant::now());
             break;
         }
@@ -313,6 +360,19 @@ pub(super) async fn headless_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_burst_weight_from_haproxy_exporter_text() {
+        let text = "# HELP haproxy_server_weight Server weight\n\
+                    # TYPE haproxy_server_weight gauge\n\
+                    haproxy_server_weight{proxy=\"workers\",server=\"primary\"} 256\n\
+                    haproxy_server_weight{proxy=\"workers\",server=\"burst\"} 26\n";
+        assert_eq!(haproxy_burst_weight(text), Some(26));
+        assert_eq!(
+            haproxy_burst_weight("haproxy_server_weight{server=\"primary\"} 1\n"),
+            None
+        );
+    }
 
     #[test]
     fn steps_are_spread_over_one_tick() {

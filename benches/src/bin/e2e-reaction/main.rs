@@ -5,8 +5,13 @@
 //! cargo build --release -p burst-bin --bin burst
 //! cargo run --release -p burst-benches --bin e2e-reaction -- [--reps 5] [--steps 20,100]
 //!     [--policies recommended,seed] [--sources scrape,prometheus] [--headless-reps 2]
-//!     [--kubeconfig FILE]
+//!     [--kubeconfig FILE] [--data-plane builtin|haproxy]
 //! ```
+//!
+//! With `--data-plane haproxy` every demo runs as `burst demo --data-plane haproxy`: a real
+//! HAProxy routes, the controller measures and moves weights over its runtime API, and the
+//! split change is read from HAProxy's own exporter (`haproxy_server_weight` of `burst`).
+//! That data plane has its own metric source, so it takes `--sources scrape` only.
 //!
 //! With `--kubeconfig` every demo runs as `burst demo --kubeconfig FILE --namespace <fresh>`:
 //! burstd's operator patches a VirtualService in that API server and the proxy's split
@@ -53,6 +58,18 @@ const BASE_RPS: f64 = 5.0;
 /// How often the split is polled.
 const SPLIT_POLL: Duration = Duration::from_millis(5);
 
+/// `--data-plane`: what routes in every demo.
+static DATA_PLANE: std::sync::OnceLock<DataPlane> = std::sync::OnceLock::new();
+
+/// `--data-plane`, passed through to `burst demo`.
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+enum DataPlane {
+    /// The demo's built-in mesh proxy.
+    Builtin,
+    /// A real HAProxy driven over its runtime API.
+    Haproxy,
+}
+
 /// `--kubeconfig`: every demo closes its loop through this API server.
 static KUBECONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
@@ -67,6 +84,8 @@ enum Source {
 impl Source {
     fn name(self) -> &'static str {
         match self {
+            // With HAProxy the demo reads the backend's counters over the runtime API.
+            Source::Scrape if DATA_PLANE.get() == Some(&DataPlane::Haproxy) => "HaproxySource",
             Source::Scrape => "ScrapeSource",
             Source::Prometheus => "PrometheusSource",
         }
@@ -104,6 +123,9 @@ struct Args {
     /// Close every demo's loop through the API server of this kubeconfig.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// What routes in every demo: the built-in proxy or a real HAProxy.
+    #[arg(long, value_enum, default_value_t = DataPlane::Builtin)]
+    data_plane: DataPlane,
 }
 
 #[derive(Debug)]
@@ -143,6 +165,17 @@ fn options(args: Args) -> anyhow::Result<Options> {
             .context("locating this binary")?
             .with_file_name("burst"),
     };
+    if args.data_plane == DataPlane::Haproxy {
+        if args.kubeconfig.is_some() {
+            bail!("--data-plane haproxy cannot be combined with --kubeconfig; leave one out");
+        }
+        if args.sources.iter().any(|s| *s != Source::Scrape) {
+            bail!(
+                "--data-plane haproxy measures over HAProxy's runtime API; pass --sources scrape"
+            );
+        }
+    }
+    let _ = DATA_PLANE.set(args.data_plane);
     if let Some(k) = args.kubeconfig {
         let _ = KUBECONFIG.set(k);
     }
@@ -322,8 +355,13 @@ fn row(
     let splits: Vec<Option<f64>> = samples.iter().map(|s| s.split).collect();
     let bursty: Vec<Option<f64>> = samples.iter().map(|s| s.bursty).collect();
     format!(
-        "| {}{} | {policy} | {BASE_RPS} → {step} | {} | {} | {} | {} | {:.0} s | {crossing:.2} s | {spurious} of {attempts} |",
+        "| {}{}{} | {policy} | {BASE_RPS} → {step} | {} | {} | {} | {} | {:.0} s | {crossing:.2} s | {spurious} of {attempts} |",
         source.name(),
+        if DATA_PLANE.get() == Some(&DataPlane::Haproxy) {
+            " (HAProxy data plane)"
+        } else {
+            ""
+        },
         if KUBECONFIG.get().is_some() {
             " via kube-apiserver"
         } else {

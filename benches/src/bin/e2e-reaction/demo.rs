@@ -22,6 +22,24 @@ pub(super) enum Run {
     Spurious(Vec<String>),
 }
 
+/// Stops the demo as Ctrl-C does (SIGINT, so it stops its own children, such as the
+/// HAProxy of `--data-plane haproxy`), and kills it if it has not exited within 10 s.
+async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
 /// A running `burst demo` (interactive mode).
 pub(super) struct Demo {
     child: Child,
@@ -253,7 +271,7 @@ pub(super) async fn page_run(
         .map(|l| l.trim().to_owned())
         .collect();
     if !changes.is_empty() || burst_weight(http, &demo.split).await? != 0 {
-        let _ = demo.child.kill().await;
+        stop(&mut demo.child).await;
         return Ok(Run::Spurious(changes));
     }
 
@@ -302,7 +320,7 @@ pub(super) async fn page_run(
         None => None,
     };
     reader.abort();
-    let _ = demo.child.kill().await;
+    stop(&mut demo.child).await;
     let since = |t: Option<Instant>| t.map(|t| t.duration_since(t0).as_secs_f64());
     Ok(Run::Measured(Sample {
         split: since(split_at),

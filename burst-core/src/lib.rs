@@ -37,6 +37,7 @@ mod types;
 
 pub mod controller;
 pub mod policy;
+pub mod rate;
 pub mod sim;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -16,7 +16,7 @@
 //!   instances, an error naming how many failed and the first failure); what the other
 //!   instances gave is still recorded, and samples older than the longest window age out.
 
-use std::collections::{HashMap, VecDeque};
+use burst_core::rate::RateBuffer;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -254,100 +254,9 @@ impl MetricSource for HaproxySource {
     }
 }
 
-/// Counter samples per series over a sliding time span, and rates computed from them the
-/// way Prometheus' `rate()` treats counters: a drop is a reset, so the increase across it
-/// is the new value. The same rules as `burst_prom`'s scrape source (which keeps its
-/// buffer private): see its tests for the edge cases; ours are below.
-#[derive(Debug)]
-struct RateBuffer<K> {
-    keep: Duration,
-    series: HashMap<K, VecDeque<(Timestamp, f64)>>,
-}
-
-impl<K: std::hash::Hash + Eq> RateBuffer<K> {
-    fn new(keep: Duration) -> Self {
-        RateBuffer {
-            keep,
-            series: HashMap::new(),
-        }
-    }
-
-    fn record(&mut self, key: K, at: Timestamp, value: f64) {
-        let samples = self.series.entry(key).or_default();
-        // Samples arrive in time order; a clock step backwards restarts the series.
-        if samples.back().is_some_and(|(t, _)| *t > at) {
-            samples.clear();
-        }
-        samples.push_back((at, value));
-    }
-
-    fn trim(&mut self, now: Timestamp) {
-        let keep = self.keep;
-        self.series.retain(|_, samples| {
-            while samples
-                .front()
-                .is_some_and(|(t, _)| now.saturating_since(*t) > keep)
-            {
-                samples.pop_front();
-            }
-            !samples.is_empty()
-        });
-    }
-
-    /// The per-second rate of all series together over `[now - window, now]`, or `None`
-    /// when no series has two samples in it.
-    fn rate(&self, now: Timestamp, window: Duration) -> Option<f64> {
-        let (mut increase, mut span) = (0.0, 0.0_f64);
-        let mut any = false;
-        for samples in self.series.values() {
-            let mut in_window = samples
-                .iter()
-                .filter(|(t, _)| now.saturating_since(*t) <= window);
-            let Some(&(first_t, first_v)) = in_window.next() else {
-                continue;
-            };
-            let (mut last_t, mut last_v) = (first_t, first_v);
-            for &(t, v) in in_window {
-                increase += if v >= last_v { v - last_v } else { v };
-                (last_t, last_v) = (t, v);
-            }
-            let s = last_t.saturating_since(first_t).as_secs_f64();
-            if s > 0.0 {
-                any = true;
-                span = span.max(s);
-            }
-        }
-        any.then(|| increase / span)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(secs: f64) -> Timestamp {
-        Timestamp::from_secs_f64(secs).unwrap()
-    }
-
-    #[test]
-    fn restart_counts_from_zero_without_a_negative_spike() {
-        let mut b = RateBuffer::new(Duration::from_secs(60));
-        for (at, v) in [(0.0, 1000.0), (1.0, 1010.0), (2.0, 4.0), (3.0, 14.0)] {
-            b.record(0, t(1000.0 + at), v);
-        }
-        assert_eq!(b.rate(t(1003.0), Duration::from_secs(15)), Some(8.0));
-    }
-
-    #[test]
-    fn one_sample_is_no_rate_and_old_samples_age_out() {
-        let mut b = RateBuffer::new(Duration::from_secs(10));
-        b.record(0, t(0.0), 0.0);
-        assert_eq!(b.rate(t(0.0), Duration::from_secs(10)), None);
-        b.record(0, t(2.0), 10.0);
-        assert_eq!(b.rate(t(2.0), Duration::from_secs(10)), Some(5.0));
-        b.trim(t(30.0));
-        assert!(b.series.is_empty());
-    }
 
     #[test]
     fn settings_are_checked() {

@@ -163,6 +163,7 @@ mod scrape;
 pub mod template;
 
 pub use build::{Source, SourceConfig, windows};
+pub use burst_core::rate::RateBuffer;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use http::{BasicAuth, HttpClients, HttpConfig};
@@ -172,7 +173,7 @@ pub use prometheus::{
 pub use range::{
     MAX_POINTS, MAX_POINTS_PER_REQUEST, RangeClient, RangeHistory, RangeQuery, RangeSample,
 };
-pub use scrape::{RateBuffer, ScrapeConfig, ScrapeMode, ScrapeSource, SeriesScraper};
+pub use scrape::{ScrapeConfig, ScrapeMode, ScrapeSource, SeriesScraper};
 
 /// Validates the rate windows both sources take: `window` longer than 0s and an optional
 /// `long_window` longer than it. Returns them shortest first.

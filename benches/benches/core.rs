@@ -54,10 +54,10 @@ fn controller_tick(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let source = MemorySource::new();
-    source.set(Scripted::Reading(Reading::Value(Observation {
-        rates: Rates::single(Rate::try_new("r", 12.0).expect("valid")),
-        sampled_at: Timestamp::ZERO,
-    })));
+    source.set(Scripted::Reading(Reading::Value(Observation::new(
+        Rates::single(Rate::try_new("r", 12.0).expect("valid")),
+        Timestamp::ZERO,
+    ))));
     let mut ctl = Controller::new(
         source,
         PolicySpec::default().build().expect("valid spec"),

@@ -420,10 +420,10 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     fn value(rps: f64) -> Scripted {
-        Scripted::Reading(Reading::Value(Observation {
-            rates: Rates::single(Rate::try_new("r", rps).unwrap()),
-            sampled_at: Timestamp::ZERO,
-        }))
+        Scripted::Reading(Reading::Value(Observation::new(
+            Rates::single(Rate::try_new("r", rps).unwrap()),
+            Timestamp::ZERO,
+        )))
     }
 
     type TestController =

@@ -38,6 +38,7 @@ mod types;
 pub mod controller;
 pub mod policy;
 pub mod rate;
+pub mod signals;
 pub mod sim;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
@@ -48,6 +49,7 @@ pub use controller::{
 pub use duration::HumanDuration;
 pub use error::{BoxError, Error, RouterError, SourceError, error_chain};
 pub use router::TrafficRouter;
+pub use signals::{Millis, Ratio, Signals};
 pub use source::{MetricSource, Reading};
 pub use sync::lock;
 pub use types::{Observation, Rate, Rates, Split, Thresholds, Timestamp, Weight};

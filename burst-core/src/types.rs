@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::signals::Signals;
 
 /// A route weight: a percentage from 0 to 100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -58,13 +59,38 @@ pub struct Rates {
     pub down: Rate,
 }
 
-/// A successful measurement: rates and the time of the sample they come from.
+/// A successful measurement: rates, the other signals, and the time of the sample they come
+/// from.
+///
+/// Built with [`Observation::new`] and [`Observation::with_signals`]; more signals may be added
+/// in later versions without breaking sources written outside burst.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Observation {
     /// The measured rates.
     pub rates: Rates,
     /// When the sample was taken (by the source's clock).
     pub sampled_at: Timestamp,
+    /// Latency, errors and ready endpoints, where the source measures them.
+    pub signals: Signals,
+}
+
+impl Observation {
+    /// An observation of the demand rate alone (no other signal).
+    pub const fn new(rates: Rates, sampled_at: Timestamp) -> Observation {
+        Observation {
+            rates,
+            sampled_at,
+            signals: Signals::NONE,
+        }
+    }
+
+    /// The same observation with these signals.
+    #[must_use]
+    pub const fn with_signals(mut self, signals: Signals) -> Observation {
+        self.signals = signals;
+        self
+    }
 }
 
 impl Weight {

@@ -102,13 +102,10 @@ proptest! {
             let mut reports = Vec::new();
             for s in &steps {
                 source.push(match s.source {
-                    Src::Value(up, down) => Scripted::Reading(Reading::Value(Observation {
-                        rates: Rates {
+                    Src::Value(up, down) => Scripted::Reading(Reading::Value(Observation::new(Rates {
                             up: Rate::try_new("u", up).unwrap(),
                             down: Rate::try_new("d", down).unwrap(),
-                        },
-                        sampled_at: Timestamp::ZERO,
-                    })),
+                        }, Timestamp::ZERO))),
                     Src::NoData => Scripted::Reading(Reading::NoData { reason: "empty".into() }),
                     Src::Error => Scripted::Error { kind: "http", message: "down".into() },
                 });

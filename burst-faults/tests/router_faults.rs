@@ -126,10 +126,10 @@ async fn edit(api: &Api<DynamicObject>, change: impl Fn(&mut Value)) -> Result<(
 }
 
 fn load(rps: f64) -> Scripted {
-    Scripted::Reading(Reading::Value(Observation {
-        rates: Rates::single(Rate::try_new("rps", rps).unwrap()),
-        sampled_at: Timestamp::ZERO,
-    }))
+    Scripted::Reading(Reading::Value(Observation::new(
+        Rates::single(Rate::try_new("rps", rps).unwrap()),
+        Timestamp::ZERO,
+    )))
 }
 
 /// Load that makes the seed policy burst (above 15 rps) or come back (below 10 rps).

@@ -175,13 +175,13 @@ impl HaproxySource {
         };
         let up = per_window[0];
         let down = per_window.last().copied().unwrap_or(up);
-        Ok(Reading::Value(Observation {
-            rates: Rates {
+        Ok(Reading::Value(Observation::new(
+            Rates {
                 up: to_rate(up)?,
                 down: to_rate(down)?,
             },
-            sampled_at: now,
-        }))
+            now,
+        )))
     }
 
     /// One instance's backend request counter and when it was read.

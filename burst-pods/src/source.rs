@@ -412,13 +412,13 @@ impl PodSource {
         };
         let up = per_window[0];
         let down = per_window.last().copied().unwrap_or(up);
-        Ok(Reading::Value(Observation {
-            rates: Rates {
+        Ok(Reading::Value(Observation::new(
+            Rates {
                 up: to_rate(up)?,
                 down: to_rate(down)?,
             },
-            sampled_at: now,
-        }))
+            now,
+        )))
     }
 
     fn service_name(&self) -> String {

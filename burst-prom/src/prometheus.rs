@@ -249,13 +249,13 @@ impl PrometheusSource {
         };
         let (up, up_at) = values[0];
         let (down, down_at) = values.last().copied().unwrap_or((up, up_at));
-        Ok(Reading::Value(Observation {
-            rates: Rates {
+        Ok(Reading::Value(Observation::new(
+            Rates {
                 up: rate(up)?,
                 down: rate(down)?,
             },
-            sampled_at: up_at.min(down_at),
-        }))
+            up_at.min(down_at),
+        )))
     }
 
     /// Checks that Prometheus answers queries: evaluates `vector(1)` and expects 1.

@@ -263,10 +263,7 @@ impl ScrapeSource {
                 }
             }
         };
-        Ok(Reading::Value(Observation {
-            rates,
-            sampled_at: now,
-        }))
+        Ok(Reading::Value(Observation::new(rates, now)))
     }
 
     async fn scrape(&self, url: &Url) -> Result<TargetScrape, Error> {

@@ -117,10 +117,10 @@ impl TrafficRouter for LoadBalancerRouter {
 }
 
 fn scripted(rps: f64) -> anyhow::Result<Scripted> {
-    Ok(Scripted::Reading(Reading::Value(Observation {
-        rates: Rates::single(Rate::try_new("rps", rps)?),
-        sampled_at: Timestamp::ZERO,
-    })))
+    Ok(Scripted::Reading(Reading::Value(Observation::new(
+        Rates::single(Rate::try_new("rps", rps)?),
+        Timestamp::ZERO,
+    ))))
 }
 
 #[tokio::main]

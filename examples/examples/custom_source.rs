@@ -69,10 +69,10 @@ impl MetricSource for ServedRate {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        Ok(Reading::Value(Observation {
-            rates: Rates::single(rate),
-            sampled_at: Timestamp::from_duration(wall),
-        }))
+        Ok(Reading::Value(Observation::new(
+            Rates::single(rate),
+            Timestamp::from_duration(wall),
+        )))
     }
 
     fn describe(&self) -> String {

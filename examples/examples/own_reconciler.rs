@@ -29,10 +29,10 @@ const MAX_ROUNDS: u32 = 20;
 async fn main() -> anyhow::Result<()> {
     let source = MemorySource::new();
     for rps in [5.0, 5.0, 20.0, 20.0, 20.0, 12.0, 12.0, 5.0, 5.0] {
-        source.push(Scripted::Reading(Reading::Value(Observation {
-            rates: Rates::single(Rate::try_new("rps", rps)?),
-            sampled_at: Timestamp::ZERO,
-        })));
+        source.push(Scripted::Reading(Reading::Value(Observation::new(
+            Rates::single(Rate::try_new("rps", rps)?),
+            Timestamp::ZERO,
+        ))));
     }
     let router = MemoryRouter::new(Split::ALL_PRIMARY);
     router.fail_next_read(RouterError::new(

@@ -103,10 +103,10 @@ mod tests {
     #[tokio::test]
     async fn memory_source_replays_queue_then_fallback() {
         let src = MemorySource::new();
-        let obs = Observation {
-            rates: Rates::single(Rate::try_new("r", 3.0).unwrap()),
-            sampled_at: Timestamp::ZERO,
-        };
+        let obs = Observation::new(
+            Rates::single(Rate::try_new("r", 3.0).unwrap()),
+            Timestamp::ZERO,
+        );
         src.push(Scripted::Reading(Reading::Value(obs)));
         src.push(Scripted::Error {
             kind: "http",

@@ -36,6 +36,7 @@ mod sync;
 mod types;
 
 pub mod controller;
+pub mod fanout;
 pub mod policy;
 pub mod rate;
 pub mod signals;

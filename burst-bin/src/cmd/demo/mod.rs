@@ -5,7 +5,7 @@
 //! load goes through the proxy, and the controller, which measures the demand at the proxy
 //! (or through Prometheus with `--prometheus-url`) and moves the proxy's split.
 //!
-//! Interactive: prints the page URL and every split change; Ctrl-C stops everything.
+//! Interactive: prints the page URL and every split change; Ctrl-C or SIGTERM stops everything.
 //! Headless: drives the load itself from `--scenario`, shows a one-line status on stderr and
 //! prints a timeline and summary (or JSON) at the end.
 //!
@@ -206,9 +206,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let demo = start(&args, &file, cluster).await?;
-    // Ctrl-C listens before the ready file appears, so a SIGINT sent on reading it stops
-    // the demo cleanly.
-    let ctrl_c = tokio::signal::ctrl_c();
+    // Ctrl-C and SIGTERM listen before the ready file appears, so a signal sent on reading
+    // it stops the demo cleanly (and with it the HAProxy it started).
+    let ctrl_c = async {
+        burst_main::shutdown_signal().await;
+        Ok(())
+    };
     let mut ctrl_c: Interrupt<'_> = std::pin::pin!(ctrl_c);
     if (&mut ctrl_c).now_or_never().is_some() {
         shutdown(demo).await;

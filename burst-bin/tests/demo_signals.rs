@@ -10,7 +10,11 @@ use serde_json::Value;
 
 fn proxy_addr(event: &Value) -> SocketAddr {
     let url = event["proxy"].as_str().unwrap_or_else(|| panic!("{event}"));
-    let host_port = url.trim_start_matches("http://").split('/').next().unwrap();
+    let host_port = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or(url);
     host_port.parse().unwrap_or_else(|e| panic!("{url}: {e}"))
 }
 

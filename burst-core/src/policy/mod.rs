@@ -15,6 +15,7 @@
 mod hysteresis;
 mod overflow;
 mod spec;
+mod warmup;
 
 use std::fmt;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use crate::{Rates, Split, Timestamp};
 pub use hysteresis::{Hysteresis, HysteresisConfig};
 pub use overflow::{Overflow, OverflowConfig};
 pub use spec::{CelRule, LoopSpec, Mode, PolicyFile, PolicySpec, SimSpec, first_bad_key};
+pub use warmup::{Warmup, WarmupConfig, WarmupInput};
 
 /// What the policy gets to see on a tick.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +133,8 @@ pub enum Rule {
     MissingHold,
     /// Data missing for `stale_after`: the configured safe target.
     StaleSafeTarget,
+    /// Warm-up: the burst weight goes up through the ramp's steps, not at once.
+    Warming,
     /// A rule of a policy written outside burst, named by that policy (a stable snake_case
     /// name such as `"business_hours"`; it becomes a metric label and a status field).
     Custom(&'static str),
@@ -180,6 +184,7 @@ impl Rule {
             Rule::DeadBand => "dead_band",
             Rule::MissingHold => "missing_hold",
             Rule::StaleSafeTarget => "stale_safe_target",
+            Rule::Warming => "warming",
             Rule::Custom(name) => name,
         }
     }

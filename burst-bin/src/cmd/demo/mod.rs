@@ -23,6 +23,7 @@ mod haproxy;
 mod kube;
 mod load;
 mod scenario;
+mod sides;
 mod stack;
 
 use std::fmt::Write as _;
@@ -263,6 +264,8 @@ struct Partial {
     servers: Vec<JoinHandle<Result<(), burst_hashr::Error>>>,
     log: Arc<Mutex<TickLog>>,
     started: Instant,
+    /// Faults and ready endpoints of both sides, as the scenario sets them.
+    sides: Arc<sides::Sides>,
 }
 
 /// The ready event: where everything listens and what measures and routes.

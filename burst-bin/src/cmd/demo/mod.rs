@@ -110,7 +110,11 @@ pub struct Args {
     /// Drive the load from --scenario instead of waiting for a browser; print a timeline.
     #[arg(long)]
     headless: bool,
-    /// Load steps `RATErps:DURATION`, comma-separated (headless only).
+    /// Load steps `RATErps:DURATION`, comma-separated (headless only). Side events between
+    /// them take effect when the next step starts: `primary:slow=200ms`, `burst:down`,
+    /// `burst:cold=20s` (503 until warm), `primary:ready=1` (ready endpoints reported; default
+    /// 2 per side), `burst:up` (clears faults). Example:
+    /// `5rps:20s,burst:down,20rps:30s,burst:up,20rps:30s`
     #[arg(long, value_name = "STEPS", requires = "headless")]
     scenario: Option<String>,
     /// Print JSON at the end (headless only): {"summary", "timeline", "changes", "demo"},

@@ -215,6 +215,11 @@ pub struct BandSpec {
 pub struct BurstHealthSpec {
     /// Ready burst endpoints needed before any traffic goes there.
     #[serde(alias = "min_ready")]
+    // int64 in the schema: Kubernetes knows no `uint32` format.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "i64", range(min = 0, max = 1000000))
+    )]
     pub min_ready: u32,
     /// Highest error ratio (0..1) at which the burst side still counts as healthy.
     #[serde(alias = "max_error_ratio", skip_serializing_if = "Option::is_none")]

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::policy::{Decision, Policy, Signal};
-use crate::{MetricSource, Reading, RouterError, SourceError, Split, Timestamp, TrafficRouter};
+use crate::{MetricSource, RouterError, SourceError, Split, Timestamp, TrafficRouter};
 
 /// Timing settings of a [`Controller`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,8 +242,7 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
 
     async fn measure(&self) -> Signal {
         match timeout(self.config.source_timeout, self.source.observe()).await {
-            Ok(Ok(Reading::Value(o))) => Signal::Rates(o.rates),
-            Ok(Ok(Reading::NoData { reason })) => Signal::NoData(reason),
+            Ok(Ok(reading)) => Signal::from(reading),
             Ok(Err(e)) => Signal::Error(e),
             Err(_) => Signal::Error(SourceError::timeout(
                 &self.source.describe(),
@@ -415,7 +414,7 @@ mod tests {
     use super::*;
     use crate::policy::{PolicySpec, Rule};
     use crate::testing::{MemoryRouter, MemorySource, Scripted};
-    use crate::{Observation, Rate, Rates};
+    use crate::{Observation, Rate, Rates, Reading};
     use async_trait::async_trait;
     use std::sync::{Arc, Mutex};
 

@@ -497,10 +497,7 @@ pub async fn explain(
         }
     };
     let signal = match tokio::time::timeout(config.source_timeout, parts.source.observe()).await {
-        Ok(Ok(burst_core::Reading::Value(o))) => burst_core::policy::Signal::Rates(o.rates),
-        Ok(Ok(burst_core::Reading::NoData { reason })) => {
-            burst_core::policy::Signal::NoData(reason)
-        }
+        Ok(Ok(reading)) => burst_core::policy::Signal::from(reading),
         Ok(Err(e)) => burst_core::policy::Signal::Error(e),
         Err(_) => burst_core::policy::Signal::Error(burst_core::SourceError::timeout(
             &parts.source.describe(),

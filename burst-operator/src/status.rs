@@ -331,7 +331,7 @@ impl StatusTracker {
         let mut events = Vec::new();
         // What the source gave.
         let (observation, source_problem) = match &r.signal {
-            Signal::Rates(rates) => {
+            Signal::Rates(rates) | Signal::Observed(burst_core::Observation { rates, .. }) => {
                 self.status.observed_rps = Some(rates.up.get());
                 self.status.observed_rps_long = Some(rates.down.get());
                 self.clear_errors("source");

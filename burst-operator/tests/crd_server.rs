@@ -421,6 +421,47 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
             "spec.policy.deadBand",
             "spec.policy.deadBand: Invalid value: `deadBand` must be a fraction in [0, 1)",
         ),
+        // The signal keys: capacity from endpoints, fractions, triggers, the burst guard.
+        (
+            json!({"policy": {"capacityPerEndpoint": 0}}),
+            "spec.policy.capacityPerEndpoint",
+            "spec.policy.capacityPerEndpoint: Invalid value: `capacityPerEndpoint` must be greater than 0",
+        ),
+        (
+            json!({"policy": {"capacity": 20, "highFraction": 1.0}}),
+            "spec.policy.highFraction",
+            "spec.policy.highFraction: Invalid value: `highFraction` and `lowFraction` go together",
+        ),
+        (
+            json!({"policy": {"highFraction": 1.0, "lowFraction": 0.5}}),
+            "spec.policy.highFraction",
+            "spec.policy.highFraction: Invalid value: `highFraction` needs `capacity` or `capacityPerEndpoint`",
+        ),
+        (
+            json!({"policy": {"triggers": {"latencyP99Ms": {"high": 100, "low": 200}}}}),
+            "spec.policy.triggers.latencyP99Ms.low",
+            "spec.policy.triggers.latencyP99Ms.low: Invalid value: `triggers.latencyP99Ms.low` must be >= 0 and below its `high`",
+        ),
+        (
+            json!({"policy": {"triggers": {"errorRatio": {"high": 2, "low": 0.1}}}}),
+            "spec.policy.triggers.errorRatio.low",
+            "`triggers.errorRatio` needs 0 <= low < high <= 1",
+        ),
+        (
+            json!({"policy": {"triggers": {"errorRatio": {"high": 0.5}}}}),
+            "spec.policy.triggers.errorRatio.low",
+            "spec.policy.triggers.errorRatio.low: Required value",
+        ),
+        (
+            json!({"policy": {"burstHealth": {"maxErrorRatio": 1.5}}}),
+            "spec.policy.burstHealth.maxErrorRatio",
+            "`burstHealth.maxErrorRatio` must be a ratio from 0 to 1",
+        ),
+        (
+            json!({"policy": {"burstHealth": {"onUnhealthy": "burst"}}}),
+            "spec.policy.burstHealth.onUnhealthy",
+            r#"spec.policy.burstHealth.onUnhealthy: Unsupported value: "burst": supported values: "primary", "hold""#,
+        ),
         (
             json!({"policy": {"onMissing": "primary", "staleAfter": "0s"}}),
             "spec.policy.staleAfter",
@@ -546,6 +587,38 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
     assert_eq!(answer.body["spec"]["target"]["kind"], "VirtualService");
     assert_eq!(answer.body["spec"]["dryRun"], false);
     assert_eq!(answer.body["spec"]["paused"], false);
+    // Every signal key at once is accepted; the server fills the guard's defaults.
+    let mut signals = valid_spec();
+    signals["policy"] = json!({
+        "mode": "overflow", "capacityPerEndpoint": 10, "burstCapacityPerEndpoint": 5,
+        "triggers": {"latencyP99Ms": {"high": 250, "low": 150},
+                     "errorRatio": {"high": 0.05, "low": 0.01}},
+        "burstHealth": {"maxErrorRatio": 0.2},
+    });
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "signals", signals))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    let health = &answer.body["spec"]["policy"]["burstHealth"];
+    assert_eq!(health["minReady"], 1);
+    assert_eq!(health["onUnhealthy"], "primary");
+    assert_eq!(health["healthyAfter"], "30s");
+    let mut fractions = valid_spec();
+    fractions["policy"] = json!({"capacity": 40, "highFraction": 1.0, "lowFraction": 0.66});
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "fractions", fractions))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
     // A pod source with a named port (int-or-string) is stored as written.
     let mut pods = valid_spec();
     pods["source"] = json!({"pods": {"service": "worker", "port": "http-envoy", "quorum": 1}});

@@ -1,7 +1,9 @@
 //! In-memory fakes for tests, simulations and examples (feature `test-util`).
 //!
 //! - [`MemorySource`] replays [`Scripted`] readings and errors;
-//! - [`MemoryRouter`] holds a split, records applies, and fails the next calls on demand.
+//! - [`MemoryRouter`] holds a split, records applies, and fails the next calls on demand;
+//! - [`MemoryScaler`] holds whether the burst side is prepared, records every call, and fails
+//!   the next calls on demand.
 //!
 //! ```toml
 //! [dev-dependencies]
@@ -9,7 +11,9 @@
 //! ```
 
 mod router;
+mod scaler;
 mod source;
 
 pub use router::MemoryRouter;
+pub use scaler::{MemoryScaler, ScalerCall};
 pub use source::{MemorySource, Scripted};

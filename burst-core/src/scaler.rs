@@ -9,7 +9,8 @@
 //! [`PrewarmState`] decides when, from the [`Outlook`], whether traffic is on burst, and the
 //! time passed in. It never asks for a release while traffic is on burst, nor sooner than
 //! `hold` after the last need; an action is repeated on the next step until the caller
-//! [confirms](PrewarmState::confirm) it, so a failed call is retried.
+//! [confirms](PrewarmState::confirm) it, so a failed call is retried. [`Prewarm`] holds a
+//! forecaster, the state and the trigger, and does one tick's forecast, decision and call.
 //!
 //! ```
 //! use burst_core::forecast::Outlook;
@@ -38,8 +39,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::forecast::Outlook;
-use crate::{Error, ScalerError, Timestamp};
+use crate::forecast::{ForecastMethod, Forecaster, Outlook};
+use crate::{Error, Rate, ScalerError, Timestamp};
 
 /// Something that can grow the burst side ahead of the traffic, and let it shrink again.
 ///
@@ -100,6 +101,32 @@ pub struct PrewarmState {
     owed_release: bool,
     /// The last prepare was confirmed.
     prepared: bool,
+}
+
+/// Forecaster, [`PrewarmState`] and trigger together: what a controller holds to pre-warm.
+///
+/// Each tick: [`tick`](Self::tick) with the demand measured (if any), whether traffic is on
+/// burst, the scaler and the time; it forecasts, decides, calls the scaler (with a timeout)
+/// and confirms on success. [`plan`](Self::plan) and [`confirm`](Self::confirm) are the
+/// same steps without IO, for the simulator.
+#[derive(Debug, Clone)]
+pub struct Prewarm {
+    forecaster: Forecaster,
+    state: PrewarmState,
+    trigger: Rate,
+}
+
+/// What one pre-warm tick saw and did, for decisions, status, Events and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrewarmReport {
+    /// The forecast for the trigger within the lead time.
+    pub outlook: Outlook,
+    /// The action due, if any.
+    pub action: Option<PrewarmAction>,
+    /// The scaler's answer to it (`None` when there was no action).
+    pub result: Option<Result<(), ScalerError>>,
+    /// Whether the burst side is prepared after the tick.
+    pub prepared: bool,
 }
 
 impl fmt::Display for PrewarmReason {
@@ -243,6 +270,100 @@ impl PrewarmState {
     }
 }
 
+impl Prewarm {
+    /// Pre-warming with `method`, `settings`, towards `trigger` (the policy's high
+    /// threshold, say). Forecasts from samples older than `stale_after` are not trusted.
+    pub fn try_new(
+        method: ForecastMethod,
+        settings: PrewarmSettings,
+        trigger: Rate,
+        stale_after: Duration,
+    ) -> Result<Self, Error> {
+        Ok(Prewarm {
+            forecaster: Forecaster::try_new(method, stale_after)?,
+            state: PrewarmState::new(settings),
+            trigger,
+        })
+    }
+
+    /// The state machine (e.g. to [`assume_prepared`](PrewarmState::assume_prepared)).
+    pub fn state_mut(&mut self) -> &mut PrewarmState {
+        &mut self.state
+    }
+
+    /// Whether the burst side is prepared.
+    pub fn is_prepared(&self) -> bool {
+        self.state.is_prepared()
+    }
+
+    /// Feeds `demand` (when measured) to the forecaster and returns the outlook and the
+    /// action due. Pure.
+    pub fn plan(
+        &mut self,
+        demand: Option<Rate>,
+        on_burst: bool,
+        now: Timestamp,
+    ) -> (Outlook, Option<PrewarmAction>) {
+        if let Some(d) = demand {
+            self.forecaster.observe(now, d);
+        }
+        let outlook = self
+            .forecaster
+            .outlook(self.trigger, self.state.settings().lead(), now);
+        let action = self.state.step(&outlook, on_burst, now);
+        (outlook, action)
+    }
+
+    /// Records that `action` succeeded.
+    pub fn confirm(&mut self, action: &PrewarmAction) {
+        self.state.confirm(action);
+    }
+
+    /// [`plan`](Self::plan), then the call to `scaler` (at most `timeout`), then
+    /// [`confirm`](Self::confirm) if it succeeded. A failed call is retried next tick.
+    pub async fn tick(
+        &mut self,
+        scaler: &(impl CapacityScaler + ?Sized),
+        demand: Option<Rate>,
+        on_burst: bool,
+        now: Timestamp,
+        timeout: Duration,
+    ) -> PrewarmReport {
+        let (outlook, action) = self.plan(demand, on_burst, now);
+        let result = match &action {
+            None => None,
+            Some(a) => {
+                let call = async {
+                    match a {
+                        PrewarmAction::Prepare(why) => scaler.prepare(why).await,
+                        PrewarmAction::Release { .. } => scaler.release().await,
+                    }
+                };
+                let r = match tokio::time::timeout(timeout, call).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ScalerError::timeout(&scaler.describe(), timeout)),
+                };
+                match &r {
+                    Ok(()) => {
+                        tracing::info!(scaler = %scaler.describe(), action = %a, "pre-warm action done");
+                        self.confirm(a);
+                    }
+                    Err(e) => {
+                        tracing::warn!(scaler = %scaler.describe(), action = %a, kind = e.kind(), error = %e, "pre-warm action failed; retried next tick");
+                    }
+                }
+                Some(r)
+            }
+        };
+        PrewarmReport {
+            outlook,
+            action,
+            result,
+            prepared: self.state.is_prepared(),
+        }
+    }
+}
+
 #[async_trait]
 impl<T: CapacityScaler + ?Sized> CapacityScaler for std::sync::Arc<T> {
     async fn prepare(&self, why: &PrewarmReason) -> Result<(), ScalerError> {
@@ -360,6 +481,54 @@ mod tests {
             s.step(&CALM, false, at(110)),
             Some(PrewarmAction::Release { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn prewarm_ticks_forecast_call_and_confirm() {
+        use crate::testing::{MemoryScaler, ScalerCall};
+        let scaler = MemoryScaler::new();
+        let mut p = Prewarm::try_new(
+            ForecastMethod::default(),
+            settings(30, 10),
+            Rate::try_new("trigger", 15.0).unwrap(),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        let t = Duration::from_secs(1);
+        let rps = |v| Some(Rate::try_new("rps", v).unwrap());
+        // Flat at 5: nothing. Rising 1 rps/s from 5: a crossing of 15 within 30 s.
+        for s in 0..5 {
+            let r = p.tick(&scaler, rps(5.0), false, at(s), t).await;
+            assert_eq!(r.action, None, "{r:?}");
+        }
+        scaler.fail_next_prepare(ScalerError::new("server", "500"));
+        let mut reports = Vec::new();
+        for s in 5..12 {
+            reports.push(p.tick(&scaler, rps(s as f64), false, at(s), t).await);
+        }
+        let first = reports.iter().find(|r| r.action.is_some()).unwrap();
+        assert!(first.outlook.is_crossing());
+        assert_eq!(
+            first.result.as_ref().unwrap().as_ref().unwrap_err().kind(),
+            "server"
+        );
+        assert!(p.is_prepared());
+        assert!(scaler.is_prepared());
+        // No data for a while: the forecast goes stale, the hold runs out, released.
+        let r = p.tick(&scaler, None, false, at(60), t).await;
+        assert!(
+            matches!(r.action, Some(PrewarmAction::Release { .. })),
+            "{r:?}"
+        );
+        assert!(!scaler.is_prepared());
+        assert_eq!(
+            scaler
+                .calls()
+                .iter()
+                .filter(|c| matches!(c, ScalerCall::Prepare { ok: true, .. }))
+                .count(),
+            1
+        );
     }
 
     fn outlook() -> impl Strategy<Value = Outlook> {

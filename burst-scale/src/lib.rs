@@ -43,3 +43,18 @@ pub use scaler::{KubeScaler, Restored, ScalerOptions};
 
 /// The Role a [`KubeScaler`] needs in the burst Deployment's namespace (YAML).
 pub const ROLE_YAML: &str = include_str!("../rbac.yaml");
+
+#[cfg(test)]
+mod tests {
+    /// docs/prewarm.md shows the Role the tests apply, rule for rule.
+    #[test]
+    fn the_documented_role_is_the_tested_one() {
+        let doc = include_str!("../../docs/prewarm.md");
+        for line in super::ROLE_YAML
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        {
+            assert!(doc.contains(line), "docs/prewarm.md lacks `{line}`");
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! The one error enum of `burst-core`, and the two error types adapters return.
+//! The one error enum of `burst-core`, and the three error types adapters return.
 
 use std::fmt;
 use std::sync::Arc;

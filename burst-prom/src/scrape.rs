@@ -91,7 +91,8 @@ pub struct ScrapeSource {
     windows: Vec<Duration>,
     clock: Arc<dyn Clock>,
     history: Mutex<RateBuffer<SeriesKey>>,
-    signals: Mutex<SignalHistory<usize>>,
+    /// Boxed: most sources measure no signal, and `Source` keeps its variants close in size.
+    signals: Box<Mutex<SignalHistory<usize>>>,
 }
 
 /// A series: which target it came from and its canonical label set.
@@ -178,7 +179,7 @@ impl ScrapeSource {
             windows,
             clock,
             history: Mutex::new(RateBuffer::new(keep)),
-            signals: Mutex::new(SignalHistory::new(unit, keep)),
+            signals: Box::new(Mutex::new(SignalHistory::new(unit, keep))),
         })
     }
 

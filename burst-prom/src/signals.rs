@@ -113,15 +113,15 @@ impl ScrapeSignals {
 
     /// Checks the names.
     pub fn validate(&self) -> Result<(), Error> {
-        if let Some(h) = &self.latency_histogram {
-            if !crate::scrape::is_metric_name(h) || h.ends_with("_bucket") {
-                return Err(Error::config(
-                    "latency_histogram",
-                    format!(
-                        "`{h}` is not a histogram name; give the name without `_bucket`, e.g. {ISTIO_LATENCY_HISTOGRAM}"
-                    ),
-                ));
-            }
+        if let Some(h) = &self.latency_histogram
+            && (!crate::scrape::is_metric_name(h) || h.ends_with("_bucket"))
+        {
+            return Err(Error::config(
+                "latency_histogram",
+                format!(
+                    "`{h}` is not a histogram name; give the name without `_bucket`, e.g. {ISTIO_LATENCY_HISTOGRAM}"
+                ),
+            ));
         }
         if self.error_ratio && !is_label_name(&self.code_label) {
             return Err(Error::config(

@@ -57,10 +57,12 @@
 
 mod endpoints;
 mod error;
+mod ready;
 mod source;
 
-pub use endpoints::{EndpointWatcher, ReadyEndpoint, SERVICE_NAME_LABEL};
+pub use endpoints::{EndpointWatcher, EndpointWatchers, ReadyEndpoint, SERVICE_NAME_LABEL};
 pub use error::Error;
+pub use ready::WithReadyEndpoints;
 pub use source::{
     ENVOY_STATS_PATH, ENVOY_STATS_PORT, MetricsPort, PodConfig, PodSource, RoundStats, Scheme,
     UrlRewrite,

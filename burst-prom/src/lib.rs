@@ -160,6 +160,7 @@ mod http;
 mod prometheus;
 mod range;
 mod scrape;
+pub mod signal_queries;
 pub mod signals;
 pub mod template;
 
@@ -175,6 +176,7 @@ pub use range::{
     MAX_POINTS, MAX_POINTS_PER_REQUEST, RangeClient, RangeHistory, RangeQuery, RangeSample,
 };
 pub use scrape::{ScrapeConfig, ScrapeMode, ScrapeSource, SeriesScraper};
+pub use signal_queries::SignalQueries;
 pub use signals::{LatencyUnit, ScrapeSignals, Scraped, SignalHistory};
 
 /// Validates the rate windows both sources take: `window` longer than 0s and an optional

@@ -204,7 +204,8 @@ async fn a_failing_signal_query_is_no_data_for_that_signal_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrape_source_agrees_with_histogram_quantile() {
     let target = start_target().await;
-    let prom = PrometheusServer::start(PrometheusOptions::scraping(&[target.clone()])).unwrap();
+    let prom = PrometheusServer::start(PrometheusOptions::scraping(std::slice::from_ref(&target)))
+        .unwrap();
     let scrape = ScrapeSource::new(ScrapeConfig {
         targets: vec![format!("http://{target}/metrics")],
         metric: "istio_requests_total".into(),

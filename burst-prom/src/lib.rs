@@ -130,7 +130,17 @@
 //! commas, braces, escaped quotes and newlines, and types histogram `_sum`/`_count`
 //! series (see its docs for why `prometheus-parse` alone is not enough).
 //!
-//! ## History: range queries
+//! ## Signals besides the rate
+//!
+//! Observations may carry latency, error ratios and ready endpoints
+//! ([`burst_core::Signals`]). [`PrometheusSource`] runs one query per signal
+//! ([`PrometheusConfig::signals`], a [`SignalQueries`]; `"default"` selects the Istio or
+//! kube-state-metrics query in [`signal_queries`]); a signal query that fails leaves only
+//! that signal without data. [`ScrapeSource`] measures the p99 of a histogram and the error
+//! ratio of its selected series from the same scrapes ([`ScrapeConfig::signals`], a
+//! [`ScrapeSignals`]), with [`signals::histogram_quantile`] computed as PromQL does.
+//!
+//! //! ## History: range queries
 //!
 //! [`RangeClient`] fetches one query's values over a time range from
 //! `/api/v1/query_range` (`burst simulate --prometheus-url` replays them). Ranges longer

@@ -743,7 +743,10 @@ target: {name: worker-virtual-service}
         };
         let queries: Vec<_> = built.signal_queries().collect();
         assert_eq!(queries.len(), 3);
-        assert!(queries[2].1.contains(r#"destination_cluster="west""#), "{queries:?}");
+        assert!(
+            queries[2].1.contains(r#"destination_cluster="west""#),
+            "{queries:?}"
+        );
 
         let spec = pods_spec(
             "{service: checkout, signals: {latencyHistogram: istio_request_duration_milliseconds, errorRatio: true}}",
@@ -788,7 +791,7 @@ target: {name: worker-virtual-service}
                 "spec.source.pods.signals.codeLabel",
             ),
             (
-                "{prometheus: {url: 'http://p:9090', signals: {latencyP99: 'x{{'}}}}",
+                "{prometheus: {url: 'http://p:9090', signals: {latencyP99: 'x{{'}}}",
                 "spec.source.prometheus.signals.latencyP99",
             ),
             (

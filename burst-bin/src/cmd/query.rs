@@ -107,7 +107,12 @@ pub struct Args {
     #[arg(long, conflicts_with = "prometheus_url")]
     error_ratio: bool,
     /// The label holding the response code, for --error-ratio.
-    #[arg(long, value_name = "LABEL", default_value = "response_code", requires = "error_ratio")]
+    #[arg(
+        long,
+        value_name = "LABEL",
+        default_value = "response_code",
+        requires = "error_ratio"
+    )]
     code_label: String,
     /// Istio's signals: --latency-histogram istio_request_duration_milliseconds --error-ratio.
     #[arg(long, conflicts_with_all = ["prometheus_url", "latency_histogram"])]
@@ -226,7 +231,10 @@ enum Outcome {
     /// A reading and the signals that were asked for (their names, as printed).
     Reading(Reading, Vec<&'static str>),
     ProbeOk,
-    Failed { kind: &'static str, message: String },
+    Failed {
+        kind: &'static str,
+        message: String,
+    },
 }
 
 /// Runs `burst query`.
@@ -448,11 +456,9 @@ fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
         super::print_stdout(&format!("{value}\n"))?;
     } else {
         match outcome {
-            Outcome::Reading(Reading::Value(o), asked) => super::print_stdout(&format!(
-                "{}\n{}",
-                o.rates,
-                signals_text(&o.signals, asked)
-            ))?,
+            Outcome::Reading(Reading::Value(o), asked) => {
+                super::print_stdout(&format!("{}\n{}", o.rates, signals_text(&o.signals, asked)))?
+            }
             Outcome::ProbeOk => super::print_stdout("ok\n")?,
             Outcome::Reading(Reading::NoData { reason }, _) => eprintln!("no data: {reason}"),
             Outcome::Failed { kind, message } => eprintln!("error ({kind}): {message}"),
@@ -532,7 +538,10 @@ fn signal_arg(s: &str) -> Result<(String, String), String> {
     };
     if signal_name(name).is_none() {
         let known: Vec<&str> = SIGNALS.iter().map(|(n, _)| *n).collect();
-        return Err(format!("`{name}` is not a signal; use one of {}", known.join(", ")));
+        return Err(format!(
+            "`{name}` is not a signal; use one of {}",
+            known.join(", ")
+        ));
     }
     Ok((name.to_owned(), query))
 }

@@ -21,6 +21,7 @@ mod hysteresis;
 mod overflow;
 mod spec;
 mod triggers;
+mod warmup;
 
 use std::fmt;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub use spec::{
     TriggersSpec, first_bad_key,
 };
 pub use triggers::{BurstHealth, CapacityRule, OnUnhealthy, SignalRules};
+pub use warmup::{Warmup, WarmupConfig, WarmupInput};
 
 /// What the policy gets to see on a tick.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +147,8 @@ pub enum Rule {
     MissingHold,
     /// Data missing for `stale_after`: the configured safe target.
     StaleSafeTarget,
+    /// Warm-up: the burst weight goes up through the ramp's steps, not at once.
+    Warming,
     /// The primary's p99 latency above its trigger's high: move to burst.
     LatencyHigh,
     /// The primary's error ratio above its trigger's high: move to burst.
@@ -203,6 +207,7 @@ impl Rule {
             Rule::DeadBand => "dead_band",
             Rule::MissingHold => "missing_hold",
             Rule::StaleSafeTarget => "stale_safe_target",
+            Rule::Warming => "warming",
             Rule::LatencyHigh => "latency_high",
             Rule::ErrorRatioHigh => "error_ratio_high",
             Rule::BurstUnhealthy => "burst_unhealthy",

@@ -89,6 +89,10 @@ pub(super) async fn start(
     .await?;
     servers.push(t);
 
+    let sides = Arc::new(super::sides::Sides::new(
+        primary.faults().clone(),
+        burst.faults().clone(),
+    ));
     let (plane, proxy, metrics) = match args.data_plane {
         DataPlaneKind::Builtin => {
             let mesh = Mesh::new(MeshConfig::new(primary_url.clone(), burst_url.clone()))?;
@@ -152,6 +156,7 @@ pub(super) async fn start(
         servers,
         log,
         started,
+        sides,
     };
     match cluster {
         None => start_controller(args, file, partial),
@@ -251,6 +256,8 @@ pub(super) fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> an
             )
         }
     };
+    let source: Box<dyn MetricSource> =
+        Box::new(super::sides::WithSides::new(source, p.sides.clone()));
     let source_desc = source.describe();
     let policy = spec.build()?;
     let observer_log = p.log.clone();

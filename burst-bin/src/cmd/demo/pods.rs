@@ -163,16 +163,13 @@ impl LocalPods {
             .join(", ")
     }
 
-    /// The in-process controller's source: a [`PodSource`] on the fixed slice.
-    pub(super) fn source(&self, spec: &PolicySpec) -> anyhow::Result<PodSource> {
-        let watcher = EndpointWatcher::fixed(
-            STATIC_NAMESPACE,
-            SERVICE,
-            vec![self.slice(STATIC_NAMESPACE)?],
-        )?;
+    /// The in-process controller's source: a [`PodSource`] on the fixed slice in
+    /// `namespace` (with `--kubeconfig` only to describe what burstd builds).
+    pub(super) fn source(&self, namespace: &str, spec: &PolicySpec) -> anyhow::Result<PodSource> {
+        let watcher = EndpointWatcher::fixed(namespace, SERVICE, vec![self.slice(namespace)?])?;
         let mut config = PodConfig {
             service: SERVICE.into(),
-            namespace: STATIC_NAMESPACE.into(),
+            namespace: namespace.into(),
             port: MetricsPort::Name(PORT_NAME.into()),
             matchers: matchers(),
             window: spec.window_up(),

@@ -222,7 +222,14 @@ pub(super) async fn start_kube(
         None => kube::source_spec(args.prometheus_url.as_deref(), &p.metrics),
     };
     let settings = kube::policy_settings(file);
-    let described = kube::describe_source(&burst_operator::api::BurstPolicySpec {
+    let described = match &p.pods {
+        // burstd builds the pod source with its client; the same source on a fixed list
+        // describes it.
+        Some(pods) => {
+            settings.policy.validate()?;
+            burst_core::MetricSource::describe(&pods.source(&args.namespace, &file.policy)?)
+        }
+        None => kube::describe_source(&burst_operator::api::BurstPolicySpec {
         source: source.clone(),
         policy: settings.clone(),
         target: burst_operator::api::TargetSpec {
@@ -232,7 +239,8 @@ pub(super) async fn start_kube(
         dry_run: false,
         paused: false,
         pin: None,
-    })?;
+        })?,
+    };
     let DataPlane::Mesh(mesh) = &p.plane else {
         anyhow::bail!("--kubeconfig drives the built-in proxy only; leave out --data-plane");
     };
@@ -264,7 +272,7 @@ pub(super) fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> an
     let (source, router): (Box<dyn MetricSource>, Box<dyn TrafficRouter>) = match &p.plane {
         DataPlane::Mesh(mesh) => (
             match &p.pods {
-                Some(pods) => Box::new(pods.source(spec)?),
+                Some(pods) => Box::new(pods.source(super::pods::STATIC_NAMESPACE, spec)?),
                 None => metric_source(args, spec, &p.metrics)?,
             },
             Box::new(mesh.router()),

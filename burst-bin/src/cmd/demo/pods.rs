@@ -142,8 +142,11 @@ impl LocalPods {
     /// Sends each pod's scrape to its local stats server (the pods' addresses are not on
     /// this machine); an unknown pod's URL is left alone.
     pub(super) fn rewrite(&self) -> UrlRewrite {
-        let local: BTreeMap<&'static str, Url> =
-            self.pods.iter().map(|p| (p.name, p.stats.clone())).collect();
+        let local: BTreeMap<&'static str, Url> = self
+            .pods
+            .iter()
+            .map(|p| (p.name, p.stats.clone()))
+            .collect();
         Arc::new(move |endpoint, url| {
             endpoint
                 .pod

@@ -230,15 +230,15 @@ pub(super) async fn start_kube(
             burst_core::MetricSource::describe(&pods.source(&args.namespace, &file.policy)?)
         }
         None => kube::describe_source(&burst_operator::api::BurstPolicySpec {
-        source: source.clone(),
-        policy: settings.clone(),
-        target: burst_operator::api::TargetSpec {
-            name: "worker-virtual-service".into(),
-            ..burst_operator::api::TargetSpec::default()
-        },
-        dry_run: false,
-        paused: false,
-        pin: None,
+            source: source.clone(),
+            policy: settings.clone(),
+            target: burst_operator::api::TargetSpec {
+                name: "worker-virtual-service".into(),
+                ..burst_operator::api::TargetSpec::default()
+            },
+            dry_run: false,
+            paused: false,
+            pin: None,
         })?,
     };
     let DataPlane::Mesh(mesh) = &p.plane else {

@@ -147,9 +147,9 @@ async fn operator_with_pod_rewrite(
     let metrics = Arc::new(burst_operator::metrics::Metrics::new());
     let leader = burst_operator::leader::LeaderHandle::always();
     let mut ctx = burst_operator::runner::RunContext::new(client.clone(), metrics, leader);
-    ctx.events = options.events.then(|| {
-        burst_operator::events::EventRecorder::new(client, options.identity.clone())
-    });
+    ctx.events = options
+        .events
+        .then(|| burst_operator::events::EventRecorder::new(client, options.identity.clone()));
     ctx.field_manager = options.field_manager.clone();
     ctx.request_timeout = options.request_timeout;
     ctx.controller.router_timeout = options.request_timeout;

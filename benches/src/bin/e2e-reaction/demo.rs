@@ -246,6 +246,17 @@ pub(super) fn phase(k: usize, n: usize) -> Duration {
         .mul_f64((k as f64 + 0.5) / n.max(1) as f64)
 }
 
+/// [`phase`], plus, behind a Prometheus scraping every `scrape` (longer than the tick),
+/// `k / n` of a scrape interval: the run waits for Prometheus' first data and then a fixed
+/// warm-up, so without it every step would fall at the same point of the scrape cycle, and
+/// the reaction (which waits for the next scrape) would be the same in every run.
+pub(super) fn phase_with_scrape(k: usize, n: usize, scrape: Option<Duration>) -> Duration {
+    let within_scrape = scrape
+        .filter(|s| *s > LoopSpec::default().tick.get())
+        .map_or(Duration::ZERO, |s| s.mul_f64(k as f64 / n.max(1) as f64));
+    phase(k, n) + within_scrape
+}
+
 /// How long to run at the base rate before the step: the long window must be full of it.
 pub(super) fn warmup(spec: &PolicySpec) -> Duration {
     (spec.window_up().max(spec.window.get()) + Duration::from_secs(4)).max(Duration::from_secs(8))
@@ -417,6 +428,19 @@ mod tests {
         assert_eq!(
             phases,
             [125, 375, 625, 875].map(Duration::from_millis).to_vec()
+        );
+        let fifteen = Some(Duration::from_secs(15));
+        let spread: Vec<Duration> = (0..5).map(|k| phase_with_scrape(k, 5, fifteen)).collect();
+        assert_eq!(
+            spread,
+            [100, 3300, 6500, 9700, 12900]
+                .map(Duration::from_millis)
+                .to_vec()
+        );
+        // A 1 s scrape is the tick: spread over the tick only.
+        assert_eq!(
+            phase_with_scrape(1, 4, Some(Duration::from_secs(1))),
+            phase(1, 4)
         );
     }
 }

@@ -63,7 +63,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use burst_core::policy::{LoopSpec, PolicySpec};
 
-use demo::{Run, headless_run, page_run, phase};
+use demo::{Run, headless_run, page_run, phase_with_scrape};
 use prometheus::Prometheus;
 
 /// Rate before the step (below the low threshold).
@@ -312,7 +312,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
                         bail!("{} {policy_name}: too many spurious moves", source.name());
                     }
                     let prom = Prometheus::start_for(source, scrape, &http).await?;
-                    let phase = phase(samples.len(), options.reps);
+                    let phase = phase_with_scrape(
+                        samples.len(),
+                        options.reps,
+                        prom.as_ref().map(Prometheus::interval),
+                    );
                     let run = page_run(
                         &options.burst,
                         source,
@@ -351,7 +355,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 let mut headless = Vec::new();
                 for rep in 1..=options.headless_reps {
                     let prom = Prometheus::start_for(source, scrape, &http).await?;
-                    let phase = phase(rep - 1, options.headless_reps);
+                    let phase = phase_with_scrape(
+                        rep - 1,
+                        options.headless_reps,
+                        prom.as_ref().map(Prometheus::interval),
+                    );
                     let s = headless_run(
                         &options.burst,
                         source,

@@ -49,6 +49,14 @@ pub struct Summary {
     /// Seconds with the primary's share above its capacity (`simulate` with a capacity;
     /// `null` otherwise).
     pub overload_s: Option<f64>,
+    /// `simulate` with a capacity (fixed, or per endpoint with the trace's
+    /// `primary_ready`): seconds with the primary's share above the capacity in effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_primary_over_capacity: Option<f64>,
+    /// `simulate` on a trace with burst-side signals: seconds with traffic on a burst side
+    /// that is unhealthy by the trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_on_unhealthy_burst: Option<f64>,
 }
 
 /// One point of the timeline.
@@ -136,6 +144,8 @@ impl Summary {
             final_burst_weight,
             burst_share,
             overload_s,
+            seconds_primary_over_capacity: None,
+            seconds_on_unhealthy_burst: None,
         }
     }
 }
@@ -269,6 +279,12 @@ pub fn summary_text(s: &Summary) -> String {
         &s.overload_s
             .map_or_else(|| "n/a (no capacity given)".into(), |x| format!("{x:.1}s")),
     );
+    if let Some(x) = s.seconds_primary_over_capacity {
+        summary_line(&mut out, "over capacity", &format!("{x:.1}s"));
+    }
+    if let Some(x) = s.seconds_on_unhealthy_burst {
+        summary_line(&mut out, "on unhealthy burst", &format!("{x:.1}s"));
+    }
     summary_line(
         &mut out,
         "share sent to burst",

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::policy::{Decision, Policy, Signal};
-use crate::{MetricSource, Reading, RouterError, SourceError, Split, Timestamp, TrafficRouter};
+use crate::{MetricSource, RouterError, SourceError, Split, Timestamp, TrafficRouter};
 
 /// Timing settings of a [`Controller`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,8 +242,7 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
 
     async fn measure(&self) -> Signal {
         match timeout(self.config.source_timeout, self.source.observe()).await {
-            Ok(Ok(Reading::Value(o))) => Signal::Rates(o.rates),
-            Ok(Ok(Reading::NoData { reason })) => Signal::NoData(reason),
+            Ok(Ok(reading)) => Signal::from(reading),
             Ok(Err(e)) => Signal::Error(e),
             Err(_) => Signal::Error(SourceError::timeout(
                 &self.source.describe(),
@@ -415,7 +414,7 @@ mod tests {
     use super::*;
     use crate::policy::{PolicySpec, Rule};
     use crate::testing::{MemoryRouter, MemorySource, Scripted};
-    use crate::{Observation, Rate, Rates};
+    use crate::{Observation, Rate, Rates, Reading};
     use async_trait::async_trait;
     use std::sync::{Arc, Mutex};
 
@@ -440,6 +439,46 @@ mod tests {
             ControllerConfig::default(),
         );
         (c, src, router)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_policy_sees_the_observations_signals() {
+        let src = Arc::new(MemorySource::new());
+        let router = Arc::new(MemoryRouter::new(Split::ALL_PRIMARY));
+        let policy = PolicySpec {
+            triggers: Some(crate::policy::TriggersSpec {
+                latency_p99_ms: Some(crate::policy::BandSpec {
+                    high: 250.0,
+                    low: 150.0,
+                }),
+                ..crate::policy::TriggersSpec::default()
+            }),
+            ..PolicySpec::default()
+        }
+        .build()
+        .unwrap();
+        let mut c = Controller::new(
+            src.clone(),
+            policy,
+            router.clone(),
+            ControllerConfig::default(),
+        );
+        // 5 rps is far below `high`, but the source's p99 is 400 ms.
+        let slow = crate::Signals {
+            primary_p99: Some(crate::Millis::try_new("p99", 400.0).unwrap()),
+            ..crate::Signals::NONE
+        };
+        src.set(Scripted::Reading(Reading::Value(
+            Observation::new(
+                Rates::single(Rate::try_new("r", 5.0).unwrap()),
+                Timestamp::ZERO,
+            )
+            .with_signals(slow),
+        )));
+        let r = c.tick().await.unwrap();
+        assert_eq!(r.decision.reason.rule, Rule::LatencyHigh);
+        assert_eq!(r.signal.signals(), slow);
+        assert_eq!(router.applied(), vec![Split::ALL_BURST]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,9 +1,10 @@
-//! The one error enum of `burst-core`, and the two error types adapters return.
+//! The one error enum of `burst-core`, and the three error types adapters return.
 
 use std::fmt;
 use std::sync::Arc;
 
-/// A boxed error, as adapters return them through [`SourceError`] and [`RouterError`].
+/// A boxed error, as adapters return them through [`SourceError`], [`RouterError`] and
+/// [`ScalerError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Invalid values and configuration rejected by `burst-core`.
@@ -115,6 +116,17 @@ pub struct RouterError {
     inner: Arc<dyn std::error::Error + Send + Sync + 'static>,
 }
 
+/// Why a [`crate::CapacityScaler`] could not prepare or release the burst side.
+///
+/// `kind` is a short, stable label (e.g. `conflict`, `not_found`, `forbidden`) for metrics;
+/// the adapter's own typed error is inside, found with [`downcast_ref`](Self::downcast_ref)
+/// (e.g. `e.downcast_ref::<burst_scale::Error>()`). Cloning is cheap (the error is shared).
+#[derive(Debug, Clone)]
+pub struct ScalerError {
+    kind: &'static str,
+    inner: Arc<dyn std::error::Error + Send + Sync + 'static>,
+}
+
 macro_rules! adapter_error {
     ($name:ident) => {
         impl $name {
@@ -176,6 +188,7 @@ macro_rules! adapter_error {
 
 adapter_error!(SourceError);
 adapter_error!(RouterError);
+adapter_error!(ScalerError);
 
 #[cfg(test)]
 mod tests {

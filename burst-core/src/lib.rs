@@ -1,7 +1,8 @@
 //! # burst-core
 //!
 //! The pure heart of **burst**: value types that cannot hold invalid states, the two
-//! capabilities adapters implement ([`MetricSource`], [`TrafficRouter`]), decision
+//! capabilities adapters implement ([`MetricSource`], [`TrafficRouter`], and
+//! [`CapacityScaler`] for [pre-warming](scaler)), decision
 //! [`policy`] objects, the [`Controller`] loop that wires them, and a deterministic
 //! [`sim`]ulator.
 //!
@@ -26,7 +27,7 @@
 //! |---|---|
 //! | `yaml` | [`PolicyFile::from_yaml`](policy::PolicyFile::from_yaml) and `to_yaml` |
 //! | `schema` | JSON schemas (`schemars`) of the policy model, with the CRD's CEL rules |
-//! | `test-util` | [`testing`]: in-memory [`MetricSource`] and [`TrafficRouter`] fakes |
+//! | `test-util` | [`testing`]: in-memory [`MetricSource`], [`TrafficRouter`] and [`CapacityScaler`] fakes |
 
 mod duration;
 mod error;
@@ -36,8 +37,11 @@ mod sync;
 mod types;
 
 pub mod controller;
+pub mod fanout;
+pub mod forecast;
 pub mod policy;
 pub mod rate;
+pub mod scaler;
 pub mod signals;
 pub mod sim;
 #[cfg(any(test, feature = "test-util"))]
@@ -47,8 +51,9 @@ pub use controller::{
     Controller, ControllerConfig, NoObserver, Outcome, Stopped, TickObserver, TickReport,
 };
 pub use duration::HumanDuration;
-pub use error::{BoxError, Error, RouterError, SourceError, error_chain};
+pub use error::{BoxError, Error, RouterError, ScalerError, SourceError, error_chain};
 pub use router::TrafficRouter;
+pub use scaler::CapacityScaler;
 pub use signals::{Millis, Ratio, Signals};
 pub use source::{MetricSource, Reading};
 pub use sync::lock;

@@ -73,7 +73,7 @@ fn http() -> HttpConfig {
 
 fn signal_kind(s: &Signal) -> String {
     match s {
-        Signal::Rates(_) => "rates".into(),
+        Signal::Rates(_) | Signal::Observed(_) => "rates".into(),
         Signal::NoData(_) => "no_data".into(),
         Signal::Error(e) => e.kind().to_owned(),
     }
@@ -153,7 +153,10 @@ impl<S: MetricSource> Probe<S> {
 
     fn check(&mut self, r: &TickReport) -> Result<(), String> {
         match (&r.signal, &r.outcome) {
-            (Signal::Rates(rates), outcome) => {
+            (
+                Signal::Rates(rates) | Signal::Observed(burst_core::Observation { rates, .. }),
+                outcome,
+            ) => {
                 self.last_good = Some(r.at);
                 ensure!(
                     !self.warmed || rates.up.get() > self.min_rate,
@@ -225,7 +228,7 @@ impl<S: MetricSource> Probe<S> {
     /// Ticks until bursting on good data.
     async fn ensure_bursting(&mut self, limit: Duration) -> Result<(), String> {
         self.tick_until(limit, "burst on good data", |r| {
-            matches!(r.signal, Signal::Rates(_)) && r.belief == Split::ALL_BURST
+            r.signal.rates().is_some() && r.belief == Split::ALL_BURST
         })
         .await
         .map(|_| ())
@@ -315,7 +318,7 @@ impl<S: MetricSource> Probe<S> {
         let r = loop {
             let r = self
                 .tick_until(limit, "a good sample after healing", |r| {
-                    matches!(r.signal, Signal::Rates(_))
+                    r.signal.rates().is_some()
                 })
                 .await?;
             match r.signal.rates() {

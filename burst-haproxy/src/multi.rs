@@ -4,25 +4,19 @@
 //! one: an active/active pair of HAProxy instances must agree on the split, and a
 //! disagreement must be something the controller repairs, not a dead end.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
-use burst_core::{RouterError, Split, TrafficRouter};
-use futures::future::join_all;
-use tracing::{info, warn};
+use burst_core::fanout::{Failures, MemberReport, Members, MembersError, splits};
+use burst_core::{RouterError, Split, TrafficRouter, lock};
+use tracing::warn;
 
 use crate::Error;
 use crate::router::{HaproxyRouter, HaproxyTarget};
 use crate::runtime::RuntimeClient;
 
-/// One instance's outcome in a [`MultiInstanceRouter`].
-#[derive(Debug)]
-pub struct InstanceReport<T> {
-    /// The instance's name.
-    pub instance: String,
-    /// What happened there.
-    pub result: Result<T, RouterError>,
-}
+/// One instance's outcome in a [`MultiInstanceRouter`] (`member` is the instance's name).
+pub type InstanceReport<T> = MemberReport<T>;
 
 /// One split on several HAProxy instances (e.g. an active/active pair behind a VIP).
 ///
@@ -36,7 +30,7 @@ pub struct InstanceReport<T> {
 ///   the first instance is authoritative: its split is written to the others.
 pub struct MultiInstanceRouter {
     backend: String,
-    members: Vec<(String, Box<dyn TrafficRouter>)>,
+    members: Members,
     applied: Mutex<Option<Split>>,
 }
 
@@ -47,22 +41,17 @@ impl MultiInstanceRouter {
         backend: impl Into<String>,
         members: Vec<(String, Box<dyn TrafficRouter>)>,
     ) -> Result<Self, Error> {
-        if members.is_empty() {
-            return Err(Error::InvalidOption {
-                what: "HAProxy instance list",
-                value: String::new(),
-                problem: "needs at least one runtime API address".into(),
-            });
-        }
-        for (i, (name, _)) in members.iter().enumerate() {
-            if name.is_empty() || members[..i].iter().any(|(n, _)| n == name) {
-                return Err(Error::InvalidOption {
-                    what: "HAProxy instance name",
-                    value: name.clone(),
-                    problem: "instance names must be non-empty and unique".into(),
-                });
+        let members = Members::new(members).map_err(|e| {
+            let (what, value) = match &e {
+                MembersError::Empty => ("HAProxy instance list", String::new()),
+                MembersError::BadName(n) => ("HAProxy instance name", n.clone()),
+            };
+            Error::InvalidOption {
+                what,
+                value,
+                problem: e.to_string(),
             }
-        }
+        })?;
         Ok(MultiInstanceRouter {
             backend: backend.into(),
             members,
@@ -86,60 +75,30 @@ impl MultiInstanceRouter {
 
     /// The instance names, in order.
     pub fn instances(&self) -> Vec<&str> {
-        self.members.iter().map(|(n, _)| n.as_str()).collect()
+        self.members.names()
     }
 
     /// Reads every instance concurrently.
     pub async fn read_all(&self) -> Vec<InstanceReport<Split>> {
-        join_all(self.members.iter().map(|(name, r)| async move {
-            InstanceReport {
-                instance: name.clone(),
-                result: r.current().await,
-            }
-        }))
-        .await
+        self.members.read_all().await
     }
 
     /// Applies `split` to every instance concurrently.
     pub async fn apply_all(&self, split: Split) -> Vec<InstanceReport<()>> {
-        join_all(self.members.iter().map(|(name, r)| async move {
-            let result = r.apply(split).await;
-            match &result {
-                Ok(()) => info!(instance = %name, %split, "split applied"),
-                Err(e) => warn!(instance = %name, %split, kind = e.kind(), error = %e, "split not applied"),
-            }
-            InstanceReport {
-                instance: name.clone(),
-                result,
-            }
-        }))
-        .await
+        self.members.apply_all(split).await
     }
 
     fn applied(&self) -> Option<Split> {
-        *self.applied.lock().unwrap_or_else(PoisonError::into_inner)
+        *lock(&self.applied)
     }
 
     fn failure<T>(&self, action: &'static str, reports: &[InstanceReport<T>]) -> Option<Error> {
-        let failures: Vec<(String, &'static str, String)> = reports
-            .iter()
-            .filter_map(|r| {
-                r.result
-                    .as_ref()
-                    .err()
-                    .map(|e| (r.instance.clone(), e.kind(), e.to_string()))
-            })
-            .collect();
-        (!failures.is_empty()).then(|| Error::InstanceFailure {
+        Failures::of(reports).map(|f| Error::InstanceFailure {
             backend: self.backend.clone(),
             action,
-            total: reports.len(),
-            failures,
-            succeeded: reports
-                .iter()
-                .filter(|r| r.result.is_ok())
-                .map(|r| r.instance.clone())
-                .collect(),
+            total: f.total,
+            failures: f.failed,
+            succeeded: f.succeeded,
         })
     }
 }
@@ -151,10 +110,7 @@ impl TrafficRouter for MultiInstanceRouter {
         if let Some(e) = self.failure("read", &reports) {
             return Err(e.into());
         }
-        let splits: Vec<(String, Split)> = reports
-            .into_iter()
-            .filter_map(|r| r.result.ok().map(|s| (r.instance, s)))
-            .collect();
+        let splits = splits(reports);
         let Some(&(_, first)) = splits.first() else {
             return Err(Error::Drift {
                 backend: self.backend.clone(),
@@ -182,7 +138,7 @@ impl TrafficRouter for MultiInstanceRouter {
 
     async fn apply(&self, split: Split) -> Result<(), RouterError> {
         let reports = self.apply_all(split).await;
-        *self.applied.lock().unwrap_or_else(PoisonError::into_inner) = Some(split);
+        *lock(&self.applied) = Some(split);
         match self.failure("apply", &reports) {
             Some(e) => Err(e.into()),
             None => Ok(()),

@@ -34,6 +34,7 @@
 mod error;
 
 pub mod config;
+pub mod faults;
 pub mod frontend;
 pub mod hash;
 pub mod http;

@@ -11,7 +11,9 @@
 //! `reporter="source"` (the client side, also when the upstream is unreachable: code 503)
 //! and once with `reporter="destination"` when the upstream answered. Labels:
 //! `reporter`, `source_workload`, `destination_service`, `destination_subset`,
-//! `response_code`. The counters are served on a separate admin router (as Envoy's stats
+//! `response_code`. Each is also observed in the histogram
+//! `istio_request_duration_milliseconds` (Istio's default buckets), from which p99 latency is
+//! computed. The counters are served on a separate admin router (as Envoy's stats
 //! port), so the proxy itself forwards `/metrics` like any other path.
 //!
 //! The split is changed through [`MeshRouter`], a [`burst_core::TrafficRouter`]. `burst demo`
@@ -20,7 +22,7 @@
 //! proxy follows whatever the server holds, whoever wrote it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::Router;
@@ -33,6 +35,7 @@ use burst_core::{RouterError, Split, TrafficRouter};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use url::Url;
 
@@ -148,6 +151,12 @@ struct IstioLabels {
     response_code: u16,
 }
 
+/// Istio's default buckets for `istio_request_duration_milliseconds` (in ms).
+const ISTIO_DURATION_BUCKETS_MS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+
 /// The proxy. Cheap to clone.
 #[derive(Clone)]
 pub struct Mesh {
@@ -160,6 +169,7 @@ struct Inner {
     client: reqwest::Client,
     balancer: Mutex<SmoothWeighted>,
     requests: Family<IstioLabels, Counter>,
+    durations: Family<IstioLabels, Histogram, fn() -> Histogram>,
     registry: Registry,
     http: HttpMetrics,
 }
@@ -200,6 +210,13 @@ impl Mesh {
             "Requests through the mesh, as Istio's standard metric",
             requests.clone(),
         );
+        let durations: Family<IstioLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(ISTIO_DURATION_BUCKETS_MS));
+        registry.register(
+            "istio_request_duration_milliseconds",
+            "Request duration through the mesh, as Istio's standard histogram",
+            durations.clone(),
+        );
         let http = HttpMetrics::register(registry.sub_registry_with_prefix("mesh_admin"));
         let base = |u: &Url| u.as_str().trim_end_matches('/').to_owned();
         Ok(Mesh {
@@ -209,6 +226,7 @@ impl Mesh {
                 config,
                 client,
                 requests,
+                durations,
                 registry,
                 http,
             }),
@@ -258,16 +276,20 @@ impl Inner {
         self.balancer().split()
     }
 
-    fn count(&self, reporter: &'static str, subset: Subset, code: u16) {
-        self.requests
-            .get_or_create(&IstioLabels {
-                reporter,
-                source_workload: self.config.source_workload.clone(),
-                destination_service: self.config.destination_service.clone(),
-                destination_subset: subset.as_str(),
-                response_code: code,
-            })
-            .inc();
+    /// Counts one request in `istio_requests_total` and its duration since `started` in
+    /// `istio_request_duration_milliseconds`, as one reporter sees it.
+    fn count(&self, reporter: &'static str, subset: Subset, code: u16, started: Instant) {
+        let labels = IstioLabels {
+            reporter,
+            source_workload: self.config.source_workload.clone(),
+            destination_service: self.config.destination_service.clone(),
+            destination_subset: subset.as_str(),
+            response_code: code,
+        };
+        self.durations
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64() * 1000.0);
+        self.requests.get_or_create(&labels).inc();
     }
 }
 
@@ -317,6 +339,7 @@ async fn proxy(State(m): State<Arc<Inner>>, req: Request) -> Response {
         Ok(b) => b,
         Err(r) => return r,
     };
+    let started = Instant::now();
     let subset = m.balancer().pick();
     let base = match subset {
         Subset::Primary => &m.bases[0],
@@ -341,8 +364,8 @@ async fn proxy(State(m): State<Arc<Inner>>, req: Request) -> Response {
                         out.extend_from_slice(&c)
                     }
                     Ok(Some(_)) => {
-                        m.count("source", subset, 502);
-                        m.count("destination", subset, code.as_u16());
+                        m.count("source", subset, 502, started);
+                        m.count("destination", subset, code.as_u16(), started);
                         return json_error(
                             StatusCode::BAD_GATEWAY,
                             format!(
@@ -353,7 +376,7 @@ async fn proxy(State(m): State<Arc<Inner>>, req: Request) -> Response {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        m.count("source", subset, 502);
+                        m.count("source", subset, 502, started);
                         return json_error(
                             StatusCode::BAD_GATEWAY,
                             format!("upstream {} broke off its answer: {e}", subset.as_str()),
@@ -361,8 +384,8 @@ async fn proxy(State(m): State<Arc<Inner>>, req: Request) -> Response {
                     }
                 }
             }
-            m.count("destination", subset, code.as_u16());
-            m.count("source", subset, code.as_u16());
+            m.count("destination", subset, code.as_u16(), started);
+            m.count("source", subset, code.as_u16(), started);
             let mut response = Response::new(Body::from(out));
             *response.status_mut() = code;
             for (k, v) in upstream.headers() {
@@ -382,7 +405,7 @@ async fn proxy(State(m): State<Arc<Inner>>, req: Request) -> Response {
             } else {
                 (StatusCode::SERVICE_UNAVAILABLE, "is unreachable")
             };
-            m.count("source", subset, code.as_u16());
+            m.count("source", subset, code.as_u16(), started);
             tracing::warn!(subset = subset.as_str(), error = %e, "upstream failed");
             json_error(code, format!("upstream {} {what}: {e}", subset.as_str()))
         }

@@ -4,7 +4,9 @@
 //! |---|---|
 //! | `POST /` | `200 OK` after the hash was published; `400`/`413`/`415` JSON errors for bad input; `503` when the pub/sub backend is down |
 //! | `GET /` | `ok` (liveness) |
-//! | `GET /_healthz` | `ok`, or `503` while the pub/sub backend is unreachable (readiness) |
+//! | `GET /_healthz` | `ok`, or `503` while the pub/sub backend is unreachable or a fault makes the worker unavailable (readiness) |
+//!
+//! Injected [`Faults`] (slow, down, cold start) apply to `POST /` and readiness.
 //! | `GET /metrics` | request counters by status, latency histogram, publish counters |
 //!
 //! ```no_run
@@ -32,6 +34,7 @@ use prometheus_client::registry::Registry;
 use serde_json::Value;
 
 use crate::config::DEFAULT_BODY_LIMIT;
+use crate::faults::{Faults, Verdict};
 use crate::http::{
     HttpMetrics, is_json, json_error, metrics_response, read_limited, unsupported_media_type,
 };
@@ -78,6 +81,7 @@ pub struct Worker {
     publish_failures: Counter,
     failure_log: FailureLog,
     http: HttpMetrics,
+    faults: Arc<Faults>,
 }
 
 /// Logs publish failures at most once per [`FailureLog::EVERY`] (an outage under load would
@@ -149,6 +153,7 @@ impl Worker {
             publish_failures,
             failure_log: FailureLog::default(),
             http,
+            faults: Arc::new(Faults::new()),
         })
     }
 
@@ -166,9 +171,19 @@ impl Worker {
     pub fn published(&self) -> u64 {
         self.published.get()
     }
+
+    /// The worker's injected faults (none unless someone sets them; see [`Faults`]).
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
+    }
 }
 
 async fn hash_handler(State(w): State<Arc<Worker>>, headers: HeaderMap, body: Body) -> Response {
+    match w.faults.verdict(std::time::Instant::now()) {
+        Verdict::Unavailable(reason) => return json_error(StatusCode::SERVICE_UNAVAILABLE, reason),
+        Verdict::Serve { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Verdict::Serve { .. } => {}
+    }
     if !is_json(&headers) {
         return unsupported_media_type(&headers);
     }
@@ -240,6 +255,12 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 async fn healthz(State(w): State<Arc<Worker>>) -> Response {
+    if let Verdict::Unavailable(reason) = w.faults.verdict(std::time::Instant::now()) {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}"),
+        );
+    }
     match w.bus.ping().await {
         Ok(()) => "ok".into_response(),
         Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
@@ -492,6 +513,46 @@ mod tests {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(body_text(r).await, "ok");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn injected_faults_slow_down_and_take_down_the_worker() {
+        let w = Worker::new(
+            WorkerConfig::default(),
+            Arc::new(crate::pubsub::MemoryPubSub::new()),
+        );
+        let ok = |r: &Response| r.status() == StatusCode::OK;
+        let health = || {
+            w.router()
+                .oneshot(Request::get("/_healthz").body(Body::empty()).unwrap())
+        };
+        // Slow: the answer waits for the delay (paused clock: time advances exactly).
+        w.faults().set_delay(std::time::Duration::from_millis(200));
+        let t0 = tokio::time::Instant::now();
+        let r = w
+            .router()
+            .oneshot(post(r#"{"str":"a"}"#, Some("application/json")))
+            .await
+            .unwrap();
+        assert!(ok(&r));
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(200));
+        assert!(ok(&health().await.unwrap()));
+        // Down: 503 with the reason, readiness fails, nothing is published.
+        w.faults().set_down(true);
+        let r = w
+            .router()
+            .oneshot(post(r#"{"str":"a"}"#, Some("application/json")))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(error_of(r).await.contains("down"));
+        assert_eq!(
+            health().await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(w.published(), 1);
+        w.faults().clear();
+        assert!(ok(&health().await.unwrap()));
     }
 
     #[tokio::test]

@@ -178,3 +178,76 @@ async fn unreachable_upstream_is_503_counted_by_the_source_only() {
     );
     assert_eq!(sum(&metrics, &[r#"reporter="destination""#]), 0);
 }
+
+/// Value of the one histogram line starting with `prefix` and containing every `needle`.
+fn bucket(metrics: &str, prefix: &str, needles: &[&str]) -> u64 {
+    let lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix) && needles.iter().all(|n| l.contains(n)))
+        .collect();
+    assert_eq!(lines.len(), 1, "{prefix} {needles:?} in\n{metrics}");
+    lines[0].rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn durations_land_in_istio_buckets_and_a_slow_worker_shows_in_them() {
+    use burst_hashr::pubsub::MemoryPubSub;
+    use burst_hashr::worker::{Worker, WorkerConfig};
+    let slow = Worker::new(WorkerConfig::default(), Arc::new(MemoryPubSub::new()));
+    slow.faults()
+        .set_delay(std::time::Duration::from_millis(120));
+    let fast = Worker::new(
+        WorkerConfig::with_prefix("bursty-"),
+        Arc::new(MemoryPubSub::new()),
+    );
+    let primary = common::serve(slow.router()).await;
+    let burst = common::serve(fast.router()).await;
+    let mesh = Mesh::new(MeshConfig::new(
+        url::Url::parse(&primary.url()).unwrap(),
+        url::Url::parse(&burst.url()).unwrap(),
+    ))
+    .unwrap();
+    let proxy = common::serve(mesh.proxy_router()).await;
+    let admin = common::serve(mesh.admin_router()).await;
+    mesh.router()
+        .apply(Split::try_new(50, 50).unwrap())
+        .await
+        .unwrap();
+    let http = common::client();
+    for i in 0..10 {
+        let r = http
+            .post(proxy.url())
+            .json(&serde_json::json!({ "str": i.to_string() }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let metrics = http
+        .get(format!("{}metrics", admin.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let h = "istio_request_duration_milliseconds_bucket{";
+    let dest = r#"reporter="destination""#;
+    let (p, b) = (
+        r#"destination_subset="primary""#,
+        r#"destination_subset="burst""#,
+    );
+    // The slow primary: every request over 100 ms, all within 250 ms.
+    assert_eq!(bucket(&metrics, h, &[dest, p, r#"le="100.0""#]), 0);
+    assert_eq!(bucket(&metrics, h, &[dest, p, r#"le="250.0""#]), 5);
+    // The fast burst side: every request within 100 ms.
+    assert_eq!(bucket(&metrics, h, &[dest, b, r#"le="100.0""#]), 5);
+    assert_eq!(
+        bucket(
+            &metrics,
+            "istio_request_duration_milliseconds_count{",
+            &[dest, p]
+        ),
+        5
+    );
+}

@@ -14,20 +14,13 @@
 //!   applying any split ends the drift.
 
 use async_trait::async_trait;
+use burst_core::fanout::{Failures, MemberReport, Members, MembersError, splits};
 use burst_core::{RouterError, Split, TrafficRouter};
-use futures::future::join_all;
-use tracing::{info, warn};
 
 use crate::Error;
 
-/// One cluster's outcome.
-#[derive(Debug)]
-pub struct ClusterReport<T> {
-    /// The cluster's name.
-    pub cluster: String,
-    /// What happened there.
-    pub result: Result<T, RouterError>,
-}
+/// One cluster's outcome (`member` is the cluster's name).
+pub type ClusterReport<T> = MemberReport<T>;
 
 /// Applies one split to the same object in several clusters.
 ///
@@ -48,91 +41,49 @@ pub struct ClusterReport<T> {
 /// ```
 pub struct MultiClusterRouter {
     object: String,
-    members: Vec<(String, Box<dyn TrafficRouter>)>,
+    members: Members,
 }
 
 impl MultiClusterRouter {
     /// A router over `(cluster name, router)` pairs; names must be unique, the list non-empty.
     pub fn new(members: Vec<(String, Box<dyn TrafficRouter>)>) -> Result<Self, Error> {
-        let Some((_, first)) = members.first() else {
-            return Err(Error::InvalidOption {
-                what: "cluster list",
-                value: String::new(),
-                problem: "needs at least one cluster".to_owned(),
-            });
-        };
-        for (i, (name, _)) in members.iter().enumerate() {
-            if name.is_empty() || members[..i].iter().any(|(n, _)| n == name) {
-                return Err(Error::InvalidOption {
-                    what: "cluster name",
-                    value: name.clone(),
-                    problem: "cluster names must be non-empty and unique".to_owned(),
-                });
+        let members = Members::new(members).map_err(|e| {
+            let (what, value) = match &e {
+                MembersError::Empty => ("cluster list", String::new()),
+                MembersError::BadName(n) => ("cluster name", n.clone()),
+            };
+            Error::InvalidOption {
+                what,
+                value,
+                problem: e.to_string(),
             }
-        }
-        Ok(MultiClusterRouter {
-            object: first.describe(),
-            members,
-        })
+        })?;
+        let object = members.first().map(|r| r.describe()).unwrap_or_default();
+        Ok(MultiClusterRouter { object, members })
     }
 
     /// The cluster names, in order.
     pub fn clusters(&self) -> Vec<&str> {
-        self.members.iter().map(|(n, _)| n.as_str()).collect()
+        self.members.names()
     }
 
     /// Reads every cluster concurrently.
     pub async fn read_all(&self) -> Vec<ClusterReport<Split>> {
-        join_all(self.members.iter().map(|(name, r)| async move {
-            ClusterReport {
-                cluster: name.clone(),
-                result: r.current().await,
-            }
-        }))
-        .await
+        self.members.read_all().await
     }
 
     /// Applies `split` to every cluster concurrently.
     pub async fn apply_all(&self, split: Split) -> Vec<ClusterReport<()>> {
-        join_all(self.members.iter().map(|(name, r)| async move {
-            let result = r.apply(split).await;
-            match &result {
-                Ok(()) => info!(cluster = %name, %split, "split applied"),
-                Err(e) => {
-                    warn!(cluster = %name, %split, kind = e.kind(), error = %e, "split not applied")
-                }
-            }
-            ClusterReport {
-                cluster: name.clone(),
-                result,
-            }
-        }))
-        .await
+        self.members.apply_all(split).await
     }
 
     fn failure<T>(&self, action: &'static str, reports: &[ClusterReport<T>]) -> Option<Error> {
-        let failures: Vec<(String, &'static str, String)> = reports
-            .iter()
-            .filter_map(|r| {
-                r.result
-                    .as_ref()
-                    .err()
-                    .map(|e| (r.cluster.clone(), e.kind(), e.to_string()))
-            })
-            .collect();
-        if failures.is_empty() {
-            return None;
-        }
-        Some(Error::ClusterFailure {
+        Failures::of(reports).map(|f| Error::ClusterFailure {
             object: self.object.clone(),
             action,
-            total: reports.len(),
-            failures,
-            succeeded: reports
-                .iter()
-                .filter(|r| r.result.is_ok())
-                .map(|r| r.cluster.clone())
-                .collect(),
+            total: f.total,
+            failures: f.failed,
+            succeeded: f.succeeded,
         })
     }
 }
@@ -144,10 +95,7 @@ impl TrafficRouter for MultiClusterRouter {
         if let Some(e) = self.failure("read", &reports) {
             return Err(e.into());
         }
-        let splits: Vec<(String, Split)> = reports
-            .into_iter()
-            .filter_map(|r| r.result.ok().map(|s| (r.cluster, s)))
-            .collect();
+        let splits = splits(reports);
         let first = splits.first().map(|(_, s)| *s);
         match first {
             Some(s) if splits.iter().all(|(_, x)| *x == s) => Ok(s),

@@ -101,7 +101,7 @@ async fn applies_to_both_control_planes() {
     assert_eq!(
         reports
             .iter()
-            .map(|r| r.cluster.as_str())
+            .map(|r| r.member.as_str())
             .collect::<Vec<_>>(),
         ["primary", "burst"]
     );

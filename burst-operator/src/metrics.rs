@@ -279,7 +279,7 @@ impl Metrics {
             self.drift_repairs.get_or_create(&p).inc();
         }
         match &report.signal {
-            Signal::Rates(r) => {
+            Signal::Rates(r) | Signal::Observed(burst_core::Observation { rates: r, .. }) => {
                 self.last_data
                     .get_or_create(&p)
                     .set(report.at.as_secs_f64());

@@ -421,6 +421,47 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
             "spec.policy.deadBand",
             "spec.policy.deadBand: Invalid value: `deadBand` must be a fraction in [0, 1)",
         ),
+        // The signal keys: capacity from endpoints, fractions, triggers, the burst guard.
+        (
+            json!({"policy": {"capacityPerEndpoint": 0}}),
+            "spec.policy.capacityPerEndpoint",
+            "spec.policy.capacityPerEndpoint: Invalid value: `capacityPerEndpoint` must be greater than 0",
+        ),
+        (
+            json!({"policy": {"capacity": 20, "highFraction": 1.0}}),
+            "spec.policy.highFraction",
+            "spec.policy.highFraction: Invalid value: `highFraction` and `lowFraction` go together",
+        ),
+        (
+            json!({"policy": {"highFraction": 1.0, "lowFraction": 0.5}}),
+            "spec.policy.highFraction",
+            "spec.policy.highFraction: Invalid value: `highFraction` needs `capacity` or `capacityPerEndpoint`",
+        ),
+        (
+            json!({"policy": {"triggers": {"latencyP99Ms": {"high": 100, "low": 200}}}}),
+            "spec.policy.triggers.latencyP99Ms.low",
+            "spec.policy.triggers.latencyP99Ms.low: Invalid value: `triggers.latencyP99Ms.low` must be >= 0 and below its `high`",
+        ),
+        (
+            json!({"policy": {"triggers": {"errorRatio": {"high": 2, "low": 0.1}}}}),
+            "spec.policy.triggers.errorRatio.low",
+            "`triggers.errorRatio` needs 0 <= low < high <= 1",
+        ),
+        (
+            json!({"policy": {"triggers": {"errorRatio": {"high": 0.5}}}}),
+            "spec.policy.triggers.errorRatio.low",
+            "spec.policy.triggers.errorRatio.low: Required value",
+        ),
+        (
+            json!({"policy": {"burstHealth": {"maxErrorRatio": 1.5}}}),
+            "spec.policy.burstHealth.maxErrorRatio",
+            "`burstHealth.maxErrorRatio` must be a ratio from 0 to 1",
+        ),
+        (
+            json!({"policy": {"burstHealth": {"onUnhealthy": "burst"}}}),
+            "spec.policy.burstHealth.onUnhealthy",
+            r#"spec.policy.burstHealth.onUnhealthy: Unsupported value: "burst": supported values: "primary", "hold""#,
+        ),
         (
             json!({"policy": {"onMissing": "primary", "staleAfter": "0s"}}),
             "spec.policy.staleAfter",
@@ -546,6 +587,38 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
     assert_eq!(answer.body["spec"]["target"]["kind"], "VirtualService");
     assert_eq!(answer.body["spec"]["dryRun"], false);
     assert_eq!(answer.body["spec"]["paused"], false);
+    // Every signal key at once is accepted; the server fills the guard's defaults.
+    let mut signals = valid_spec();
+    signals["policy"] = json!({
+        "mode": "overflow", "capacityPerEndpoint": 10, "burstCapacityPerEndpoint": 5,
+        "triggers": {"latencyP99Ms": {"high": 250, "low": 150},
+                     "errorRatio": {"high": 0.05, "low": 0.01}},
+        "burstHealth": {"maxErrorRatio": 0.2},
+    });
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "signals", signals))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    let health = &answer.body["spec"]["policy"]["burstHealth"];
+    assert_eq!(health["minReady"], 1);
+    assert_eq!(health["onUnhealthy"], "primary");
+    assert_eq!(health["healthyAfter"], "30s");
+    let mut fractions = valid_spec();
+    fractions["policy"] = json!({"capacity": 40, "highFraction": 1.0, "lowFraction": 0.66});
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "fractions", fractions))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
     // A pod source with a named port (int-or-string) is stored as written.
     let mut pods = valid_spec();
     pods["source"] = json!({"pods": {"service": "worker", "port": "http-envoy", "quorum": 1}});
@@ -938,4 +1011,96 @@ async fn the_example_policy_is_accepted_as_written() {
     // And burstd's own checks pass too.
     let policy: burst_operator::api::BurstPolicy = serde_json::from_value(answer.body).unwrap();
     policy.spec.validate().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_sources_are_checked_by_the_server() {
+    let env = Env::new("crd-signals").await;
+    let path = policies_path(&env.ns);
+    let cases: &[(Value, &str, &str)] = &[
+        (
+            json!({"source": {"readyEndpoints": {}}}),
+            "spec.source.readyEndpoints",
+            "name the `primary` and/or the `burst` Service whose ready endpoints are counted",
+        ),
+        (
+            json!({"source": {"readyEndpoints": {"primary": {"service": ""}}}}),
+            "spec.source.readyEndpoints.primary.service",
+            "`service` is the name of a Service",
+        ),
+        (
+            json!({"source": {"scrape": {"signals": {"latencyHistogram": "h_bucket"}}}}),
+            "spec.source.scrape.signals.latencyHistogram",
+            "`latencyHistogram` is the histogram's name without `_bucket`",
+        ),
+        (
+            json!({"source": {"scrape": {"signals": {"latencyUnit": "minutes"}}}}),
+            "spec.source.scrape.signals.latencyUnit",
+            r#"supported values: "ms", "s""#,
+        ),
+    ];
+    for (i, (change, field, says)) in cases.iter().enumerate() {
+        let mut spec = valid_spec();
+        json_patch::merge(&mut spec, change);
+        let name = format!("bad-signals-{i}");
+        let answer = send(
+            &env.admin,
+            Method::POST,
+            &path,
+            JSON,
+            Some((JSON, &policy_object(&env.ns, &name, spec))),
+        )
+        .await;
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        assert_eq!(answer.status, 422, "{change}: {:?}", answer.body);
+        assert!(
+            message.contains(says),
+            "{change}: {message}\nwanted: {says}"
+        );
+        let fields: Vec<&str> = answer.body["details"]["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["field"].as_str())
+            .collect();
+        assert!(fields.contains(field), "{change}: causes name {fields:?}");
+    }
+    // Every new key at once is stored as written.
+    let spec = json!({
+        "source": {
+            "prometheus": {
+                "url": "http://prometheus:9090",
+                "signals": {"latencyP99": "default", "errorRatio": "default",
+                            "primaryReady": "default", "burstReady": "default",
+                            "burstErrorRatio": "sum(rate(x[{{window}}]))"},
+            },
+            "readyEndpoints": {"primary": {"service": "worker"},
+                               "burst": {"service": "worker-burst", "namespace": "burst"}},
+        },
+        "target": {"name": VS},
+    });
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "signals", spec.clone()))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.body["spec"]["source"], spec["source"]);
+    let mut pods = valid_spec();
+    pods["source"] = json!({"pods": {"service": "worker", "signals": {
+        "latencyHistogram": "istio_request_duration_milliseconds", "latencyUnit": "ms",
+        "errorRatio": true, "codeLabel": "response_code"}}});
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "pod-signals", pods.clone()))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.body["spec"]["source"], pods["source"]);
 }

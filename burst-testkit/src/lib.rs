@@ -166,9 +166,26 @@ pub fn interrupt(
     child: &mut std::process::Child,
     limit: std::time::Duration,
 ) -> Result<std::process::ExitStatus, String> {
+    send_signal(child, "INT", limit)
+}
+
+/// Sends SIGTERM (what Kubernetes and systemd send) to `child` and waits, bounded by
+/// `limit`, for it to exit; kills it and returns an error when it does not stop in time.
+pub fn terminate(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Result<std::process::ExitStatus, String> {
+    send_signal(child, "TERM", limit)
+}
+
+fn send_signal(
+    child: &mut std::process::Child,
+    signal: &str,
+    limit: std::time::Duration,
+) -> Result<std::process::ExitStatus, String> {
     // `kill` from procps: the workspace has no signal-sending dependency, and this is tests only.
     let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status();
     let deadline = std::time::Instant::now() + limit;
     loop {
@@ -179,7 +196,7 @@ pub fn interrupt(
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
-                "process {} did not stop within {limit:?} of SIGINT",
+                "process {} did not stop within {limit:?} of SIG{signal}",
                 child.id()
             ));
         }

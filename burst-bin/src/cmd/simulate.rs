@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use burst_core::Timestamp;
 use burst_core::policy::{PolicyFile, PolicySpec};
-use burst_core::sim::{SimRun, Trace, quality, simulate};
+use burst_core::sim::{SimOptions, SimRun, Trace, quality, simulate_with};
 use burst_prom::{HttpClients, RangeClient, RangeQuery};
 
 use super::query::HttpArgs;
@@ -18,13 +18,18 @@ use crate::report::{Change, Column, NoDetails, Point, Report, Summary, report_te
 /// Arguments of `burst simulate`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Traces: a CSV file with columns t,rps[,up] (seconds, requests/s, 1/0 for metric outages), or
-builtin:NAME with NAME one of step, ramp, sine, flash, noisy, outage, diurnal.
+Traces: a CSV file with columns t,rps[,up] (seconds, requests/s, 1/0 for metric outages) and
+optionally p99_ms,error_ratio,primary_ready,burst_ready,burst_error_ratio (by header name;
+an empty cell is no data), or builtin:NAME with NAME one of step, ramp, sine, flash, noisy,
+outage, diurnal, endpoints-lost, burst-down. Where a trace gives no p99 or error ratio for the
+primary but a capacity is known, they come from a queueing model of the primary's load
+(docs/policies.md).
 
 The policy file (YAML) holds mode, high, low, burst_weight, capacity, step, max_up, max_down,
-dead_band, sustain, cooldown, on_missing, stale_after, tick, window, window_up, window_down and
-scrape_interval; every key is optional and the defaults reproduce the seed daemon
-(hysteresis 15/10 rps, rate over 15s, 1s tick). Example:
+dead_band, sustain, cooldown, on_missing, stale_after, tick, window, window_up, window_down,
+capacity_per_endpoint, burst_capacity_per_endpoint, high_fraction, low_fraction, triggers,
+burst_health and scrape_interval; every key is optional and the defaults reproduce the seed
+daemon (hysteresis 15/10 rps, rate over 15s, 1s tick). Example:
 
   burst simulate --trace builtin:step
   burst simulate --trace load.csv --policy policy.yaml --json
@@ -102,6 +107,11 @@ pub struct Args {
     /// `capacity`, if any).
     #[arg(long)]
     capacity: Option<f64>,
+    /// Rps one primary endpoint serves, to count seconds over capacity with the trace's
+    /// `primary_ready` and to model latency and errors (default: the policy's
+    /// `capacityPerEndpoint`, if any).
+    #[arg(long, value_name = "RPS")]
+    capacity_per_endpoint: Option<f64>,
     /// Print JSON ({"summary", "timeline", "changes"}, the schema of `burst demo --json`;
     /// see docs/reports.md) instead of a table.
     #[arg(long)]
@@ -135,12 +145,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             load_trace(trace_arg, args.seed)?
         }
     };
-    let run = simulate(&spec, &trace, args.capacity)?;
+    let run = simulate_with(&spec, &trace, options(&args, args.capacity)?)?;
     if let Some((path, format)) = plot {
         let chart = chart(trace.name(), &spec.policy, &[("burst weight", &run)]);
         write_plot(path, &chart, format)?;
     }
-    let report = report(&run);
+    let mut report = report(&run);
+    if trace.has_signals() {
+        report.summary.seconds_on_unhealthy_burst = Some(run.summary.seconds_on_unhealthy_burst);
+    }
     let text = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -152,6 +165,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     super::print_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The simulator's measurement options from the flags; refuses a capacity that is not a
+/// positive number.
+fn options(args: &Args, capacity: Option<f64>) -> anyhow::Result<SimOptions> {
+    for (flag, v) in [
+        ("--capacity", capacity),
+        ("--capacity-per-endpoint", args.capacity_per_endpoint),
+    ] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            anyhow::bail!("{flag} {v} is not a capacity; give requests/s > 0");
+        }
+    }
+    Ok(SimOptions {
+        capacity,
+        capacity_per_endpoint: args.capacity_per_endpoint,
+    })
 }
 
 /// The capacity assumed by --compare when none is given: the seed's high threshold.
@@ -271,7 +301,7 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
     for (name, trace) in &traces {
         let mut runs = Vec::new();
         for (policy, spec) in &candidates {
-            let run = simulate(spec, trace, Some(capacity))
+            let run = simulate_with(spec, trace, options(args, Some(capacity))?)
                 .with_context(|| format!("policy {policy} on {name}"))?;
             let q = quality(&run, trace, seed.high, seed.low);
             json.push(serde_json::json!({"trace": name, "policy": policy, "quality": q}));
@@ -280,20 +310,35 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
         let _ = writeln!(text, "{name} (capacity {capacity} rps)");
         let _ = writeln!(
             text,
-            "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>13}",
-            "policy", "reaction", "back", "changes", "overloaded", "sent to burst"
+            "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>13}  changes by rule",
+            "policy",
+            "reaction",
+            "back",
+            "changes",
+            "overloaded",
+            "over cap",
+            "unhealthy",
+            "sent to burst",
         );
         for (policy, q, _) in &runs {
             let secs = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.0}s"));
+            let rules: Vec<String> = q
+                .changes_by_rule
+                .iter()
+                .map(|(rule, n)| format!("{rule} {n}"))
+                .collect();
             let _ = writeln!(
                 text,
-                "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>12.1}%",
+                "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>12.1}%  {}",
                 policy,
                 secs(q.reaction_s),
                 secs(q.back_s),
                 q.changes,
                 secs(q.overload_s),
-                q.burst_share * 100.0
+                secs(q.seconds_primary_over_capacity),
+                secs(Some(q.seconds_on_unhealthy_burst)),
+                q.burst_share * 100.0,
+                rules.join(", ")
             );
         }
         let _ = writeln!(text);
@@ -336,6 +381,54 @@ fn chart(title: &str, spec: &PolicySpec, runs: &[(&str, &SimRun)]) -> Chart {
             step: false,
             points: first.timeline.iter().map(|p| (p.t, p.observed)).collect(),
         });
+        if first.timeline.iter().any(|p| p.capacity.is_some()) {
+            series.push(Series {
+                label: "primary capacity (rps)".into(),
+                color: "#17becf",
+                axis: Axis::Rps,
+                step: true,
+                points: first.timeline.iter().map(|p| (p.t, p.capacity)).collect(),
+            });
+        }
+        if first.timeline.iter().any(|p| p.error_ratio.is_some()) {
+            series.push(Series {
+                label: "primary errors %".into(),
+                color: "#e377c2",
+                axis: Axis::Weight,
+                step: false,
+                points: first
+                    .timeline
+                    .iter()
+                    .map(|p| (p.t, p.error_ratio.map(|e| e * 100.0)))
+                    .collect(),
+            });
+        }
+        if first.timeline.iter().any(|p| p.p99_ms.is_some()) {
+            series.push(Series {
+                label: "primary p99 (% of 1s)".into(),
+                color: "#bcbd22",
+                axis: Axis::Weight,
+                step: false,
+                points: first
+                    .timeline
+                    .iter()
+                    .map(|p| (p.t, p.p99_ms.map(|ms| (ms / 10.0).min(100.0))))
+                    .collect(),
+            });
+        }
+        if first.timeline.iter().any(|p| p.burst_ready.is_some()) {
+            series.push(Series {
+                label: "burst ready endpoints".into(),
+                color: "#8c564b",
+                axis: Axis::Rps,
+                step: true,
+                points: first
+                    .timeline
+                    .iter()
+                    .map(|p| (p.t, p.burst_ready.map(f64::from)))
+                    .collect(),
+            });
+        }
     }
     for (i, (label, run)) in runs.iter().enumerate() {
         series.push(Series {
@@ -410,6 +503,21 @@ pub struct SimExtra {
     /// Short-window measured rate; present only when two windows are configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     observed_up: Option<Option<f64>>,
+    /// The primary's p99 the policy saw (trace or queueing model), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_ms: Option<f64>,
+    /// The primary's error ratio the policy saw (trace or queueing model), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_ratio: Option<f64>,
+    /// The primary's ready endpoints (trace), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primary_ready: Option<u32>,
+    /// The burst side's ready endpoints (trace), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    burst_ready: Option<u32>,
+    /// The primary's capacity in rps on this tick, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity: Option<f64>,
 }
 
 /// The run in the shared report schema: the changes are the points where the weight moved.
@@ -424,14 +532,16 @@ pub fn report(run: &SimRun) -> Report<SimExtra, NoDetails> {
     }
     let s = &run.summary;
     let duration_s = run.timeline.last().map_or(0.0, |p| p.t);
+    let mut summary = Summary::new(
+        &changes,
+        duration_s,
+        s.final_burst_weight,
+        s.burst_share,
+        s.overload_s,
+    );
+    summary.seconds_primary_over_capacity = s.seconds_primary_over_capacity;
     Report {
-        summary: Summary::new(
-            &changes,
-            duration_s,
-            s.final_burst_weight,
-            s.burst_share,
-            s.overload_s,
-        ),
+        summary,
         timeline: run
             .timeline
             .iter()
@@ -443,6 +553,11 @@ pub fn report(run: &SimRun) -> Report<SimExtra, NoDetails> {
                 rule: Some(p.rule.to_owned()),
                 extra: SimExtra {
                     observed_up: p.observed_up,
+                    p99_ms: p.p99_ms,
+                    error_ratio: p.error_ratio,
+                    primary_ready: p.primary_ready,
+                    burst_ready: p.burst_ready,
+                    capacity: p.capacity,
                 },
             })
             .collect(),

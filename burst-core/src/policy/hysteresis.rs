@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
-use super::{Decision, MissingRule, Policy, Reason, Rule, Signal, Tracker, fmt_dur};
-use crate::{Split, Thresholds, Timestamp, Weight};
+use super::triggers::{Capacity, SignalState};
+use super::{
+    Decision, MissingRule, Policy, Reason, Rule, Signal, SignalRules, Tracker, fmt_dur,
+    missing_decision,
+};
+use crate::{Rates, Signals, Split, Thresholds, Timestamp, Weight};
 
 /// Settings of a [`Hysteresis`] policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,18 +23,46 @@ pub struct HysteresisConfig {
     pub cooldown: Duration,
     /// What to do without data.
     pub missing: MissingRule,
+    /// Thresholds as fractions of the primary's capacity (`highFraction`/`lowFraction`),
+    /// re-evaluated every tick; when set they replace `thresholds`.
+    pub capacity_fractions: Option<Thresholds>,
+    /// Latency and error triggers, capacity from endpoints, the burst health guard.
+    pub signals: SignalRules,
 }
 
 /// Above `high` → the burst split; below `low` while bursting → all back to the primary.
 ///
 /// "Bursting" is read from the split in effect (`burst > 0`), not from memory, so a policy
-/// started against a cluster that is already bursting behaves correctly.
+/// started against a cluster that is already bursting behaves correctly. With
+/// [`SignalRules`], the latency and error triggers can also start a burst (any one is
+/// enough), coming back needs every trigger below its low, and the burst health guard has
+/// the last word.
 #[derive(Debug, Clone)]
 pub struct Hysteresis {
     config: HysteresisConfig,
     tracker: Tracker,
+    state: SignalState,
     /// The switch being sustained and since when.
     pending: Option<(Split, Timestamp)>,
+}
+
+impl HysteresisConfig {
+    /// The seed's settings for `thresholds`: all to burst, no timers, hold without data,
+    /// no signal rules.
+    pub fn new(thresholds: Thresholds) -> HysteresisConfig {
+        HysteresisConfig {
+            thresholds,
+            burst_weight: Weight::FULL,
+            sustain: Duration::ZERO,
+            cooldown: Duration::ZERO,
+            missing: MissingRule {
+                on_missing: super::OnMissing::Hold,
+                stale_after: Duration::from_secs(60),
+            },
+            capacity_fractions: None,
+            signals: SignalRules::default(),
+        }
+    }
 }
 
 impl Hysteresis {
@@ -39,6 +71,7 @@ impl Hysteresis {
         Hysteresis {
             config,
             tracker: Tracker::default(),
+            state: SignalState::default(),
             pending: None,
         }
     }
@@ -47,19 +80,45 @@ impl Hysteresis {
     pub fn config(&self) -> &HysteresisConfig {
         &self.config
     }
-}
 
-impl Policy for Hysteresis {
-    fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
+    /// The thresholds in effect: fixed, or fractions of the capacity now.
+    fn thresholds(&self, signals: &Signals) -> Result<(f64, f64, String), Capacity> {
+        let Some(f) = self.config.capacity_fractions else {
+            let t = self.config.thresholds;
+            return Ok((t.high().get(), t.low().get(), String::new()));
+        };
+        match self.config.signals.capacity.primary(signals) {
+            c @ Capacity::Known(cap, _) => Ok((
+                f.high().get() * cap,
+                f.low().get() * cap,
+                format!(" ({} x {}/{})", c.describe(), f.high(), f.low()),
+            )),
+            other => Err(other),
+        }
+    }
+
+    fn decide_rates(
+        &mut self,
+        rates: Rates,
+        signals: &Signals,
+        current: Split,
+        now: Timestamp,
+    ) -> Decision {
         let c = self.config;
-        let rates = match self.tracker.observe(c.missing, signal, current, now) {
-            Ok(r) => r,
-            Err(decision) => {
+        let (high, low, of_capacity) = match self.thresholds(signals) {
+            Ok(t) => t,
+            Err(_) => {
                 self.pending = None;
-                return decision;
+                return missing_decision(
+                    c.missing,
+                    "primary_ready (capacity for highFraction/lowFraction)",
+                    self.state.ready_missing_for(now),
+                    current,
+                    Some(rates),
+                );
             }
         };
-        let (high, low) = (c.thresholds.high(), c.thresholds.low());
+        let votes = self.state.votes(&c.signals, c.missing, signals, now);
         let reason = |rule, detail: String| Reason {
             rule,
             rates: Some(rates),
@@ -67,19 +126,36 @@ impl Policy for Hysteresis {
             detail,
         };
 
-        let wanted = if !current.is_bursting() && rates.up > high {
-            Some((
-                Split::from_burst(c.burst_weight),
-                Rule::AboveHigh,
-                format!("short-window rate > high {high}"),
-            ))
-        } else if current.is_bursting() && rates.down < low && rates.up <= high {
+        let rate_fires = rates.up.get() > high;
+        let wanted = if !current.is_bursting() && (rate_fires || !votes.fired.is_empty()) {
+            let mut fired = Vec::new();
+            if rate_fires {
+                fired.push((
+                    Rule::AboveHigh,
+                    format!("short-window rate > high {high}{of_capacity}"),
+                ));
+            }
+            fired.extend(votes.fired.iter().cloned());
+            let rule = fired.first().map_or(Rule::AboveHigh, |f| f.0);
+            let why: Vec<String> = fired.into_iter().map(|f| f.1).collect();
+            Some((Split::from_burst(c.burst_weight), rule, why.join("; ")))
+        } else if current.is_bursting()
+            && rates.down.get() < low
+            && !rate_fires
+            && votes.holding.is_empty()
+            && votes.fired.is_empty()
+        {
             // The short window still above `high` means the load is back: leaving now would
             // only flap.
+            let every = if c.signals.has_triggers() {
+                ", every trigger below its low"
+            } else {
+                ""
+            };
             Some((
                 Split::ALL_PRIMARY,
                 Rule::BelowLow,
-                format!("long-window rate < low {low}"),
+                format!("long-window rate < low {low}{of_capacity}{every}"),
             ))
         } else {
             None
@@ -87,10 +163,21 @@ impl Policy for Hysteresis {
 
         let Some((target, rule, why)) = wanted else {
             self.pending = None;
-            let side = if current.is_bursting() {
-                format!("bursting, long-window rate >= low {low}")
+            let side = if current.is_bursting() && rates.down.get() < low && !rate_fires {
+                format!(
+                    "bursting, held by {}",
+                    votes
+                        .holding
+                        .iter()
+                        .chain(votes.fired.iter().map(|f| &f.1))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            } else if current.is_bursting() {
+                format!("bursting, long-window rate >= low {low}{of_capacity}")
             } else {
-                format!("not bursting, short-window rate <= high {high}")
+                format!("not bursting, short-window rate <= high {high}{of_capacity}")
             };
             return Decision {
                 desired: current,
@@ -134,6 +221,29 @@ impl Policy for Hysteresis {
     }
 }
 
+impl Policy for Hysteresis {
+    fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
+        let signals = signal.signals();
+        let decision = match self
+            .tracker
+            .observe(self.config.missing, signal, current, now)
+        {
+            Ok(rates) => {
+                self.state.record(&signals, now);
+                let d = self.decide_rates(rates, &signals, current, now);
+                (d, Some(rates))
+            }
+            Err(decision) => {
+                self.pending = None;
+                (decision, None)
+            }
+        };
+        let rules = self.config.signals;
+        self.state
+            .guard(&rules, decision.0, decision.1, &signals, current, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,14 +261,9 @@ mod tests {
 
     fn seed(sustain: u64, cooldown: u64) -> Hysteresis {
         Hysteresis::new(HysteresisConfig {
-            thresholds: Thresholds::try_new(10.0, 15.0).unwrap(),
-            burst_weight: Weight::FULL,
             sustain: Duration::from_secs(sustain),
             cooldown: Duration::from_secs(cooldown),
-            missing: MissingRule {
-                on_missing: OnMissing::Hold,
-                stale_after: Duration::from_secs(60),
-            },
+            ..HysteresisConfig::new(Thresholds::try_new(10.0, 15.0).unwrap())
         })
     }
 

@@ -11,27 +11,43 @@
 //!
 //! Both apply the same no-data rule ([`OnMissing`]) and read two windows ([`Rates`]): the
 //! short one decides moving traffic to burst, the long one decides bringing it back.
+//!
+//! Both also read the observation's other [`Signals`](crate::Signals) through the same
+//! [`SignalRules`]: latency and error-ratio triggers (any one fires to enter burst; leaving
+//! needs every one below its low), capacity from the primary's ready endpoints, and the
+//! burst side's health guard, which never lets traffic onto a burst side that is not ready.
 
 mod hysteresis;
 mod overflow;
 mod spec;
+mod triggers;
+mod warmup;
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Rates, Split, Timestamp};
+use crate::{Observation, Rates, Reading, Signals, Split, Timestamp};
 
 pub use hysteresis::{Hysteresis, HysteresisConfig};
 pub use overflow::{Overflow, OverflowConfig};
-pub use spec::{CelRule, LoopSpec, Mode, PolicyFile, PolicySpec, SimSpec, first_bad_key};
+pub use spec::{
+    BandSpec, BurstHealthSpec, CelRule, LoopSpec, Mode, PolicyFile, PolicySpec, SimSpec,
+    TriggersSpec, first_bad_key,
+};
+pub use triggers::{BurstHealth, CapacityRule, OnUnhealthy, SignalRules};
+pub use warmup::{Warmup, WarmupConfig, WarmupInput};
 
 /// What the policy gets to see on a tick.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
-    /// Measured rates.
+    /// Measured rates alone (no other signal was measured); the same as
+    /// [`Signal::Observed`] with [`Signals::NONE`].
     Rates(Rates),
+    /// A whole observation: the rates and the other signals (latency, errors, ready
+    /// endpoints), as the controller passes them on from a [`Reading::Value`].
+    Observed(Observation),
     /// The source answered without data.
     NoData(String),
     /// The source failed; treated exactly like missing data, never like 0. The adapter's
@@ -131,6 +147,17 @@ pub enum Rule {
     MissingHold,
     /// Data missing for `stale_after`: the configured safe target.
     StaleSafeTarget,
+    /// Warm-up: the burst weight goes up through the ramp's steps, not at once.
+    Warming,
+    /// The primary's p99 latency above its trigger's high: move to burst.
+    LatencyHigh,
+    /// The primary's error ratio above its trigger's high: move to burst.
+    ErrorRatioHigh,
+    /// The burst side is unhealthy (too few ready endpoints, too many errors, or no data
+    /// about it): no traffic is moved onto it, and `onUnhealthy` decides what it keeps.
+    BurstUnhealthy,
+    /// Both sides are over capacity: the load is split in proportion to their capacities.
+    BothOverloaded,
     /// A rule of a policy written outside burst, named by that policy (a stable snake_case
     /// name such as `"business_hours"`; it becomes a metric label and a status field).
     Custom(&'static str),
@@ -180,6 +207,11 @@ impl Rule {
             Rule::DeadBand => "dead_band",
             Rule::MissingHold => "missing_hold",
             Rule::StaleSafeTarget => "stale_safe_target",
+            Rule::Warming => "warming",
+            Rule::LatencyHigh => "latency_high",
+            Rule::ErrorRatioHigh => "error_ratio_high",
+            Rule::BurstUnhealthy => "burst_unhealthy",
+            Rule::BothOverloaded => "both_overloaded",
             Rule::Custom(name) => name,
         }
     }
@@ -213,7 +245,26 @@ impl Signal {
     pub fn rates(&self) -> Option<Rates> {
         match self {
             Signal::Rates(r) => Some(*r),
+            Signal::Observed(o) => Some(o.rates),
             _ => None,
+        }
+    }
+
+    /// The signals besides the rate ([`Signals::NONE`] without an observation).
+    pub fn signals(&self) -> Signals {
+        match self {
+            Signal::Observed(o) => o.signals,
+            _ => Signals::NONE,
+        }
+    }
+}
+
+impl From<Reading> for Signal {
+    /// A source's reading as the policy sees it: the whole observation, or why there is none.
+    fn from(reading: Reading) -> Signal {
+        match reading {
+            Reading::Value(o) => Signal::Observed(o),
+            Reading::NoData { reason } => Signal::NoData(reason),
         }
     }
 }
@@ -222,6 +273,7 @@ impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Signal::Rates(r) => write!(f, "{r}"),
+            Signal::Observed(o) => write!(f, "{}", o.rates),
             Signal::NoData(why) => write!(f, "no data ({why})"),
             Signal::Error(e) => write!(f, "source error [{}]: {e}", e.kind()),
         }
@@ -259,41 +311,13 @@ impl Tracker {
             return Ok(rates);
         }
         let since = self.last_data.or(self.first_seen).unwrap_or(now);
-        let missing_for = now.saturating_since(since);
-        let stale = missing_for >= rule.stale_after;
-        let safe = match rule.on_missing {
-            OnMissing::Hold => None,
-            OnMissing::Primary => Some(Split::ALL_PRIMARY),
-            OnMissing::Burst => Some(Split::ALL_BURST),
-        };
-        let (rule_fired, desired, detail) = match safe {
-            Some(target) if stale => (
-                Rule::StaleSafeTarget,
-                target,
-                format!(
-                    "{signal}; missing for {}, stale_after {}: safe target {target}",
-                    fmt_dur(missing_for),
-                    fmt_dur(rule.stale_after)
-                ),
-            ),
-            _ => (
-                Rule::MissingHold,
-                current,
-                format!(
-                    "{signal}; missing for {}, holding the last decision",
-                    fmt_dur(missing_for)
-                ),
-            ),
-        };
-        Err(Decision {
-            desired,
-            reason: Reason {
-                rule: rule_fired,
-                rates: None,
-                current,
-                detail,
-            },
-        })
+        Err(missing_decision(
+            rule,
+            &signal.to_string(),
+            now.saturating_since(since),
+            current,
+            None,
+        ))
     }
 
     /// Time left before `cooldown` allows another change (`None` when allowed now).
@@ -301,6 +325,51 @@ impl Tracker {
         let last = self.last_change?;
         let since = now.saturating_since(last);
         (since < cooldown).then(|| cooldown - since)
+    }
+}
+
+/// The no-data rule's decision for `what` (the signal or the source's answer), missing for
+/// `missing_for`: hold until `stale_after`, then the safe target.
+pub(crate) fn missing_decision(
+    rule: MissingRule,
+    what: &str,
+    missing_for: Duration,
+    current: Split,
+    rates: Option<Rates>,
+) -> Decision {
+    let stale = missing_for >= rule.stale_after;
+    let safe = match rule.on_missing {
+        OnMissing::Hold => None,
+        OnMissing::Primary => Some(Split::ALL_PRIMARY),
+        OnMissing::Burst => Some(Split::ALL_BURST),
+    };
+    let (rule_fired, desired, detail) = match safe {
+        Some(target) if stale => (
+            Rule::StaleSafeTarget,
+            target,
+            format!(
+                "{what}; missing for {}, stale_after {}: safe target {target}",
+                fmt_dur(missing_for),
+                fmt_dur(rule.stale_after)
+            ),
+        ),
+        _ => (
+            Rule::MissingHold,
+            current,
+            format!(
+                "{what}; missing for {}, holding the last decision",
+                fmt_dur(missing_for)
+            ),
+        ),
+    };
+    Decision {
+        desired,
+        reason: Reason {
+            rule: rule_fired,
+            rates,
+            current,
+            detail,
+        },
     }
 }
 

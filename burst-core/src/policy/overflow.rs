@@ -2,13 +2,20 @@
 
 use std::time::Duration;
 
-use super::{Decision, MissingRule, Policy, Reason, Rule, Signal, Tracker, fmt_dur};
-use crate::{Rate, Split, Timestamp, Weight};
+use super::triggers::{Capacity, SignalState};
+use super::{
+    Decision, MissingRule, Policy, Reason, Rule, Signal, SignalRules, Tracker, fmt_dur,
+    missing_decision,
+};
+use crate::{Rate, Rates, Signals, Split, Timestamp, Weight};
 
 /// Settings of an [`Overflow`] policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OverflowConfig {
-    /// Requests per second the primary serves comfortably.
+    /// Requests per second the primary serves comfortably. With
+    /// `signals.capacity.per_endpoint`, capacity is that × the primary's ready endpoints on
+    /// every tick, and this fixed number is only the fallback while the ready count has no
+    /// data.
     pub capacity: Rate,
     /// Weights move in multiples of this many percentage points (1..=100).
     pub step: Weight,
@@ -23,6 +30,10 @@ pub struct OverflowConfig {
     pub cooldown: Duration,
     /// What to do without data.
     pub missing: MissingRule,
+    /// Latency and error triggers, capacity from endpoints, the burst health guard. With
+    /// `signals.capacity.per_endpoint` and no fixed fallback (`signals.capacity.fixed`
+    /// unset), a missing ready count follows the no-data rule.
+    pub signals: SignalRules,
 }
 
 /// Sends `ceil_step((rps - capacity) / rps)` percent to burst.
@@ -32,10 +43,36 @@ pub struct OverflowConfig {
 /// `capacity * (1 - dead_band)` under the current split, and is limited by `max_down`.
 /// Rounding up to `step` keeps the primary at or under capacity, at the cost of at most one
 /// step of extra burst traffic.
+///
+/// With [`SignalRules`]: a latency or error trigger above its high raises the burst weight
+/// by one `step` per decision (within `max_up`) on top of what capacity asks; the weight
+/// comes down only while every trigger is below its low; the burst health guard has the
+/// last word.
 #[derive(Debug, Clone)]
 pub struct Overflow {
     config: OverflowConfig,
     tracker: Tracker,
+    state: SignalState,
+}
+
+impl OverflowConfig {
+    /// Defaults around `capacity`: 5 % steps, up at once, down by 10 per decision, 10 %
+    /// dead band, no cooldown, hold without data, no signal rules.
+    pub fn new(capacity: Rate) -> OverflowConfig {
+        OverflowConfig {
+            capacity,
+            step: Weight::try_new(5).unwrap_or(Weight::FULL),
+            max_up: Weight::FULL,
+            max_down: Weight::try_new(10).unwrap_or(Weight::FULL),
+            dead_band: 0.1,
+            cooldown: Duration::ZERO,
+            missing: MissingRule {
+                on_missing: super::OnMissing::Hold,
+                stale_after: Duration::from_secs(60),
+            },
+            signals: SignalRules::default(),
+        }
+    }
 }
 
 impl Overflow {
@@ -44,6 +81,7 @@ impl Overflow {
         Overflow {
             config,
             tracker: Tracker::default(),
+            state: SignalState::default(),
         }
     }
 
@@ -52,10 +90,16 @@ impl Overflow {
         &self.config
     }
 
-    /// The burst weight that keeps the primary at or under capacity at `rps`, rounded up
-    /// to the step.
+    /// The burst weight that keeps the primary at or under the fixed capacity at `rps`,
+    /// rounded up to the step.
     pub fn target_for(&self, rps: Rate) -> Weight {
-        let (rps, cap) = (rps.get(), self.config.capacity.get());
+        self.target_with(rps, self.config.capacity.get())
+    }
+
+    /// The burst weight that keeps the primary at or under `capacity` rps at `rps`, rounded
+    /// up to the step (all to burst when `capacity` is 0 and there is load).
+    pub fn target_with(&self, rps: Rate, capacity: f64) -> Weight {
+        let (rps, cap) = (rps.get(), capacity.max(0.0));
         if rps <= cap || rps <= 0.0 {
             return Weight::ZERO;
         }
@@ -67,16 +111,32 @@ impl Overflow {
         // pct is an integer in 0..=100 after clamp and ceil: the cast cannot truncate.
         Weight::try_new(pct as i64).unwrap_or(Weight::FULL)
     }
-}
 
-impl Policy for Overflow {
-    fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
+    fn decide_rates(
+        &mut self,
+        rates: Rates,
+        signals: &Signals,
+        current: Split,
+        now: Timestamp,
+    ) -> Decision {
         let c = self.config;
-        let rates = match self.tracker.observe(c.missing, signal, current, now) {
-            Ok(r) => r,
-            Err(decision) => return decision,
+        let capacity = match c.signals.capacity.primary(signals) {
+            Capacity::None => {
+                Capacity::Known(c.capacity.get(), super::triggers::CapacitySource::Fixed)
+            }
+            other => other,
         };
-        let cap = c.capacity.get();
+        let Some(cap) = capacity.known() else {
+            return missing_decision(
+                c.missing,
+                "primary_ready (capacity from capacityPerEndpoint)",
+                self.state.ready_missing_for(now),
+                current,
+                Some(rates),
+            );
+        };
+        let cap_text = capacity.describe();
+        let votes = self.state.votes(&c.signals, c.missing, signals, now);
         let b = current.burst();
         let reason = |rule, detail: String| Reason {
             rule,
@@ -89,19 +149,38 @@ impl Policy for Overflow {
             reason: reason(rule, detail),
         };
 
-        let up_target = self.target_for(rates.up);
-        let down_target = self.target_for(rates.down);
+        let mut up_target = self.target_with(rates.up, cap);
+        let mut up_rule = Rule::OverflowUp;
+        let mut up_why = format!("short-window rate over {cap_text}: target burst {up_target}%");
+        if let Some((rule, _)) = votes.fired.first() {
+            let pushed = b.saturating_add(c.step.get());
+            if pushed > up_target {
+                up_target = pushed;
+                up_rule = *rule;
+                let fired: Vec<&str> = votes.fired.iter().map(|f| f.1.as_str()).collect();
+                up_why = format!("{}: one step up to {pushed}%", fired.join("; "));
+            }
+        }
+        let down_target = self.target_with(rates.down, cap);
         let (rule, desired, detail) = if up_target > b {
             let next = up_target.min(b.saturating_add(c.max_up.get()));
-            (
-                Rule::OverflowUp,
-                next,
-                format!(
-                    "short-window rate over capacity {cap}: target burst {up_target}%, max_up {}",
-                    c.max_up
-                ),
-            )
+            (up_rule, next, format!("{up_why}, max_up {}", c.max_up))
         } else if down_target < b {
+            if !votes.holding.is_empty() || !votes.fired.is_empty() {
+                return hold(
+                    Rule::InBand,
+                    format!(
+                        "capacity allows {down_target}%, held by {}",
+                        votes
+                            .holding
+                            .iter()
+                            .chain(votes.fired.iter().map(|f| &f.1))
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                );
+            }
             let primary_load = rates.down.get() * f64::from(current.primary().get()) / 100.0;
             let floor = cap * (1.0 - c.dead_band);
             if primary_load >= floor {
@@ -127,14 +206,14 @@ impl Policy for Overflow {
                 Rule::OverflowDown,
                 next,
                 format!(
-                    "spare capacity: primary load {primary_load:.3} < {floor:.3}, target burst {down_target}%, max_down {}",
+                    "spare capacity: primary load {primary_load:.3} < {floor:.3} ({cap_text}), target burst {down_target}%, max_down {}",
                     c.max_down
                 ),
             )
         } else {
             return hold(
                 Rule::InBand,
-                format!("burst {b}% matches targets {up_target}%/{down_target}%"),
+                format!("burst {b}% matches targets {up_target}%/{down_target}% ({cap_text})"),
             );
         };
 
@@ -151,11 +230,33 @@ impl Policy for Overflow {
     }
 }
 
+impl Policy for Overflow {
+    fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
+        let signals = signal.signals();
+        let (decision, rates) =
+            match self
+                .tracker
+                .observe(self.config.missing, signal, current, now)
+            {
+                Ok(rates) => {
+                    self.state.record(&signals, now);
+                    (
+                        self.decide_rates(rates, &signals, current, now),
+                        Some(rates),
+                    )
+                }
+                Err(decision) => (decision, None),
+            };
+        let rules = self.config.signals;
+        self.state
+            .guard(&rules, decision, rates, &signals, current, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Rates;
-    use crate::policy::OnMissing;
     use proptest::prelude::*;
 
     fn w(v: i64) -> Weight {
@@ -164,16 +265,11 @@ mod tests {
 
     fn policy(step: i64, max_up: i64, max_down: i64, dead_band: f64) -> Overflow {
         Overflow::new(OverflowConfig {
-            capacity: Rate::try_new("c", 15.0).unwrap(),
             step: w(step),
             max_up: w(max_up),
             max_down: w(max_down),
             dead_band,
-            cooldown: Duration::ZERO,
-            missing: MissingRule {
-                on_missing: OnMissing::Hold,
-                stale_after: Duration::from_secs(60),
-            },
+            ..OverflowConfig::new(Rate::try_new("c", 15.0).unwrap())
         })
     }
 

@@ -21,9 +21,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AnyPolicy, Hysteresis, HysteresisConfig, MissingRule, OnMissing, Overflow, OverflowConfig,
+    AnyPolicy, BurstHealth, CapacityRule, Hysteresis, HysteresisConfig, MissingRule, OnMissing,
+    OnUnhealthy, Overflow, OverflowConfig, SignalRules,
 };
-use crate::{ControllerConfig, Error, HumanDuration, Rate, Thresholds, Weight};
+use crate::{ControllerConfig, Error, HumanDuration, Rate, Ratio, Thresholds, Weight};
 
 /// Which policy to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -77,6 +78,18 @@ impl std::str::FromStr for Mode {
 /// window: 15s             # rate window
 /// windowUp: 5s            # optional: short window for moving to burst
 /// windowDown: 30s         # optional: long window for coming back
+/// capacityPerEndpoint: 10 # optional: capacity = 10 rps x the primary's ready endpoints
+/// burstCapacityPerEndpoint: 10  # optional: per burst endpoint (default: capacityPerEndpoint)
+/// highFraction: 1.0       # optional, hysteresis: high = 1.0 x capacity (with lowFraction)
+/// lowFraction: 0.66       # optional, hysteresis: low = 0.66 x capacity
+/// triggers:               # optional: more reasons to burst (any one fires)
+///   latencyP99Ms: {high: 250, low: 150}
+///   errorRatio: {high: 0.05, low: 0.01}
+/// burstHealth:            # optional: never send traffic to a burst side that is not ready
+///   minReady: 1
+///   maxErrorRatio: 0.2
+///   onUnhealthy: primary  # primary | hold
+///   healthyAfter: 30s
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -134,6 +147,101 @@ pub struct PolicySpec {
     /// Long window deciding moves back to the primary (default: `window`).
     #[serde(alias = "window_down", skip_serializing_if = "Option::is_none")]
     pub window_down: Option<HumanDuration>,
+    /// Rps one primary endpoint serves: the capacity is this × the primary's ready
+    /// endpoints, re-evaluated every tick (`capacity`, if also given, is the fallback while
+    /// the ready count has no data). Replaces `capacity` for overflow and for
+    /// `highFraction`/`lowFraction`.
+    #[serde(
+        alias = "capacity_per_endpoint",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_per_endpoint: Option<f64>,
+    /// Rps one burst endpoint serves (default: `capacityPerEndpoint`); with the burst side's
+    /// ready endpoints it gives the burst capacity, and a load above both capacities is split
+    /// in proportion to them.
+    #[serde(
+        alias = "burst_capacity_per_endpoint",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub burst_capacity_per_endpoint: Option<f64>,
+    /// Hysteresis: `high` as a fraction of the primary's capacity (e.g. 1.0); needs
+    /// `lowFraction` and `capacity` or `capacityPerEndpoint`, and replaces `high`.
+    #[serde(alias = "high_fraction", skip_serializing_if = "Option::is_none")]
+    pub high_fraction: Option<f64>,
+    /// Hysteresis: `low` as a fraction of the primary's capacity (e.g. 0.66); below
+    /// `highFraction`, and replaces `low`.
+    #[serde(alias = "low_fraction", skip_serializing_if = "Option::is_none")]
+    pub low_fraction: Option<f64>,
+    /// More reasons to burst than the rate: the primary's p99 latency and error ratio, each
+    /// with its own high/low pair. Any one above its high moves traffic to burst; coming
+    /// back needs every one below its low.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<TriggersSpec>,
+    /// The burst side's health guard: no traffic goes to a burst side with fewer than
+    /// `minReady` ready endpoints or an error ratio above `maxErrorRatio`.
+    #[serde(alias = "burst_health", skip_serializing_if = "Option::is_none")]
+    pub burst_health: Option<BurstHealthSpec>,
+}
+
+/// `triggers`: high/low pairs on signals other than the rate.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct TriggersSpec {
+    /// The primary's p99 latency in milliseconds: above `high` → burst.
+    #[serde(alias = "latency_p99_ms", skip_serializing_if = "Option::is_none")]
+    pub latency_p99_ms: Option<BandSpec>,
+    /// The primary's error ratio (5xx and 429 over all responses, 0..1): above `high` →
+    /// burst.
+    #[serde(alias = "error_ratio", skip_serializing_if = "Option::is_none")]
+    pub error_ratio: Option<BandSpec>,
+}
+
+/// A trigger's high/low pair: above `high` fires, below `low` lets traffic come back.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BandSpec {
+    /// Above it, the trigger fires.
+    pub high: f64,
+    /// Below it, the trigger lets traffic come back. Must be below `high`.
+    pub low: f64,
+}
+
+/// `burstHealth`: when the burst side may take traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct BurstHealthSpec {
+    /// Ready burst endpoints needed before any traffic goes there.
+    #[serde(alias = "min_ready")]
+    // int64 in the schema: Kubernetes knows no `uint32` format.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "i64", range(min = 0, max = 1000000))
+    )]
+    pub min_ready: u32,
+    /// Highest error ratio (0..1) at which the burst side still counts as healthy.
+    #[serde(alias = "max_error_ratio", skip_serializing_if = "Option::is_none")]
+    pub max_error_ratio: Option<f64>,
+    /// What traffic already on burst does when it turns unhealthy: `primary` (all back at
+    /// once) or `hold` (keep the weight, never raise it).
+    #[serde(alias = "on_unhealthy")]
+    pub on_unhealthy: OnUnhealthy,
+    /// How long an unhealthy burst side must read healthy before it counts as healthy again.
+    #[serde(alias = "healthy_after")]
+    pub healthy_after: HumanDuration,
+}
+
+impl Default for BurstHealthSpec {
+    fn default() -> Self {
+        BurstHealthSpec {
+            min_ready: 1,
+            max_error_ratio: None,
+            on_unhealthy: OnUnhealthy::Primary,
+            healthy_after: HumanDuration::from_secs(30),
+        }
+    }
 }
 
 impl Default for PolicySpec {
@@ -155,6 +263,12 @@ impl Default for PolicySpec {
             window: HumanDuration::from_secs(15),
             window_up: None,
             window_down: None,
+            capacity_per_endpoint: None,
+            burst_capacity_per_endpoint: None,
+            high_fraction: None,
+            low_fraction: None,
+            triggers: None,
+            burst_health: None,
         }
     }
 }
@@ -271,8 +385,8 @@ impl PolicySpec {
             field_path: ".low",
         },
         CelRule {
-            rule: "!has(self.mode) || self.mode != 'overflow' || has(self.capacity)",
-            message: "mode `overflow` needs `capacity` (the rps the primary serves)",
+            rule: "!has(self.mode) || self.mode != 'overflow' || has(self.capacity) || has(self.capacityPerEndpoint)",
+            message: "mode `overflow` needs `capacity` or `capacityPerEndpoint` (the rps the primary serves)",
             field_path: ".capacity",
         },
         CelRule {
@@ -319,6 +433,46 @@ impl PolicySpec {
             rule: "!has(self.onMissing) || self.onMissing == 'hold' || !has(self.staleAfter) || duration(self.staleAfter) > duration('0s')",
             message: "`staleAfter` must be longer than 0s when `onMissing` is not `hold`",
             field_path: ".staleAfter",
+        },
+        CelRule {
+            rule: "!has(self.capacityPerEndpoint) || self.capacityPerEndpoint > 0.0",
+            message: "`capacityPerEndpoint` must be greater than 0",
+            field_path: ".capacityPerEndpoint",
+        },
+        CelRule {
+            rule: "!has(self.burstCapacityPerEndpoint) || self.burstCapacityPerEndpoint > 0.0",
+            message: "`burstCapacityPerEndpoint` must be greater than 0",
+            field_path: ".burstCapacityPerEndpoint",
+        },
+        CelRule {
+            rule: "has(self.highFraction) == has(self.lowFraction)",
+            message: "`highFraction` and `lowFraction` go together",
+            field_path: ".highFraction",
+        },
+        CelRule {
+            rule: "!has(self.highFraction) || !has(self.lowFraction) || (self.lowFraction >= 0.0 && self.lowFraction < self.highFraction)",
+            message: "`lowFraction` must be >= 0 and below `highFraction`",
+            field_path: ".lowFraction",
+        },
+        CelRule {
+            rule: "!has(self.highFraction) || has(self.capacity) || has(self.capacityPerEndpoint)",
+            message: "`highFraction` needs `capacity` or `capacityPerEndpoint` (what it is a fraction of)",
+            field_path: ".highFraction",
+        },
+        CelRule {
+            rule: "!has(self.triggers) || !has(self.triggers.latencyP99Ms) || (self.triggers.latencyP99Ms.low >= 0.0 && self.triggers.latencyP99Ms.low < self.triggers.latencyP99Ms.high)",
+            message: "`triggers.latencyP99Ms.low` must be >= 0 and below its `high`",
+            field_path: ".triggers.latencyP99Ms.low",
+        },
+        CelRule {
+            rule: "!has(self.triggers) || !has(self.triggers.errorRatio) || (self.triggers.errorRatio.low >= 0.0 && self.triggers.errorRatio.low < self.triggers.errorRatio.high && self.triggers.errorRatio.high <= 1.0)",
+            message: "`triggers.errorRatio` needs 0 <= low < high <= 1",
+            field_path: ".triggers.errorRatio.low",
+        },
+        CelRule {
+            rule: "!has(self.burstHealth) || !has(self.burstHealth.maxErrorRatio) || (self.burstHealth.maxErrorRatio >= 0.0 && self.burstHealth.maxErrorRatio <= 1.0)",
+            message: "`burstHealth.maxErrorRatio` must be a ratio from 0 to 1",
+            field_path: ".burstHealth.maxErrorRatio",
         },
     ];
 
@@ -378,18 +532,20 @@ impl PolicySpec {
                 format!("{} is not a fraction in [0, 1)", self.dead_band),
             );
         }
-        match (self.mode, self.capacity) {
-            (Mode::Overflow, None) => {
+        match (self.mode, self.capacity, self.capacity_per_endpoint) {
+            (Mode::Overflow, None, None) => {
                 return bad(
                     "capacity",
-                    "mode overflow needs `capacity` (rps the primary serves)".into(),
+                    "mode overflow needs `capacity` or `capacityPerEndpoint` (rps the primary serves)".into(),
                 );
             }
-            (_, Some(c)) if !(c.is_finite() && c > 0.0) => {
+            (_, Some(c), _) if !(c.is_finite() && c > 0.0) => {
                 return bad("capacity", format!("{c} must be a finite number > 0"));
             }
             _ => {}
         }
+        self.signal_rules()?;
+        self.capacity_fractions()?;
         for (key, d) in [
             ("window", Some(self.window)),
             ("windowUp", self.window_up),
@@ -418,6 +574,91 @@ impl PolicySpec {
         Ok(())
     }
 
+    /// The latency/error triggers, capacity from endpoints and the burst health guard, as
+    /// the policies read them; errors name the key.
+    pub fn signal_rules(&self) -> Result<SignalRules, Error> {
+        let bad = |key, message: String| Error::InvalidSetting { key, message };
+        let per = |key: &'static str, v: Option<f64>| -> Result<Option<Rate>, Error> {
+            match v {
+                Some(v) if !(v.is_finite() && v > 0.0) => {
+                    Err(bad(key, format!("{v} must be a finite number of rps > 0")))
+                }
+                Some(v) => Rate::try_new(key, v).map(Some),
+                None => Ok(None),
+            }
+        };
+        let band = |key: &'static str, b: Option<BandSpec>, max: Option<f64>| {
+            let Some(b) = b else { return Ok(None) };
+            if let Some(max) = max.filter(|m| b.high > *m) {
+                return Err(bad(key, format!("high {} must be at most {max}", b.high)));
+            }
+            Thresholds::try_new(b.low, b.high)
+                .map(Some)
+                .map_err(|e| bad(key, format!("{e}; use 0 <= low < high")))
+        };
+        let triggers = self.triggers.unwrap_or_default();
+        let burst_health = match self.burst_health {
+            None => None,
+            Some(h) => Some(BurstHealth {
+                min_ready: h.min_ready,
+                max_error_ratio: h
+                    .max_error_ratio
+                    .map(|r| Ratio::try_new("burstHealth.maxErrorRatio", r))
+                    .transpose()?,
+                on_unhealthy: h.on_unhealthy,
+                healthy_after: h.healthy_after.get(),
+            }),
+        };
+        Ok(SignalRules {
+            latency_p99_ms: band("triggers.latencyP99Ms", triggers.latency_p99_ms, None)?,
+            error_ratio: band("triggers.errorRatio", triggers.error_ratio, Some(1.0))?,
+            capacity: CapacityRule {
+                fixed: self
+                    .capacity
+                    .map(|c| Rate::try_new("capacity", c))
+                    .transpose()?,
+                per_endpoint: per("capacityPerEndpoint", self.capacity_per_endpoint)?,
+                burst_per_endpoint: per(
+                    "burstCapacityPerEndpoint",
+                    self.burst_capacity_per_endpoint,
+                )?,
+            },
+            burst_health,
+        })
+    }
+
+    /// `highFraction`/`lowFraction` as a pair, if given; errors name the key.
+    pub fn capacity_fractions(&self) -> Result<Option<Thresholds>, Error> {
+        let bad = |key, message: String| Error::InvalidSetting { key, message };
+        match (self.high_fraction, self.low_fraction) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(bad(
+                "lowFraction",
+                "highFraction needs lowFraction too (e.g. highFraction 1.0, lowFraction 0.66)"
+                    .into(),
+            )),
+            (None, Some(_)) => Err(bad(
+                "highFraction",
+                "lowFraction needs highFraction too (e.g. highFraction 1.0, lowFraction 0.66)"
+                    .into(),
+            )),
+            (Some(high), Some(low)) => {
+                if self.capacity.is_none() && self.capacity_per_endpoint.is_none() {
+                    return Err(bad(
+                        "highFraction",
+                        "fractions of capacity need `capacity` or `capacityPerEndpoint`".into(),
+                    ));
+                }
+                Thresholds::try_new(low, high).map(Some).map_err(|e| {
+                    bad(
+                        "highFraction/lowFraction",
+                        format!("{e}; use 0 <= lowFraction < highFraction"),
+                    )
+                })
+            }
+        }
+    }
+
     /// The short window (deciding moves to burst).
     pub fn window_up(&self) -> Duration {
         self.window_up.unwrap_or(self.window).get()
@@ -440,6 +681,7 @@ impl PolicySpec {
             on_missing: self.on_missing,
             stale_after: self.stale_after.get(),
         };
+        let signals = self.signal_rules()?;
         Ok(match self.mode {
             Mode::Hysteresis => AnyPolicy::Hysteresis(Hysteresis::new(HysteresisConfig {
                 thresholds: Thresholds::try_new(self.low, self.high)?,
@@ -447,15 +689,23 @@ impl PolicySpec {
                 sustain: self.sustain.get(),
                 cooldown: self.cooldown.get(),
                 missing,
+                capacity_fractions: self.capacity_fractions()?,
+                signals,
             })),
             Mode::Overflow => AnyPolicy::Overflow(Overflow::new(OverflowConfig {
-                capacity: Rate::try_new("capacity", self.capacity.unwrap_or(self.high))?,
+                capacity: Rate::try_new(
+                    "capacity",
+                    self.capacity
+                        .or(self.capacity_per_endpoint)
+                        .unwrap_or(self.high),
+                )?,
                 step: Weight::try_new(self.step)?,
                 max_up: Weight::try_new(self.max_up)?,
                 max_down: Weight::try_new(self.max_down)?,
                 dead_band: self.dead_band,
                 cooldown: self.cooldown.get(),
                 missing,
+                signals,
             })),
         })
     }
@@ -512,6 +762,12 @@ impl PolicyFile {
         "window",
         "windowUp",
         "windowDown",
+        "capacityPerEndpoint",
+        "burstCapacityPerEndpoint",
+        "highFraction",
+        "lowFraction",
+        "triggers",
+        "burstHealth",
         "tick",
         "scrapeInterval",
     ];
@@ -677,6 +933,33 @@ mod tests {
             ("on_missing: primary\nstale_after: 0s\n", "staleAfter"),
             ("windowUp: 1m\nwindowDown: 10s\n", "windowUp"),
             ("burst_weight: 50\nburstWeight: 60\n", "burstWeight"),
+            ("capacity_per_endpoint: 0\n", "capacityPerEndpoint"),
+            ("burstCapacityPerEndpoint: -2\n", "burstCapacityPerEndpoint"),
+            ("mode: overflow\nhighFraction: 1\n", "capacity"),
+            ("capacity: 10\nhighFraction: 1\n", "lowFraction"),
+            ("capacity: 10\nlowFraction: 0.5\n", "highFraction"),
+            ("high_fraction: 1\nlow_fraction: 0.5\n", "highFraction"),
+            (
+                "capacity: 10\nhighFraction: 0.5\nlowFraction: 0.9\n",
+                "highFraction/lowFraction",
+            ),
+            (
+                "triggers: {latency_p99_ms: {high: 100, low: 200}}\n",
+                "triggers.latencyP99Ms",
+            ),
+            (
+                "triggers: {errorRatio: {high: 2, low: 0.1}}\n",
+                "triggers.errorRatio",
+            ),
+            ("triggers: {latencyP99: {high: 2, low: 1}}\n", "latencyP99"),
+            ("triggers: {errorRatio: {high: 0.5}}\n", "low"),
+            (
+                "burst_health: {max_error_ratio: 1.5}\n",
+                "burstHealth.maxErrorRatio",
+            ),
+            ("burstHealth: {onUnhealthy: later}\n", "burstHealth"),
+            ("burstHealth: {minReady: -1}\n", "burstHealth"),
+            ("burstHealth: {healthyAfter: soon}\n", "burstHealth"),
         ];
         for (yaml, key) in cases {
             let err = file(yaml).unwrap_err().to_string();
@@ -693,6 +976,12 @@ mod tests {
                 capacity: Some(3.0),
                 window_up: Some(HumanDuration::from_secs(1)),
                 window_down: Some(HumanDuration::from_secs(2)),
+                capacity_per_endpoint: Some(1.0),
+                burst_capacity_per_endpoint: Some(1.0),
+                high_fraction: Some(1.0),
+                low_fraction: Some(0.5),
+                triggers: Some(TriggersSpec::default()),
+                burst_health: Some(BurstHealthSpec::default()),
                 ..PolicySpec::default()
             },
             ..PolicyFile::default()
@@ -708,6 +997,64 @@ mod tests {
         keys.sort_unstable();
         expected.sort_unstable();
         assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn signal_keys_parse_in_both_spellings() {
+        let f = file(
+            "mode: overflow\ncapacity_per_endpoint: 10\nburstCapacityPerEndpoint: 5\ntriggers:\n  latency_p99_ms: {high: 250, low: 150}\n  errorRatio: {high: 0.05, low: 0.01}\nburst_health:\n  min_ready: 2\n  maxErrorRatio: 0.2\n  on_unhealthy: hold\n  healthyAfter: 10s\n",
+        )
+        .unwrap();
+        let rules = f.policy.signal_rules().unwrap();
+        assert_eq!(rules.capacity.per_endpoint.map(Rate::get), Some(10.0));
+        assert_eq!(rules.capacity.burst_per_endpoint.map(Rate::get), Some(5.0));
+        assert_eq!(rules.capacity.fixed, None);
+        let lat = rules.latency_p99_ms.unwrap();
+        assert_eq!((lat.high().get(), lat.low().get()), (250.0, 150.0));
+        assert_eq!(rules.error_ratio.unwrap().high().get(), 0.05);
+        let h = rules.burst_health.unwrap();
+        assert_eq!((h.min_ready, h.on_unhealthy), (2, OnUnhealthy::Hold));
+        assert_eq!(h.healthy_after, Duration::from_secs(10));
+        assert_eq!(h.max_error_ratio.map(Ratio::get), Some(0.2));
+        // Overflow needs no fixed capacity once capacity comes from endpoints.
+        assert!(matches!(f.policy.build().unwrap(), AnyPolicy::Overflow(_)));
+        let value = serde_json::to_value(&f).unwrap();
+        assert_eq!(value["triggers"]["latencyP99Ms"]["high"], 250.0);
+        assert_eq!(value["burstHealth"]["onUnhealthy"], "hold");
+        assert_eq!(PolicyFile::from_value(value).unwrap(), f);
+        let defaults = file("burstHealth: {}\n").unwrap();
+        assert_eq!(
+            defaults.policy.burst_health,
+            Some(BurstHealthSpec::default())
+        );
+    }
+
+    #[test]
+    fn old_files_keep_their_meaning() {
+        // A policy file written before the signal keys existed: same fields, same policy.
+        let f = file("mode: overflow\ncapacity: 20\nstep: 10\nwindowUp: 5s\nwindowDown: 30s\n")
+            .unwrap();
+        assert_eq!(f.policy.capacity, Some(20.0));
+        let rules = f.policy.signal_rules().unwrap();
+        assert_eq!(
+            rules,
+            SignalRules {
+                capacity: CapacityRule {
+                    fixed: Some(Rate::try_new("c", 20.0).unwrap()),
+                    ..CapacityRule::default()
+                },
+                ..SignalRules::default()
+            }
+        );
+        let value = serde_json::to_value(&f).unwrap();
+        for key in [
+            "triggers",
+            "burstHealth",
+            "capacityPerEndpoint",
+            "highFraction",
+        ] {
+            assert!(value.get(key).is_none(), "{key} written for an old file");
+        }
     }
 
     #[test]
@@ -755,6 +1102,21 @@ mod tests {
         let rules = schema["x-kubernetes-validations"].as_array().unwrap();
         assert_eq!(rules.len(), PolicySpec::CEL_RULES.len());
         assert!(rules.iter().any(|r| r["fieldPath"] == ".low"));
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["fieldPath"] == ".triggers.latencyP99Ms.low")
+        );
+        // Every CEL rule names only keys the schema has.
+        for r in PolicySpec::CEL_RULES {
+            let top = r
+                .field_path
+                .trim_start_matches('.')
+                .split('.')
+                .next()
+                .unwrap();
+            assert!(schema["properties"].get(top).is_some(), "{}", r.field_path);
+        }
         let props = &schema["properties"];
         assert_eq!(props["cooldown"]["pattern"], HumanDuration::PATTERN);
         assert_eq!(props["window"]["default"], "15s");

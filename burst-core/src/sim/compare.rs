@@ -19,6 +19,13 @@ pub struct Quality {
     pub overload_s: Option<f64>,
     /// Share of all requests sent to burst (cost proxy).
     pub burst_share: f64,
+    /// Seconds with the primary's share above the capacity in effect (from endpoints when
+    /// known).
+    pub seconds_primary_over_capacity: Option<f64>,
+    /// Seconds with traffic on a burst side that is unhealthy by the trace.
+    pub seconds_on_unhealthy_burst: f64,
+    /// Number of changes by the rule (signal) that made them.
+    pub changes_by_rule: std::collections::BTreeMap<&'static str, u32>,
 }
 
 /// Computes [`Quality`] for `run` over `trace`, with the load thresholds `high` and `low`.
@@ -61,6 +68,9 @@ pub fn quality(run: &SimRun, trace: &Trace, high: f64, low: f64) -> Quality {
         changes: run.summary.changes,
         overload_s: run.summary.overload_s,
         burst_share: run.summary.burst_share,
+        seconds_primary_over_capacity: run.summary.seconds_primary_over_capacity,
+        seconds_on_unhealthy_burst: run.summary.seconds_on_unhealthy_burst,
+        changes_by_rule: run.summary.changes_by_rule.clone(),
     }
 }
 

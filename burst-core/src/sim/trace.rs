@@ -1,15 +1,20 @@
 //! Load traces: CSV files and built-in shapes.
 
-use crate::Error;
+use crate::{Error, Millis, Ratio, Signals};
 
 /// True load over time: piecewise constant between points.
 ///
 /// Point `i` holds from its `t` until the next point's `t`; the trace ends at the last
 /// point's `t`. `up = false` marks a metric outage (scrapes fail) while the load goes on.
+/// Each point may also carry measured [`Signals`] (the CSV columns `p99_ms`,
+/// `error_ratio`, `primary_ready`, `burst_ready`, `burst_error_ratio`; an empty cell is no
+/// data), which hold the same way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
     name: String,
     points: Vec<TracePoint>,
+    /// One per point ([`Signals::NONE`] where the trace gives none).
+    signals: Vec<Signals>,
     /// Requests served from 0 to each point's `t`, so `total_until` is a binary search.
     cumulative: Vec<f64>,
 }
@@ -28,7 +33,25 @@ pub struct TracePoint {
 impl Trace {
     /// Names accepted by [`Trace::builtin`] (as `builtin:NAME` on the command line).
     pub const BUILTIN_NAMES: &[&str] = &[
-        "step", "ramp", "sine", "flash", "noisy", "outage", "diurnal",
+        "step",
+        "ramp",
+        "sine",
+        "flash",
+        "noisy",
+        "outage",
+        "diurnal",
+        "endpoints-lost",
+        "burst-down",
+    ];
+
+    /// The optional signal columns of a trace CSV, in their positional order after
+    /// `t,rps,up`.
+    pub const SIGNAL_COLUMNS: [&'static str; 5] = [
+        "p99_ms",
+        "error_ratio",
+        "primary_ready",
+        "burst_ready",
+        "burst_error_ratio",
     ];
 
     /// A trace from points; times must start at 0, increase strictly, and rates be valid.
@@ -68,16 +91,66 @@ impl Trace {
             }
             cumulative.push(total);
         }
+        let signals = vec![Signals::NONE; points.len()];
         Ok(Trace {
             name: name.into(),
             points,
+            signals,
             cumulative,
         })
     }
 
-    /// Parses CSV `t,rps[,up]` (header line optional; `up` is 1/0 or true/false, default 1).
+    /// The same trace with measured signals, one per point.
+    pub fn with_signals(mut self, signals: Vec<Signals>) -> Result<Trace, Error> {
+        if signals.len() != self.points.len() {
+            return Err(Error::Trace {
+                line: 0,
+                message: format!(
+                    "{} signal rows for {} points; give one per point",
+                    signals.len(),
+                    self.points.len()
+                ),
+            });
+        }
+        self.signals = signals;
+        Ok(self)
+    }
+
+    /// Whether any point carries a measured signal.
+    pub fn has_signals(&self) -> bool {
+        self.signals.iter().any(|s| *s != Signals::NONE)
+    }
+
+    /// The signals in effect at `t` (those of the last point at or before it).
+    pub fn signals_at(&self, t: f64) -> Signals {
+        let i = self.points.partition_point(|p| p.t <= t);
+        self.signals
+            .get(i.saturating_sub(1))
+            .copied()
+            .unwrap_or(Signals::NONE)
+    }
+
+    /// Parses CSV `t,rps[,up[,p99_ms,error_ratio,primary_ready,burst_ready,burst_error_ratio]]`.
+    ///
+    /// The header line is optional; with one, columns are found by name (`t` and `rps`
+    /// first, then any of `up` and the [signal columns](Self::SIGNAL_COLUMNS) in any
+    /// order); without one, they are positional. `up` is 1/0 or true/false (default 1). A
+    /// signal cell left empty is "no data" for that stretch, never 0.
     pub fn from_csv(name: impl Into<String>, text: &str) -> Result<Trace, Error> {
+        const ALL: [&str; 8] = [
+            "t",
+            "rps",
+            "up",
+            "p99_ms",
+            "error_ratio",
+            "primary_ready",
+            "burst_ready",
+            "burst_error_ratio",
+        ];
         let mut points = Vec::new();
+        let mut signals = Vec::new();
+        // Column index of each of ALL, by position unless a header says otherwise.
+        let mut layout: Vec<&str> = ALL.to_vec();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -91,33 +164,89 @@ impl Trace {
             if i == 0 && cols.first().is_some_and(|c| c.parse::<f64>().is_err()) {
                 if cols.first() != Some(&"t") || cols.get(1) != Some(&"rps") {
                     return Err(bad(format!(
-                        "header `{line}` must be `t,rps` or `t,rps,up`"
+                        "header `{line}` must start with `t,rps`, then any of up, {}",
+                        Self::SIGNAL_COLUMNS.join(", ")
                     )));
                 }
+                for (j, c) in cols.iter().enumerate() {
+                    if !ALL.contains(c) {
+                        return Err(bad(format!(
+                            "unknown column `{c}`; the columns are {}",
+                            ALL.join(", ")
+                        )));
+                    }
+                    if cols[..j].contains(c) {
+                        return Err(bad(format!("column `{c}` appears twice")));
+                    }
+                }
+                layout = cols.clone();
                 continue;
             }
-            if !(2..=3).contains(&cols.len()) {
+            if cols.len() < 2 || cols.len() > layout.len() {
                 return Err(bad(format!(
-                    "`{line}` has {} columns; expected t,rps[,up]",
-                    cols.len()
+                    "`{line}` has {} columns; expected {}",
+                    cols.len(),
+                    layout.join(",")
                 )));
             }
+            let cell = |name: &str| -> Option<&str> {
+                layout
+                    .iter()
+                    .position(|c| *c == name)
+                    .and_then(|j| cols.get(j).copied())
+                    .filter(|v| !v.is_empty())
+            };
             let num = |s: &str, what: &str| {
                 s.parse::<f64>()
                     .map_err(|_| bad(format!("{what} `{s}` is not a number")))
             };
-            let up = match cols.get(2).copied() {
+            let up = match cell("up") {
                 None | Some("1") | Some("true") => true,
                 Some("0") | Some("false") => false,
                 Some(other) => return Err(bad(format!("up `{other}` must be 1/0 or true/false"))),
             };
+            let (Some(t), Some(rps)) = (cell("t"), cell("rps")) else {
+                return Err(bad("`t` and `rps` must not be empty".into()));
+            };
+            let count = |what: &'static str| -> Result<Option<u32>, Error> {
+                cell(what)
+                    .map(|v| {
+                        v.parse::<u32>().map_err(|_| {
+                            bad(format!(
+                                "{what} `{v}` is not a whole number of endpoints >= 0"
+                            ))
+                        })
+                    })
+                    .transpose()
+            };
+            let ratio = |what: &'static str| -> Result<Option<Ratio>, Error> {
+                cell(what)
+                    .map(|v| {
+                        num(v, what)
+                            .and_then(|x| Ratio::try_new(what, x).map_err(|e| bad(e.to_string())))
+                    })
+                    .transpose()
+            };
+            let p99 = cell("p99_ms")
+                .map(|v| {
+                    num(v, "p99_ms")
+                        .and_then(|x| Millis::try_new("p99_ms", x).map_err(|e| bad(e.to_string())))
+                })
+                .transpose()?;
+            signals.push(Signals {
+                primary_p99: p99,
+                primary_error_ratio: ratio("error_ratio")?,
+                primary_ready: count("primary_ready")?,
+                burst_ready: count("burst_ready")?,
+                burst_error_ratio: ratio("burst_error_ratio")?,
+            });
             points.push(TracePoint {
-                t: num(cols[0], "t")?,
-                rps: num(cols[1], "rps")?,
+                t: num(t, "t")?,
+                rps: num(rps, "rps")?,
                 up,
             });
         }
-        Trace::new(name, points)
+        Trace::new(name, points)?.with_signals(signals)
     }
 
     /// A built-in trace; `seed` drives the noise of `noisy` and `diurnal`.
@@ -170,6 +299,8 @@ impl Trace {
                 let day = (1.0 - (2.0 * std::f64::consts::PI * t / 1440.0).cos()) / 2.0;
                 (3.0 + 22.0 * day) * (0.9 + 0.2 * rng.next_f64())
             }),
+            "endpoints-lost" => return endpoints_lost(),
+            "burst-down" => return burst_down(),
             other => return Err(Error::UnknownTrace(other.to_string())),
         };
         Trace::new(format!("builtin:{name}"), pts)
@@ -224,13 +355,34 @@ impl Trace {
         Trace::new(name, points)
     }
 
-    /// The trace as CSV `t,rps,up` with a header line, which [`Trace::from_csv`] reads back
-    /// to the same points (numbers are written in their shortest exact form).
+    /// The trace as CSV `t,rps,up` (plus the signal columns when any point has a signal)
+    /// with a header line, which [`Trace::from_csv`] reads back to the same points (numbers
+    /// are written in their shortest exact form).
     pub fn to_csv(&self) -> String {
+        let with_signals = self.has_signals();
         let mut out = String::with_capacity(16 * (self.points.len() + 1));
-        out.push_str("t,rps,up\n");
-        for p in &self.points {
-            out.push_str(&format!("{},{},{}\n", p.t, p.rps, u8::from(p.up)));
+        out.push_str("t,rps,up");
+        if with_signals {
+            for c in Self::SIGNAL_COLUMNS {
+                out.push(',');
+                out.push_str(c);
+            }
+        }
+        out.push('\n');
+        for (p, s) in self.points.iter().zip(&self.signals) {
+            out.push_str(&format!("{},{},{}", p.t, p.rps, u8::from(p.up)));
+            if with_signals {
+                let cell = |v: Option<String>| v.unwrap_or_default();
+                out.push_str(&format!(
+                    ",{},{},{},{},{}",
+                    cell(s.primary_p99.map(|v| v.get().to_string())),
+                    cell(s.primary_error_ratio.map(|v| v.get().to_string())),
+                    cell(s.primary_ready.map(|v| v.to_string())),
+                    cell(s.burst_ready.map(|v| v.to_string())),
+                    cell(s.burst_error_ratio.map(|v| v.get().to_string())),
+                ));
+            }
+            out.push('\n');
         }
         out
     }
@@ -265,6 +417,63 @@ impl Trace {
             Some(j) => self.cumulative[j] + self.points[j].rps * (t - self.points[j].t),
         }
     }
+}
+
+/// `endpoints-lost`: 25 rps throughout against a primary of 4 ready endpoints (10 rps each
+/// serve 40) that loses two at 60 s and a third at 120 s, and gets them back at 240 s; the
+/// burst side has 4 ready endpoints all along.
+fn endpoints_lost() -> Result<Trace, Error> {
+    let ready = |primary: u32| Signals {
+        primary_ready: Some(primary),
+        burst_ready: Some(4),
+        ..Signals::NONE
+    };
+    let stretches = [
+        (0.0, ready(4)),
+        (60.0, ready(2)),
+        (120.0, ready(1)),
+        (240.0, ready(4)),
+        (360.0, ready(4)),
+    ];
+    let points = stretches
+        .iter()
+        .map(|(t, _)| TracePoint {
+            t: *t,
+            rps: 25.0,
+            up: true,
+        })
+        .collect();
+    Trace::new("builtin:endpoints-lost", points)?
+        .with_signals(stretches.iter().map(|s| s.1).collect())
+}
+
+/// `burst-down`: the step trace (5 → 20 → 5 rps) against a primary of 1 ready endpoint
+/// (at 10 rps per endpoint, 20 rps is twice what it serves) while the burst side has 3
+/// ready endpoints, except from 90 s to 150 s, when it has none and what reaches it fails.
+fn burst_down() -> Result<Trace, Error> {
+    let side = |burst: u32, errors: f64| Signals {
+        primary_ready: Some(1),
+        burst_ready: Some(burst),
+        burst_error_ratio: Ratio::try_new("burst_error_ratio", errors).ok(),
+        ..Signals::NONE
+    };
+    let stretches = [
+        (0.0, 5.0, side(3, 0.0)),
+        (60.0, 20.0, side(3, 0.0)),
+        (90.0, 20.0, side(0, 1.0)),
+        (150.0, 20.0, side(3, 0.0)),
+        (180.0, 5.0, side(3, 0.0)),
+        (300.0, 5.0, side(3, 0.0)),
+    ];
+    let points = stretches
+        .iter()
+        .map(|(t, rps, _)| TracePoint {
+            t: *t,
+            rps: *rps,
+            up: true,
+        })
+        .collect();
+    Trace::new("builtin:burst-down", points)?.with_signals(stretches.iter().map(|s| s.2).collect())
 }
 
 /// Piecewise-constant segments `(start, rps)` ending at `end`.
@@ -320,6 +529,56 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_signal_columns_by_name_and_position_with_empty_cells_as_no_data() {
+        let t = Trace::from_csv(
+            "x",
+            "t,rps,burst_ready,p99_ms\n0,5,3,40\n10,20,,300\n20,5,0,\n",
+        )
+        .unwrap();
+        assert_eq!(t.signals_at(0.0).burst_ready, Some(3));
+        assert_eq!(t.signals_at(15.0).burst_ready, None);
+        assert_eq!(t.signals_at(15.0).primary_p99.map(Millis::get), Some(300.0));
+        assert_eq!(t.signals_at(25.0).burst_ready, Some(0));
+        assert_eq!(t.signals_at(25.0).primary_p99, None);
+        assert!(t.at(15.0).up);
+        let positional = Trace::from_csv("p", "0,5,1,40,0.01,4,2,0.5\n10,5,0,,,,,\n").unwrap();
+        let s = positional.signals_at(0.0);
+        assert_eq!(s.primary_error_ratio.map(Ratio::get), Some(0.01));
+        assert_eq!((s.primary_ready, s.burst_ready), (Some(4), Some(2)));
+        assert_eq!(s.burst_error_ratio.map(Ratio::get), Some(0.5));
+        assert_eq!(positional.signals_at(10.0), Signals::NONE);
+        assert!(!positional.at(10.0).up);
+        // Round trip with the signal columns.
+        assert_eq!(Trace::from_csv("x", &t.to_csv()).unwrap(), t);
+        for (csv, needle) in [
+            ("t,rps,latency\n0,1\n1,1\n", "unknown column `latency`"),
+            ("t,rps,up,up\n0,1\n1,1\n", "twice"),
+            ("t,rps,error_ratio\n0,1,1.5\n1,1,0\n", "error_ratio"),
+            ("t,rps,primary_ready\n0,1,-1\n1,1,0\n", "primary_ready `-1`"),
+            ("t,rps,p99_ms\n0,1,-3\n1,1,0\n", "p99_ms"),
+        ] {
+            let e = Trace::from_csv("x", csv).unwrap_err().to_string();
+            assert!(e.contains(needle), "{csv:?} → {e}");
+        }
+    }
+
+    #[test]
+    fn signal_builtins_carry_endpoints() {
+        let lost = Trace::builtin("endpoints-lost", 0).unwrap();
+        assert_eq!(lost.signals_at(0.0).primary_ready, Some(4));
+        assert_eq!(lost.signals_at(130.0).primary_ready, Some(1));
+        let down = Trace::builtin("burst-down", 0).unwrap();
+        assert_eq!(down.signals_at(100.0).burst_ready, Some(0));
+        assert_eq!(down.signals_at(200.0).burst_ready, Some(3));
+        assert_eq!(
+            Trace::from_csv("x", &down.to_csv())
+                .unwrap()
+                .signals_at(100.0),
+            down.signals_at(100.0)
+        );
+    }
 
     #[test]
     fn csv_with_header_and_outage() {

@@ -71,7 +71,7 @@ pub(super) async fn headless(d: &Demo, steps: &[Step], mut ctrl_c: Interrupt<'_>
     let mut boundaries = Vec::new();
     let mut acc = Duration::ZERO;
     for s in steps {
-        boundaries.push((acc, s.rps));
+        boundaries.push((acc, s.rps, s.events.as_slice()));
         acc += s.duration;
     }
     let mut next_step = 0usize;
@@ -83,7 +83,7 @@ pub(super) async fn headless(d: &Demo, steps: &[Step], mut ctrl_c: Interrupt<'_>
     let mut timeline = Vec::new();
     let mut interrupted = false;
     loop {
-        let step_due = boundaries.get(next_step).map(|(at, _)| *at);
+        let step_due = boundaries.get(next_step).map(|(at, _, _)| *at);
         let sample_due = next_sample.min(total);
         let due = step_due.map_or(sample_due, |s| s.min(sample_due));
         tokio::select! {
@@ -91,7 +91,11 @@ pub(super) async fn headless(d: &Demo, steps: &[Step], mut ctrl_c: Interrupt<'_>
             _ = tokio::time::sleep_until(begin + due) => {}
         }
         if step_due == Some(due) {
-            asked = boundaries[next_step].1;
+            let (_, rps, events) = boundaries[next_step];
+            asked = rps;
+            for e in events {
+                d.local.sides.apply(*e, std::time::Instant::now());
+            }
             let _ = d.local.frontend.set_frequency(&asked.to_string());
             next_step += 1;
             continue;

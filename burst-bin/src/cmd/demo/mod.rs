@@ -5,7 +5,7 @@
 //! load goes through the proxy, and the controller, which measures the demand at the proxy
 //! (or through Prometheus with `--prometheus-url`) and moves the proxy's split.
 //!
-//! Interactive: prints the page URL and every split change; Ctrl-C stops everything.
+//! Interactive: prints the page URL and every split change; Ctrl-C or SIGTERM stops everything.
 //! Headless: drives the load itself from `--scenario`, shows a one-line status on stderr and
 //! prints a timeline and summary (or JSON) at the end.
 //!
@@ -28,6 +28,7 @@ mod kube;
 mod load;
 mod pods;
 mod scenario;
+mod sides;
 mod stack;
 
 use std::fmt::Write as _;
@@ -133,7 +134,11 @@ pub struct Args {
     /// Drive the load from --scenario instead of waiting for a browser; print a timeline.
     #[arg(long)]
     headless: bool,
-    /// Load steps `RATErps:DURATION`, comma-separated (headless only).
+    /// Load steps `RATErps:DURATION`, comma-separated (headless only). Side events between
+    /// them take effect when the next step starts: `primary:slow=200ms`, `burst:down`,
+    /// `burst:cold=20s` (503 until warm), `primary:ready=1` (ready endpoints reported; default
+    /// 2 per side), `burst:up` (clears faults). Example:
+    /// `5rps:20s,burst:down,20rps:30s,burst:up,20rps:30s`
     #[arg(long, value_name = "STEPS", requires = "headless")]
     scenario: Option<String>,
     /// Print JSON at the end (headless only): {"summary", "timeline", "changes", "demo"},
@@ -240,9 +245,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let demo = start(&args, &file, cluster).await?;
-    // Ctrl-C listens before the ready file appears, so a SIGINT sent on reading it stops
-    // the demo cleanly.
-    let ctrl_c = tokio::signal::ctrl_c();
+    // Ctrl-C and SIGTERM listen before the ready file appears, so a signal sent on reading
+    // it stops the demo cleanly (and with it the HAProxy it started).
+    let ctrl_c = async {
+        burst_main::shutdown_signal().await;
+        Ok(())
+    };
     let mut ctrl_c: Interrupt<'_> = std::pin::pin!(ctrl_c);
     if (&mut ctrl_c).now_or_never().is_some() {
         shutdown(demo).await;
@@ -296,6 +304,8 @@ struct Partial {
     servers: Vec<JoinHandle<Result<(), burst_hashr::Error>>>,
     log: Arc<Mutex<TickLog>>,
     started: Instant,
+    /// Faults and ready endpoints of both sides, as the scenario sets them.
+    sides: Arc<sides::Sides>,
 }
 
 /// The ready event: where everything listens and what measures and routes.

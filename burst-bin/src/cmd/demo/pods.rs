@@ -188,8 +188,6 @@ impl LocalPods {
 /// The pod source as a BurstPolicy source (`source.pods`), for `--kubeconfig`.
 pub(super) fn source_spec() -> SourceSpec {
     SourceSpec {
-        prometheus: None,
-        scrape: None,
         pods: Some(PodsSpec {
             service: SERVICE.into(),
             port: Some(PodPortSpec::Name(PORT_NAME.into())),
@@ -200,6 +198,7 @@ pub(super) fn source_spec() -> SourceSpec {
             },
             ..PodsSpec::default()
         }),
+        ..SourceSpec::default()
     }
 }
 

@@ -90,6 +90,10 @@ pub(super) async fn start(
     .await?;
     servers.push(t);
 
+    let sides = Arc::new(super::sides::Sides::new(
+        primary.faults().clone(),
+        burst.faults().clone(),
+    ));
     let (plane, proxy, metrics) = match args.data_plane {
         DataPlaneKind::Builtin => {
             let mesh = Mesh::new(MeshConfig::new(primary_url.clone(), burst_url.clone()))?;
@@ -164,6 +168,7 @@ pub(super) async fn start(
         servers,
         log,
         started,
+        sides,
     };
     match cluster {
         None => start_controller(args, file, partial),
@@ -285,6 +290,8 @@ pub(super) fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> an
             )
         }
     };
+    let source: Box<dyn MetricSource> =
+        Box::new(super::sides::WithSides::new(source, p.sides.clone()));
     let source_desc = source.describe();
     let policy = spec.build()?;
     let observer_log = p.log.clone();
@@ -342,6 +349,9 @@ pub(super) fn metric_source(
                 targets: vec![metrics.to_string()],
                 metric: "istio_requests_total".into(),
                 matchers,
+                // The mesh exports Istio's latency histogram and response codes: the
+                // policy's latency and error-ratio triggers work in the demo too.
+                signals: burst_prom::ScrapeSignals::istio(),
                 ..burst_prom::ScrapeConfig::default()
             })
         }

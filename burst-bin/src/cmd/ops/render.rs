@@ -291,7 +291,9 @@ pub fn explanation_text(ns: &str, name: &str, spec: &BurstPolicySpec, e: &Explan
     let _ = writeln!(out, "BurstPolicy {ns}/{name} (nothing is written)");
     let _ = writeln!(out, "Source:   {}", e.source);
     let signal = match &e.signal {
-        Signal::Rates(r) => format!("{r}"),
+        Signal::Rates(r) | Signal::Observed(burst_core::Observation { rates: r, .. }) => {
+            format!("{r}")
+        }
         Signal::NoData(reason) => format!("no data: {reason}"),
         Signal::Error(err) => format!("error ({}): {err}", err.kind()),
     };

@@ -19,7 +19,7 @@ use burst_core::{
     Controller, ControllerConfig, MetricSource, RouterError, TickObserver, TickReport, Timestamp,
     TrafficRouter,
 };
-use burst_istio::{Converging, MultiClusterRouter, RouterOptions, kube_error_kind};
+use burst_istio::{Converging, MultiClusterRouter, RouteCaches, RouterOptions, kube_error_kind};
 use burst_pods::PodSource;
 use burst_prom::HttpClients;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -67,6 +67,10 @@ pub struct RunContext {
     /// local metric servers here. `None` (the default, and always in burstd) scrapes the
     /// addresses the EndpointSlices give.
     pub pod_url_rewrite: Option<burst_pods::UrlRewrite>,
+    /// The watch-fed route copies of the local cluster, shared by every loop's router
+    /// (`None`: every read is a GET, as `explain` does). Routers of extra clusters always
+    /// read with GETs.
+    pub route_caches: Option<RouteCaches>,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -96,6 +100,7 @@ impl RunContext {
             status_interval: Duration::from_secs(10),
             rebuild_after: Duration::from_secs(30),
             pod_url_rewrite: None,
+            route_caches: None,
         }
     }
 }
@@ -286,9 +291,18 @@ pub async fn build_parts(
         ..RouterOptions::default()
     };
     let name = &spec.target.name;
-    let local = route
-        .clone()
-        .build(ctx.client.clone(), namespace, name, options.clone())?;
+    let local = match &ctx.route_caches {
+        Some(caches) => route.clone().build_cached(
+            ctx.client.clone(),
+            caches,
+            namespace,
+            name,
+            options.clone(),
+        )?,
+        None => route
+            .clone()
+            .build(ctx.client.clone(), namespace, name, options.clone())?,
+    };
     let router: Box<dyn TrafficRouter> = if spec.target.clusters.is_empty() {
         local
     } else {

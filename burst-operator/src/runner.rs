@@ -142,13 +142,17 @@ fn now() -> Timestamp {
 struct Observer {
     key: String,
     tracker: Arc<Mutex<StatusTracker>>,
-    tx: mpsc::Sender<Update>,
+    tx: mpsc::Sender<Box<Update>>,
     metrics: Arc<Metrics>,
 }
 
 impl Observer {
     fn send(&self, update: Update) {
-        if let Err(e) = self.tx.try_send(update) {
+        if !update.write && update.events.is_empty() {
+            // Nothing for the writer to do (most ticks): do not wake it.
+            return;
+        }
+        if let Err(e) = self.tx.try_send(Box::new(update)) {
             // The writer is behind (API server slow): the next update carries the full
             // status again; only Events can be lost.
             tracing::warn!(policy = %self.key, error = %e, "status writer is behind; dropping an update");
@@ -363,7 +367,9 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
         // An invalid pin fails `build_parts` and is reported there.
         .with_pin(Pin::from_spec(task.spec.pin.as_ref()).ok().flatten()),
     ));
-    let (tx, mut rx) = mpsc::channel::<Update>(64);
+    // Boxed: the channel allocates its slots in blocks of 32 up front, and an `Update`
+    // (a whole status) is large; 1,000 loops' idle channels were megabytes.
+    let (tx, mut rx) = mpsc::channel::<Box<Update>>(64);
     let writer = Writer {
         key: key.clone(),
         ctx: ctx.clone(),
@@ -374,7 +380,7 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
     };
     let writer_task = tokio::spawn(async move {
         while let Some(update) = rx.recv().await {
-            writer.handle(update).await;
+            writer.handle(*update).await;
         }
     });
     let stopped = {
@@ -390,7 +396,7 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .paused(now());
-        let _ = tx.send(update).await;
+        let _ = tx.send(Box::new(update)).await;
         stopped.await;
     } else {
         run_controller(&ctx, &task, &key, tracker, tx.clone(), stopped, &mut stop).await;
@@ -412,7 +418,7 @@ async fn run_controller(
     task: &PolicyTask,
     key: &str,
     tracker: Arc<Mutex<StatusTracker>>,
-    tx: mpsc::Sender<Update>,
+    tx: mpsc::Sender<Box<Update>>,
     stopped: impl Future<Output = ()>,
     stop: &mut watch::Receiver<bool>,
 ) {
@@ -426,7 +432,7 @@ async fn run_controller(
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .invalid(e.kind(), &e.to_string(), now());
-                let _ = tx.send(update).await;
+                let _ = tx.send(Box::new(update)).await;
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
                     _ = tokio::time::sleep(delay) => {}

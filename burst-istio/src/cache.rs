@@ -10,7 +10,9 @@
 //! The copy is used only when it is known to be current, else the router falls back to a
 //! GET, as without a cache:
 //!
-//! - while the first list is in progress, after a watch error and during a re-list (a
+//! - while the first list is in progress (a router's first read waits for it, at most its
+//!   request timeout, so that loops starting together do not send a GET each), after a
+//!   watch error and during a re-list (a
 //!   watch that failed may have missed events);
 //! - when the object is not in the copy (a miss: the GET gives the real answer, 404
 //!   included);
@@ -102,6 +104,9 @@ struct Store {
 /// One running watch; dropping the last handle stops it.
 pub(crate) struct Watch {
     store: Mutex<Store>,
+    /// `Some(true)` once the first list completed, `Some(false)` if the watch failed
+    /// before that; `None` while the first list is in progress.
+    first_sync: tokio::sync::watch::Sender<Option<bool>>,
     task: tokio::task::AbortHandle,
     what: String,
 }
@@ -158,6 +163,7 @@ impl RouteCaches {
             let task = tokio::spawn(run_watch(api, weak.clone(), what.clone()));
             Watch {
                 store: Mutex::new(Store::default()),
+                first_sync: tokio::sync::watch::Sender::new(None),
                 task: task.abort_handle(),
                 what,
             }
@@ -175,6 +181,14 @@ impl Watch {
             return None;
         }
         store.objects.get(name).cloned()
+    }
+
+    /// Waits (at most `limit`) for the first list to complete, so that loops starting
+    /// together do not each send a GET (and open a connection) while it runs. Returns at
+    /// once when it completed or the watch failed before it did.
+    pub(crate) async fn first_list(&self, limit: std::time::Duration) {
+        let mut rx = self.first_sync.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(Option::is_some)).await;
     }
 
     /// Records one watcher event.
@@ -197,6 +211,13 @@ impl Watch {
                     tracing::debug!(watch = %self.what, objects = store.objects.len(), "route cache synced");
                 }
                 store.current = true;
+                self.first_sync.send_if_modified(|s| {
+                    let first = s.is_none();
+                    if first {
+                        *s = Some(true);
+                    }
+                    first
+                });
             }
             Event::Apply(obj) => {
                 if let Some((name, cached)) = slim(&obj) {
@@ -223,6 +244,13 @@ impl Watch {
             tracing::debug!(watch = %self.what, error = %error, "watching routes failed; retrying");
         }
         store.current = false;
+        self.first_sync.send_if_modified(|s| {
+            let first = s.is_none();
+            if first {
+                *s = Some(false);
+            }
+            first
+        });
     }
 }
 
@@ -297,6 +325,7 @@ mod tests {
         let task = tokio::spawn(async {});
         Watch {
             store: Mutex::new(Store::default()),
+            first_sync: tokio::sync::watch::Sender::new(None),
             task: task.abort_handle(),
             what: "test".to_owned(),
         }
@@ -322,6 +351,8 @@ mod tests {
         w.observe(Event::InitApply(object("a", "1", 100)));
         assert!(w.get("a").is_none(), "served before the list was done");
         w.observe(Event::InitDone);
+        // The first list is done: nobody waits for it any more.
+        w.first_list(std::time::Duration::from_secs(3600)).await;
         assert_eq!(w.get("a").unwrap().resource_version.as_deref(), Some("1"));
         assert!(w.get("b").is_none());
 

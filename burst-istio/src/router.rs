@@ -313,6 +313,9 @@ impl<T: RouteTarget> KubeRouter<T> {
 
     /// Reads the object: from the cache when it is current, else with a GET.
     async fn read(&self) -> Result<Read, Error> {
+        if let Some(watch) = &self.cache {
+            watch.first_list(self.options.request_timeout).await;
+        }
         match self.cached() {
             Some(hit) => Ok(Read::Cached(hit)),
             None => {

@@ -67,9 +67,10 @@ fn other_writer(ns: &str, ops: Value) -> Fault {
     .on(Method::PATCH)
 }
 
-/// Polls `read` every 20 ms until it gives `want` (at most 20 s).
+/// Polls `read` every 20 ms until it gives `want` (at most 60 s: a watch that failed
+/// under load retries with backoff).
 async fn until_reads(what: &str, want: Split, read: impl AsyncFn() -> Option<Split>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut last = None;
     while tokio::time::Instant::now() < deadline {
         last = read().await;

@@ -107,13 +107,16 @@ pub(crate) struct Watch {
     /// `Some(true)` once the first list completed, `Some(false)` if the watch failed
     /// before that; `None` while the first list is in progress.
     first_sync: tokio::sync::watch::Sender<Option<bool>>,
-    task: tokio::task::AbortHandle,
+    /// Set right after the watch is built (the task holds only a `Weak` to it).
+    task: Mutex<Option<tokio::task::AbortHandle>>,
     what: String,
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = burst_core::lock(&self.task).take() {
+            task.abort();
+        }
     }
 }
 
@@ -159,15 +162,16 @@ impl RouteCaches {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &resource);
         let what = format!("{kind}s ({group}/{version}) in {namespace}");
-        let watch = Arc::new_cyclic(|weak: &Weak<Watch>| {
-            let task = tokio::spawn(run_watch(api, weak.clone(), what.clone()));
-            Watch {
-                store: Mutex::new(Store::default()),
-                first_sync: tokio::sync::watch::Sender::new(None),
-                task: task.abort_handle(),
-                what,
-            }
+        // Built before its task starts: the task's first event (the list's `Init`) comes
+        // without IO, and must find the watch alive.
+        let watch = Arc::new(Watch {
+            store: Mutex::new(Store::default()),
+            first_sync: tokio::sync::watch::Sender::new(None),
+            task: Mutex::new(None),
+            what: what.clone(),
         });
+        let task = tokio::spawn(run_watch(api, Arc::downgrade(&watch), what));
+        *burst_core::lock(&watch.task) = Some(task.abort_handle());
         watches.insert(key, Arc::downgrade(&watch));
         watch
     }
@@ -322,11 +326,10 @@ mod tests {
     }
 
     fn watch() -> Watch {
-        let task = tokio::spawn(async {});
         Watch {
             store: Mutex::new(Store::default()),
             first_sync: tokio::sync::watch::Sender::new(None),
-            task: task.abort_handle(),
+            task: Mutex::new(None),
             what: "test".to_owned(),
         }
     }

@@ -3,7 +3,8 @@
 use burst_core::TrafficRouter;
 
 use crate::{
-    Error, HttpRouteRouter, HttpRouteTarget, RouterOptions, VirtualServiceRouter, VsTarget,
+    Error, HttpRouteRouter, HttpRouteTarget, RouteCaches, RouterOptions, VirtualServiceRouter,
+    VsTarget,
 };
 
 /// Which route's weights change, one of two kinds.
@@ -31,6 +32,27 @@ impl RouteConfig {
             RouteConfig::HttpRoute(t) => {
                 Box::new(HttpRouteRouter::new(client, namespace, name, t, options)?)
             }
+        })
+    }
+
+    /// As [`build`](Self::build), reading the object from `caches` (see
+    /// [`KubeRouter::with_cache`](crate::KubeRouter::with_cache)); `caches` must be over
+    /// `client`'s cluster. Needs a tokio runtime.
+    pub fn build_cached(
+        self,
+        client: kube::Client,
+        caches: &RouteCaches,
+        namespace: &str,
+        name: &str,
+        options: RouterOptions,
+    ) -> Result<Box<dyn TrafficRouter>, Error> {
+        Ok(match self {
+            RouteConfig::VirtualService(t) => Box::new(
+                VirtualServiceRouter::new(client, namespace, name, t, options)?.with_cache(caches),
+            ),
+            RouteConfig::HttpRoute(t) => Box::new(
+                HttpRouteRouter::new(client, namespace, name, t, options)?.with_cache(caches),
+            ),
         })
     }
 

@@ -17,7 +17,8 @@
 //!   op, retried on conflict, with dry run; see [`router`] for why and for GitOps), and
 //!   [`MultiClusterRouter`] for the same object in several clusters (reports drift), and
 //!   [`Converging`] around it, which repairs drift. [`RouteConfig::build`] builds the
-//!   router of either kind from its settings; [`kube_error_kind`] is the one mapping from
+//!   router of either kind from its settings; [`RouteCaches`] lets every router of a
+//!   cluster read its object from one shared watch instead of a GET per tick; [`kube_error_kind`] is the one mapping from
 //!   a Kubernetes client error to a metric label.
 //!
 //! ```
@@ -49,6 +50,7 @@
 //!
 //! No feature flags. TLS to the API server is rustls on aws-lc-rs, as set in the workspace.
 
+mod cache;
 mod config;
 mod converge;
 mod error;
@@ -59,6 +61,7 @@ pub mod router;
 mod vs;
 mod weights;
 
+pub use cache::RouteCaches;
 pub use config::RouteConfig;
 pub use converge::{Converging, WritePermission};
 pub use error::{Error, Resource, kube_error_kind};

@@ -66,6 +66,7 @@
 //! nothing.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -75,6 +76,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::Error;
+use crate::cache::{CachedObject, RouteCaches, Watch};
 use crate::httproute::{GATEWAY_GROUP, HttpRouteTarget};
 use crate::vs::{ISTIO_GROUP, VsTarget};
 
@@ -163,9 +165,16 @@ impl Default for RouterOptions {
 pub struct KubeRouter<T> {
     api: Api<DynamicObject>,
     name: String,
+    namespace: String,
     object: String,
     target: T,
     options: RouterOptions,
+    /// The shared watch-fed copy of the objects (see [`crate::RouteCaches`]).
+    cache: Option<Arc<Watch>>,
+    /// The resourceVersion of this router's last write until the cached copy shows it (or
+    /// the newest version a GET gave since): till then reads are GETs, so a copy older
+    /// than our own write never reads as drift.
+    pending: Mutex<Option<String>>,
 }
 
 /// Changes the subset weights of an Istio VirtualService.
@@ -187,6 +196,28 @@ pub type VirtualServiceRouter = KubeRouter<VsTarget>;
 
 /// Changes the backend weights of a Gateway API HTTPRoute.
 pub type HttpRouteRouter = KubeRouter<HttpRouteTarget>;
+
+/// An object as read: the cache's copy or a GET's answer.
+enum Read {
+    Cached(Arc<CachedObject>),
+    Fetched(Value, Option<String>),
+}
+
+impl Read {
+    fn value(&self) -> &Value {
+        match self {
+            Read::Cached(c) => &c.value,
+            Read::Fetched(v, _) => v,
+        }
+    }
+
+    fn resource_version(&self) -> Option<&String> {
+        match self {
+            Read::Cached(c) => c.resource_version.as_ref(),
+            Read::Fetched(_, rv) => rv.as_ref(),
+        }
+    }
+}
 
 enum Attempt {
     Done,
@@ -231,21 +262,74 @@ impl<T: RouteTarget> KubeRouter<T> {
         Ok(KubeRouter {
             api: Api::namespaced_with(client, namespace, &resource),
             name: name.to_owned(),
+            namespace: namespace.to_owned(),
             object: format!("{kind} {namespace}/{name}"),
             target,
             options,
+            cache: None,
+            pending: Mutex::new(None),
         })
     }
 
-    /// The options in use.
-    pub fn options(&self) -> &RouterOptions {
-        &self.options
+    /// Reads the object from `caches` (one watch per kind, API version and namespace,
+    /// shared by every router given the same caches) instead of a GET per read, falling
+    /// back to a GET whenever the copy may not be current. `caches` must be over the same
+    /// cluster as the router's client. Needs a tokio runtime.
+    pub fn with_cache(mut self, caches: &RouteCaches) -> Self {
+        self.cache = Some(caches.watch(
+            self.target.resource(),
+            &self.options.api_version,
+            &self.namespace,
+        ));
+        self
+    }
+
+    /// The object as the cache holds it, unless the router wrote a version the copy has
+    /// not caught up with yet.
+    fn cached(&self) -> Option<Arc<CachedObject>> {
+        let copy = self.cache.as_ref()?.get(&self.name)?;
+        let mut pending = burst_core::lock(&self.pending);
+        match pending.as_ref() {
+            None => Some(copy),
+            Some(rv) if Some(rv) == copy.resource_version.as_ref() => {
+                *pending = None;
+                Some(copy)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Records `rv` as the version the copy must reach before it is read again (after a
+    /// write; after a GET made while waiting, the newest version known).
+    fn wait_for(&self, rv: Option<&String>, after_write: bool) {
+        if self.cache.is_none() {
+            return;
+        }
+        let mut pending = burst_core::lock(&self.pending);
+        if after_write || pending.is_some() {
+            pending.clone_from(&rv.cloned());
+        }
+    }
+
+    /// Reads the object: from the cache when it is current, else with a GET.
+    async fn read(&self) -> Result<Read, Error> {
+        if let Some(watch) = &self.cache {
+            watch.first_list(self.options.request_timeout).await;
+        }
+        match self.cached() {
+            Some(hit) => Ok(Read::Cached(hit)),
+            None => {
+                let (value, rv) = self.fetch().await?;
+                Ok(Read::Fetched(value, rv))
+            }
+        }
     }
 
     /// Reads the object as JSON, with its resourceVersion.
     pub async fn fetch(&self) -> Result<(Value, Option<String>), Error> {
         let obj = self.call("get", self.api.get(&self.name)).await?;
         let rv = obj.metadata.resource_version.clone();
+        self.wait_for(rv.as_ref(), false);
         let value = serde_json::to_value(&obj).map_err(|e| Error::Client {
             object: self.object.clone(),
             action: "get",
@@ -275,9 +359,15 @@ impl<T: RouteTarget> KubeRouter<T> {
         }
     }
 
-    async fn attempt(&self, split: Split) -> Result<Attempt, Error> {
-        let (obj, rv) = self.fetch().await?;
-        let Some(patch) = self.target.weight_patch(&obj, split)? else {
+    async fn attempt(&self, split: Split, first: bool) -> Result<Attempt, Error> {
+        // A retry follows a conflict: read the object itself, not a copy.
+        let read = if first {
+            self.read().await?
+        } else {
+            let (value, rv) = self.fetch().await?;
+            Read::Fetched(value, rv)
+        };
+        let Some(patch) = self.target.weight_patch(read.value(), split)? else {
             debug!(object = %self.object, %split, "weights already hold the split");
             return Ok(Attempt::Done);
         };
@@ -300,8 +390,9 @@ impl<T: RouteTarget> KubeRouter<T> {
             )
             .await;
         match sent {
-            Ok(_) => {
+            Ok(written) => {
                 if !self.options.dry_run {
+                    self.wait_for(written.metadata.resource_version.as_ref(), true);
                     info!(object = %self.object, %split, "weights written");
                 }
                 Ok(Attempt::Done)
@@ -313,7 +404,7 @@ impl<T: RouteTarget> KubeRouter<T> {
                 // A failed `test` op and an invalid patch both answer 422; only the first
                 // means the object moved under us.
                 let (_, now) = self.fetch().await?;
-                if now != rv {
+                if now.as_ref() != read.resource_version() {
                     Ok(Attempt::Retry(e.to_string()))
                 } else {
                     Err(e)
@@ -327,7 +418,7 @@ impl<T: RouteTarget> KubeRouter<T> {
         let mut backoff = self.options.initial_backoff;
         let mut last = String::new();
         for attempt in 1..=self.options.max_attempts {
-            match self.attempt(split).await? {
+            match self.attempt(split, attempt == 1).await? {
                 Attempt::Done => return Ok(()),
                 Attempt::Retry(why) => {
                     warn!(object = %self.object, attempt, reason = %why, "object changed between read and write; retrying");
@@ -356,6 +447,7 @@ where
             .field("object", &self.object)
             .field("target", &self.target)
             .field("options", &self.options)
+            .field("cached", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -363,8 +455,8 @@ where
 #[async_trait]
 impl<T: RouteTarget> TrafficRouter for KubeRouter<T> {
     async fn current(&self) -> Result<Split, RouterError> {
-        let (obj, _) = self.fetch().await?;
-        Ok(self.target.read_split(&obj)?)
+        let read = self.read().await?;
+        Ok(self.target.read_split(read.value())?)
     }
 
     async fn apply(&self, split: Split) -> Result<(), RouterError> {

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use burst_core::{Split, TrafficRouter};
 use burst_istio::{
-    BackendSelector, HttpRouteRouter, HttpRouteTarget, RouterOptions, VirtualServiceRouter,
-    VsTarget,
+    BackendSelector, HttpRouteRouter, HttpRouteTarget, RouteCaches, RouterOptions,
+    VirtualServiceRouter, VsTarget,
 };
 use burst_testkit::kube::{ControlPlane, Fault};
 use burst_testkit::schema;
@@ -65,6 +65,89 @@ fn other_writer(ns: &str, ops: Value) -> Fault {
         }
     })
     .on(Method::PATCH)
+}
+
+/// Polls `read` every 20 ms until it gives `want` (at most 60 s: a watch that failed
+/// under load retries with backoff).
+async fn until_reads(what: &str, want: Split, read: impl AsyncFn() -> Option<Split>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        last = read().await;
+        if last == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what}: wanted {want}, last read {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_router_reads_the_watch_and_gets_only_when_the_copy_may_be_stale() {
+    let c = cluster_with_vs("cached", 100, 0).await;
+    let client = c.proxied_client().await;
+    let caches = RouteCaches::new(client.clone());
+    let r = VirtualServiceRouter::new(client, &c.ns, NAME, VsTarget::default(), fast())
+        .unwrap()
+        .with_cache(&caches);
+    // Every GET of the object fails from here on (the watch's list and watch requests
+    // are on the collection, so they pass): what reads succeed come from the watch.
+    let object = object_path(V1, "virtualservices", &c.ns, NAME);
+    c.proxy.inject(
+        Fault::status(500)
+            .on(Method::GET)
+            .path(object.clone())
+            .times(usize::MAX),
+    );
+    until_reads("synced copy", Split::ALL_PRIMARY, async || {
+        r.current().await.ok()
+    })
+    .await;
+
+    // Another writer changes the weights on the server: the watch brings the change.
+    json_patch(
+        &c.admin,
+        &object,
+        json!([{"op": "replace", "path": vs_weight(0, 0), "value": 40},
+               {"op": "replace", "path": vs_weight(0, 1), "value": 60}]),
+    )
+    .await
+    .unwrap();
+    until_reads("another writer's change", split(40, 60), async || {
+        r.current().await.ok()
+    })
+    .await;
+
+    // A write computed from the copy, guarded as always, lands; the copy then shows it.
+    r.apply(split(10, 90)).await.unwrap();
+    assert_eq!(
+        c.stored_vs(NAME).await["spec"]["http"][0]["route"][1]["weight"],
+        90
+    );
+    until_reads("own write in the copy", split(10, 90), async || {
+        r.current().await.ok()
+    })
+    .await;
+    let writes = c.proxy.writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].status, 200);
+
+    // A deleted object leaves the copy; the miss is a GET, which gives the real 404.
+    c.proxy.clear_faults();
+    request(&c.admin, Method::DELETE, &object, None)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match r.current().await {
+            Err(e) if e.kind() == "not_found" => break,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "still reads {other:?} after the delete"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

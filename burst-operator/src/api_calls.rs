@@ -52,18 +52,18 @@ pub const API_CALLS: &[ApiCall] = &[
     ApiCall {
         group: "networking.istio.io",
         resource: "virtualservices",
-        verbs: &["get", "patch"],
+        verbs: &["get", "list", "watch", "patch"],
         scope: Scope::Cluster,
         optional: None,
-        why: "read the split in effect; JSON-patch the two weights",
+        why: "read the split in effect (one shared watch per namespace, a GET when the copy may be stale); JSON-patch the two weights",
     },
     ApiCall {
         group: "gateway.networking.k8s.io",
         resource: "httproutes",
-        verbs: &["get", "patch"],
+        verbs: &["get", "list", "watch", "patch"],
         scope: Scope::Cluster,
         optional: None,
-        why: "read the split in effect; JSON-patch the two weights",
+        why: "read the split in effect (one shared watch per namespace, a GET when the copy may be stale); JSON-patch the two weights",
     },
     ApiCall {
         group: "discovery.k8s.io",

@@ -87,6 +87,7 @@ pub(crate) async fn setup(client: kube::Client, o: &CommonOptions) -> Result<Pro
         }
     };
     let mut ctx = RunContext::new(client.clone(), metrics, leader);
+    ctx.route_caches = Some(burst_istio::RouteCaches::new(client.clone()));
     ctx.events = o
         .events
         .then(|| EventRecorder::new(client, o.identity.clone()));

@@ -19,7 +19,7 @@ use burst_core::{
     Controller, ControllerConfig, MetricSource, RouterError, TickObserver, TickReport, Timestamp,
     TrafficRouter,
 };
-use burst_istio::{Converging, MultiClusterRouter, RouterOptions, kube_error_kind};
+use burst_istio::{Converging, MultiClusterRouter, RouteCaches, RouterOptions, kube_error_kind};
 use burst_pods::PodSource;
 use burst_prom::HttpClients;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -70,6 +70,10 @@ pub struct RunContext {
     /// One EndpointSlice watch per Service, shared by the pod sources and ready-endpoint
     /// signals of every loop.
     pub endpoint_watchers: burst_pods::EndpointWatchers,
+    /// The watch-fed route copies of the local cluster, shared by every loop's router
+    /// (`None`: every read is a GET, as `explain` does). Routers of extra clusters always
+    /// read with GETs.
+    pub route_caches: Option<RouteCaches>,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -100,6 +104,7 @@ impl RunContext {
             rebuild_after: Duration::from_secs(30),
             pod_url_rewrite: None,
             endpoint_watchers: burst_pods::EndpointWatchers::new(),
+            route_caches: None,
         }
     }
 }
@@ -141,13 +146,17 @@ fn now() -> Timestamp {
 struct Observer {
     key: String,
     tracker: Arc<Mutex<StatusTracker>>,
-    tx: mpsc::Sender<Update>,
+    tx: mpsc::Sender<Box<Update>>,
     metrics: Arc<Metrics>,
 }
 
 impl Observer {
     fn send(&self, update: Update) {
-        if let Err(e) = self.tx.try_send(update) {
+        if !update.write && update.events.is_empty() {
+            // Nothing for the writer to do (most ticks): do not wake it.
+            return;
+        }
+        if let Err(e) = self.tx.try_send(Box::new(update)) {
             // The writer is behind (API server slow): the next update carries the full
             // status again; only Events can be lost.
             tracing::warn!(policy = %self.key, error = %e, "status writer is behind; dropping an update");
@@ -290,9 +299,18 @@ pub async fn build_parts(
         ..RouterOptions::default()
     };
     let name = &spec.target.name;
-    let local = route
-        .clone()
-        .build(ctx.client.clone(), namespace, name, options.clone())?;
+    let local = match &ctx.route_caches {
+        Some(caches) => route.clone().build_cached(
+            ctx.client.clone(),
+            caches,
+            namespace,
+            name,
+            options.clone(),
+        )?,
+        None => route
+            .clone()
+            .build(ctx.client.clone(), namespace, name, options.clone())?,
+    };
     let router: Box<dyn TrafficRouter> = if spec.target.clusters.is_empty() {
         local
     } else {
@@ -369,7 +387,9 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
         // An invalid pin fails `build_parts` and is reported there.
         .with_pin(Pin::from_spec(task.spec.pin.as_ref()).ok().flatten()),
     ));
-    let (tx, mut rx) = mpsc::channel::<Update>(64);
+    // Boxed: the channel allocates its slots in blocks of 32 up front, and an `Update`
+    // (a whole status) is large; 1,000 loops' idle channels were megabytes.
+    let (tx, mut rx) = mpsc::channel::<Box<Update>>(64);
     let writer = Writer {
         key: key.clone(),
         ctx: ctx.clone(),
@@ -380,7 +400,7 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
     };
     let writer_task = tokio::spawn(async move {
         while let Some(update) = rx.recv().await {
-            writer.handle(update).await;
+            writer.handle(*update).await;
         }
     });
     let stopped = {
@@ -396,7 +416,7 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .paused(now());
-        let _ = tx.send(update).await;
+        let _ = tx.send(Box::new(update)).await;
         stopped.await;
     } else {
         run_controller(&ctx, &task, &key, tracker, tx.clone(), stopped, &mut stop).await;
@@ -418,7 +438,7 @@ async fn run_controller(
     task: &PolicyTask,
     key: &str,
     tracker: Arc<Mutex<StatusTracker>>,
-    tx: mpsc::Sender<Update>,
+    tx: mpsc::Sender<Box<Update>>,
     stopped: impl Future<Output = ()>,
     stop: &mut watch::Receiver<bool>,
 ) {
@@ -432,7 +452,7 @@ async fn run_controller(
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .invalid(e.kind(), &e.to_string(), now());
-                let _ = tx.send(update).await;
+                let _ = tx.send(Box::new(update)).await;
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
                     _ = tokio::time::sleep(delay) => {}

@@ -101,6 +101,60 @@ async fn created_policy_runs_patches_the_route_and_reports_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_by_another_writer_is_repaired_from_the_watch() {
+    let (env, demand, op) = Env::with_operator("op-drift").await;
+    env.create(&env.policy("worker", &demand, json!({}))).await;
+    eventually("route moved to burst", || async {
+        env.burst_weight().await == 100
+    })
+    .await;
+    // From here every GET of the VirtualService itself fails: the loop can only learn
+    // of a change from its watch (list and watch go to the collection and pass).
+    let object = format!("virtualservices/{VS}");
+    env.proxy.inject(
+        Fault::status(500)
+            .on(Method::GET)
+            .path(object.clone())
+            .times(usize::MAX),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let writes_before = env.operator_writes().len();
+
+    // Another writer (straight to the server) puts everything back on the primary.
+    let api: Api<DynamicObject> = Api::namespaced_with(env.admin.clone(), &env.ns, &vs_resource());
+    api.patch(
+        VS,
+        &PatchParams::default(),
+        &Patch::Json::<()>(
+            serde_json::from_value(json!([
+                {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100},
+                {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 0}
+            ]))
+            .unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    eventually("drift repaired", || async {
+        env.burst_weight().await == 100
+    })
+    .await;
+    eventually("drift reported", || async {
+        env.event_reasons()
+            .await
+            .contains(&"RouteDrifted".to_owned())
+    })
+    .await;
+    let repairs: Vec<_> = env.operator_writes()[writes_before..]
+        .iter()
+        .filter(|w| w.path.ends_with(&object) && w.status == 200)
+        .cloned()
+        .collect();
+    assert!(!repairs.is_empty(), "no route write after the drift");
+    op.stop_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_changes_restart_the_loop_and_deletion_stops_it() {
     let (env, demand, op) = Env::with_operator("op-changes").await;
     let api = env.policies();

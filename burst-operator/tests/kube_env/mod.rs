@@ -306,6 +306,8 @@ impl Instance {
             (LeaderHandle::always(), None)
         };
         let mut ctx = RunContext::new(client.clone(), metrics.clone(), leader);
+        // As burstd: routers read their VirtualService from one shared watch.
+        ctx.route_caches = Some(burst_istio::RouteCaches::new(client.clone()));
         ctx.events = Some(EventRecorder::new(client, identity));
         ctx.field_manager = format!("burstd-{identity}");
         ctx.status_interval = Duration::from_millis(200);

@@ -13,7 +13,7 @@ use burst_testkit::kube::ControlPlane;
 use serde_json::json;
 use tokio::process::Command;
 
-use crate::metrics::{clk_tck, cpu_secs, quantile, scrape, server_writes, status_kib};
+use crate::metrics::{clk_tck, cpu_secs, quantile, scrape, server_requests, status_kib};
 use crate::{NS, Options, PERIOD, Run};
 
 /// Demand of policy `i` at `t` seconds.
@@ -142,7 +142,7 @@ pub(super) async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
     );
     tokio::time::sleep(Duration::from_secs(o.warmup)).await;
 
-    let writes_before = server_writes(&client).await?;
+    let requests_before = server_requests(&client).await?;
     let t0 = Instant::now();
     let cpu0 = cpu_secs(&pid, clk)?;
     let own0 = cpu_secs(&me, clk)?;
@@ -166,7 +166,9 @@ pub(super) async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
         .sum::<anyhow::Result<f64>>()?;
     let wall = t0.elapsed().as_secs_f64();
     let hwm = status_kib(&pid, "VmHWM:")?;
-    let writes = server_writes(&client).await? - writes_before;
+    let requests_after = server_requests(&client).await?;
+    let writes = requests_after.writes - requests_before.writes;
+    let route_gets = requests_after.route_gets - requests_before.route_gets;
     child.kill().await.context("stopping burstd")?;
     drop(cp);
 
@@ -187,6 +189,7 @@ pub(super) async fn measure(o: &Options, burstd: &Path) -> anyhow::Result<Run> {
         p50_ms: quantile(&ticks0, &ticks1, 0.5) * 1e3,
         p99_ms: quantile(&ticks0, &ticks1, 0.99) * 1e3,
         writes_per_sec: writes / wall,
+        route_gets_per_sec: route_gets / wall,
         write_errors: ticks1.writes_failed - ticks0.writes_failed,
         servers_cpu_pct: (servers1 - servers0) / wall * 100.0,
         bench_cpu_pct: (own1 - own0) / wall * 100.0,

@@ -30,7 +30,8 @@
 //! burstd's own `burstd_tick_duration_seconds_count`), peak RSS (`VmHWM`), and the tick
 //! duration's mean and p50/p99 (interpolated in burstd's histogram buckets, which double
 //! from 1 ms). API writes per second come from the server's own `apiserver_request_total`
-//! (write verbs). The CPU of kube-apiserver + etcd and of this process (the metric
+//! (write verbs), and so do the GETs of VirtualServices (what burstd's routers read when
+//! their shared watch cannot serve them). The CPU of kube-apiserver + etcd and of this process (the metric
 //! endpoints) is printed for context: they share the machine's cores with burstd.
 
 //!
@@ -101,6 +102,7 @@ struct Run {
     p50_ms: f64,
     p99_ms: f64,
     writes_per_sec: f64,
+    route_gets_per_sec: f64,
     write_errors: f64,
     servers_cpu_pct: f64,
     bench_cpu_pct: f64,
@@ -224,6 +226,12 @@ const FIGURES: &[Figure] = &[
         "API writes (route patches, status, Events)",
         "/s",
         |r| r.writes_per_sec,
+        1,
+    ),
+    (
+        "VirtualService GETs (server's count)",
+        "/s",
+        |r| r.route_gets_per_sec,
         1,
     ),
     ("router and status write errors", "", |r| r.write_errors, 0),

@@ -134,12 +134,33 @@ pub(super) async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<
     Ok(parse_ticks(&text))
 }
 
-/// Writes the API server has answered so far (`apiserver_request_total` for the write
-/// verbs, from its own `/metrics`).
-pub(super) async fn server_writes(client: &kube::Client) -> anyhow::Result<f64> {
+/// Writes and VirtualService GETs the API server has answered so far
+/// (`apiserver_request_total`, from its own `/metrics`).
+pub(super) async fn server_requests(client: &kube::Client) -> anyhow::Result<ServerRequests> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
     let text = client.request_text(request).await?;
-    Ok(sum_writes(&text))
+    Ok(ServerRequests {
+        writes: sum_writes(&text),
+        route_gets: sum_route_gets(&text),
+    })
+}
+
+/// Counts from the API server's `apiserver_request_total`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ServerRequests {
+    /// Write requests (every resource).
+    pub(super) writes: f64,
+    /// GETs of single VirtualServices (the routers' reads when no watch serves them).
+    pub(super) route_gets: f64,
+}
+
+/// GETs of VirtualServices in `apiserver_request_total` (LIST and WATCH are other verbs).
+pub(super) fn sum_route_gets(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| l.contains("resource=\"virtualservices\"") && l.contains("verb=\"GET\""))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
 }
 
 /// The API server's write requests (POST, PUT, PATCH, APPLY, DELETE) in
@@ -240,5 +261,6 @@ apiserver_request_total{code=\"200\",resource=\"burstpolicies\",verb=\"WATCH\"} 
 apiserver_request_duration_seconds_count{verb=\"PATCH\"} 50
 ";
         assert_eq!(sum_writes(text), 12.0);
+        assert_eq!(sum_route_gets(text), 100.0);
     }
 }

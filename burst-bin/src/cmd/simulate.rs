@@ -315,7 +315,7 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
         let _ = writeln!(text, "{name} (capacity {capacity} rps)");
         let _ = writeln!(
             text,
-            "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>13}  {}",
+            "  {:<16} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>13}  {}",
             "policy",
             "reaction",
             "back",
@@ -335,7 +335,7 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
                 .collect();
             let _ = writeln!(
                 text,
-                "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>12.1}%  {}",
+                "  {:<16} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>12.1}%  {}",
                 policy,
                 secs(q.reaction_s),
                 secs(q.back_s),

@@ -57,6 +57,13 @@ pub struct OverflowConfig {
 /// Rounding up to `step` keeps the primary at or under capacity, at the cost of at most one
 /// step of extra burst traffic.
 ///
+/// Three settings, each off by default, keep headroom and damp changes asymmetrically:
+/// `target` aims the primary at `target × capacity`; `smoothing` reads a moving average of
+/// the short-window rate; `stabilization` never lets the weight come down below the highest
+/// weight the short window asked for within that window (and then `cooldown` only spaces
+/// out decreases, so raises are never delayed). A raise never sends more than the excess
+/// over `target × capacity` plus one step.
+///
 /// With [`SignalRules`]: a latency or error trigger above its high raises the burst weight
 /// by one `step` per decision (within `max_up`) on top of what capacity asks; the weight
 /// comes down only while every trigger is below its low; the burst health guard has the

@@ -315,7 +315,7 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
         let _ = writeln!(text, "{name} (capacity {capacity} rps)");
         let _ = writeln!(
             text,
-            "  {:<16} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>13}  {}",
+            "  {:<16} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>13}  changes by rule",
             "policy",
             "reaction",
             "back",
@@ -324,7 +324,6 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
             "over cap",
             "unhealthy",
             "sent to burst",
-            "changes by rule"
         );
         for (policy, q, _) in &runs {
             let secs = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.0}s"));

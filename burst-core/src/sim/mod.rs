@@ -361,10 +361,10 @@ pub fn simulate_policy_with(
             burst_requests += to_burst;
             let primary_rps = (served - to_burst) / dt;
             primary_load = primary_rps;
-            if let (Some(cap), Some(over)) = (capacity, summary.overload_s.as_mut()) {
-                if primary_rps > cap + 1e-9 {
-                    *over += dt;
-                }
+            if let (Some(cap), Some(over)) = (capacity, summary.overload_s.as_mut())
+                && primary_rps > cap + 1e-9
+            {
+                *over += dt;
             }
             if let Some(cap) = cap_now {
                 let over = summary.seconds_primary_over_capacity.get_or_insert(0.0);

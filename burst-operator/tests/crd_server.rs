@@ -421,6 +421,22 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
             "spec.policy.deadBand",
             "spec.policy.deadBand: Invalid value: `deadBand` must be a fraction in [0, 1)",
         ),
+        // The overflow keys: headroom, smoothing, stabilization.
+        (
+            json!({"policy": {"mode": "overflow", "capacity": 15, "target": 1.5}}),
+            "spec.policy.target",
+            "spec.policy.target: Invalid value: `target` must be a fraction of capacity in (0, 1]",
+        ),
+        (
+            json!({"policy": {"target": 0}}),
+            "spec.policy.target",
+            "spec.policy.target: Invalid value: `target` must be a fraction of capacity in (0, 1]",
+        ),
+        (
+            json!({"policy": {"stabilization": "soon"}}),
+            "spec.policy.stabilization",
+            "spec.policy.stabilization",
+        ),
         // The signal keys: capacity from endpoints, fractions, triggers, the burst guard.
         (
             json!({"policy": {"capacityPerEndpoint": 0}}),
@@ -608,6 +624,25 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
     assert_eq!(health["minReady"], 1);
     assert_eq!(health["onUnhealthy"], "primary");
     assert_eq!(health["healthyAfter"], "30s");
+    // The recommended overflow that does not flap, with headroom and smoothing, is accepted
+    // as written.
+    let mut stable = valid_spec();
+    stable["policy"] = json!({
+        "mode": "overflow", "capacity": 15, "window": "2s", "step": 10, "maxDown": 100,
+        "deadBand": 0.2, "stabilization": "30s", "cooldown": "10s", "target": 0.9,
+        "smoothing": "5s",
+    });
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "stable", stable))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.body["spec"]["policy"]["stabilization"], "30s");
+    assert_eq!(answer.body["spec"]["policy"]["target"], 0.9);
     let mut fractions = valid_spec();
     fractions["policy"] = json!({"capacity": 40, "highFraction": 1.0, "lowFraction": 0.66});
     let answer = send(

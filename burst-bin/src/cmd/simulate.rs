@@ -21,12 +21,12 @@ use crate::report::{Change, Column, NoDetails, Point, Report, Summary, report_te
 Traces: a CSV file with columns t,rps[,up] (seconds, requests/s, 1/0 for metric outages) and
 optionally p99_ms,error_ratio,primary_ready,burst_ready,burst_error_ratio (by header name;
 an empty cell is no data), or builtin:NAME with NAME one of step, ramp, sine, flash, noisy,
-outage, diurnal, endpoints-lost, burst-down. Where a trace gives no p99 or error ratio for the
+outage, diurnal, endpoints-lost, burst-down, square. Where a trace gives no p99 or error ratio for the
 primary but a capacity is known, they come from a queueing model of the primary's load
 (docs/policies.md).
 
 The policy file (YAML) holds mode, high, low, burst_weight, capacity, step, max_up, max_down,
-dead_band, sustain, cooldown, on_missing, stale_after, tick, window, window_up, window_down,
+dead_band, target, smoothing, stabilization, sustain, cooldown, on_missing, stale_after, tick, window, window_up, window_down,
 capacity_per_endpoint, burst_capacity_per_endpoint, high_fraction, low_fraction, triggers,
 burst_health and scrape_interval; every key is optional and the defaults reproduce the seed
 daemon (hysteresis 15/10 rps, rate over 15s, 1s tick). Example:
@@ -83,7 +83,8 @@ pub struct Args {
     #[command(flatten)]
     http: HttpArgs,
     /// Compare the seed daemon's policy, the recommended hysteresis settings, the
-    /// recommended overflow settings (and --policy, if given) on the traces: reaction time,
+    /// recommended overflow settings, the recommended overflow that does not flap
+    /// (`overflow-stable`: stabilization window, quick up) (and --policy, if given) on the traces: reaction time,
     /// time back, weight changes, seconds of primary overload, share sent to burst.
     #[arg(long)]
     compare: bool,
@@ -272,6 +273,10 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
             "overflow".to_string(),
             PolicySpec::recommended_overflow(capacity).into(),
         ),
+        (
+            "overflow-stable".to_string(),
+            PolicySpec::recommended_stable_overflow(capacity).into(),
+        ),
     ];
     if let Some(p) = &args.policy {
         candidates.push((p.display().to_string(), load_policy(Some(p))?));
@@ -310,7 +315,7 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
         let _ = writeln!(text, "{name} (capacity {capacity} rps)");
         let _ = writeln!(
             text,
-            "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>13}  changes by rule",
+            "  {:<16} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>13}  changes by rule",
             "policy",
             "reaction",
             "back",
@@ -329,7 +334,7 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
                 .collect();
             let _ = writeln!(
                 text,
-                "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>12.1}%  {}",
+                "  {:<16} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>12.1}%  {}",
                 policy,
                 secs(q.reaction_s),
                 secs(q.back_s),

@@ -1,5 +1,6 @@
 //! Proportional overflow: send to burst only what the primary cannot serve.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::triggers::{Capacity, SignalState};
@@ -26,6 +27,18 @@ pub struct OverflowConfig {
     /// Fraction of capacity (0..1) of spare room the primary must have before traffic
     /// comes back: small wiggles below capacity change nothing.
     pub dead_band: f64,
+    /// Fraction of capacity (0..=1] the primary is aimed at: the burst weight sends away
+    /// what is above `target × capacity`, keeping the rest as headroom. 1.0: none (the
+    /// behaviour before this setting existed).
+    pub target: f64,
+    /// Time constant of an exponentially weighted moving average over the short-window
+    /// rate: the policy reads the average instead of the raw rate (zero: off).
+    pub smoothing: Duration,
+    /// Scale-down stabilization window: the burst weight never comes down below the
+    /// highest weight the short window asked for during this long (zero: off). Quick to
+    /// add burst, slow to take it away, as the stabilization window of Kubernetes'
+    /// HorizontalPodAutoscaler.
+    pub stabilization: Duration,
     /// Minimum time between two changes of the split (zero: none).
     pub cooldown: Duration,
     /// What to do without data.
@@ -44,6 +57,13 @@ pub struct OverflowConfig {
 /// Rounding up to `step` keeps the primary at or under capacity, at the cost of at most one
 /// step of extra burst traffic.
 ///
+/// Three settings, each off by default, keep headroom and damp changes asymmetrically:
+/// `target` aims the primary at `target × capacity`; `smoothing` reads a moving average of
+/// the short-window rate; `stabilization` never lets the weight come down below the highest
+/// weight the short window asked for within that window (and then `cooldown` only spaces
+/// out decreases, so raises are never delayed). A raise never sends more than the excess
+/// over `target × capacity` plus one step.
+///
 /// With [`SignalRules`]: a latency or error trigger above its high raises the burst weight
 /// by one `step` per decision (within `max_up`) on top of what capacity asks; the weight
 /// comes down only while every trigger is below its low; the burst health guard has the
@@ -53,11 +73,16 @@ pub struct Overflow {
     config: OverflowConfig,
     tracker: Tracker,
     state: SignalState,
+    /// The smoothed short-window rate and when it was last fed.
+    smoothed: Option<(f64, Timestamp)>,
+    /// The weights the short window asked for, oldest first, within `stabilization`.
+    asked: VecDeque<(Timestamp, Weight)>,
 }
 
 impl OverflowConfig {
     /// Defaults around `capacity`: 5 % steps, up at once, down by 10 per decision, 10 %
-    /// dead band, no cooldown, hold without data, no signal rules.
+    /// dead band, no headroom, smoothing or stabilization, no cooldown, hold without data,
+    /// no signal rules.
     pub fn new(capacity: Rate) -> OverflowConfig {
         OverflowConfig {
             capacity,
@@ -65,6 +90,9 @@ impl OverflowConfig {
             max_up: Weight::FULL,
             max_down: Weight::try_new(10).unwrap_or(Weight::FULL),
             dead_band: 0.1,
+            target: 1.0,
+            smoothing: Duration::ZERO,
+            stabilization: Duration::ZERO,
             cooldown: Duration::ZERO,
             missing: MissingRule {
                 on_missing: super::OnMissing::Hold,
@@ -82,6 +110,8 @@ impl Overflow {
             config,
             tracker: Tracker::default(),
             state: SignalState::default(),
+            smoothed: None,
+            asked: VecDeque::new(),
         }
     }
 
@@ -112,6 +142,47 @@ impl Overflow {
         Weight::try_new(pct as i64).unwrap_or(Weight::FULL)
     }
 
+    /// The short-window rate the policy reads: the raw rate, or its moving average with
+    /// `smoothing`.
+    fn smooth(&mut self, rate: f64, now: Timestamp) -> f64 {
+        let tau = self.config.smoothing.as_secs_f64();
+        if tau <= 0.0 {
+            return rate;
+        }
+        let value = match self.smoothed {
+            Some((prev, at)) => {
+                let dt = now.saturating_since(at).as_secs_f64();
+                prev + (1.0 - (-dt / tau).exp()) * (rate - prev)
+            }
+            None => rate,
+        };
+        self.smoothed = Some((value, now));
+        value
+    }
+
+    /// Records what the short window asks for and returns the highest weight asked for
+    /// within the stabilization window (`asked` itself when stabilization is off).
+    fn stabilized(&mut self, asked: Weight, now: Timestamp) -> Weight {
+        let window = self.config.stabilization;
+        if window.is_zero() {
+            return asked;
+        }
+        while let Some((at, _)) = self.asked.front() {
+            if now.saturating_since(*at) > window {
+                self.asked.pop_front();
+            } else {
+                break;
+            }
+        }
+        // A smaller or equal older entry can never be the maximum again: drop it, so the
+        // queue stays short (a monotone queue).
+        while self.asked.back().is_some_and(|(_, w)| *w <= asked) {
+            self.asked.pop_back();
+        }
+        self.asked.push_back((now, asked));
+        self.asked.front().map_or(asked, |(_, w)| *w)
+    }
+
     fn decide_rates(
         &mut self,
         rates: Rates,
@@ -135,7 +206,11 @@ impl Overflow {
                 Some(rates),
             );
         };
-        let cap_text = capacity.describe();
+        let cap_text = if c.target < 1.0 {
+            format!("target {} x {}", c.target, capacity.describe())
+        } else {
+            capacity.describe()
+        };
         let votes = self.state.votes(&c.signals, c.missing, signals, now);
         let b = current.burst();
         let reason = |rule, detail: String| Reason {
@@ -149,7 +224,11 @@ impl Overflow {
             reason: reason(rule, detail),
         };
 
-        let mut up_target = self.target_with(rates.up, cap);
+        let aim = cap * c.target;
+        let up_rate = self.smooth(rates.up.get(), now);
+        let up_rate = Rate::try_new("smoothed rate", up_rate).unwrap_or(rates.up);
+        let mut up_target = self.target_with(up_rate, aim);
+        let held = self.stabilized(up_target, now);
         let mut up_rule = Rule::OverflowUp;
         let mut up_why = format!("short-window rate over {cap_text}: target burst {up_target}%");
         if let Some((rule, _)) = votes.fired.first() {
@@ -161,7 +240,7 @@ impl Overflow {
                 up_why = format!("{}: one step up to {pushed}%", fired.join("; "));
             }
         }
-        let down_target = self.target_with(rates.down, cap);
+        let down_target = self.target_with(rates.down, aim).max(held);
         let (rule, desired, detail) = if up_target > b {
             let next = up_target.min(b.saturating_add(c.max_up.get()));
             (up_rule, next, format!("{up_why}, max_up {}", c.max_up))
@@ -217,7 +296,14 @@ impl Overflow {
             );
         };
 
-        if let Some(left) = self.tracker.cooldown_left(c.cooldown, now) {
+        // With a stabilization window, adding burst is never delayed: the cooldown only
+        // spaces out the decreases (quick up, slow down).
+        let quick_up = !c.stabilization.is_zero() && desired > b;
+        if let Some(left) = self
+            .tracker
+            .cooldown_left(c.cooldown, now)
+            .filter(|_| !quick_up)
+        {
             return hold(
                 Rule::Cooldown,
                 format!("{detail}; cooldown {} left", fmt_dur(left)),
@@ -348,6 +434,165 @@ mod tests {
             cur = d.desired;
         }
         assert_eq!(cur.burst().get(), 25);
+    }
+
+    fn stable(target: f64, stabilization: u64, cooldown: u64) -> Overflow {
+        Overflow::new(OverflowConfig {
+            step: w(10),
+            max_down: Weight::FULL,
+            dead_band: 0.0,
+            target,
+            stabilization: Duration::from_secs(stabilization),
+            cooldown: Duration::from_secs(cooldown),
+            ..OverflowConfig::new(Rate::try_new("c", 15.0).unwrap())
+        })
+    }
+
+    #[test]
+    fn headroom_aims_the_primary_below_capacity() {
+        let mut p = stable(0.9, 0, 0);
+        // 20 rps against 0.9 x 15 = 13.5: 32.5 % → 40 %, where no headroom asks for 30 %.
+        let d = p.decide(&rate(20.0), Split::ALL_PRIMARY, at(0));
+        assert_eq!(d.desired.burst().get(), 40);
+        assert!(d.reason.detail.contains("target 0.9"), "{}", d.reason);
+        // 14 rps fits under capacity but not under the target.
+        assert_eq!(
+            p.decide(&rate(14.0), Split::ALL_PRIMARY, at(1))
+                .desired
+                .burst()
+                .get(),
+            10
+        );
+        let mut none = stable(1.0, 0, 0);
+        assert_eq!(
+            none.decide(&rate(20.0), Split::ALL_PRIMARY, at(0))
+                .desired
+                .burst()
+                .get(),
+            30
+        );
+    }
+
+    #[test]
+    fn stabilization_holds_the_highest_weight_asked_for() {
+        let mut p = stable(1.0, 30, 0);
+        let mut cur = Split::ALL_PRIMARY;
+        // A one-second peak of 25 rps asks for 40 %.
+        cur = p.decide(&rate(25.0), cur, at(0)).desired;
+        assert_eq!(cur.burst().get(), 40);
+        // Back to 5 rps: held for the 30 s window, then all back at once.
+        for s in 1..=30 {
+            let d = p.decide(&rate(5.0), cur, at(s));
+            assert_eq!(d.desired, cur, "moved at {s}s: {}", d.reason);
+        }
+        let d = p.decide(&rate(5.0), cur, at(31));
+        assert_eq!(
+            (d.desired.burst().get(), d.reason.rule),
+            (0, Rule::OverflowDown)
+        );
+        // Without the window the same input comes back at once.
+        let mut q = stable(1.0, 0, 0);
+        let up = q.decide(&rate(25.0), Split::ALL_PRIMARY, at(0)).desired;
+        assert_eq!(q.decide(&rate(5.0), up, at(1)).desired, Split::ALL_PRIMARY);
+    }
+
+    #[test]
+    fn square_wave_settles_after_one_change() {
+        let mut p = stable(1.0, 30, 10);
+        let mut cur = Split::ALL_PRIMARY;
+        let mut changes = 0;
+        for s in 0..600 {
+            let load = if s % 2 == 0 { 5.0 } else { 25.0 };
+            let d = p.decide(&rate(load), cur, at(s));
+            changes += u32::from(d.desired != cur);
+            cur = d.desired;
+        }
+        assert_eq!((changes, cur.burst().get()), (1, 40));
+    }
+
+    #[test]
+    fn with_stabilization_the_cooldown_only_delays_decreases() {
+        let mut p = stable(1.0, 5, 20);
+        let d = p.decide(&rate(20.0), Split::ALL_PRIMARY, at(0));
+        assert_eq!(d.desired.burst().get(), 30);
+        // A surge a second later is followed at once despite the 20 s cooldown.
+        let d = p.decide(&rate(30.0), d.desired, at(1));
+        assert_eq!(
+            (d.desired.burst().get(), d.reason.rule),
+            (50, Rule::OverflowUp)
+        );
+        // Coming down waits for the window, then for the cooldown.
+        let d2 = p.decide(&rate(5.0), d.desired, at(10));
+        assert_eq!((d2.desired, d2.reason.rule), (d.desired, Rule::Cooldown));
+        // (The cooldown counts from when the raise was first seen in effect, at 10 s.)
+        let d3 = p.decide(&rate(5.0), d.desired, at(31));
+        assert_eq!(d3.desired, Split::ALL_PRIMARY);
+        // Old settings (no stabilization): the cooldown delays increases too.
+        let mut old = stable(1.0, 0, 20);
+        let d = old.decide(&rate(20.0), Split::ALL_PRIMARY, at(0));
+        let d = old.decide(&rate(30.0), d.desired, at(1));
+        assert_eq!(
+            (d.desired.burst().get(), d.reason.rule),
+            (30, Rule::Cooldown)
+        );
+    }
+
+    #[test]
+    fn smoothing_averages_the_short_window() {
+        let mut p = Overflow::new(OverflowConfig {
+            step: w(1),
+            smoothing: Duration::from_secs(10),
+            ..OverflowConfig::new(Rate::try_new("c", 15.0).unwrap())
+        });
+        // The first reading is taken as it is.
+        assert_eq!(
+            p.decide(&rate(10.0), Split::ALL_PRIMARY, at(0)).desired,
+            Split::ALL_PRIMARY
+        );
+        // One second of 30 rps moves the average only to 10 + 20 (1 - e^-0.1) = 11.9.
+        let d = p.decide(&rate(30.0), Split::ALL_PRIMARY, at(1));
+        assert_eq!(d.desired, Split::ALL_PRIMARY, "{}", d.reason);
+        // Sustained, it gets there: 30 rps needs 50 %.
+        let mut cur = Split::ALL_PRIMARY;
+        for s in 2..120 {
+            cur = p.decide(&rate(30.0), cur, at(s)).desired;
+        }
+        assert_eq!(cur.burst().get(), 50);
+    }
+
+    proptest! {
+        /// With headroom and a stabilization window, a raise never goes above the excess
+        /// over `target` × capacity plus one step (nor above `max_up`), and the split sums
+        /// to 100.
+        #[test]
+        fn raises_never_exceed_the_excess_over_target_plus_one_step(
+            rates in proptest::collection::vec(0.0f64..200.0, 1..100),
+            step in 1i64..=25, max_up in 1i64..=100,
+            target in 0.05f64..=1.0, stabilization in 0u64..60, cooldown in 0u64..30,
+        ) {
+            let mut p = Overflow::new(OverflowConfig {
+                step: w(step),
+                max_up: w(max_up),
+                target,
+                stabilization: Duration::from_secs(stabilization),
+                cooldown: Duration::from_secs(cooldown),
+                ..OverflowConfig::new(Rate::try_new("c", 15.0).unwrap())
+            });
+            let aim = 15.0 * target;
+            let mut current = Split::ALL_PRIMARY;
+            for (i, r) in rates.iter().enumerate() {
+                let d = p.decide(&rate(*r), current, at(i as u64));
+                let (from, to) = (i64::from(current.burst().get()), i64::from(d.desired.burst().get()));
+                let excess = if *r > aim { (r - aim) / r * 100.0 } else { 0.0 };
+                if to > from {
+                    prop_assert!(to - from <= max_up);
+                    prop_assert!((to as f64) <= excess + step as f64 + 1e-6,
+                        "burst {} for {} rps, excess over {} is {}", to, r, aim, excess);
+                }
+                prop_assert_eq!(u16::from(d.desired.primary().get()) + u16::from(d.desired.burst().get()), 100);
+                current = d.desired;
+            }
+        }
     }
 
     proptest! {

@@ -71,6 +71,9 @@ impl std::str::FromStr for Mode {
 /// maxUp: 100              # overflow: largest increase per tick
 /// maxDown: 10             # overflow: largest decrease per tick
 /// deadBand: 0.1           # overflow: spare room needed before coming back
+/// target: 1.0             # overflow: aim the primary at this fraction of capacity
+/// smoothing: 0s           # overflow: moving average over the short-window rate
+/// stabilization: 0s       # overflow: hold the highest weight asked for this long
 /// sustain: 0s             # hysteresis: condition must hold this long
 /// cooldown: 0s            # minimum time between changes
 /// onMissing: hold         # hold | primary | burst
@@ -128,6 +131,19 @@ pub struct PolicySpec {
     /// Overflow: spare room, as a fraction of capacity in [0, 1), needed before coming back.
     #[serde(alias = "dead_band")]
     pub dead_band: f64,
+    /// Overflow: the fraction of capacity, in (0, 1], the primary is aimed at; the rest is
+    /// headroom. Absent: 1.0, no headroom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    /// Overflow: time constant of a moving average over the short-window rate, which the
+    /// policy then reads instead of the raw rate. Absent: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoothing: Option<HumanDuration>,
+    /// Overflow: scale-down stabilization window: the burst weight never comes down below
+    /// the highest weight the short window asked for during this long, and `cooldown` only
+    /// spaces out decreases (quick to add burst, slow to take it away). Absent: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stabilization: Option<HumanDuration>,
     /// Hysteresis: how long a switch condition must hold before switching.
     pub sustain: HumanDuration,
     /// Minimum time between two changes of the split.
@@ -256,6 +272,9 @@ impl Default for PolicySpec {
             max_up: 100,
             max_down: 10,
             dead_band: 0.1,
+            target: None,
+            smoothing: None,
+            stabilization: None,
             sustain: HumanDuration::ZERO,
             cooldown: HumanDuration::ZERO,
             on_missing: OnMissing::Hold,
@@ -410,6 +429,11 @@ impl PolicySpec {
             field_path: ".deadBand",
         },
         CelRule {
+            rule: "!has(self.target) || (self.target > 0.0 && self.target <= 1.0)",
+            message: "`target` must be a fraction of capacity in (0, 1]",
+            field_path: ".target",
+        },
+        CelRule {
             rule: "!has(self.window) || duration(self.window) > duration('0s')",
             message: "`window` must be longer than 0s",
             field_path: ".window",
@@ -502,6 +526,27 @@ impl PolicySpec {
         }
     }
 
+    /// The recommended overflow that does not flap, for a primary serving `capacity` rps
+    /// (measured in BENCHMARKS.md, "Overflow that does not flap"): a 2 s window both ways,
+    /// so that a one-second peak is seen at once; 10 % steps; a 30 s scale-down
+    /// stabilization window, so the weight stays at the highest the last 30 s asked for;
+    /// a 20 % dead band and a 10 s cooldown between decreases; no smoothing (it hides
+    /// peaks) and no headroom (`target` 0.9 removes the last seconds over capacity but
+    /// sends 7-10 points more to burst).
+    pub fn recommended_stable_overflow(capacity: f64) -> PolicySpec {
+        PolicySpec {
+            mode: Mode::Overflow,
+            capacity: Some(capacity),
+            window: HumanDuration::from_secs(2),
+            step: 10,
+            max_down: 100,
+            dead_band: 0.2,
+            stabilization: Some(HumanDuration::from_secs(30)),
+            cooldown: HumanDuration::from_secs(10),
+            ..PolicySpec::default()
+        }
+    }
+
     /// Checks every value; the error names the key (camelCase) and the valid range.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |key, message: String| Err(Error::InvalidSetting { key, message });
@@ -530,6 +575,14 @@ impl PolicySpec {
             return bad(
                 "deadBand",
                 format!("{} is not a fraction in [0, 1)", self.dead_band),
+            );
+        }
+        if let Some(t) = self.target.filter(|t| !(*t > 0.0 && *t <= 1.0)) {
+            return bad(
+                "target",
+                format!(
+                    "{t} is not a fraction of capacity in (0, 1]; e.g. 0.9 keeps 10 % headroom"
+                ),
             );
         }
         match (self.mode, self.capacity, self.capacity_per_endpoint) {
@@ -703,6 +756,11 @@ impl PolicySpec {
                 max_up: Weight::try_new(self.max_up)?,
                 max_down: Weight::try_new(self.max_down)?,
                 dead_band: self.dead_band,
+                target: self.target.unwrap_or(1.0),
+                smoothing: self.smoothing.map_or(Duration::ZERO, HumanDuration::get),
+                stabilization: self
+                    .stabilization
+                    .map_or(Duration::ZERO, HumanDuration::get),
                 cooldown: self.cooldown.get(),
                 missing,
                 signals,
@@ -755,6 +813,9 @@ impl PolicyFile {
         "maxUp",
         "maxDown",
         "deadBand",
+        "target",
+        "smoothing",
+        "stabilization",
         "sustain",
         "cooldown",
         "onMissing",
@@ -927,6 +988,12 @@ mod tests {
             ("tick: 0s\n", "tick"),
             ("scrapeInterval: 0s\n", "scrapeInterval"),
             ("dead_band: 1.5\n", "deadBand"),
+            ("target: 0\n", "target"),
+            ("target: 1.2\n", "target"),
+            ("mode: overflow\ncapacity: 10\ntarget: -0.5\n", "target"),
+            ("target: lots\n", "target"),
+            ("smoothing: soon\n", "smoothing"),
+            ("stabilization: -3s\n", "stabilization"),
             ("window: fast\n", "window"),
             ("high: lots\n", "high"),
             ("on_missing: later\n", "later"),
@@ -982,6 +1049,9 @@ mod tests {
                 low_fraction: Some(0.5),
                 triggers: Some(TriggersSpec::default()),
                 burst_health: Some(BurstHealthSpec::default()),
+                target: Some(0.9),
+                smoothing: Some(HumanDuration::from_secs(5)),
+                stabilization: Some(HumanDuration::from_secs(30)),
                 ..PolicySpec::default()
             },
             ..PolicyFile::default()
@@ -1030,6 +1100,38 @@ mod tests {
     }
 
     #[test]
+    fn overflow_keys_reach_the_policy() {
+        let f =
+            file("mode: overflow\ncapacity: 20\ntarget: 0.9\nsmoothing: 5s\nstabilization: 1m\n")
+                .unwrap();
+        let AnyPolicy::Overflow(p) = f.policy.build().unwrap() else {
+            panic!("not an overflow policy");
+        };
+        let c = p.config();
+        assert_eq!(c.target, 0.9);
+        assert_eq!(c.smoothing, Duration::from_secs(5));
+        assert_eq!(c.stabilization, Duration::from_secs(60));
+        // Absent keys: the behaviour before they existed.
+        let AnyPolicy::Overflow(old) = file("mode: overflow\ncapacity: 20\n")
+            .unwrap()
+            .policy
+            .build()
+            .unwrap()
+        else {
+            panic!("not an overflow policy");
+        };
+        let c = old.config();
+        assert_eq!(
+            (c.target, c.smoothing, c.stabilization),
+            (1.0, Duration::ZERO, Duration::ZERO)
+        );
+        assert_eq!(
+            PolicyFile::from_value(serde_json::to_value(&f).unwrap()).unwrap(),
+            f
+        );
+    }
+
+    #[test]
     fn old_files_keep_their_meaning() {
         // A policy file written before the signal keys existed: same fields, same policy.
         let f = file("mode: overflow\ncapacity: 20\nstep: 10\nwindowUp: 5s\nwindowDown: 30s\n")
@@ -1048,6 +1150,9 @@ mod tests {
         );
         let value = serde_json::to_value(&f).unwrap();
         for key in [
+            "target",
+            "smoothing",
+            "stabilization",
             "triggers",
             "burstHealth",
             "capacityPerEndpoint",
@@ -1061,6 +1166,9 @@ mod tests {
     fn recommended_settings_are_valid() {
         assert!(PolicySpec::recommended().build().is_ok());
         assert!(PolicySpec::recommended_overflow(15.0).build().is_ok());
+        let stable = PolicySpec::recommended_stable_overflow(15.0);
+        assert!(stable.build().is_ok());
+        assert_eq!(stable.stabilization, Some(HumanDuration::from_secs(30)));
         assert!(PolicySpec::recommended().has_two_windows());
     }
 

@@ -42,6 +42,7 @@ impl Trace {
         "diurnal",
         "endpoints-lost",
         "burst-down",
+        "square",
     ];
 
     /// The optional signal columns of a trace CSV, in their positional order after
@@ -298,6 +299,15 @@ impl Trace {
             "diurnal" => sample(1440.0, |t| {
                 let day = (1.0 - (2.0 * std::f64::consts::PI * t / 1440.0).cos()) / 2.0;
                 (3.0 + 22.0 * day) * (0.9 + 0.2 * rng.next_f64())
+            }),
+            // Load that cannot sit still: 5 and 25 rps (1/3 and 5/3 of the 15 rps capacity
+            // `burst simulate --compare` assumes) alternating every second for 10 minutes.
+            "square" => sample(600.0, |t| {
+                if (t as u64).is_multiple_of(2) {
+                    5.0
+                } else {
+                    25.0
+                }
             }),
             "endpoints-lost" => return endpoints_lost(),
             "burst-down" => return burst_down(),
@@ -643,6 +653,18 @@ mod tests {
         );
         let e = Trace::builtin("nope", 0).unwrap_err().to_string();
         assert!(e.contains("step, ramp"), "{e}");
+    }
+
+    #[test]
+    fn square_alternates_every_second_around_capacity() {
+        let t = Trace::builtin("square", 0).unwrap();
+        assert_eq!(t.duration(), 600.0);
+        assert_eq!(
+            (t.at(0.5).rps, t.at(1.5).rps, t.at(598.0).rps),
+            (5.0, 25.0, 5.0)
+        );
+        // Its mean is the 15 rps capacity: a window of whole periods sees no overload.
+        assert_eq!(t.total_until(600.0) / 600.0, 15.0);
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct Warmed {
     warmup: Warmup,
     rules: SignalRules,
     fallback_capacity: Option<f64>,
+    /// `(what the inner policy asked, what the warm-up made of it)` on the last tick.
+    last: Option<(Split, Split)>,
 }
 
 impl WarmupConfig {
@@ -164,6 +166,7 @@ impl Warmed {
             warmup,
             rules,
             fallback_capacity,
+            last: None,
         }
     }
 
@@ -214,9 +217,21 @@ impl Warmed {
 
 impl Policy for Warmed {
     fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
-        let decision = self.inner.decide(signal, current, now);
+        // The inner policy sees the split it asked for while the one in effect is only the
+        // warm-up's shaping of it (a probe, a step of the ramp): a 2 % probe is not
+        // "bursting" to a hysteresis, and a ramp step is not a decision to hold. Any other
+        // split in effect (a failed apply, a hand edit) is shown as it is.
+        let seen = match self.last {
+            Some((asked, shaped)) if shaped == current => asked,
+            _ => current,
+        };
+        let mut decision = self.inner.decide(signal, seen, now);
+        decision.reason.current = current;
+        let asked = decision.desired;
         let input = self.input(signal, &decision);
-        self.warmup.shape(decision, current, input, now)
+        let shaped = self.warmup.shape(decision, current, input, now);
+        self.last = Some((asked, shaped.desired));
+        shaped
     }
 }
 

@@ -290,7 +290,7 @@ pub fn summary_text(s: &Summary) -> String {
             .map_or_else(|| "n/a (no capacity given)".into(), |x| format!("{x:.1}s")),
     );
     if let Some(x) = s.seconds_primary_over_capacity {
-        summary_line(&mut out, "primary over capacity", &format!("{x:.1}s"));
+        summary_line(&mut out, "over capacity", &format!("{x:.1}s"));
     }
     if let Some(x) = s.seconds_on_unhealthy_burst {
         summary_line(&mut out, "on unhealthy burst", &format!("{x:.1}s"));

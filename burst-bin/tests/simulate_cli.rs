@@ -235,6 +235,8 @@ fn signal_builtins_compare_today_with_the_guarded_policies() {
         "builtin:burst-down",
         "--capacity-per-endpoint",
         "10",
+        "--capacity",
+        "40",
         "--policy",
         policy.to_str().expect("utf8"),
         "--json",
@@ -252,12 +254,17 @@ fn signal_builtins_compare_today_with_the_guarded_policies() {
             .map(|r| r["quality"].clone())
             .expect("row")
     };
-    // The seed never notices the primary losing endpoints; capacity from endpoints does.
+    // Overflow with the capacity typed in (40 rps for 4 endpoints) never notices the primary
+    // losing endpoints; capacity from endpoints does. The seed avoids the overload only by
+    // sending nearly everything to burst.
+    let fixed = q("builtin:endpoints-lost", "overflow");
     let seed = q("builtin:endpoints-lost", "seed");
     let ours = q("builtin:endpoints-lost", "guarded.yaml");
     let over = |v: &serde_json::Value| v["seconds_primary_over_capacity"].as_f64().expect("s");
-    assert!(over(&seed) > 100.0, "{seed}");
+    let share = |v: &serde_json::Value| v["burst_share"].as_f64().expect("share");
+    assert!(over(&fixed) > 100.0, "{fixed}");
     assert!(over(&ours) < 10.0, "{ours}");
+    assert!(share(&ours) < share(&seed) / 2.0, "{ours} vs {seed}");
     // The seed keeps traffic on a burst side that is down; the guard does not.
     let seed = q("builtin:burst-down", "seed");
     let ours = q("builtin:burst-down", "guarded.yaml");
@@ -407,13 +414,7 @@ fn burst_start_models_a_cold_burst_side_on_any_trace() {
     );
     assert!(text.contains("burst over capacity"), "{text}");
     // Bad numbers are refused naming the flag.
-    let (code, _, err) = burst(&[
-        "simulate",
-        "--trace",
-        "builtin:step",
-        "--burst-capacity",
-        "-1",
-    ]);
+    let (code, _, err) = burst(&["simulate", "--trace", "builtin:step", "--burst-capacity=-1"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--burst-capacity"), "{err}");
 }

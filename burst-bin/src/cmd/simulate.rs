@@ -377,7 +377,7 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
         let _ = writeln!(text, "{name} (capacity {capacity} rps)");
         let _ = writeln!(
             text,
-            "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>11} {:>12} {:>13}  {}",
+            "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>11} {:>12} {:>13}  changes by rule",
             "policy",
             "reaction",
             "back",
@@ -388,7 +388,6 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
             "burst over",
             "no capacity",
             "sent to burst",
-            "changes by rule"
         );
         for (policy, q, _) in &runs {
             let secs = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.0}s"));

@@ -491,12 +491,12 @@ fn endpoints_lost() -> Result<Trace, Error> {
         .with_signals(stretches.iter().map(|s| s.1).collect())
 }
 
-/// `burst-down`: the step trace (5 → 20 → 5 rps) against a primary of 2 ready endpoints
-/// (10 rps each serve 20, so 20 rps runs it hot) while the burst side has 3 ready
-/// endpoints, except from 90 s to 150 s, when it has none and what reaches it fails.
+/// `burst-down`: the step trace (5 → 20 → 5 rps) against a primary of 1 ready endpoint
+/// (at 10 rps per endpoint, 20 rps is twice what it serves) while the burst side has 3
+/// ready endpoints, except from 90 s to 150 s, when it has none and what reaches it fails.
 fn burst_down() -> Result<Trace, Error> {
     let side = |burst: u32, errors: f64| Signals {
-        primary_ready: Some(2),
+        primary_ready: Some(1),
         burst_ready: Some(burst),
         burst_error_ratio: Ratio::try_new("burst_error_ratio", errors).ok(),
         ..Signals::NONE

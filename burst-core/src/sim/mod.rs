@@ -490,11 +490,12 @@ pub fn simulate_policy_with(
         let cap_now = capacity_at(&signals);
         if let Some(b) = burst.as_mut() {
             b.advance(t, burst_load);
-            if signals.burst_ready.is_none() {
-                if let Some(per) = burst_per_endpoint.filter(|p| *p > 0.0) {
-                    // Whole endpoints serving; the capacity is finite and >= 0.
-                    signals.burst_ready = Some((b.capacity / per + 1e-9).floor().min(1e6) as u32);
-                }
+            if signals.burst_ready.is_none()
+                && let Some(per) = burst_per_endpoint.filter(|p| *p > 0.0)
+            {
+                // Whole endpoints serving; the capacity is finite and >= 0, capped far
+                // below u32::MAX, so the cast cannot truncate.
+                signals.burst_ready = Some((b.capacity / per + 1e-9).floor().min(1e6) as u32);
             }
             if signals.burst_error_ratio.is_none() {
                 signals.burst_error_ratio = Ratio::try_new(

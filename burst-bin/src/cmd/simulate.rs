@@ -436,6 +436,9 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The compare rows drawn last (on top): seed, recommended, overflow.
+const FIRST_DRAWN_LAST: usize = 3;
+
 const COLORS: [&str; 5] = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 
 /// Load, the first run's measured rate, thresholds, and each run's burst weight.
@@ -527,7 +530,13 @@ fn chart(title: &str, spec: &PolicySpec, runs: &[(&str, &SimRun)]) -> Chart {
             });
         }
     }
-    for (i, (label, run)) in runs.iter().enumerate() {
+    // The warm-up and pre-warm rows (and --policy) first, so that seed, recommended and
+    // overflow stay visible where those send the same weights; each keeps its colour.
+    let order = (FIRST_DRAWN_LAST..runs.len()).chain(0..FIRST_DRAWN_LAST.min(runs.len()));
+    for i in order {
+        let Some((label, run)) = runs.get(i) else {
+            continue;
+        };
         series.push(Series {
             label: format!("{label} burst %"),
             color: COLORS[i % COLORS.len()],

@@ -288,6 +288,97 @@ impl Running {
     }
 }
 
+/// `--source pods --kubeconfig`: the demo applies an EndpointSlice of worker-service
+/// listing both workers as pods (pod-network addresses), burstd's operator runs the seed
+/// BurstPolicy with `source.pods`, watches that slice in the real API server and scrapes
+/// each pod (through the demo's URL rewrite to the local stats servers); it bursts on the
+/// step and comes back.
+#[test]
+fn the_pod_source_finds_the_workers_in_an_endpoint_slice_of_the_api_server() {
+    let cp = ControlPlane::shared().unwrap();
+    let ns = unique("demo-pods");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(cp.admin_token(), "default"));
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n").unwrap();
+    let (code, stdout, stderr) = burst(
+        &[
+            "demo",
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &ns,
+            "--source",
+            "pods",
+            "--headless",
+            "--json",
+            "--port",
+            "0",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--scenario",
+            "5rps:8s,20rps:10s,5rps:12s",
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let s = &report["summary"];
+    let d = &report["demo"];
+    let source = d["source"].as_str().unwrap();
+    assert!(
+        source.contains(&format!("pods of {ns}/worker-service")),
+        "{source}"
+    );
+    assert_eq!(d["requests_failed"], 0, "{d}");
+    let first_burst = s["first_burst_s"].as_f64().expect("never moved to burst");
+    let back = s["back_to_primary_s"].as_f64().expect("never came back");
+    assert_followed_the_load(first_burst, back, 8.0, 18.0, 30.0);
+    assert!(d["bursty_hashes"].as_u64().unwrap() > 0, "{d}");
+    assert_eq!(d["bursty_while_primary"], 0, "{d}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin = cp.admin_client().await.unwrap();
+        let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+            Api::namespaced(admin.clone(), &ns);
+        let slice = slices.get("worker-service-demo").await.unwrap();
+        assert_eq!(
+            slice.metadata.labels.unwrap()["kubernetes.io/service-name"],
+            "worker-service"
+        );
+        let pods: Vec<(String, String)> = slice
+            .endpoints
+            .iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e.addresses[0].clone(),
+                    e.target_ref.as_ref().unwrap().name.clone().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            pods,
+            [
+                ("10.244.0.10".to_owned(), "primary-worker-0".to_owned()),
+                ("10.244.1.10".to_owned(), "bursty-worker-0".to_owned())
+            ]
+        );
+        let gvk = GroupVersionKind::gvk("bursting.dev", "v1alpha1", "BurstPolicy");
+        let policies: Api<DynamicObject> = Api::namespaced_with(
+            admin,
+            &ns,
+            &ApiResource::from_gvk_with_plural(&gvk, "burstpolicies"),
+        );
+        let list = policies.list(&Default::default()).await.unwrap();
+        assert_eq!(list.items.len(), 1);
+        let spec = &list.items[0].data["spec"]["source"];
+        assert_eq!(spec["pods"]["service"], "worker-service", "{spec}");
+        assert!(spec.get("scrape").is_none() && spec.get("prometheus").is_none());
+    });
+}
+
 #[test]
 fn a_hand_edit_of_the_virtual_service_reaches_the_proxy_and_burstd_restores_its_split() {
     let cp = ControlPlane::shared().unwrap();

@@ -1,7 +1,8 @@
 //! End to end with a real Redis: `burst demo --headless` runs 5 → 20 → 5 rps; `bursty-`
 //! hashes appear only while the controller has moved traffic to the burst worker, and none
 //! after it came back. The same checks run on both data planes: the built-in mesh proxy and
-//! a real HAProxy (`--data-plane haproxy`, Debian package `haproxy`).
+//! a real HAProxy (`--data-plane haproxy`, Debian package `haproxy`), and with the pod
+//! source measuring the workers as pods (`--source pods`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -16,6 +17,25 @@ use serde_json::Value;
 fn headless_scenario_bursts_only_while_the_controller_moved_traffic() {
     let stderr = headless_scenario_on(&[]);
     assert!(stderr.contains("mesh proxy"), "{stderr}");
+}
+
+/// `--source pods`: the controller measures the two workers as the pods of worker-service
+/// (a fixed EndpointSlice), scraping each one's sidecar-style stats through the pod source;
+/// the summed rate stays whole after traffic moves, so it bursts on the step and comes back.
+#[test]
+fn headless_scenario_with_the_pod_source_bursts_on_the_summed_pod_rate() {
+    let stderr = headless_scenario_on(&["--source", "pods"]);
+    assert!(
+        stderr.contains(
+            "measuring   pods of default/worker-service :http-envoy-prom/stats/prometheus"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("primary-worker-0 (10.244.0.10) http://127.0.0.1:")
+            && stderr.contains("bursty-worker-0 (10.244.1.10) http://127.0.0.1:"),
+        "{stderr}"
+    );
 }
 
 #[test]

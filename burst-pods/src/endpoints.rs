@@ -122,18 +122,7 @@ impl EndpointWatcher {
         namespace: &str,
         service: &str,
     ) -> Result<EndpointWatcher, Error> {
-        if namespace.is_empty() {
-            return Err(Error::config(
-                "namespace",
-                "empty namespace; give the namespace of the Service",
-            ));
-        }
-        if service.is_empty() || service.contains(['/', ',', '=', ' ']) {
-            return Err(Error::config(
-                "service",
-                format!("`{service}` is not a Service name; give e.g. `checkout`"),
-            ));
-        }
+        check_names(namespace, service)?;
         let api: Api<EndpointSlice> = Api::namespaced(client, namespace);
         let config = watcher::Config::default().labels(&format!("{SERVICE_NAME_LABEL}={service}"));
         let (store, writer) = reflector::store();
@@ -168,6 +157,37 @@ impl EndpointWatcher {
             service: service.to_owned(),
             store,
             synced,
+            changes,
+            task,
+        })
+    }
+
+    /// A watcher that holds `slices` and never changes: no API server, no watch. For
+    /// running a [`crate::PodSource`] on a fixed list of pods (`burst demo --source pods`
+    /// without a cluster). Synced from the start; needs a Tokio runtime.
+    pub fn fixed(
+        namespace: &str,
+        service: &str,
+        slices: Vec<EndpointSlice>,
+    ) -> Result<EndpointWatcher, Error> {
+        check_names(namespace, service)?;
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for slice in slices {
+            writer.apply_watcher_event(&watcher::Event::InitApply(slice));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let (tx, changes) = watch::channel(0u64);
+        // The task keeps the writer and the sender alive until the watcher is dropped.
+        let task = tokio::spawn(async move {
+            let _keep = (writer, tx);
+            std::future::pending::<()>().await;
+        });
+        Ok(EndpointWatcher {
+            namespace: namespace.to_owned(),
+            service: service.to_owned(),
+            store,
+            synced: Arc::new(AtomicBool::new(true)),
             changes,
             task,
         })
@@ -296,6 +316,23 @@ impl EndpointWatcher {
             service: self.service.clone(),
         }
     }
+}
+
+/// Refuses an empty namespace and a string that cannot be a Service name.
+fn check_names(namespace: &str, service: &str) -> Result<(), Error> {
+    if namespace.is_empty() {
+        return Err(Error::config(
+            "namespace",
+            "empty namespace; give the namespace of the Service",
+        ));
+    }
+    if service.is_empty() || service.contains(['/', ',', '=', ' ']) {
+        return Err(Error::config(
+            "service",
+            format!("`{service}` is not a Service name; give e.g. `checkout`"),
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for EndpointWatcher {

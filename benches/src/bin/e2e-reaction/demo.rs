@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use url::Url;
 
 use crate::prometheus::Prometheus;
-use crate::{BASE_RPS, DataPlane, KUBECONFIG, SPLIT_POLL, Sample};
+use crate::{BASE_RPS, DataPlane, KUBECONFIG, SPLIT_POLL, Sample, Source};
 
 /// What one page run found.
 pub(super) enum Run {
@@ -73,8 +73,14 @@ impl SplitProbe {
     }
 }
 
-/// `burst demo` on a free page port with `policy` (and Prometheus, and the kubeconfig).
-pub(super) fn demo_command(burst: &Path, policy: &Path, prom: Option<&Prometheus>) -> Command {
+/// `burst demo` on a free page port with `policy`, measuring with `source` (and
+/// Prometheus, and the kubeconfig).
+pub(super) fn demo_command(
+    burst: &Path,
+    source: Source,
+    policy: &Path,
+    prom: Option<&Prometheus>,
+) -> Command {
     let mut cmd = Command::new(burst);
     cmd.arg("demo")
         .arg("--port")
@@ -86,6 +92,9 @@ pub(super) fn demo_command(burst: &Path, policy: &Path, prom: Option<&Prometheus
         .kill_on_drop(true);
     if let Some(p) = prom {
         cmd.arg("--prometheus-url").arg(p.url());
+    }
+    if source == Source::Pods {
+        cmd.arg("--source").arg("pods");
     }
     if let Some(DataPlane::Haproxy) = crate::DATA_PLANE.get() {
         cmd.arg("--data-plane").arg("haproxy");
@@ -157,12 +166,13 @@ pub(super) fn host_port(url: &Url) -> anyhow::Result<String> {
 impl Demo {
     pub(super) async fn start(
         burst: &Path,
+        source: Source,
         policy: &Path,
         prom: Option<&Prometheus>,
     ) -> anyhow::Result<Demo> {
         let dir = tempfile::tempdir().context("a directory for the ready file")?;
         let ready = dir.path().join("ready.json");
-        let mut child = demo_command(burst, policy, prom)
+        let mut child = demo_command(burst, source, policy, prom)
             .arg("--ready-file")
             .arg(&ready)
             .stdout(Stdio::piped())
@@ -236,6 +246,17 @@ pub(super) fn phase(k: usize, n: usize) -> Duration {
         .mul_f64((k as f64 + 0.5) / n.max(1) as f64)
 }
 
+/// [`phase`], plus, behind a Prometheus scraping every `scrape` (longer than the tick),
+/// `k / n` of a scrape interval: the run waits for Prometheus' first data and then a fixed
+/// warm-up, so without it every step would fall at the same point of the scrape cycle, and
+/// the reaction (which waits for the next scrape) would be the same in every run.
+pub(super) fn phase_with_scrape(k: usize, n: usize, scrape: Option<Duration>) -> Duration {
+    let within_scrape = scrape
+        .filter(|s| *s > LoopSpec::default().tick.get())
+        .map_or(Duration::ZERO, |s| s.mul_f64(k as f64 / n.max(1) as f64));
+    phase(k, n) + within_scrape
+}
+
 /// How long to run at the base rate before the step: the long window must be full of it.
 pub(super) fn warmup(spec: &PolicySpec) -> Duration {
     (spec.window_up().max(spec.window.get()) + Duration::from_secs(4)).max(Duration::from_secs(8))
@@ -243,8 +264,10 @@ pub(super) fn warmup(spec: &PolicySpec) -> Duration {
 
 /// One repetition driven through the page: base load, the step, then the split change and
 /// the first `bursty-` hash, timed on one clock.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn page_run(
     burst: &Path,
+    source: Source,
     policy: &Path,
     spec: &PolicySpec,
     step: f64,
@@ -252,13 +275,14 @@ pub(super) async fn page_run(
     prom: Option<&Prometheus>,
     http: &reqwest::Client,
 ) -> anyhow::Result<Run> {
-    let mut demo = Demo::start(burst, policy, prom).await?;
+    let mut demo = Demo::start(burst, source, policy, prom).await?;
     if let Some(p) = prom {
         p.set_target(&demo.metrics_host)?;
     }
     set_frequency(http, &demo.page, BASE_RPS).await?;
     if let Some(p) = prom {
-        p.wait_for_data(http, Duration::from_secs(30)).await?;
+        p.wait_for_data(http, p.interval() * 3 + Duration::from_secs(30))
+            .await?;
     }
     tokio::time::sleep(warmup(spec) + phase).await;
     // Any split change so far (the demo prints each one) happened at the base load.
@@ -331,13 +355,19 @@ pub(super) async fn page_run(
 /// `burst demo --headless --json`; the step's split change from its JSON report.
 pub(super) async fn headless_run(
     burst: &Path,
+    source: Source,
     policy: &Path,
     spec: &PolicySpec,
     step: f64,
     phase: Duration,
     prom: Option<&Prometheus>,
 ) -> anyhow::Result<Option<f64>> {
-    let base = warmup(spec) + phase + Duration::from_secs(if prom.is_some() { 6 } else { 0 });
+    // Prometheus needs two scrapes (and its target discovery) before it has a rate.
+    let base = warmup(spec)
+        + phase
+        + prom.map_or(Duration::ZERO, |p| {
+            p.interval() * 2 + Duration::from_secs(4)
+        });
     let after = warmup(spec) + Duration::from_secs(5);
     let scenario = format!(
         "{BASE_RPS}rps:{}ms,{step}rps:{}s",
@@ -346,7 +376,7 @@ pub(super) async fn headless_run(
     );
     let dir = tempfile::tempdir().context("a directory for the ready file")?;
     let ready = dir.path().join("ready.json");
-    let mut child = demo_command(burst, policy, prom)
+    let mut child = demo_command(burst, source, policy, prom)
         .arg("--headless")
         .arg("--json")
         .arg("--scenario")
@@ -398,6 +428,19 @@ mod tests {
         assert_eq!(
             phases,
             [125, 375, 625, 875].map(Duration::from_millis).to_vec()
+        );
+        let fifteen = Some(Duration::from_secs(15));
+        let spread: Vec<Duration> = (0..5).map(|k| phase_with_scrape(k, 5, fifteen)).collect();
+        assert_eq!(
+            spread,
+            [100, 3300, 6500, 9700, 12900]
+                .map(Duration::from_millis)
+                .to_vec()
+        );
+        // A 1 s scrape is the tick: spread over the tick only.
+        assert_eq!(
+            phase_with_scrape(1, 4, Some(Duration::from_secs(1))),
+            phase(1, 4)
         );
     }
 }

@@ -1,12 +1,24 @@
 //! `e2e-reaction`: how long the real system takes from a load step to the first `bursty-`
-//! result, with the direct scrape source and with a real Prometheus (1 s scrape).
+//! result, with the direct scrape source, with a real Prometheus (1 s scrape, or
+//! `--scrape-interval`) and with the pod source (`burst demo --source pods`).
 //!
 //! ```text
 //! cargo build --release -p burst-bin --bin burst
 //! cargo run --release -p burst-benches --bin e2e-reaction -- [--reps 5] [--steps 20,100]
-//!     [--policies recommended,seed] [--sources scrape,prometheus] [--headless-reps 2]
-//!     [--kubeconfig FILE] [--data-plane builtin|haproxy]
+//!     [--policies recommended,seed] [--sources scrape,prometheus,pods] [--headless-reps 2]
+//!     [--scrape-interval 15s] [--kubeconfig FILE] [--data-plane builtin|haproxy]
 //! ```
+//!
+//! `--sources pods` runs every demo as `burst demo --source pods`: the controller scrapes
+//! the workers' sidecar-style stats as the pods of a Service through burst-pods'
+//! `PodSource`, at every tick; with `--kubeconfig` those pods come from an EndpointSlice
+//! that burstd watches in the API server.
+//!
+//! `--scrape-interval` is Prometheus' scrape and evaluation interval in the Prometheus rows
+//! (default 1 s; a real cluster's is 15-30 s). PromQL's `rate()` needs two samples inside
+//! its window, so in those rows the policy's rate windows are widened to at least two scrape
+//! intervals (the narrowest window that has a value, the most favourable to Prometheus);
+//! the row's policy column says so.
 //!
 //! With `--data-plane haproxy` every demo runs as `burst demo --data-plane haproxy`: a real
 //! HAProxy routes, the controller measures and moves weights over its runtime API, and the
@@ -28,13 +40,14 @@
 //! reports `first_burst_s` minus the step time from its JSON (the split change only; the
 //! headless timeline counts hashes per second).
 //!
-//! For the Prometheus rows each run gets a fresh `prometheus` process (1 s scrape and
-//! evaluation, empty TSDB: an earlier run's samples inside the rate window would be read by
+//! For the Prometheus rows each run gets a fresh `prometheus` process (`--scrape-interval`
+//! scrape and evaluation, empty TSDB: an earlier run's samples inside the rate window would be read by
 //! the next demo at its start) that discovers the demo's metrics endpoint through a file
 //! (`file_sd_configs`), since the demo picks its ports at start.
 //!
-//! The limit printed next to each row is one scrape interval (Prometheus only: the direct
-//! source scrapes at the tick) plus one tick. The last column is the time after the step at
+//! The limit printed next to each row is one scrape interval plus one tick for Prometheus
+//! and for the pod source (which scrapes at the tick: two ticks), and one tick for the
+//! direct scrape source (its scrape is the tick's own). The last column is the time after the step at
 //! which the average over the policy's nominal short window passes `high`: a property of the
 //! policy, not of the plumbing (a window holding fewer samples reacts sooner).
 //!
@@ -50,7 +63,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use burst_core::policy::{LoopSpec, PolicySpec};
 
-use demo::{Run, headless_run, page_run, phase};
+use demo::{Run, headless_run, page_run, phase_with_scrape};
 use prometheus::Prometheus;
 
 /// Rate before the step (below the low threshold).
@@ -77,8 +90,10 @@ static KUBECONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 enum Source {
     /// The demo scrapes the proxy's /metrics itself.
     Scrape,
-    /// A real Prometheus (1 s scrape) between the proxy and the demo.
+    /// A real Prometheus (`--scrape-interval`) between the proxy and the demo.
     Prometheus,
+    /// The demo scrapes the workers' sidecar stats as pods (`burst demo --source pods`).
+    Pods,
 }
 
 impl Source {
@@ -88,6 +103,7 @@ impl Source {
             Source::Scrape if DATA_PLANE.get() == Some(&DataPlane::Haproxy) => "HaproxySource",
             Source::Scrape => "ScrapeSource",
             Source::Prometheus => "PrometheusSource",
+            Source::Pods => "PodSource",
         }
     }
 }
@@ -126,6 +142,10 @@ struct Args {
     /// What routes in every demo: the built-in proxy or a real HAProxy.
     #[arg(long, value_enum, default_value_t = DataPlane::Builtin)]
     data_plane: DataPlane,
+    /// Prometheus' scrape and evaluation interval in the Prometheus rows (whole seconds,
+    /// 1s-60s).
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    scrape_interval: Duration,
 }
 
 #[derive(Debug)]
@@ -136,6 +156,7 @@ struct Options {
     policies: Vec<String>,
     sources: Vec<Source>,
     burst: PathBuf,
+    scrape_interval: Duration,
 }
 
 /// One measured repetition (seconds after the step).
@@ -186,6 +207,13 @@ fn options(args: Args) -> anyhow::Result<Options> {
             burst.display()
         );
     }
+    let whole = args.scrape_interval.subsec_nanos() == 0;
+    if !whole || !(1..=60).contains(&args.scrape_interval.as_secs()) {
+        bail!(
+            "--scrape-interval {:?} is not whole seconds from 1s to 60s; give e.g. 15s",
+            args.scrape_interval
+        );
+    }
     if args.steps.iter().any(|s| !s.is_finite() || *s <= 0.0) {
         bail!("--steps takes positive rates like 20,100");
     }
@@ -199,6 +227,7 @@ fn options(args: Args) -> anyhow::Result<Options> {
         policies: args.policies,
         sources: args.sources,
         burst,
+        scrape_interval: args.scrape_interval,
     })
 }
 
@@ -209,6 +238,27 @@ fn policy(name: &str) -> anyhow::Result<PolicySpec> {
         "seed" => Ok(PolicySpec::default()),
         other => bail!("unknown policy `{other}`; use recommended or seed"),
     }
+}
+
+/// `15s`, `1m`: a duration as the policy files write them.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    s.parse::<burst_core::HumanDuration>()
+        .map(|d| d.get())
+        .map_err(|e| e.to_string())
+}
+
+/// `spec` as the Prometheus rows run it: every rate window at least two scrape intervals,
+/// the least with which `rate()` has two samples and so a value.
+fn for_prometheus(spec: &PolicySpec, scrape: Duration) -> PolicySpec {
+    let least = scrape * 2;
+    let mut s = spec.clone();
+    if spec.window_up() < least {
+        s.window_up = Some(least.into());
+    }
+    if spec.window_down() < least {
+        s.window_down = Some(least.into());
+    }
+    s
 }
 
 /// Seconds after the step until the short-window rate is above `high`, for a load going
@@ -234,12 +284,25 @@ async fn run(options: Options) -> anyhow::Result<()> {
             .trim()
     );
     let mut rows = Vec::new();
+    let scrape = options.scrape_interval;
     for policy_name in &options.policies {
-        let spec = policy(policy_name)?;
-        let policy_file = dir.path().join(format!("{policy_name}.yaml"));
-        std::fs::write(&policy_file, serde_saphyr::to_string(&spec)?)?;
+        let named = policy(policy_name)?;
         for &step in &options.steps {
             for &source in &options.sources {
+                let spec = match source {
+                    Source::Prometheus => for_prometheus(&named, scrape),
+                    Source::Scrape | Source::Pods => named.clone(),
+                };
+                let label = if spec == named {
+                    policy_name.clone()
+                } else {
+                    format!(
+                        "{policy_name} (windows ≥ {}s)",
+                        spec.window_up().as_secs().min(spec.window_down().as_secs())
+                    )
+                };
+                let policy_file = dir.path().join(format!("{policy_name}-{source:?}.yaml"));
+                std::fs::write(&policy_file, serde_saphyr::to_string(&spec)?)?;
                 let mut samples = Vec::new();
                 let mut spurious = 0;
                 let mut attempt = 0;
@@ -248,10 +311,15 @@ async fn run(options: Options) -> anyhow::Result<()> {
                     if attempt > 3 * options.reps {
                         bail!("{} {policy_name}: too many spurious moves", source.name());
                     }
-                    let prom = Prometheus::start_for(source, &http).await?;
-                    let phase = phase(samples.len(), options.reps);
+                    let prom = Prometheus::start_for(source, scrape, &http).await?;
+                    let phase = phase_with_scrape(
+                        samples.len(),
+                        options.reps,
+                        prom.as_ref().map(Prometheus::interval),
+                    );
                     let run = page_run(
                         &options.burst,
+                        source,
                         &policy_file,
                         &spec,
                         step,
@@ -286,10 +354,15 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 }
                 let mut headless = Vec::new();
                 for rep in 1..=options.headless_reps {
-                    let prom = Prometheus::start_for(source, &http).await?;
-                    let phase = phase(rep - 1, options.headless_reps);
+                    let prom = Prometheus::start_for(source, scrape, &http).await?;
+                    let phase = phase_with_scrape(
+                        rep - 1,
+                        options.headless_reps,
+                        prom.as_ref().map(Prometheus::interval),
+                    );
                     let s = headless_run(
                         &options.burst,
+                        source,
                         &policy_file,
                         &spec,
                         step,
@@ -309,8 +382,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 }
                 rows.push(row(
                     source,
-                    policy_name,
+                    &label,
                     &spec,
+                    scrape,
                     step,
                     &samples,
                     &headless,
@@ -337,21 +411,25 @@ async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn row(
     source: Source,
     policy: &str,
     spec: &PolicySpec,
+    scrape_interval: Duration,
     step: f64,
     samples: &[Sample],
     headless: &[Option<f64>],
     (spurious, attempts): (usize, usize),
 ) -> String {
     let crossing = crossing_secs(spec, BASE_RPS, step);
+    let tick = LoopSpec::default().tick.get().as_secs_f64();
     let scrape = match source {
-        Source::Prometheus => 1.0,
+        Source::Prometheus => scrape_interval.as_secs_f64(),
+        // The pod source scrapes at every tick.
+        Source::Pods => tick,
         Source::Scrape => 0.0,
     };
-    let tick = LoopSpec::default().tick.get().as_secs_f64();
     let splits: Vec<Option<f64>> = samples.iter().map(|s| s.split).collect();
     let bursty: Vec<Option<f64>> = samples.iter().map(|s| s.bursty).collect();
     format!(
@@ -420,6 +498,22 @@ mod tests {
             "1.50 s (1.00-2.00, 1 never)"
         );
         assert_eq!(summary(&[None]), "never");
+    }
+
+    #[test]
+    fn prometheus_windows_hold_two_scrapes() {
+        let recommended = PolicySpec::recommended();
+        let wide = for_prometheus(&recommended, Duration::from_secs(15));
+        assert_eq!(wide.window_up(), Duration::from_secs(30));
+        assert_eq!(wide.window_down(), Duration::from_secs(30));
+        assert!(wide.build().is_ok());
+        // At a 1 s scrape the recommended windows (2 s, 30 s) already hold two scrapes.
+        assert_eq!(
+            for_prometheus(&recommended, Duration::from_secs(1)),
+            recommended
+        );
+        let seed = for_prometheus(&PolicySpec::default(), Duration::from_secs(15));
+        assert_eq!(seed.window_up(), Duration::from_secs(30));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::Source;
 pub(super) struct Prometheus {
     _child: Child,
     port: u16,
+    interval: Duration,
     targets: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -24,15 +25,20 @@ impl Prometheus {
     /// inside the rate window would otherwise be read by the next demo at its start.
     pub(super) async fn start_for(
         source: Source,
+        interval: Duration,
         http: &reqwest::Client,
     ) -> anyhow::Result<Option<Prometheus>> {
         match source {
-            Source::Prometheus => Ok(Some(Prometheus::start(http).await?)),
-            Source::Scrape => Ok(None),
+            Source::Prometheus => Ok(Some(Prometheus::start(interval, http).await?)),
+            Source::Scrape | Source::Pods => Ok(None),
         }
     }
 
-    pub(super) async fn start(http: &reqwest::Client) -> anyhow::Result<Prometheus> {
+    /// Starts Prometheus scraping and evaluating every `interval` (whole seconds).
+    pub(super) async fn start(
+        interval: Duration,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Prometheus> {
         let dir = tempfile::tempdir()?;
         let binary = burst_testkit::require_binary("prometheus", "prometheus")
             .map_err(anyhow::Error::msg)?;
@@ -43,11 +49,13 @@ impl Prometheus {
         std::fs::write(
             &config,
             format!(
-                "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
+                "global: {{scrape_interval: {s}s, scrape_timeout: {t}s, evaluation_interval: {s}s}}\n\
                  scrape_configs:\n\
                  - job_name: demo\n  \
                    file_sd_configs: [{{files: ['{}'], refresh_interval: 1s}}]\n",
-                targets.display()
+                targets.display(),
+                s = interval.as_secs(),
+                t = interval.as_secs().min(10),
             ),
         )?;
         let child = Command::new(binary)
@@ -66,6 +74,7 @@ impl Prometheus {
         let p = Prometheus {
             _child: child,
             port,
+            interval,
             targets,
             _dir: dir,
         };
@@ -82,6 +91,11 @@ impl Prometheus {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The scrape (and evaluation) interval.
+    pub(super) fn interval(&self) -> Duration {
+        self.interval
     }
 
     pub(super) fn url(&self) -> String {
@@ -106,12 +120,16 @@ impl Prometheus {
         limit: Duration,
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
-        let query = r#"sum(rate(istio_requests_total{reporter="source"}[2s]))"#;
+        // Two scrapes must fall inside the window for rate() to have a value.
+        let query = format!(
+            r#"sum(rate(istio_requests_total{{reporter="source"}}[{}s]))"#,
+            (self.interval.as_secs() * 2).max(2)
+        );
         loop {
             let v: serde_json::Value = http
                 .get(Url::parse_with_params(
                     &format!("{}/api/v1/query", self.url()),
-                    [("query", query)],
+                    [("query", query.as_str())],
                 )?)
                 .send()
                 .await?

@@ -12,16 +12,21 @@
 //! With `--kubeconfig` the controller is burstd's operator writing a VirtualService in a real
 //! API server, and the proxy follows that VirtualService by watch ([`kube`]).
 //!
+//! With `--source pods` the controller measures each worker's sidecar-style stats as the
+//! pods of a Service, through burst-pods' pod source ([`pods`]).
+//!
 //! With `--data-plane haproxy` a real HAProxy takes the proxy's place: the controller moves
 //! its servers' weights and measures its backend over the runtime API ([`haproxy`]).
 //!
 //! Modules: [`scenario`] (the `--scenario` language), [`stack`] (the local servers and the
 //! controller), [`load`] (headless load driving and its report, in the schema of
-//! [`crate::report`]), [`kube`] (`--kubeconfig`) and [`haproxy`] (`--data-plane haproxy`).
+//! [`crate::report`]), [`kube`] (`--kubeconfig`), [`pods`] (`--source pods`) and [`haproxy`]
+//! (`--data-plane haproxy`).
 
 mod haproxy;
 mod kube;
 mod load;
+mod pods;
 mod scenario;
 mod sides;
 mod stack;
@@ -64,6 +69,7 @@ Examples:
   burst demo --headless --scenario \"5rps:20s,20rps:40s,5rps:30s\" --json
   burst demo --kubeconfig ~/.kube/config --namespace burst-demo --headless --json
   burst demo --data-plane haproxy --headless --scenario \"5rps:20s,20rps:40s,5rps:30s\"
+  burst demo --source pods --kubeconfig ~/.kube/config --headless --json
 
 With --kubeconfig the loop closes through a Kubernetes API server: the demo creates the
 namespace, installs the VirtualService and BurstPolicy CRDs if they are missing, applies the
@@ -84,6 +90,19 @@ backend with the primary and burst workers as servers, its Prometheus exporter, 
 socket; the controller changes the servers' weights and reads the backend's request counter
 over the runtime API, as `burstd run --haproxy-runtime-api` does on VMs (docs/haproxy.md).
 
+With --source pods the controller measures as burstd's pod source does in a cluster
+(docs/pods.md): the two workers stand for the two pods of the Service worker-service, each
+with a local stats server (its \"sidecar\") serving /stats/prometheus with the requests that
+worker received (istio_requests_total, reporter=\"destination\"), and the source sums the
+rates of both pods at every tick. The pods are described by an EndpointSlice of
+worker-service with pod-network addresses (10.244.0.10, 10.244.1.10; port http-envoy-prom,
+15090): with --kubeconfig the demo applies it in the namespace and burstd's operator
+watches it (the user then also needs get, list, watch, create and patch on
+endpointslices.discovery.k8s.io there); without, the source reads the same slice from a
+fixed list. The API server refuses loopback addresses in EndpointSlices, so each pod's
+scrape is sent to its local stats server instead (the test-only URL rewrite of the pod
+source; burstd never does this).
+
 The --json report (shared with `burst simulate --json`) and the --ready-file event are
 described in docs/reports.md.")]
 pub struct Args {
@@ -97,6 +116,11 @@ pub struct Args {
     /// proxy's /metrics directly. Prometheus must scrape the proxy's metrics URL (printed).
     #[arg(long, value_name = "URL", conflicts_with = "data_plane")]
     prometheus_url: Option<String>,
+    /// What the controller measures: the mesh proxy's /metrics, or each worker's
+    /// sidecar-style stats as the pods of a Service, through the pod source (see below).
+    /// --prometheus-url measures through Prometheus instead.
+    #[arg(long, value_enum, default_value_t = SourceKind::Proxy, conflicts_with_all = ["prometheus_url", "data_plane"])]
+    source: SourceKind,
     /// What carries the load: the built-in mesh proxy, or a real HAProxy (see below).
     #[arg(long, value_enum, default_value_t = DataPlaneKind::Builtin, conflicts_with = "kubeconfig")]
     data_plane: DataPlaneKind,
@@ -156,6 +180,15 @@ enum DataPlaneKind {
     Haproxy,
 }
 
+/// `--source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SourceKind {
+    /// Scrape the mesh proxy's /metrics (Istio-style counters of all requests).
+    Proxy,
+    /// Scrape each worker's sidecar stats, as the pods of a Service (burst-pods).
+    Pods,
+}
+
 /// What carries the load between the frontend and the workers.
 enum DataPlane {
     /// The built-in mesh proxy.
@@ -205,6 +238,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             kube::connect(kube::Target {
                 kubeconfig: path.clone(),
                 namespace: args.namespace.clone(),
+                endpoint_slices: args.source == SourceKind::Pods,
             })
             .await?,
         ),
@@ -259,6 +293,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 struct Partial {
     frontend: Frontend,
     plane: DataPlane,
+    /// The workers as pods (`--source pods`).
+    pods: Option<pods::LocalPods>,
     page: Url,
     proxy: Url,
     metrics: Url,
@@ -369,6 +405,9 @@ fn banner(d: &Demo, file: &PolicyFile) -> String {
         file.run.tick
     );
     let _ = writeln!(s, "  measuring   {}", d.source);
+    if let Some(p) = &d.local.pods {
+        let _ = writeln!(s, "  pods        {}", p.describe());
+    }
     if d.kube.is_some() || matches!(d.local.plane, DataPlane::Haproxy(_)) {
         let _ = writeln!(s, "  routing     {}", d.router);
     }

@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::haproxy::LocalHaproxy;
-use super::kube::{self, Cluster, Running};
-use super::{Args, DataPlane, DataPlaneKind, Demo, Partial, TickLog, lock};
+use super::kube::{self, Cluster, PodSlice, Running};
+use super::pods::LocalPods;
+use super::{Args, DataPlane, DataPlaneKind, Demo, Partial, SourceKind, TickLog, lock};
 use crate::report::Change;
 
 /// Serves `router` on `addr` until `stop`; returns the URL it listens on and the task.
@@ -122,6 +123,16 @@ pub(super) async fn start(
         }
     };
 
+    let pods = match (&plane, args.source) {
+        (DataPlane::Mesh(mesh), SourceKind::Pods) => {
+            Some(LocalPods::start(mesh, &stop, &mut servers).await?)
+        }
+        (_, SourceKind::Pods) => {
+            anyhow::bail!("--source pods measures the built-in proxy; leave out --data-plane")
+        }
+        _ => None,
+    };
+
     let mut fconfig = FrontendConfig::new(proxy.clone());
     fconfig.max_frequency = args.max_frequency;
     let frontend = Frontend::start(fconfig, bus_for("frontend")?).await?;
@@ -147,6 +158,7 @@ pub(super) async fn start(
     let partial = Partial {
         frontend,
         plane,
+        pods,
         page,
         proxy,
         metrics,
@@ -210,25 +222,44 @@ pub(super) async fn start_kube(
     cluster: Cluster,
     p: &Partial,
 ) -> anyhow::Result<(Running, String)> {
-    let source = kube::source_spec(args.prometheus_url.as_deref(), &p.metrics);
+    let source = match &p.pods {
+        Some(_) => super::pods::source_spec(),
+        None => kube::source_spec(args.prometheus_url.as_deref(), &p.metrics),
+    };
     let settings = kube::policy_settings(file);
-    let described = kube::describe_source(&burst_operator::api::BurstPolicySpec {
-        source: source.clone(),
-        policy: settings.clone(),
-        target: burst_operator::api::TargetSpec {
-            name: "worker-virtual-service".into(),
-            ..burst_operator::api::TargetSpec::default()
-        },
-        dry_run: false,
-        paused: false,
-        pin: None,
-    })?;
+    let described = match &p.pods {
+        // burstd builds the pod source with its client; the same source on a fixed list
+        // describes it.
+        Some(pods) => {
+            settings.policy.validate()?;
+            burst_core::MetricSource::describe(&pods.source(&args.namespace, &file.policy)?)
+        }
+        None => kube::describe_source(&burst_operator::api::BurstPolicySpec {
+            source: source.clone(),
+            policy: settings.clone(),
+            target: burst_operator::api::TargetSpec {
+                name: "worker-virtual-service".into(),
+                ..burst_operator::api::TargetSpec::default()
+            },
+            dry_run: false,
+            paused: false,
+            pin: None,
+        })?,
+    };
     let DataPlane::Mesh(mesh) = &p.plane else {
         anyhow::bail!("--kubeconfig drives the built-in proxy only; leave out --data-plane");
+    };
+    let pod_slice = match &p.pods {
+        Some(pods) => Some(PodSlice {
+            slice: pods.slice(&args.namespace)?,
+            rewrite: pods.rewrite(),
+        }),
+        None => None,
     };
     let running = cluster
         .start(
             mesh,
+            pod_slice,
             source,
             settings,
             p.log.clone(),
@@ -245,7 +276,10 @@ pub(super) fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> an
     let started = p.started;
     let (source, router): (Box<dyn MetricSource>, Box<dyn TrafficRouter>) = match &p.plane {
         DataPlane::Mesh(mesh) => (
-            metric_source(args, spec, &p.metrics)?,
+            match &p.pods {
+                Some(pods) => Box::new(pods.source(super::pods::STATIC_NAMESPACE, spec)?),
+                None => metric_source(args, spec, &p.metrics)?,
+            },
             Box::new(mesh.router()),
         ),
         DataPlane::Haproxy(h) => {

@@ -52,7 +52,11 @@ impl Permission {
 
 /// What the demo and the in-process burstd need (burstd's part comes from its list of API
 /// calls: VirtualService target, no leader election, no Secrets).
-pub(super) fn needed_permissions(namespace_exists: bool, missing_crds: &[&str]) -> Vec<Permission> {
+pub(super) fn needed_permissions(
+    namespace_exists: bool,
+    missing_crds: &[&str],
+    endpoint_slices: bool,
+) -> Vec<Permission> {
     let p = |verb, group, resource, subresource, namespaced| Permission {
         verb,
         group,
@@ -83,6 +87,12 @@ pub(super) fn needed_permissions(namespace_exists: bool, missing_crds: &[&str]) 
         out.push(p(v, "bursting.dev", "burstpolicies", None, true));
     }
     out.push(p("list", "events.k8s.io", "events", None, true));
+    if endpoint_slices {
+        // `--source pods`: the demo applies the slice, burstd watches it.
+        for v in ["get", "list", "watch", "create", "patch"] {
+            out.push(p(v, "discovery.k8s.io", "endpointslices", None, true));
+        }
+    }
     if !namespace_exists {
         out.push(p("create", "", "namespaces", None, false));
     }
@@ -165,7 +175,7 @@ pub async fn connect(target: Target) -> anyhow::Result<Cluster> {
     let denied = denied_permissions(
         &client,
         namespace,
-        &needed_permissions(namespace_exists, &missing_crds),
+        &needed_permissions(namespace_exists, &missing_crds, target.endpoint_slices),
     )
     .await?;
     if !denied.is_empty() {
@@ -274,7 +284,7 @@ mod tests {
 
     #[test]
     fn permissions_cover_burstd_and_grow_with_what_is_missing() {
-        let base = needed_permissions(true, &[]);
+        let base = needed_permissions(true, &[], false);
         let has = |ps: &[Permission], verb: &str, resource: &str| {
             ps.iter().any(|p| p.verb == verb && p.resource == resource)
         };
@@ -286,8 +296,10 @@ mod tests {
         assert!(has(&base, "create", "events"));
         assert!(!has(&base, "get", "leases") && !has(&base, "get", "httproutes"));
         assert!(!has(&base, "create", "namespaces"));
-        let all = needed_permissions(false, &[VS_CRD]);
+        assert!(!has(&base, "create", "endpointslices"));
+        let all = needed_permissions(false, &[VS_CRD], true);
         assert!(has(&all, "create", "namespaces"));
+        assert!(has(&all, "watch", "endpointslices") && has(&all, "create", "endpointslices"));
         assert!(has(&all, "create", "customresourcedefinitions"));
         assert_eq!(
             Permission {

@@ -83,6 +83,17 @@ pub struct Target {
     pub kubeconfig: PathBuf,
     /// The namespace the demo creates (if missing) and works in.
     pub namespace: String,
+    /// Whether the demo applies an EndpointSlice there (`--source pods`).
+    pub endpoint_slices: bool,
+}
+
+/// `--source pods`: the EndpointSlice describing the workers as pods, and where their
+/// scrapes really go (the slice's addresses are not on this machine).
+pub struct PodSlice {
+    /// The slice, in the demo's namespace.
+    pub slice: k8s_openapi::api::discovery::v1::EndpointSlice,
+    /// Maps each pod's metrics URL to its local stats server.
+    pub rewrite: burst_pods::UrlRewrite,
 }
 
 /// A cluster the demo may use: credentials and permissions checked, nothing written yet.
@@ -120,6 +131,34 @@ pub struct Running {
     watches: Vec<JoinHandle<()>>,
     /// Wall-clock start, to tell this run's Events from earlier runs'.
     since: std::time::SystemTime,
+}
+
+/// burstd's operator as `burstd operator` runs it (`operator::run`), but with every pod
+/// source's scrapes sent through `rewrite` (`RunContext::pod_url_rewrite`, the test hook):
+/// the demo's EndpointSlice names pod-network addresses, its stats servers listen on
+/// loopback. Without burstd's own /metrics endpoint, which the demo does not use.
+async fn operator_with_pod_rewrite(
+    client: kube::Client,
+    options: CommonOptions,
+    settings: OperatorSettings,
+    rewrite: burst_pods::UrlRewrite,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), burst_operator::Error> {
+    let metrics = Arc::new(burst_operator::metrics::Metrics::new());
+    let leader = burst_operator::leader::LeaderHandle::always();
+    let mut ctx = burst_operator::runner::RunContext::new(client.clone(), metrics, leader);
+    ctx.events = options
+        .events
+        .then(|| burst_operator::events::EventRecorder::new(client, options.identity.clone()));
+    ctx.field_manager = options.field_manager.clone();
+    ctx.request_timeout = options.request_timeout;
+    ctx.controller.router_timeout = options.request_timeout;
+    ctx.status_interval = options.status_interval;
+    ctx.pod_url_rewrite = Some(rewrite);
+    let readiness = Arc::new(burst_operator::server::Readiness::new());
+    readiness.set_leader_known();
+    burst_operator::operator::run_operator(Arc::new(ctx), settings, readiness, shutdown).await;
+    Ok(())
 }
 
 /// A readable account of a client error: status code and message for API errors, the
@@ -200,6 +239,34 @@ impl Cluster {
         }
     }
 
+    /// Applies `slice` (server-side apply, so a rerun in the same namespace updates it).
+    async fn apply_slice(
+        &self,
+        slice: &k8s_openapi::api::discovery::v1::EndpointSlice,
+    ) -> anyhow::Result<()> {
+        let ns = &self.target.namespace;
+        let name = slice.metadata.name.clone().unwrap_or_default();
+        let api: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+            Api::namespaced(self.client.clone(), ns);
+        bounded(
+            "applying the EndpointSlice",
+            api.patch(
+                &name,
+                &PatchParams::apply(DEMO_MANAGER).force(),
+                &Patch::Apply(slice),
+            ),
+        )
+        .await?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the API server {} refused the EndpointSlice {ns}/{name}: {}",
+                self.server,
+                describe(&e)
+            )
+        })?;
+        Ok(())
+    }
+
     async fn install_crd(&self, name: &str) -> anyhow::Result<()> {
         let source = if name == VS_CRD {
             ISTIO_CRDS
@@ -241,12 +308,15 @@ impl Cluster {
         }
     }
 
-    /// Applies the seed BurstPolicy with `source` and `policy`, starts the mesh's watch of
-    /// the VirtualService (applying every weight pair to `mesh`) and burstd's operator, and
-    /// waits until the proxy holds the VirtualService's split and burstd has decided once.
+    /// Applies the seed BurstPolicy with `source` and `policy` (and, for the pod source,
+    /// the EndpointSlice of `pods`), starts the mesh's watch of the VirtualService
+    /// (applying every weight pair to `mesh`) and burstd's operator, and waits until the
+    /// proxy holds the VirtualService's split and burstd has decided once.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         self,
         mesh: &Mesh,
+        pods: Option<PodSlice>,
         source: SourceSpec,
         policy: PolicySettings,
         log: Arc<Mutex<TickLog>>,
@@ -264,6 +334,9 @@ impl Cluster {
             .clone()
             .unwrap_or_else(|| "worker".to_owned());
         let vs_name = bp.spec.target.name.clone();
+        if let Some(p) = &pods {
+            self.apply_slice(&p.slice).await?;
+        }
         let bp_api: Api<BurstPolicy> = Api::namespaced(self.client.clone(), &ns);
         let mut doc = serde_json::to_value(&bp)?;
         doc["apiVersion"] = json!("bursting.dev/v1alpha1");
@@ -316,12 +389,21 @@ impl Cluster {
             namespace: Some(ns.clone()),
             shutdown_grace: Duration::from_secs(5),
         };
-        let operator = tokio::spawn(burst_operator::operator::run(
-            self.operator_client.clone(),
-            options,
-            settings,
-            stop.clone().cancelled_owned(),
-        ));
+        let operator = match pods {
+            None => tokio::spawn(burst_operator::operator::run(
+                self.operator_client.clone(),
+                options,
+                settings,
+                stop.clone().cancelled_owned(),
+            )),
+            Some(p) => tokio::spawn(operator_with_pod_rewrite(
+                self.operator_client.clone(),
+                options,
+                settings,
+                p.rewrite,
+                stop.clone().cancelled_owned(),
+            )),
+        };
         let running = Running {
             server: self.server.clone(),
             user: self.user.clone(),

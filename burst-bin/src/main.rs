@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a policy against a load trace on a virtual clock and print what it would do.
-    Simulate(cmd::simulate::Args),
+    Simulate(Box<cmd::simulate::Args>),
     /// Evaluate a metric source once (Prometheus query, direct scrape or a Service's pods)
     /// and print the value.
     Query(Box<cmd::query::Args>),
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     burst_main::init_logging_from_env("warn");
     let result = burst_main::block_on(async {
         match cli.command {
-            Command::Simulate(a) => cmd::simulate::run(a).await,
+            Command::Simulate(a) => cmd::simulate::run(*a).await,
             Command::Query(a) => cmd::query::run(*a).await,
             Command::VirtualService(a) => cmd::vs::run_vs(a).await,
             Command::HttpRoute(a) => cmd::vs::run_httproute(a).await,

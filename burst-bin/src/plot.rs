@@ -196,9 +196,15 @@ impl Chart {
             }
         }
         // Legend.
+        // Entries wrap onto a second (and third) row rather than run off the image.
         let mut lx = LEFT;
-        let ly = H - 24.0;
+        let mut ly = H - 40.0;
         for series in &self.series {
+            let width = 34.0 + 7.0 * series.label.chars().count() as f64;
+            if lx > LEFT && lx + width > W - 10.0 {
+                lx = LEFT;
+                ly += 16.0;
+            }
             let _ = writeln!(
                 s,
                 r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{}" stroke-width="3"/><text x="{:.1}" y="{:.1}">{}</text>"#,
@@ -208,7 +214,7 @@ impl Chart {
                 ly + 4.0,
                 escape(&series.label)
             );
-            lx += 34.0 + 7.0 * series.label.chars().count() as f64;
+            lx += width;
         }
         s.push_str("</svg>\n");
         s

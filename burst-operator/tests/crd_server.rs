@@ -517,6 +517,46 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
             "spec.target.clusters",
             "spec.target.clusters: Invalid value: `local` is the cluster burstd runs in; give the other clusters other names",
         ),
+        (
+            json!({"policy": {"warmup": {"ramp": [50, 25]}}}),
+            "spec.policy.warmup.ramp",
+            "`warmup.ramp` steps must go up, e.g. [10, 25, 50, 100]",
+        ),
+        (
+            json!({"policy": {"warmup": {"ramp": [0, 25]}}}),
+            "spec.policy.warmup.ramp",
+            "`warmup.ramp` steps must be weights from 1 to 100",
+        ),
+        (
+            json!({"policy": {"warmup": {"probeWeight": 101}}}),
+            "spec.policy.warmup.probeWeight",
+            "spec.policy.warmup.probeWeight in body should be less than or equal to 100",
+        ),
+        (
+            json!({"policy": {"warmup": {"ramp": [25], "rampOver": "0s"}}}),
+            "spec.policy.warmup.rampOver",
+            "`warmup.rampOver` must be longer than 0s when there is a ramp",
+        ),
+        (
+            json!({"policy": {"warmup": {"panic": 0.5}}}),
+            "spec.policy.warmup.panic",
+            "`warmup.panic` must be a multiple of capacity >= 1",
+        ),
+        (
+            json!({"policy": {"prewarm": {"lead": "0s"}}}),
+            "spec.policy.prewarm.lead",
+            "`prewarm.lead` must be longer than 0s",
+        ),
+        (
+            json!({"policy": {"prewarm": {"forecast": {"method": "holt", "window": "30s"}}}}),
+            "spec.policy.prewarm.forecast",
+            "`method: holt` takes `alpha` and `beta`",
+        ),
+        (
+            json!({"policy": {"prewarm": {"forecast": {"method": "holt", "alpha": 0, "beta": 0.1}}}}),
+            "spec.policy.prewarm.forecast",
+            "`alpha` and `beta` are smoothing factors",
+        ),
     ];
     for (i, (change, field, says)) in cases.iter().enumerate() {
         let mut spec = valid_spec();
@@ -550,6 +590,39 @@ async fn bad_policies_are_refused_with_the_field_and_the_reason() {
             .filter_map(|c| c["field"].as_str())
             .collect();
         assert!(fields.contains(field), "{change}: causes name {fields:?}");
+    }
+    // The warm-up and pre-warm keys, both forecast methods: accepted as written (a dry
+    // run, so that nothing is stored: the list below must stay empty).
+    for (i, forecast) in [
+        json!({"method": "holt", "alpha": 0.3, "beta": 0.1}),
+        json!({"method": "linearTrend", "window": "30s"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut spec = valid_spec();
+        json_patch::merge(
+            &mut spec,
+            &json!({"policy": {
+                "warmup": {"probeWeight": 2, "ramp": [10, 25, 50, 100], "rampOver": "20s", "panic": 2.0},
+                "prewarm": {"lead": "90s", "hold": "5m", "forecast": forecast},
+            }}),
+        );
+        let name = format!("warm-{i}");
+        // A server-side dry run: validated and defaulted, not stored.
+        let answer = send(
+            &env.admin,
+            Method::POST,
+            &format!("{path}?dryRun=All"),
+            JSON,
+            Some((JSON, &policy_object(&env.ns, &name, spec))),
+        )
+        .await;
+        assert_eq!(answer.status, 201, "{forecast}: {:?}", answer.body);
+        assert_eq!(
+            answer.body["spec"]["policy"]["prewarm"]["forecast"],
+            forecast
+        );
     }
     // Everything wrong at once: each field is named, a user fixes them in one go.
     let everything = json!({

@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
-use super::{Decision, Rule, fmt_dur};
-use crate::{Error, Split, Timestamp, Weight};
+use super::{AnyPolicy, Decision, Policy, Rule, Signal, SignalRules, fmt_dur};
+use crate::{Error, Signals, Split, Timestamp, Weight};
 
 /// Settings of a [`Warmup`].
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,28 @@ pub struct Warmup {
     config: WarmupConfig,
     /// When the ramp last moved up a step.
     last_step: Option<Timestamp>,
+}
+
+/// A policy with a [`Warmup`] after it: what [`PolicySpec::build`](super::PolicySpec::build)
+/// returns when the `warmup` key is set, so every caller (controller, burstd, simulator)
+/// gets the warm-up without knowing about it.
+///
+/// Each tick the inner policy decides, then [`Warmup::shape`] shapes its split with:
+/// - **burst health**: unhealthy when the inner decision's rule is
+///   [`Rule::BurstUnhealthy`] (the guard), or when a `burstHealth` rule is configured and
+///   the observation has too few ready burst endpoints, too many burst errors, or no
+///   ready count at all;
+/// - **panic**: the short-window rate is at least `panic` × the primary's capacity (from
+///   `capacity` / `capacityPerEndpoint`, else the policy's fallback, e.g. `high`); never
+///   in panic without a rate or a capacity.
+#[derive(Debug, Clone)]
+pub struct Warmed {
+    inner: AnyPolicy,
+    warmup: Warmup,
+    rules: SignalRules,
+    fallback_capacity: Option<f64>,
+    /// `(what the inner policy asked, what the warm-up made of it)` on the last tick.
+    last: Option<(Split, Split)>,
 }
 
 impl WarmupConfig {
@@ -126,6 +148,90 @@ impl WarmupConfig {
             Ok(n) if n > 0 => self.ramp_over / n,
             _ => Duration::ZERO,
         }
+    }
+}
+
+impl Warmed {
+    /// `inner` followed by `warmup`. `rules` are the inner policy's signal rules (capacity
+    /// and burst health); `fallback_capacity` is the capacity for panic when `rules` give
+    /// none (hysteresis: its `high` threshold).
+    pub fn new(
+        inner: AnyPolicy,
+        warmup: Warmup,
+        rules: SignalRules,
+        fallback_capacity: Option<f64>,
+    ) -> Warmed {
+        Warmed {
+            inner,
+            warmup,
+            rules,
+            fallback_capacity,
+            last: None,
+        }
+    }
+
+    /// The policy deciding before the warm-up.
+    pub fn inner(&self) -> &AnyPolicy {
+        &self.inner
+    }
+
+    /// The warm-up stage.
+    pub fn warmup(&self) -> &Warmup {
+        &self.warmup
+    }
+
+    /// The tick's facts for the warm-up, from the signal and the inner decision.
+    fn input(&self, signal: &Signal, decision: &Decision) -> WarmupInput {
+        let signals = signal.signals();
+        let burst_healthy =
+            decision.reason.rule != Rule::BurstUnhealthy && self.burst_healthy(&signals);
+        let capacity = self
+            .rules
+            .capacity
+            .primary(&signals)
+            .known()
+            .or(self.fallback_capacity)
+            .filter(|c| *c > 0.0);
+        let panic = match (signal.rates(), capacity) {
+            (Some(r), Some(c)) => r.up.get() >= self.warmup.config.panic * c,
+            _ => false,
+        };
+        WarmupInput {
+            burst_healthy,
+            panic,
+        }
+    }
+
+    fn burst_healthy(&self, signals: &Signals) -> bool {
+        let Some(health) = self.rules.burst_health else {
+            return true;
+        };
+        let ready = signals.burst_ready.is_some_and(|n| n >= health.min_ready);
+        let errors_ok = match (health.max_error_ratio, signals.burst_error_ratio) {
+            (Some(max), Some(r)) => r.get() <= max.get(),
+            _ => true,
+        };
+        ready && errors_ok
+    }
+}
+
+impl Policy for Warmed {
+    fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
+        // The inner policy sees the split it asked for while the one in effect is only the
+        // warm-up's shaping of it (a probe, a step of the ramp): a 2 % probe is not
+        // "bursting" to a hysteresis, and a ramp step is not a decision to hold. Any other
+        // split in effect (a failed apply, a hand edit) is shown as it is.
+        let seen = match self.last {
+            Some((asked, shaped)) if shaped == current => asked,
+            _ => current,
+        };
+        let mut decision = self.inner.decide(signal, seen, now);
+        decision.reason.current = current;
+        let asked = decision.desired;
+        let input = self.input(signal, &decision);
+        let shaped = self.warmup.shape(decision, current, input, now);
+        self.last = Some((asked, shaped.desired));
+        shaped
     }
 }
 
@@ -376,6 +482,48 @@ mod tests {
     }
 
     proptest! {
+        /// The same through a policy built from `policy.yaml` (hysteresis 15/10 with a
+        /// warm-up and a burst health guard): outside panic (short-window rate at 2x `high`)
+        /// the burst weight never rises past the next ramp step above the split in effect;
+        /// a burst side with no ready endpoint gets nothing, not even the probe.
+        #[test]
+        fn the_decorated_policy_never_skips_a_step_unless_in_panic(
+            ticks in proptest::collection::vec((0.0f64..45.0, 0u32..3, 1u64..4), 1..120),
+            probe in 0i64..=3,
+        ) {
+            use crate::policy::{Policy, PolicyFile, Signal};
+            use crate::{Observation, Rate, Rates, Signals};
+            let file = PolicyFile::from_yaml(&format!(
+                "cooldown: 0s\nburstHealth: {{minReady: 1, healthyAfter: 0s}}\nwarmup: {{probeWeight: {probe}, ramp: [10, 25, 50, 100], rampOver: 20s}}\n"
+            )).unwrap();
+            let mut policy = file.policy.build().unwrap();
+            let steps = [10u8, 25, 50, 100];
+            let mut cur = Split::ALL_PRIMARY;
+            let mut t = 0u64;
+            for (rps, burst_ready, dt) in ticks {
+                t += dt;
+                let rate = Rate::try_new("r", rps).unwrap();
+                let signal = Signal::Observed(
+                    Observation::new(Rates { up: rate, down: rate }, at(t)).with_signals(Signals {
+                        burst_ready: Some(burst_ready),
+                        ..Signals::NONE
+                    }),
+                );
+                let d = policy.decide(&signal, cur, at(t));
+                let (c, out) = (cur.burst().get(), d.desired.burst().get());
+                let panic = rps >= 2.0 * 15.0;
+                if out > c && !panic {
+                    let next = steps.iter().copied().find(|s| *s > c).unwrap_or(100);
+                    let p = u8::try_from(probe).unwrap();
+                    prop_assert!(out <= next.max(p), "skipped a step: {c} -> {out} at {rps} rps");
+                }
+                if burst_ready == 0 {
+                    prop_assert_eq!(out, 0, "traffic onto a burst side with no ready endpoint");
+                }
+                cur = d.desired;
+            }
+        }
+
         /// Over any run of decisions, health and panic: an increase of the burst weight
         /// outside panic never goes past the next ramp step above the split in effect; the
         /// probe is held while the burst side is healthy and dropped when it is not (unless

@@ -1,5 +1,6 @@
 //! Load traces: CSV files and built-in shapes.
 
+use super::BurstSide;
 use crate::{Error, Millis, Ratio, Signals};
 
 /// True load over time: piecewise constant between points.
@@ -17,6 +18,8 @@ pub struct Trace {
     signals: Vec<Signals>,
     /// Requests served from 0 to each point's `t`, so `total_until` is a binary search.
     cumulative: Vec<f64>,
+    /// The burst side this trace is meant to run against (built-in `cold-burst`), if any.
+    burst_side: Option<BurstSide>,
 }
 
 /// One point of a [`Trace`].
@@ -40,6 +43,7 @@ impl Trace {
         "noisy",
         "outage",
         "diurnal",
+        "cold-burst",
         "endpoints-lost",
         "burst-down",
         "square",
@@ -98,6 +102,7 @@ impl Trace {
             points,
             signals,
             cumulative,
+            burst_side: None,
         })
     }
 
@@ -115,6 +120,19 @@ impl Trace {
         }
         self.signals = signals;
         Ok(self)
+    }
+
+    /// The same trace meant to run against `burst` (the simulator uses it unless told
+    /// otherwise).
+    pub fn with_burst_side(mut self, burst: BurstSide) -> Trace {
+        self.burst_side = Some(burst);
+        self
+    }
+
+    /// The burst side this trace is meant to run against, if it names one (the CSV form
+    /// carries none).
+    pub fn burst_side(&self) -> Option<BurstSide> {
+        self.burst_side
     }
 
     /// Whether any point carries a measured signal.
@@ -309,6 +327,7 @@ impl Trace {
                     25.0
                 }
             }),
+            "cold-burst" => return cold_burst(),
             "endpoints-lost" => return endpoints_lost(),
             "burst-down" => return burst_down(),
             other => return Err(Error::UnknownTrace(other.to_string())),
@@ -427,6 +446,31 @@ impl Trace {
             Some(j) => self.cumulative[j] + self.points[j].rps * (t - self.points[j].t),
         }
     }
+}
+
+/// The primary's capacity the `cold-burst` trace is meant for, in rps.
+pub const COLD_BURST_PRIMARY_CAPACITY: f64 = 20.0;
+
+/// `cold-burst`: a morning rise against a cold burst side. 5 rps for a minute, rising
+/// steadily to 40 rps over 5 minutes, 40 rps for 3 minutes, back to 5 rps over a minute,
+/// 5 rps for 2 minutes (12 minutes). The primary serves
+/// [`COLD_BURST_PRIMARY_CAPACITY`] (20 rps); the burst side serves 5 rps until it scales,
+/// which takes 60 s, and a pre-warm grows it to 40 rps.
+fn cold_burst() -> Result<Trace, Error> {
+    let pts = sample(720.0, |t| match t {
+        t if t < 60.0 => 5.0,
+        t if t < 360.0 => 5.0 + 35.0 * (t - 60.0) / 300.0,
+        t if t < 540.0 => 40.0,
+        t if t < 600.0 => 40.0 - 35.0 * (t - 540.0) / 60.0,
+        _ => 5.0,
+    });
+    Ok(
+        Trace::new("builtin:cold-burst", pts)?.with_burst_side(BurstSide {
+            initial: 5.0,
+            start: std::time::Duration::from_secs(60),
+            prewarm: 40.0,
+        }),
+    )
 }
 
 /// `endpoints-lost`: 25 rps throughout against a primary of 4 ready endpoints (10 rps each

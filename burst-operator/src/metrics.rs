@@ -460,6 +460,7 @@ mod tests {
             outcome,
             belief,
             elapsed: Duration::from_millis(3),
+            prewarm: None,
         }
     }
 

@@ -552,6 +552,7 @@ mod tests {
             outcome,
             belief,
             elapsed: Duration::from_millis(2),
+            prewarm: None,
         }
     }
 

@@ -385,6 +385,10 @@ impl StatusTracker {
         });
         self.status.desired_split = Some(r.decision.desired.into());
         self.track_pin(r.decision.reason.rule.name(), at, &mut events);
+        if let Some(p) = &r.prewarm {
+            let status = self.status.prewarm.get_or_insert_with(Default::default);
+            events.extend(crate::prewarm::track(status, p, at));
+        }
         let in_effect = r.actual.unwrap_or(r.belief);
         let in_effect = match r.outcome {
             Outcome::Applied { to, .. } => to,

@@ -176,6 +176,9 @@ pub(crate) struct TickLog {
     unprinted: usize,
 }
 
+/// The demo's pre-warm calls (with a policy file's `prewarm`), shared with its scaler.
+pub(crate) type PrewarmNotes = Arc<Mutex<Vec<sides::PrewarmNote>>>;
+
 /// Everything `burst demo` started.
 struct Demo {
     /// The page, the mesh proxy, the workers, pub/sub and the tick log.
@@ -270,6 +273,8 @@ struct Partial {
     started: Instant,
     /// Faults and ready endpoints of both sides, as the scenario sets them.
     sides: Arc<sides::Sides>,
+    /// Pre-warm calls of the in-process controller's scaler.
+    prewarm: PrewarmNotes,
 }
 
 /// The ready event: where everything listens and what measures and routes.

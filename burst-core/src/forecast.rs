@@ -192,6 +192,66 @@ impl fmt::Display for ForecastMethod {
     }
 }
 
+/// The schema is one flat object (`method` plus every method's fields) with CEL rules
+/// saying which fields go with which method: a Kubernetes structural schema cannot hold the
+/// `oneOf` of differently shaped objects a derived schema of a tagged enum would be.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for ForecastMethod {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ForecastMethod".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "How the demand is extrapolated: `holt` (with `alpha` and `beta`) or `linearTrend` (with `window`).",
+            "type": "object",
+            "required": ["method"],
+            "properties": {
+                "method": {
+                    "description": "`holt` (Holt's double exponential smoothing) or `linearTrend` (least squares over `window`).",
+                    "type": "string",
+                    "enum": ["holt", "linearTrend"],
+                },
+                "alpha": {
+                    "description": "holt: level smoothing, above 0 and at most 1.",
+                    "type": "number",
+                },
+                "beta": {
+                    "description": "holt: trend smoothing, above 0 and at most 1.",
+                    "type": "number",
+                },
+                "window": {
+                    "description": "linearTrend: how far back samples count (e.g. `30s`).",
+                    "type": "string",
+                    "pattern": HumanDuration::PATTERN,
+                },
+            },
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.method != 'holt' || (has(self.alpha) && has(self.beta) && !has(self.window))",
+                    "message": "`method: holt` takes `alpha` and `beta` (e.g. 0.3 and 0.1) and no `window`",
+                },
+                {
+                    "rule": "self.method != 'linearTrend' || (has(self.window) && !has(self.alpha) && !has(self.beta))",
+                    "message": "`method: linearTrend` takes a `window` (e.g. 30s) and no `alpha` or `beta`",
+                },
+                {
+                    "rule": "(!has(self.alpha) || (self.alpha > 0.0 && self.alpha <= 1.0)) && (!has(self.beta) || (self.beta > 0.0 && self.beta <= 1.0))",
+                    "message": "`alpha` and `beta` are smoothing factors: above 0 and at most 1",
+                },
+                {
+                    "rule": "!has(self.window) || duration(self.window) > duration('0s')",
+                    "message": "`window` must be longer than 0s (e.g. 30s)",
+                },
+            ],
+        })
+    }
+}
+
 impl Outlook {
     /// Whether the demand is expected to reach the trigger within the lead time.
     pub fn is_crossing(&self) -> bool {

@@ -33,11 +33,11 @@ use crate::{Observation, Rates, Reading, Signals, Split, Timestamp};
 pub use hysteresis::{Hysteresis, HysteresisConfig};
 pub use overflow::{Overflow, OverflowConfig};
 pub use spec::{
-    BandSpec, BurstHealthSpec, CelRule, LoopSpec, Mode, PolicyFile, PolicySpec, SimSpec,
-    TriggersSpec, first_bad_key,
+    BandSpec, BurstHealthSpec, CelRule, LoopSpec, Mode, PolicyFile, PolicySpec, PrewarmSpec,
+    SimSpec, TriggersSpec, WarmupSpec, first_bad_key,
 };
 pub use triggers::{BurstHealth, CapacityRule, OnUnhealthy, SignalRules};
-pub use warmup::{Warmup, WarmupConfig, WarmupInput};
+pub use warmup::{Warmed, Warmup, WarmupConfig, WarmupInput};
 
 /// What the policy gets to see on a tick.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,13 +175,15 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     }
 }
 
-/// Either policy, as built from a [`PolicySpec`].
+/// Either policy, as built from a [`PolicySpec`], possibly with a warm-up after it.
 #[derive(Debug, Clone)]
 pub enum AnyPolicy {
     /// See [`Hysteresis`].
     Hysteresis(Hysteresis),
     /// See [`Overflow`].
     Overflow(Overflow),
+    /// A policy followed by a [`Warmup`] (the `warmup` key); see [`Warmed`].
+    Warmed(Box<Warmed>),
 }
 
 impl Policy for AnyPolicy {
@@ -189,6 +191,7 @@ impl Policy for AnyPolicy {
         match self {
             AnyPolicy::Hysteresis(p) => p.decide(signal, current, now),
             AnyPolicy::Overflow(p) => p.decide(signal, current, now),
+            AnyPolicy::Warmed(p) => p.decide(signal, current, now),
         }
     }
 }

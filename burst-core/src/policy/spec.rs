@@ -22,8 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AnyPolicy, BurstHealth, CapacityRule, Hysteresis, HysteresisConfig, MissingRule, OnMissing,
-    OnUnhealthy, Overflow, OverflowConfig, SignalRules,
+    OnUnhealthy, Overflow, OverflowConfig, SignalRules, Warmed, Warmup, WarmupConfig,
 };
+use crate::forecast::ForecastMethod;
+use crate::scaler::{Prewarm, PrewarmSettings};
 use crate::{ControllerConfig, Error, HumanDuration, Rate, Ratio, Thresholds, Weight};
 
 /// Which policy to run.
@@ -181,6 +183,108 @@ pub struct PolicySpec {
     /// `minReady` ready endpoints or an error ratio above `maxErrorRatio`.
     #[serde(alias = "burst_health", skip_serializing_if = "Option::is_none")]
     pub burst_health: Option<BurstHealthSpec>,
+    /// Warm-up: a probe share kept on burst and a stepped ramp into burst, skipped in panic
+    /// (demand at `panic` x capacity). Off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<WarmupSpec>,
+    /// Pre-warming: grow the burst side ahead of a forecast crossing of the trigger (`high`,
+    /// or `capacity` in overflow mode) within `lead`; release it `hold` after the last need.
+    /// Off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prewarm: Option<PrewarmSpec>,
+}
+
+/// `warmup`: do not throw traffic at a cold burst side.
+///
+/// ```yaml
+/// warmup:
+///   probeWeight: 2            # % kept on a healthy burst side at all times (0: off)
+///   ramp: [10, 25, 50, 100]   # entering burst goes through these burst weights
+///   rampOver: 20s             # ... over this long (one step per rampOver / steps)
+///   panic: 2.0                # demand >= 2 x capacity skips the ramp
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct WarmupSpec {
+    /// Burst weight kept on a healthy burst side at all times, 0..=100 (0: no probe).
+    #[serde(alias = "probe_weight")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
+    pub probe_weight: i64,
+    /// Burst weights, strictly ascending in 1..=100, that entering burst goes through
+    /// (empty: no ramp).
+    #[cfg_attr(feature = "schema", schemars(length(max = 100)))]
+    pub ramp: Vec<i64>,
+    /// How long the whole ramp takes; one step per `rampOver / len(ramp)`.
+    #[serde(alias = "ramp_over")]
+    pub ramp_over: HumanDuration,
+    /// Demand at this multiple of the primary's capacity (or of `high` when no capacity is
+    /// configured) skips the ramp; at least 1.
+    pub panic: f64,
+}
+
+/// `prewarm`: grow the burst side before the traffic moves.
+///
+/// ```yaml
+/// prewarm:
+///   lead: 90s     # look this far ahead: the burst side's start-up time plus a margin
+///   hold: 5m      # keep it prepared this long after the last need
+///   forecast: {method: holt, alpha: 0.3, beta: 0.1}   # optional; or linearTrend + window
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrewarmSpec {
+    /// How far ahead the forecast looks; above 0s.
+    pub lead: HumanDuration,
+    /// How long the burst side stays prepared after the last need (0s: release at once).
+    pub hold: HumanDuration,
+    /// The forecaster (default: Holt, alpha 0.3, beta 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastMethod>,
+}
+
+impl Default for WarmupSpec {
+    fn default() -> Self {
+        WarmupSpec {
+            probe_weight: 0,
+            ramp: Vec::new(),
+            ramp_over: HumanDuration::from_secs(20),
+            panic: WarmupConfig::DEFAULT_PANIC,
+        }
+    }
+}
+
+impl WarmupSpec {
+    /// The validated settings; errors name the key (`warmup.ramp`, ...).
+    pub fn build(&self) -> Result<WarmupConfig, Error> {
+        WarmupConfig::try_new(
+            self.probe_weight,
+            &self.ramp,
+            self.ramp_over.get(),
+            self.panic,
+        )
+    }
+}
+
+impl Default for PrewarmSpec {
+    fn default() -> Self {
+        PrewarmSpec {
+            lead: HumanDuration::from_secs(90),
+            hold: HumanDuration::from_secs(300),
+            forecast: None,
+        }
+    }
+}
+
+impl PrewarmSpec {
+    /// The validated settings and forecaster; errors name the key (`prewarm.lead`, ...).
+    pub fn build(&self) -> Result<(PrewarmSettings, ForecastMethod), Error> {
+        let settings = PrewarmSettings::try_new(self.lead.get(), self.hold.get())?;
+        let method = self.forecast.unwrap_or_default();
+        method.validate()?;
+        Ok((settings, method))
+    }
 }
 
 /// `triggers`: high/low pairs on signals other than the rate.
@@ -269,6 +373,8 @@ impl Default for PolicySpec {
             low_fraction: None,
             triggers: None,
             burst_health: None,
+            warmup: None,
+            prewarm: None,
         }
     }
 }
@@ -474,6 +580,36 @@ impl PolicySpec {
             message: "`burstHealth.maxErrorRatio` must be a ratio from 0 to 1",
             field_path: ".burstHealth.maxErrorRatio",
         },
+        CelRule {
+            rule: "!has(self.warmup) || !has(self.warmup.probeWeight) || (self.warmup.probeWeight >= 0 && self.warmup.probeWeight <= 100)",
+            message: "`warmup.probeWeight` must be a weight from 0 to 100 (0 turns the probe off)",
+            field_path: ".warmup.probeWeight",
+        },
+        CelRule {
+            rule: "!has(self.warmup) || !has(self.warmup.ramp) || self.warmup.ramp.all(w, w >= 1 && w <= 100)",
+            message: "`warmup.ramp` steps must be weights from 1 to 100",
+            field_path: ".warmup.ramp",
+        },
+        CelRule {
+            rule: "!has(self.warmup) || !has(self.warmup.ramp) || (self.warmup.ramp.isSorted() && self.warmup.ramp.all(w, self.warmup.ramp.filter(v, v == w).size() == 1))",
+            message: "`warmup.ramp` steps must go up, e.g. [10, 25, 50, 100]",
+            field_path: ".warmup.ramp",
+        },
+        CelRule {
+            rule: "!has(self.warmup) || !has(self.warmup.ramp) || self.warmup.ramp.size() == 0 || !has(self.warmup.rampOver) || duration(self.warmup.rampOver) > duration('0s')",
+            message: "`warmup.rampOver` must be longer than 0s when there is a ramp",
+            field_path: ".warmup.rampOver",
+        },
+        CelRule {
+            rule: "!has(self.warmup) || !has(self.warmup.panic) || self.warmup.panic >= 1.0",
+            message: "`warmup.panic` must be a multiple of capacity >= 1, e.g. 2",
+            field_path: ".warmup.panic",
+        },
+        CelRule {
+            rule: "!has(self.prewarm) || !has(self.prewarm.lead) || duration(self.prewarm.lead) > duration('0s')",
+            message: "`prewarm.lead` must be longer than 0s (the burst side's start-up time plus a margin, e.g. 90s)",
+            field_path: ".prewarm.lead",
+        },
     ];
 
     /// The settings this project recommends (see `docs/policies.md` for the measurements
@@ -546,6 +682,12 @@ impl PolicySpec {
         }
         self.signal_rules()?;
         self.capacity_fractions()?;
+        if let Some(w) = &self.warmup {
+            w.build()?;
+        }
+        if let Some(p) = &self.prewarm {
+            p.build()?;
+        }
         for (key, d) in [
             ("window", Some(self.window)),
             ("windowUp", self.window_up),
@@ -682,7 +824,7 @@ impl PolicySpec {
             stale_after: self.stale_after.get(),
         };
         let signals = self.signal_rules()?;
-        Ok(match self.mode {
+        let policy = match self.mode {
             Mode::Hysteresis => AnyPolicy::Hysteresis(Hysteresis::new(HysteresisConfig {
                 thresholds: Thresholds::try_new(self.low, self.high)?,
                 burst_weight: Weight::try_new(self.burst_weight)?,
@@ -707,7 +849,46 @@ impl PolicySpec {
                 missing,
                 signals,
             })),
-        })
+        };
+        let Some(warmup) = &self.warmup else {
+            return Ok(policy);
+        };
+        Ok(AnyPolicy::Warmed(Box::new(Warmed::new(
+            policy,
+            Warmup::new(warmup.build()?),
+            signals,
+            Some(self.trigger()),
+        ))))
+    }
+
+    /// The rate the policy moves traffic at: `capacity` (or `capacityPerEndpoint`) in
+    /// overflow mode, `high` in hysteresis. Pre-warming forecasts crossings of it; the
+    /// warm-up's panic multiple applies to it when no capacity is known.
+    pub fn trigger(&self) -> f64 {
+        match self.mode {
+            Mode::Overflow => self
+                .capacity
+                .or(self.capacity_per_endpoint)
+                .unwrap_or(self.high),
+            Mode::Hysteresis => self.capacity.unwrap_or(self.high),
+        }
+    }
+
+    /// The pre-warm (forecaster, state machine, trigger) the `prewarm` key configures, or
+    /// `None` without it. Forecasts older than `staleAfter` are not trusted.
+    pub fn prewarm(&self) -> Result<Option<Prewarm>, Error> {
+        let Some(spec) = &self.prewarm else {
+            return Ok(None);
+        };
+        let (settings, method) = spec.build()?;
+        let stale = self.stale_after.get().max(Duration::from_secs(1));
+        Prewarm::try_new(
+            method,
+            settings,
+            Rate::try_new("prewarm trigger", self.trigger())?,
+            stale,
+        )
+        .map(Some)
     }
 }
 
@@ -768,6 +949,8 @@ impl PolicyFile {
         "lowFraction",
         "triggers",
         "burstHealth",
+        "warmup",
+        "prewarm",
         "tick",
         "scrapeInterval",
     ];
@@ -960,6 +1143,23 @@ mod tests {
             ("burstHealth: {onUnhealthy: later}\n", "burstHealth"),
             ("burstHealth: {minReady: -1}\n", "burstHealth"),
             ("burstHealth: {healthyAfter: soon}\n", "burstHealth"),
+            ("warmup: {probe_weight: 101}\n", "warmup.probeWeight"),
+            ("warmup: {ramp: [50, 25]}\n", "warmup.ramp"),
+            ("warmup: {ramp: [0, 25]}\n", "warmup.ramp"),
+            ("warmup: {ramp: [25], rampOver: 0s}\n", "warmup.rampOver"),
+            ("warmup: {panic: 0.5}\n", "warmup.panic"),
+            ("warmup: {rampUp: 1}\n", "warmup"),
+            ("prewarm: {lead: 0s}\n", "prewarm.lead"),
+            ("prewarm: {hold: later}\n", "prewarm"),
+            (
+                "prewarm: {forecast: {method: holt, alpha: 0, beta: 0.1}}\n",
+                "prewarm.forecast.alpha",
+            ),
+            (
+                "prewarm: {forecast: {method: linearTrend, window: 0s}}\n",
+                "prewarm.forecast.window",
+            ),
+            ("prewarm: {forecast: {method: guess}}\n", "prewarm"),
         ];
         for (yaml, key) in cases {
             let err = file(yaml).unwrap_err().to_string();
@@ -982,6 +1182,8 @@ mod tests {
                 low_fraction: Some(0.5),
                 triggers: Some(TriggersSpec::default()),
                 burst_health: Some(BurstHealthSpec::default()),
+                warmup: Some(WarmupSpec::default()),
+                prewarm: Some(PrewarmSpec::default()),
                 ..PolicySpec::default()
             },
             ..PolicyFile::default()
@@ -1055,6 +1257,54 @@ mod tests {
         ] {
             assert!(value.get(key).is_none(), "{key} written for an old file");
         }
+    }
+
+    #[test]
+    fn warmup_and_prewarm_keys_parse_in_both_spellings_and_build() {
+        let f = file(
+            "high: 15\nlow: 10\nwarmup:\n  probe_weight: 2\n  ramp: [10, 25, 50, 100]\n  ramp_over: 20s\n  panic: 3\nprewarm:\n  lead: 60s\n  hold: 2m\n  forecast: {method: linearTrend, window: 30s}\n",
+        )
+        .unwrap();
+        let w = f.policy.warmup.clone().unwrap();
+        let config = w.build().unwrap();
+        assert_eq!(config.probe().get(), 2);
+        assert_eq!(config.ramp().len(), 4);
+        assert_eq!(config.step_interval(), Duration::from_secs(5));
+        assert_eq!(config.panic(), 3.0);
+        let (settings, method) = f.policy.prewarm.clone().unwrap().build().unwrap();
+        assert_eq!(settings.lead(), Duration::from_secs(60));
+        assert_eq!(settings.hold(), Duration::from_secs(120));
+        assert_eq!(
+            method,
+            ForecastMethod::LinearTrend {
+                window: HumanDuration::from_secs(30)
+            }
+        );
+        assert!(f.policy.prewarm().unwrap().is_some());
+        assert!(matches!(f.policy.build().unwrap(), AnyPolicy::Warmed(_)));
+        let value = serde_json::to_value(&f).unwrap();
+        assert_eq!(value["warmup"]["rampOver"], "20s");
+        assert_eq!(value["prewarm"]["forecast"]["method"], "linearTrend");
+        assert_eq!(PolicyFile::from_value(value).unwrap(), f);
+        // Defaults: no probe, no ramp, 20s, panic 2; lead 90s, hold 5m, holt.
+        let d = file("warmup: {}\nprewarm: {}\n").unwrap();
+        assert_eq!(d.policy.warmup, Some(WarmupSpec::default()));
+        assert_eq!(d.policy.warmup.unwrap().panic, 2.0);
+        let (s, m) = d.policy.prewarm.unwrap().build().unwrap();
+        assert_eq!(
+            (s.lead(), s.hold(), m),
+            (
+                Duration::from_secs(90),
+                Duration::from_secs(300),
+                ForecastMethod::default()
+            )
+        );
+        // Without the keys nothing changes.
+        assert!(PolicySpec::default().prewarm().unwrap().is_none());
+        assert!(matches!(
+            PolicySpec::default().build().unwrap(),
+            AnyPolicy::Hysteresis(_)
+        ));
     }
 
     #[test]

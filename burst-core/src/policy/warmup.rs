@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
-use super::{Decision, Rule, fmt_dur};
-use crate::{Error, Split, Timestamp, Weight};
+use super::{AnyPolicy, Decision, Policy, Rule, Signal, SignalRules, fmt_dur};
+use crate::{Error, Signals, Split, Timestamp, Weight};
 
 /// Settings of a [`Warmup`].
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,26 @@ pub struct Warmup {
     config: WarmupConfig,
     /// When the ramp last moved up a step.
     last_step: Option<Timestamp>,
+}
+
+/// A policy with a [`Warmup`] after it: what [`PolicySpec::build`](super::PolicySpec::build)
+/// returns when the `warmup` key is set, so every caller (controller, burstd, simulator)
+/// gets the warm-up without knowing about it.
+///
+/// Each tick the inner policy decides, then [`Warmup::shape`] shapes its split with:
+/// - **burst health**: unhealthy when the inner decision's rule is
+///   [`Rule::BurstUnhealthy`] (the guard), or when a `burstHealth` rule is configured and
+///   the observation has too few ready burst endpoints, too many burst errors, or no
+///   ready count at all;
+/// - **panic**: the short-window rate is at least `panic` × the primary's capacity (from
+///   `capacity` / `capacityPerEndpoint`, else the policy's fallback, e.g. `high`); never
+///   in panic without a rate or a capacity.
+#[derive(Debug, Clone)]
+pub struct Warmed {
+    inner: AnyPolicy,
+    warmup: Warmup,
+    rules: SignalRules,
+    fallback_capacity: Option<f64>,
 }
 
 impl WarmupConfig {
@@ -126,6 +146,77 @@ impl WarmupConfig {
             Ok(n) if n > 0 => self.ramp_over / n,
             _ => Duration::ZERO,
         }
+    }
+}
+
+impl Warmed {
+    /// `inner` followed by `warmup`. `rules` are the inner policy's signal rules (capacity
+    /// and burst health); `fallback_capacity` is the capacity for panic when `rules` give
+    /// none (hysteresis: its `high` threshold).
+    pub fn new(
+        inner: AnyPolicy,
+        warmup: Warmup,
+        rules: SignalRules,
+        fallback_capacity: Option<f64>,
+    ) -> Warmed {
+        Warmed {
+            inner,
+            warmup,
+            rules,
+            fallback_capacity,
+        }
+    }
+
+    /// The policy deciding before the warm-up.
+    pub fn inner(&self) -> &AnyPolicy {
+        &self.inner
+    }
+
+    /// The warm-up stage.
+    pub fn warmup(&self) -> &Warmup {
+        &self.warmup
+    }
+
+    /// The tick's facts for the warm-up, from the signal and the inner decision.
+    fn input(&self, signal: &Signal, decision: &Decision) -> WarmupInput {
+        let signals = signal.signals();
+        let burst_healthy =
+            decision.reason.rule != Rule::BurstUnhealthy && self.burst_healthy(&signals);
+        let capacity = self
+            .rules
+            .capacity
+            .primary(&signals)
+            .known()
+            .or(self.fallback_capacity)
+            .filter(|c| *c > 0.0);
+        let panic = match (signal.rates(), capacity) {
+            (Some(r), Some(c)) => r.up.get() >= self.warmup.config.panic * c,
+            _ => false,
+        };
+        WarmupInput {
+            burst_healthy,
+            panic,
+        }
+    }
+
+    fn burst_healthy(&self, signals: &Signals) -> bool {
+        let Some(health) = self.rules.burst_health else {
+            return true;
+        };
+        let ready = signals.burst_ready.is_some_and(|n| n >= health.min_ready);
+        let errors_ok = match (health.max_error_ratio, signals.burst_error_ratio) {
+            (Some(max), Some(r)) => r.get() <= max.get(),
+            _ => true,
+        };
+        ready && errors_ok
+    }
+}
+
+impl Policy for Warmed {
+    fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
+        let decision = self.inner.decide(signal, current, now);
+        let input = self.input(signal, &decision);
+        self.warmup.shape(decision, current, input, now)
     }
 }
 

@@ -1,0 +1,84 @@
+//! `burst demo --headless` with a cold burst worker (`burst:cold=30s`: it answers 503 for
+//! 30 s) and a policy file with `warmup` and `prewarm`: the changes go through the ramp
+//! (`warming`), and the pre-warm prepares the burst side as the rate rises, which ends the
+//! worker's cold start early; `hold` after the burst it is released.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::burst_bounded;
+use serde_json::Value;
+
+#[test]
+fn a_cold_burst_worker_is_warmed_by_the_prewarm_and_entered_through_the_ramp() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n\
+         warmup: {ramp: [10, 25, 50, 100], rampOver: 8s}\n\
+         prewarm: {lead: 30s, hold: 5s}\n",
+    )
+    .unwrap();
+    let args = [
+        "demo",
+        "--headless",
+        "--json",
+        "--port",
+        "0",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--scenario",
+        "5rps:10s,burst:cold=30s,5rps:5s,25rps:40s,5rps:20s",
+    ];
+    let (code, stdout, stderr) = burst_bounded(&args, Duration::from_secs(180));
+    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let changes = report["changes"].as_array().unwrap();
+    let reasons: Vec<&str> = changes
+        .iter()
+        .map(|c| c["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.starts_with("warming")),
+        "no ramp step in the changes: {reasons:#?}"
+    );
+    // The ramp's first step is 10 % of the traffic, not all of it.
+    let first_up = changes
+        .iter()
+        .find(|c| c["burst_weight"].as_u64().unwrap() > 0)
+        .expect("traffic never moved to burst");
+    assert_eq!(first_up["burst_weight"], 10, "{first_up}");
+
+    let notes = report["demo"]["prewarm"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pre-warm in the report: {}", report["demo"]));
+    let prepare = notes
+        .iter()
+        .find(|n| n["action"] == "prepare")
+        .unwrap_or_else(|| panic!("never prepared: {notes:?}"));
+    // The cold start ends 30 s after the 10 s mark; the load rises at 15 s: the prepare
+    // came while the worker was still cold and cut its cold start short.
+    let early = prepare["warmed_early_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the prepare found the worker warm: {prepare}"));
+    assert!(early > 0.0, "{prepare}");
+    assert!(prepare["reason"].as_str().is_some(), "{prepare}");
+    // Released `hold` after traffic came back, and only then.
+    let back = changes
+        .iter()
+        .rev()
+        .find(|c| c["burst_weight"] == 0)
+        .expect("traffic never came back");
+    let release = notes
+        .iter()
+        .find(|n| n["action"] == "release")
+        .unwrap_or_else(|| panic!("never released: {notes:?}"));
+    assert!(
+        release["t"].as_f64().unwrap() > back["t"].as_f64().unwrap(),
+        "released while on burst: {release} vs {back}"
+    );
+    assert_eq!(report["summary"]["final_burst_weight"], 0);
+}

@@ -30,8 +30,8 @@ use burst_core::{Controller, MetricSource, TrafficRouter, Weight};
 use crate::Error;
 use crate::api::{BurstPolicySpec, KubernetesScalerSpec, PrewarmSpec, PrewarmStatus};
 use crate::leader::LeaderGated;
-use crate::runner::RunContext;
 use crate::metrics::{ErrorLabels, PolicyLabels};
+use crate::runner::RunContext;
 use crate::secrets::{client_from_kubeconfig, secret_value};
 use crate::status::{EventNote, Severity};
 
@@ -54,7 +54,10 @@ impl PrewarmSpec {
         if k.deployment.is_empty() || k.deployment.contains('/') {
             return Err(Error::invalid(
                 "spec.prewarm.scaler.kubernetes.deployment",
-                format!("`{}` is not a Deployment name; give the burst Deployment's name", k.deployment),
+                format!(
+                    "`{}` is not a Deployment name; give the burst Deployment's name",
+                    k.deployment
+                ),
             ));
         }
         if k.replicas < 1 {
@@ -174,7 +177,10 @@ where
         .unwrap_or(Weight::ZERO);
     tracing::info!(policy = %key, scaler = %burst_core::CapacityScaler::describe(&scaler), "pre-warming");
     controller
-        .with_prewarm(prewarm, Box::new(LeaderGated::new(scaler, ctx.leader.clone())))
+        .with_prewarm(
+            prewarm,
+            Box::new(LeaderGated::new(scaler, ctx.leader.clone())),
+        )
         .with_prewarm_probe(probe)
 }
 
@@ -302,7 +308,11 @@ mod tests {
     use burst_core::scaler::PrewarmReason;
     use std::time::Duration;
 
-    fn report(action: Option<PrewarmAction>, result: Option<Result<(), ScalerError>>, prepared: bool) -> PrewarmReport {
+    fn report(
+        action: Option<PrewarmAction>,
+        result: Option<Result<(), ScalerError>>,
+        prepared: bool,
+    ) -> PrewarmReport {
         PrewarmReport {
             outlook: Outlook::Crossing {
                 now: 10.0,
@@ -321,12 +331,24 @@ mod tests {
         let at = Timestamp::from_duration(Duration::from_secs(1_700_000_000));
         let prepare = PrewarmAction::Prepare(PrewarmReason::OnBurst);
         // Fails twice with the same kind: one Warning.
-        let fail = || report(Some(prepare), Some(Err(ScalerError::new("conflict", "409"))), false);
+        let fail = || {
+            report(
+                Some(prepare),
+                Some(Err(ScalerError::new("conflict", "409"))),
+                false,
+            )
+        };
         let e = track(&mut s, &fail(), at);
         assert_eq!(e.len(), 1);
-        assert_eq!((e[0].reason, e[0].severity), ("PrewarmFailed", Severity::Warning));
+        assert_eq!(
+            (e[0].reason, e[0].severity),
+            ("PrewarmFailed", Severity::Warning)
+        );
         assert!(track(&mut s, &fail(), at).is_empty());
-        assert_eq!(s.last_error.as_deref().map(|t| t.starts_with("conflict:")), Some(true));
+        assert_eq!(
+            s.last_error.as_deref().map(|t| t.starts_with("conflict:")),
+            Some(true)
+        );
         assert!(!s.prepared);
         // Succeeds: an Event, the error is cleared.
         let e = track(&mut s, &report(Some(prepare), Some(Ok(())), true), at);
@@ -338,7 +360,9 @@ mod tests {
         assert!(s.last_action_time.is_some());
         // Nothing to do: no Event.
         assert!(track(&mut s, &report(None, None, true), at).is_empty());
-        let release = PrewarmAction::Release { idle_for: Duration::from_secs(300) };
+        let release = PrewarmAction::Release {
+            idle_for: Duration::from_secs(300),
+        };
         let e = track(&mut s, &report(Some(release), Some(Ok(())), false), at);
         assert_eq!(e[0].reason, "PrewarmReleased");
         assert!(!s.prepared);
@@ -347,7 +371,12 @@ mod tests {
     #[test]
     fn a_spec_without_a_usable_scaler_names_the_field() {
         let spec: PrewarmSpec = serde_json::from_value(serde_json::json!({"scaler": {}})).unwrap();
-        assert!(spec.kubernetes().unwrap_err().to_string().contains("spec.prewarm.scaler"));
+        assert!(
+            spec.kubernetes()
+                .unwrap_err()
+                .to_string()
+                .contains("spec.prewarm.scaler")
+        );
         let spec: PrewarmSpec = serde_json::from_value(serde_json::json!(
             {"scaler": {"kubernetes": {"deployment": "worker", "replicas": 0}}}
         ))
@@ -362,12 +391,25 @@ mod tests {
         let mut registry = Registry::with_prefix("burstd");
         m.register(&mut registry);
         let prepare = PrewarmAction::Prepare(PrewarmReason::OnBurst);
-        m.record("ns/p", &report(Some(prepare), Some(Err(ScalerError::new("forbidden", "403"))), false));
+        m.record(
+            "ns/p",
+            &report(
+                Some(prepare),
+                Some(Err(ScalerError::new("forbidden", "403"))),
+                false,
+            ),
+        );
         m.record("ns/p", &report(Some(prepare), Some(Ok(())), true));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains(r#"burstd_prewarm_prepared{policy="ns/p"} 1"#), "{text}");
-        assert!(text.contains(r#"burstd_prewarm_errors_total{policy="ns/p",kind="forbidden"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"burstd_prewarm_prepared{policy="ns/p"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"burstd_prewarm_errors_total{policy="ns/p",kind="forbidden"} 1"#),
+            "{text}"
+        );
         m.forget("ns/p");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube_env::{Demand, Env, Instance, eventually};
 use serde_json::json;
 
@@ -120,11 +120,9 @@ async fn prewarm_raises_the_hpa_ahead_of_a_rising_rate_and_restores_it_after_hol
     .await;
     assert!(env.event_reasons().await.contains(&"Prewarm".to_owned()));
     let policy = format!("{}/worker", env.ns);
-    assert!(
-        op.metrics
-            .encode()
-            .contains(&format!(r#"burstd_prewarm_prepared{{policy="{policy}"}} 1"#))
-    );
+    assert!(op.metrics.encode().contains(&format!(
+        r#"burstd_prewarm_prepared{{policy="{policy}"}} 1"#
+    )));
 
     // The burst: traffic moves, the pre-warm stays.
     demand.set(25.0);
@@ -155,11 +153,9 @@ async fn prewarm_raises_the_hpa_ahead_of_a_rising_rate_and_restores_it_after_hol
                 .contains(&"PrewarmReleased".to_owned())
     })
     .await;
-    assert!(
-        op.metrics
-            .encode()
-            .contains(&format!(r#"burstd_prewarm_prepared{{policy="{policy}"}} 0"#))
-    );
+    assert!(op.metrics.encode().contains(&format!(
+        r#"burstd_prewarm_prepared{{policy="{policy}"}} 0"#
+    )));
     op.stop().await;
 }
 
@@ -177,9 +173,20 @@ async fn without_an_hpa_the_deployment_is_scaled_and_a_left_prewarm_is_recovered
     // burstd stops while pre-warmed (a crash or a rollout): the annotation stays...
     op.stop().await;
     assert_eq!(replicas(&env).await, (5, true));
-    // ...and the next run restores it at start, before it decides anything (the demand is
-    // calm now, so nothing prepares it again).
+    // ...and the next run restores it at start, before it decides anything. (The route is
+    // put back to the primary and the demand is calm, so nothing prepares it again, and
+    // a fresh loop owes no release: only `recover` can restore it.)
     demand.set(2.0);
+    let http = kube_env::vs_object(&env.ns)["spec"]["http"].clone();
+    Api::<DynamicObject>::namespaced_with(env.admin.clone(), &env.ns, &kube_env::vs_resource())
+        .patch(
+            kube_env::VS,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"http": http}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.burst_weight().await, 0);
     let op = Instance::start(&env, "b", false).await;
     eventually("Deployment replicas restored by recover", || async {
         replicas(&env).await == (1, false)

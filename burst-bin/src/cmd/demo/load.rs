@@ -312,7 +312,11 @@ pub(super) fn table(r: &DemoReport, every: f64) -> String {
             .warmed_early_s
             .map(|s| format!(", cold start cut short by {s:.1}s"))
             .unwrap_or_default();
-        let why = n.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        let why = n
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         summary_line(
             &mut out,
             "pre-warm",

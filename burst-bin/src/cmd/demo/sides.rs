@@ -281,7 +281,10 @@ mod tests {
         scaler.release().await.unwrap();
         let notes = notes.lock().unwrap().clone();
         assert_eq!(notes.len(), 3);
-        assert!(notes[0].warmed_early_s.is_some_and(|s| s > 29.0), "{notes:?}");
+        assert!(
+            notes[0].warmed_early_s.is_some_and(|s| s > 29.0),
+            "{notes:?}"
+        );
         assert_eq!(notes[1].warmed_early_s, None);
         assert_eq!(notes[2].action, "release");
     }

@@ -287,11 +287,8 @@ pub(super) fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> an
     let described = router.describe();
     let mut controller = Controller::new(source, policy, router, config).with_observer(observer);
     if let Some(prewarm) = spec.prewarm()? {
-        let scaler = super::sides::DemoScaler::new(
-            p.sides.clone(),
-            p.prewarm.clone(),
-            started.into_std(),
-        );
+        let scaler =
+            super::sides::DemoScaler::new(p.sides.clone(), p.prewarm.clone(), started.into_std());
         let probe = spec
             .warmup
             .as_ref()

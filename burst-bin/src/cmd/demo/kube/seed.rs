@@ -65,7 +65,9 @@ pub(super) fn seed_policy(
 pub fn policy_settings(file: &PolicyFile) -> PolicySettings {
     let mut policy = file.policy.clone();
     if policy.prewarm.take().is_some() {
-        tracing::warn!("--kubeconfig: the policy file's `prewarm` is not used (no burst Deployment to scale)");
+        tracing::warn!(
+            "--kubeconfig: the policy file's `prewarm` is not used (no burst Deployment to scale)"
+        );
     }
     PolicySettings {
         policy,

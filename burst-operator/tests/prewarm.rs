@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube_env::{Demand, Env, Instance, eventually};
+use kube_env::{Demand, Env, Instance, call_of, eventually};
 use serde_json::json;
 
 async fn create_worker(env: &Env, replicas: i32, hpa_min: Option<i32>) {
@@ -156,6 +156,23 @@ async fn prewarm_raises_the_hpa_ahead_of_a_rising_rate_and_restores_it_after_hol
     assert!(op.metrics.encode().contains(&format!(
         r#"burstd_prewarm_prepared{{policy="{policy}"}} 0"#
     )));
+    // Every write burstd made is in the list the chart's RBAC is tested against, and the
+    // HPA patches are among them.
+    let calls: Vec<(String, String, String)> = env.operator_writes().iter().map(call_of).collect();
+    for (g, r, v) in &calls {
+        assert!(
+            burst_operator::api_calls::is_listed(g, r, v),
+            "{g}/{r} {v} is not in api_calls.rs"
+        );
+    }
+    assert!(
+        calls.contains(&(
+            "autoscaling".into(),
+            "horizontalpodautoscalers".into(),
+            "patch".into()
+        )),
+        "{calls:?}"
+    );
     op.stop().await;
 }
 

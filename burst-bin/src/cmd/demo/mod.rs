@@ -112,7 +112,8 @@ pub struct Args {
     headless: bool,
     /// Load steps `RATErps:DURATION`, comma-separated (headless only). Side events between
     /// them take effect when the next step starts: `primary:slow=200ms`, `burst:down`,
-    /// `burst:cold=20s` (503 until warm), `primary:ready=1` (ready endpoints reported; default
+    /// `burst:cold=20s` (503 until warm, or until the policy file's `prewarm` prepares the
+    /// burst side), `primary:ready=1` (ready endpoints reported; default
     /// 2 per side), `burst:up` (clears faults). Example:
     /// `5rps:20s,burst:down,20rps:30s,burst:up,20rps:30s`
     #[arg(long, value_name = "STEPS", requires = "headless")]

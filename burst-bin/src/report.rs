@@ -24,10 +24,6 @@ pub struct Report<X, D> {
     pub details: D,
 }
 
-/// The details of a command that has none beyond the shared keys.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct NoDetails {}
-
 /// The figures both `simulate` and `demo` report, under the same keys.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -57,6 +53,17 @@ pub struct Summary {
     /// that is unhealthy by the trace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds_on_unhealthy_burst: Option<f64>,
+    /// `simulate` with a burst-side model (`--burst-start`, or a trace that has one):
+    /// seconds with the burst side's share above its capacity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_burst_over_capacity: Option<f64>,
+    /// `simulate` with a burst-side model or a primary capacity: requests beyond the
+    /// capacity of the side they were sent to (they found no capacity anywhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_without_capacity: Option<f64>,
+    /// `simulate` with `prewarm`: how many times the burst side was prepared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prewarm_prepares: Option<u32>,
 }
 
 /// One point of the timeline.
@@ -146,6 +153,9 @@ impl Summary {
             overload_s,
             seconds_primary_over_capacity: None,
             seconds_on_unhealthy_burst: None,
+            seconds_burst_over_capacity: None,
+            requests_without_capacity: None,
+            prewarm_prepares: None,
         }
     }
 }
@@ -280,10 +290,19 @@ pub fn summary_text(s: &Summary) -> String {
             .map_or_else(|| "n/a (no capacity given)".into(), |x| format!("{x:.1}s")),
     );
     if let Some(x) = s.seconds_primary_over_capacity {
-        summary_line(&mut out, "primary over capacity", &format!("{x:.1}s"));
+        summary_line(&mut out, "over capacity", &format!("{x:.1}s"));
     }
     if let Some(x) = s.seconds_on_unhealthy_burst {
         summary_line(&mut out, "on unhealthy burst", &format!("{x:.1}s"));
+    }
+    if let Some(x) = s.seconds_burst_over_capacity {
+        summary_line(&mut out, "burst over capacity", &format!("{x:.1}s"));
+    }
+    if let Some(x) = s.requests_without_capacity {
+        summary_line(&mut out, "no capacity (req)", &format!("{x:.0}"));
+    }
+    if let Some(x) = s.prewarm_prepares {
+        summary_line(&mut out, "pre-warm prepares", &x.to_string());
     }
     summary_line(
         &mut out,
@@ -298,6 +317,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// Extra fields of a point that has none.
+    #[derive(Debug, Clone, Copy, Default, Serialize)]
+    struct NoDetails {}
 
     fn point(t: f64, w: u8) -> Point<NoDetails> {
         Point {

@@ -167,3 +167,47 @@ async fn bad_arguments_are_explained() {
     assert_eq!(code, 2);
     assert!(err.contains("http://prometheus:9090"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_are_printed_with_the_rate() {
+    let prom = PrometheusServer::start(PrometheusOptions::scraping(&[])).expect("prometheus");
+    let url = prom.url();
+    let base = [
+        "--prometheus-url",
+        url.as_str(),
+        "--query",
+        "vector(3)",
+        "--signal",
+        "latencyP99=vector(12.5)",
+        // A ratio above 1 is no data for that signal only.
+        "--signal",
+        "errorRatio=vector(2)",
+        "--signal",
+        "primaryReady=vector(3)",
+    ];
+    let (code, out, err) = burst(args(&base)).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out, "3.000\nlatencyP99: 12.5ms\nerrorRatio: no data\nprimaryReady: 3\n",
+        "{err}"
+    );
+
+    let mut json = base.to_vec();
+    json.push("--json");
+    let (code, out, err) = burst(args(&json)).await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let s = &v["signals"];
+    assert_eq!(s["latency_p99_ms"].as_f64(), Some(12.5), "{v}");
+    assert!(s["error_ratio"].is_null(), "{v}");
+    assert_eq!(s["primary_ready"].as_u64(), Some(3), "{v}");
+    assert!(
+        s["burst_ready"].is_null() && s["burst_error_ratio"].is_null(),
+        "{v}"
+    );
+
+    // A name that is not a signal is refused, naming the ones there are.
+    let (code, _, err) = burst(args(&["--prometheus-url", &url, "--signal", "p99"])).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("latencyP99"), "{err}");
+}

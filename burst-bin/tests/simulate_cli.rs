@@ -235,6 +235,8 @@ fn signal_builtins_compare_today_with_the_guarded_policies() {
         "builtin:burst-down",
         "--capacity-per-endpoint",
         "10",
+        "--capacity",
+        "40",
         "--policy",
         policy.to_str().expect("utf8"),
         "--json",
@@ -252,12 +254,17 @@ fn signal_builtins_compare_today_with_the_guarded_policies() {
             .map(|r| r["quality"].clone())
             .expect("row")
     };
-    // The seed never notices the primary losing endpoints; capacity from endpoints does.
+    // Overflow with the capacity typed in (40 rps for 4 endpoints) never notices the primary
+    // losing endpoints; capacity from endpoints does. The seed avoids the overload only by
+    // sending nearly everything to burst.
+    let fixed = q("builtin:endpoints-lost", "overflow");
     let seed = q("builtin:endpoints-lost", "seed");
     let ours = q("builtin:endpoints-lost", "guarded.yaml");
     let over = |v: &serde_json::Value| v["seconds_primary_over_capacity"].as_f64().expect("s");
-    assert!(over(&seed) > 100.0, "{seed}");
+    let share = |v: &serde_json::Value| v["burst_share"].as_f64().expect("share");
+    assert!(over(&fixed) > 100.0, "{fixed}");
     assert!(over(&ours) < 10.0, "{ours}");
+    assert!(share(&ours) < share(&seed) / 2.0, "{ours} vs {seed}");
     // The seed keeps traffic on a burst side that is down; the guard does not.
     let seed = q("builtin:burst-down", "seed");
     let ours = q("builtin:burst-down", "guarded.yaml");
@@ -305,4 +312,109 @@ fn bad_signal_input_names_the_column_or_key() {
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("--capacity-per-endpoint"), "{err}");
+}
+
+#[test]
+fn cold_burst_compare_shows_what_prewarm_gains() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plots = dir.path().join("plots");
+    let (code, out, err) = burst(&[
+        "simulate",
+        "--compare",
+        "--trace",
+        "builtin:cold-burst",
+        "--capacity",
+        "20",
+        "--json",
+        "--plot",
+        plots.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    let q = |policy: &str| {
+        rows.iter()
+            .find(|r| r["trace"] == "builtin:cold-burst" && r["policy"] == policy)
+            .map(|r| r["quality"].clone())
+            .unwrap_or_else(|| panic!("{policy} row missing"))
+    };
+    let refused = |v: &serde_json::Value| v["requests_without_capacity"].as_f64().expect("n");
+    let burst_over = |v: &serde_json::Value| v["seconds_burst_over_capacity"].as_f64().expect("s");
+    // Today's policies throw the load at a burst side that serves 5 rps for its first minute.
+    for policy in ["seed", "recommended", "overflow"] {
+        assert!(refused(&q(policy)) > 300.0, "{policy}: {}", q(policy));
+        assert!(burst_over(&q(policy)) > 60.0, "{policy}: {}", q(policy));
+    }
+    // Pre-warming grows it ahead of the forecast crossing: nothing refused.
+    assert_eq!(refused(&q("pre-warm")), 0.0);
+    assert_eq!(burst_over(&q("pre-warm")), 0.0);
+    // The warm-up's ramp shows in the changes.
+    assert_eq!(q("warm-up")["changes_by_rule"]["warming"], 3);
+    let svg = std::fs::read_to_string(plots.join("builtin_cold-burst.svg")).expect("plot");
+    assert!(svg.contains("burst capacity (rps)") && svg.contains("pre-warm burst %"));
+}
+
+#[test]
+fn burst_start_models_a_cold_burst_side_on_any_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("prewarm.yaml");
+    std::fs::write(&policy, "prewarm: {lead: 90s, hold: 30s}\n").expect("write");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", "--trace", "builtin:step", "--json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = burst(&args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("json")
+    };
+    // Without a model: no burst-side figures at all.
+    let plain = run(&[]);
+    assert!(
+        plain["summary"]
+            .get("seconds_burst_over_capacity")
+            .is_none()
+    );
+    assert!(plain["timeline"][0].get("burst_capacity").is_none());
+    // 5 → 20 rps onto a 2 rps burst side that takes 30 s to grow.
+    let cold = run(&["--burst-start", "30s", "--burst-capacity", "2"]);
+    let over = cold["summary"]["seconds_burst_over_capacity"]
+        .as_f64()
+        .expect("s");
+    assert!((25.0..=35.0).contains(&over), "{}", cold["summary"]);
+    assert!(
+        cold["summary"]["requests_without_capacity"]
+            .as_f64()
+            .expect("n")
+            > 300.0
+    );
+    assert_eq!(cold["timeline"][0]["burst_capacity"], 2.0);
+    // With pre-warm the prepare and release are in the report, and the table says so.
+    let path = policy.to_str().expect("utf8");
+    let warm = run(&["--burst-start", "30s", "--policy", path]);
+    let actions: Vec<&str> = warm["prewarm"]
+        .as_array()
+        .expect("prewarm actions")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions.first(), Some(&"prepare"));
+    assert_eq!(actions.last(), Some(&"release"));
+    assert_eq!(warm["summary"]["prewarm_prepares"], 1);
+    let (code, text, err) = burst(&[
+        "simulate",
+        "--trace",
+        "builtin:step",
+        "--burst-start",
+        "30s",
+        "--policy",
+        path,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.contains("pre-warm:") && text.contains("burst cap"),
+        "{text}"
+    );
+    assert!(text.contains("burst over capacity"), "{text}");
+    // Bad numbers are refused naming the flag.
+    let (code, _, err) = burst(&["simulate", "--trace", "builtin:step", "--burst-capacity=-1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--burst-capacity"), "{err}");
 }

@@ -532,6 +532,46 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_policy_sees_the_observations_signals() {
+        let src = Arc::new(MemorySource::new());
+        let router = Arc::new(MemoryRouter::new(Split::ALL_PRIMARY));
+        let policy = PolicySpec {
+            triggers: Some(crate::policy::TriggersSpec {
+                latency_p99_ms: Some(crate::policy::BandSpec {
+                    high: 250.0,
+                    low: 150.0,
+                }),
+                ..crate::policy::TriggersSpec::default()
+            }),
+            ..PolicySpec::default()
+        }
+        .build()
+        .unwrap();
+        let mut c = Controller::new(
+            src.clone(),
+            policy,
+            router.clone(),
+            ControllerConfig::default(),
+        );
+        // 5 rps is far below `high`, but the source's p99 is 400 ms.
+        let slow = crate::Signals {
+            primary_p99: Some(crate::Millis::try_new("p99", 400.0).unwrap()),
+            ..crate::Signals::NONE
+        };
+        src.set(Scripted::Reading(Reading::Value(
+            Observation::new(
+                Rates::single(Rate::try_new("r", 5.0).unwrap()),
+                Timestamp::ZERO,
+            )
+            .with_signals(slow),
+        )));
+        let r = c.tick().await.unwrap();
+        assert_eq!(r.decision.reason.rule, Rule::LatencyHigh);
+        assert_eq!(r.signal.signals(), slow);
+        assert_eq!(router.applied(), vec![Split::ALL_BURST]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn start_reads_the_real_split() {
         let (mut c, src, router) = seed_controller(Split::ALL_BURST);
         assert_eq!(c.start().await.unwrap(), Split::ALL_BURST);

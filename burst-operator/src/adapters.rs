@@ -8,12 +8,16 @@
 
 use burst_core::policy::PolicySpec;
 use burst_istio::{BackendSelector, HttpRouteTarget, RouteConfig, RouteSelector, VsTarget};
-use burst_prom::{PrometheusConfig, ScrapeConfig, ScrapeMode, SeriesRule, SourceConfig};
+use burst_prom::{
+    LatencyUnit, PrometheusConfig, ScrapeConfig, ScrapeMode, ScrapeSignals, SeriesRule,
+    SignalQueries, SourceConfig,
+};
 
 use crate::Error;
 use crate::api::{
-    AuthSpec, BackendRefSpec, HttpSpec, PodPortSpec, PodSchemeSpec, PodsSpec, ScrapeModeSpec,
-    SeriesSpec, SourceSpec, TargetKind, TargetSpec,
+    AuthSpec, BackendRefSpec, HttpSpec, LatencyUnitSpec, PodPortSpec, PodSchemeSpec, PodsSpec,
+    PrometheusSignalsSpec, ScrapeModeSpec, ScrapeSignalsSpec, SeriesSpec, ServiceRefSpec,
+    SourceSpec, TargetKind, TargetSpec,
 };
 
 /// What a `spec.source` becomes: settings of an HTTP source (Prometheus or scrape targets,
@@ -25,6 +29,16 @@ pub enum SourceSetup {
     Http(SourceConfig),
     /// `pods`.
     Pods(burst_pods::PodConfig),
+}
+
+/// The Services whose ready endpoints a policy counts (`spec.source.readyEndpoints`),
+/// each as (namespace, Service).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadyEndpointsSetup {
+    /// The primary's Service.
+    pub primary: Option<(String, String)>,
+    /// The burst side's Service.
+    pub burst: Option<(String, String)>,
 }
 
 /// Credentials resolved from Secrets, ready for the HTTP client.
@@ -120,6 +134,7 @@ impl SourceSpec {
         policy: &PolicySpec,
         auth: &ResolvedAuth,
     ) -> Result<SourceSetup, Error> {
+        self.ready_endpoints(namespace)?;
         match &self.pods {
             Some(pods) if self.prometheus.is_none() && self.scrape.is_none() => {
                 let (http, field) = self.which()?;
@@ -173,6 +188,9 @@ impl SourceSpec {
             if let Some(d) = p.max_age {
                 c.max_age = d.get();
             }
+            if let Some(signals) = &p.signals {
+                c.signals = signals.to_queries()?;
+            }
             return Ok(SourceConfig::Prometheus(c));
         }
         let s = self.scrape.as_ref().ok_or_else(|| {
@@ -192,6 +210,46 @@ impl SourceSpec {
             window,
             long_window,
             http,
+            signals: scrape_signals(s.signals.as_ref(), "spec.source.scrape.signals")?,
+        }))
+    }
+
+    /// The Services whose ready endpoints are counted, for a policy in `namespace` (the
+    /// default namespace of both); `None` without `readyEndpoints`.
+    pub fn ready_endpoints(&self, namespace: &str) -> Result<Option<ReadyEndpointsSetup>, Error> {
+        let Some(r) = &self.ready_endpoints else {
+            return Ok(None);
+        };
+        let field = "spec.source.readyEndpoints";
+        if r.primary.is_none() && r.burst.is_none() {
+            return Err(Error::invalid(
+                field,
+                "names no Service; set `primary: {service: ...}` and/or `burst: {service: ...}`",
+            ));
+        }
+        let service = |s: &Option<ServiceRefSpec>, side: &str| -> Result<_, Error> {
+            let Some(s) = s else { return Ok(None) };
+            if !is_object_name(&s.service) {
+                return Err(Error::invalid(
+                    format!("{field}.{side}.service"),
+                    format!("`{}` is not a Service name; give e.g. checkout", s.service),
+                ));
+            }
+            let ns = match &s.namespace {
+                Some(ns) if !is_object_name(ns) => {
+                    return Err(Error::invalid(
+                        format!("{field}.{side}.namespace"),
+                        format!("`{ns}` is not a namespace name; leave it out for the policy's"),
+                    ));
+                }
+                Some(ns) => ns.clone(),
+                None => namespace.to_owned(),
+            };
+            Ok(Some((ns, s.service.clone())))
+        };
+        Ok(Some(ReadyEndpointsSetup {
+            primary: service(&r.primary, "primary")?,
+            burst: service(&r.burst, "burst")?,
         }))
     }
 
@@ -294,8 +352,79 @@ impl PodsSpec {
             }
             c.concurrency = usize::from(n);
         }
+        c.signals = scrape_signals(self.signals.as_ref(), "spec.source.pods.signals")?;
         Ok(c)
     }
+}
+
+impl PrometheusSignalsSpec {
+    /// The signal queries; each given template must parse (its variables are checked
+    /// when the source is built).
+    pub fn to_queries(&self) -> Result<SignalQueries, Error> {
+        let field = "spec.source.prometheus.signals";
+        for (key, q) in [
+            ("latencyP99", &self.latency_p99),
+            ("errorRatio", &self.error_ratio),
+            ("primaryReady", &self.primary_ready),
+            ("burstReady", &self.burst_ready),
+            ("burstErrorRatio", &self.burst_error_ratio),
+        ] {
+            if let Some(q) = q
+                && q.trim() != burst_prom::signal_queries::DEFAULT
+            {
+                burst_prom::template::QueryTemplate::parse(q).map_err(|e| {
+                    Error::invalid(
+                        format!("{field}.{key}"),
+                        format!("{e}; give a PromQL template or `default`"),
+                    )
+                })?;
+            }
+        }
+        Ok(SignalQueries {
+            latency_p99: self.latency_p99.clone(),
+            error_ratio: self.error_ratio.clone(),
+            primary_ready: self.primary_ready.clone(),
+            burst_ready: self.burst_ready.clone(),
+            burst_error_ratio: self.burst_error_ratio.clone(),
+        })
+    }
+}
+
+/// The signals of a scraping source; errors name `field`'s keys.
+fn scrape_signals(spec: Option<&ScrapeSignalsSpec>, field: &str) -> Result<ScrapeSignals, Error> {
+    let Some(spec) = spec else {
+        return Ok(ScrapeSignals::default());
+    };
+    let mut s = ScrapeSignals {
+        latency_histogram: spec.latency_histogram.clone(),
+        latency_unit: match spec.latency_unit {
+            Some(LatencyUnitSpec::Seconds) => LatencyUnit::Seconds,
+            Some(LatencyUnitSpec::Milliseconds) | None => LatencyUnit::Milliseconds,
+        },
+        error_ratio: spec.error_ratio,
+        ..ScrapeSignals::default()
+    };
+    if let Some(l) = &spec.code_label {
+        s.code_label = l.clone();
+    }
+    s.validate().map_err(|e| {
+        let key = match &e {
+            burst_prom::Error::Config { key, .. } if *key == "code_label" => "codeLabel",
+            _ => "latencyHistogram",
+        };
+        Error::invalid(format!("{field}.{key}"), e.to_string())
+    })?;
+    Ok(s)
+}
+
+/// A DNS-1123 label-ish object name: lowercase letters, digits and `-`, 1-63 long.
+fn is_object_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 impl TargetSpec {
@@ -580,6 +709,131 @@ target: {name: worker-virtual-service}
             let e = pods_spec(bad).validate().unwrap_err().to_string();
             assert!(e.contains(field), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn signal_settings_reach_every_source_kind() {
+        let spec: BurstPolicySpec = serde_saphyr::from_str(
+            r#"
+source:
+  prometheus:
+    url: "http://prometheus:9090"
+    variables: {burst_cluster: west}
+    signals: {latencyP99: default, errorRatio: "sum(rate(e[{{window}}]))", burstErrorRatio: default}
+target: {name: worker-virtual-service}
+"#,
+        )
+        .unwrap();
+        let p = spec.validate().unwrap();
+        let SourceConfig::Prometheus(c) =
+            spec.source.to_config(&p, &ResolvedAuth::default()).unwrap()
+        else {
+            panic!("not prometheus")
+        };
+        assert_eq!(c.signals.latency_p99.as_deref(), Some("default"));
+        assert_eq!(
+            c.signals.error_ratio.as_deref(),
+            Some("sum(rate(e[{{window}}]))")
+        );
+        assert_eq!(c.signals.primary_ready, None);
+        let Ok(burst_prom::Source::Prometheus(built)) =
+            SourceConfig::Prometheus(c).connect(&burst_prom::HttpClients::new())
+        else {
+            panic!("did not build")
+        };
+        let queries: Vec<_> = built.signal_queries().collect();
+        assert_eq!(queries.len(), 3);
+        assert!(
+            queries[2].1.contains(r#"destination_cluster="west""#),
+            "{queries:?}"
+        );
+
+        let spec = pods_spec(
+            "{service: checkout, signals: {latencyHistogram: istio_request_duration_milliseconds, errorRatio: true}}",
+        );
+        let SourceSetup::Pods(c) = spec
+            .source
+            .to_setup("shop", &p, &ResolvedAuth::default())
+            .unwrap()
+        else {
+            panic!("not a pod source")
+        };
+        assert_eq!(c.signals, ScrapeSignals::istio());
+
+        let spec: BurstPolicySpec = serde_saphyr::from_str(
+            r#"
+source:
+  scrape:
+    targets: ["http://10.0.0.1:9090/metrics"]
+    metric: http_requests_total
+    signals: {latencyHistogram: http_request_duration_seconds, latencyUnit: s, errorRatio: true, codeLabel: code}
+target: {name: worker-virtual-service}
+"#,
+        )
+        .unwrap();
+        let SourceConfig::Scrape(c) = spec.source.to_config(&p, &ResolvedAuth::default()).unwrap()
+        else {
+            panic!("not scrape")
+        };
+        assert_eq!(c.signals.latency_unit, LatencyUnit::Seconds);
+        assert_eq!(c.signals.code_label, "code");
+    }
+
+    #[test]
+    fn signal_errors_name_the_key() {
+        for (source, field) in [
+            (
+                "{pods: {service: c, signals: {latencyHistogram: h_bucket}}}",
+                "spec.source.pods.signals.latencyHistogram",
+            ),
+            (
+                "{pods: {service: c, signals: {errorRatio: true, codeLabel: 'response-code'}}}",
+                "spec.source.pods.signals.codeLabel",
+            ),
+            (
+                "{prometheus: {url: 'http://p:9090', signals: {latencyP99: 'x{{'}}}",
+                "spec.source.prometheus.signals.latencyP99",
+            ),
+            (
+                "{prometheus: {url: 'http://p:9090'}, readyEndpoints: {}}",
+                "spec.source.readyEndpoints",
+            ),
+            (
+                "{prometheus: {url: 'http://p:9090'}, readyEndpoints: {primary: {service: 'A_b'}}}",
+                "spec.source.readyEndpoints.primary.service",
+            ),
+            (
+                "{prometheus: {url: 'http://p:9090'}, readyEndpoints: {burst: {service: b, namespace: 'x/y'}}}",
+                "spec.source.readyEndpoints.burst.namespace",
+            ),
+        ] {
+            let spec: BurstPolicySpec = serde_saphyr::from_str(&format!(
+                "source: {source}\ntarget: {{name: worker-virtual-service}}\n"
+            ))
+            .unwrap();
+            let e = spec.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{source}: {e}");
+        }
+    }
+
+    #[test]
+    fn ready_endpoints_default_to_the_policys_namespace() {
+        let spec: BurstPolicySpec = serde_saphyr::from_str(
+            r#"
+source:
+  prometheus: {url: "http://prometheus:9090"}
+  readyEndpoints:
+    primary: {service: checkout}
+    burst: {service: checkout-burst, namespace: burst}
+target: {name: worker-virtual-service}
+"#,
+        )
+        .unwrap();
+        spec.validate().unwrap();
+        let r = spec.source.ready_endpoints("shop").unwrap().unwrap();
+        assert_eq!(r.primary, Some(("shop".into(), "checkout".into())));
+        assert_eq!(r.burst, Some(("burst".into(), "checkout-burst".into())));
+        assert_eq!(seed_spec().source.ready_endpoints("shop").unwrap(), None);
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct RunContext {
     /// local metric servers here. `None` (the default, and always in burstd) scrapes the
     /// addresses the EndpointSlices give.
     pub pod_url_rewrite: Option<burst_pods::UrlRewrite>,
+    /// One EndpointSlice watch per Service, shared by the pod sources and ready-endpoint
+    /// signals of every loop.
+    pub endpoint_watchers: burst_pods::EndpointWatchers,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -96,6 +99,7 @@ impl RunContext {
             status_interval: Duration::from_secs(10),
             rebuild_after: Duration::from_secs(30),
             pod_url_rewrite: None,
+            endpoint_watchers: burst_pods::EndpointWatchers::new(),
         }
     }
 }
@@ -318,9 +322,9 @@ pub async fn build_parts(
     })
 }
 
-/// The metric source of `spec`. A pod source gets its own EndpointSlice watcher of the
-/// Service (one watch per loop; loops on the same Service do not share it yet), started
-/// with the runner's client; it is stopped when the source is dropped.
+/// The metric source of `spec`. Pod sources and ready-endpoint counts read the shared
+/// EndpointSlice watcher of their Service (`ctx.endpoint_watchers`), started with the
+/// runner's client when no loop holds it yet and stopped when the last one drops it.
 fn build_source(
     ctx: &RunContext,
     namespace: &str,
@@ -328,16 +332,32 @@ fn build_source(
     policy_spec: &PolicySpec,
     auth: &crate::adapters::ResolvedAuth,
 ) -> Result<Box<dyn MetricSource>, Error> {
-    match spec.source.to_setup(namespace, policy_spec, auth)? {
-        SourceSetup::Http(config) => Ok(config.build(&ctx.http_clients)?),
+    let source: Box<dyn MetricSource> = match spec.source.to_setup(namespace, policy_spec, auth)? {
+        SourceSetup::Http(config) => config.build(&ctx.http_clients)?,
         SourceSetup::Pods(config) => {
-            let mut source = PodSource::start(config, ctx.client.clone(), &ctx.http_clients)?;
+            let w = &ctx.endpoint_watchers;
+            let mut source = PodSource::shared(config, w, &ctx.client, &ctx.http_clients)?;
             if let Some(rewrite) = &ctx.pod_url_rewrite {
                 source = source.with_url_rewrite(rewrite.clone());
             }
-            Ok(Box::new(source))
+            Box::new(source)
+        }
+    };
+    let Some(ready) = spec.source.ready_endpoints(namespace)? else {
+        return Ok(source);
+    };
+    let mut with_ready = burst_pods::WithReadyEndpoints::new(source);
+    for (side, service) in [(true, ready.primary), (false, ready.burst)] {
+        if let Some((ns, svc)) = service {
+            let w = ctx.endpoint_watchers.get_or_start(&ctx.client, &ns, &svc)?;
+            with_ready = if side {
+                with_ready.primary(w)
+            } else {
+                with_ready.burst(w)
+            };
         }
     }
+    Ok(Box::new(with_ready))
 }
 
 /// Runs `task` until `stop` turns true. See the [module docs](self).

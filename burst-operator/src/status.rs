@@ -73,6 +73,8 @@ pub struct StatusTracker {
     status: BurstPolicyStatus,
     written: Option<(BurstPolicyStatus, Timestamp)>,
     last_dry_run_target: Option<Split>,
+    /// Whether the last decision was `burst_unhealthy` (one Event per unhealthy stretch).
+    burst_unhealthy: bool,
     /// Error key (what, kind) → when its Event was last recorded.
     errors: Vec<((&'static str, String), Timestamp)>,
     pin: Option<Pin>,
@@ -120,6 +122,7 @@ impl StatusTracker {
             status,
             written: None,
             last_dry_run_target: None,
+            burst_unhealthy: false,
             errors: Vec::new(),
             pin: None,
         }
@@ -385,6 +388,16 @@ impl StatusTracker {
         });
         self.status.desired_split = Some(r.decision.desired.into());
         self.track_pin(r.decision.reason.rule.name(), at, &mut events);
+        let unhealthy = r.decision.reason.rule == burst_core::policy::Rule::BurstUnhealthy;
+        if unhealthy && !self.burst_unhealthy {
+            events.push(EventNote {
+                severity: Severity::Warning,
+                reason: "BurstUnhealthy",
+                action: "Decide",
+                note: truncate(r.decision.reason.detail.clone(), 800),
+            });
+        }
+        self.burst_unhealthy = unhealthy;
         if let Some(p) = &r.prewarm {
             let status = self.status.prewarm.get_or_insert_with(Default::default);
             events.extend(crate::prewarm::track(status, p, at));
@@ -566,6 +579,38 @@ mod tests {
 
     fn condition<'a>(s: &'a BurstPolicyStatus, t: &str) -> &'a Condition {
         s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn an_unhealthy_burst_side_is_one_warning_event_per_stretch() {
+        let mut t = StatusTracker::new(Some(1), false, Duration::from_secs(10), None);
+        let mut refused = tick(0, rps(20.0), Outcome::Unchanged, Split::ALL_PRIMARY);
+        refused.decision.reason.rule = Rule::BurstUnhealthy;
+        refused.decision.reason.detail = "burst_ready 0 < minReady 1".into();
+        let u = t.on_tick(&refused);
+        assert_eq!(
+            u.status.last_decision.as_ref().unwrap().rule,
+            "burst_unhealthy"
+        );
+        let events: Vec<_> = u
+            .events
+            .iter()
+            .map(|e| (e.reason, e.note.clone()))
+            .collect();
+        assert_eq!(
+            events,
+            [("BurstUnhealthy", "burst_ready 0 < minReady 1".to_string())]
+        );
+        refused.at = ts(1);
+        assert!(t.on_tick(&refused).events.is_empty());
+        // Healthy again, then unhealthy again: a new Event.
+        assert!(
+            t.on_tick(&tick(2, rps(1.0), Outcome::Unchanged, Split::ALL_PRIMARY))
+                .events
+                .is_empty()
+        );
+        refused.at = ts(3);
+        assert_eq!(t.on_tick(&refused).events.len(), 1);
     }
 
     #[test]

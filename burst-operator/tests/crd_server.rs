@@ -1012,3 +1012,95 @@ async fn the_example_policy_is_accepted_as_written() {
     let policy: burst_operator::api::BurstPolicy = serde_json::from_value(answer.body).unwrap();
     policy.spec.validate().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_sources_are_checked_by_the_server() {
+    let env = Env::new("crd-signals").await;
+    let path = policies_path(&env.ns);
+    let cases: &[(Value, &str, &str)] = &[
+        (
+            json!({"source": {"readyEndpoints": {}}}),
+            "spec.source.readyEndpoints",
+            "name the `primary` and/or the `burst` Service whose ready endpoints are counted",
+        ),
+        (
+            json!({"source": {"readyEndpoints": {"primary": {"service": ""}}}}),
+            "spec.source.readyEndpoints.primary.service",
+            "`service` is the name of a Service",
+        ),
+        (
+            json!({"source": {"scrape": {"signals": {"latencyHistogram": "h_bucket"}}}}),
+            "spec.source.scrape.signals.latencyHistogram",
+            "`latencyHistogram` is the histogram's name without `_bucket`",
+        ),
+        (
+            json!({"source": {"scrape": {"signals": {"latencyUnit": "minutes"}}}}),
+            "spec.source.scrape.signals.latencyUnit",
+            r#"supported values: "ms", "s""#,
+        ),
+    ];
+    for (i, (change, field, says)) in cases.iter().enumerate() {
+        let mut spec = valid_spec();
+        json_patch::merge(&mut spec, change);
+        let name = format!("bad-signals-{i}");
+        let answer = send(
+            &env.admin,
+            Method::POST,
+            &path,
+            JSON,
+            Some((JSON, &policy_object(&env.ns, &name, spec))),
+        )
+        .await;
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        assert_eq!(answer.status, 422, "{change}: {:?}", answer.body);
+        assert!(
+            message.contains(says),
+            "{change}: {message}\nwanted: {says}"
+        );
+        let fields: Vec<&str> = answer.body["details"]["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["field"].as_str())
+            .collect();
+        assert!(fields.contains(field), "{change}: causes name {fields:?}");
+    }
+    // Every new key at once is stored as written.
+    let spec = json!({
+        "source": {
+            "prometheus": {
+                "url": "http://prometheus:9090",
+                "signals": {"latencyP99": "default", "errorRatio": "default",
+                            "primaryReady": "default", "burstReady": "default",
+                            "burstErrorRatio": "sum(rate(x[{{window}}]))"},
+            },
+            "readyEndpoints": {"primary": {"service": "worker"},
+                               "burst": {"service": "worker-burst", "namespace": "burst"}},
+        },
+        "target": {"name": VS},
+    });
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "signals", spec.clone()))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.body["spec"]["source"], spec["source"]);
+    let mut pods = valid_spec();
+    pods["source"] = json!({"pods": {"service": "worker", "signals": {
+        "latencyHistogram": "istio_request_duration_milliseconds", "latencyUnit": "ms",
+        "errorRatio": true, "codeLabel": "response_code"}}});
+    let answer = send(
+        &env.admin,
+        Method::POST,
+        &path,
+        JSON,
+        Some((JSON, &policy_object(&env.ns, "pod-signals", pods.clone()))),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.body["spec"]["source"], pods["source"]);
+}

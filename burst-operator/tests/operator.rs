@@ -705,3 +705,64 @@ async fn pod_source_policy_bursts_on_the_summed_pod_rate() {
     }
     op.stop_clean().await;
 }
+
+/// `source.readyEndpoints` beside `source.pods` on the same Service: burstd's loop reads
+/// one shared EndpointSlice watch for both (and one for the burst Service), and the
+/// watches end when the policy is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_source_and_ready_endpoints_share_one_watch_per_service() {
+    let env = Env::new("op-ready").await;
+    let pod = SidecarPod::start("worker-a", "10.244.202.1", 5.0).await;
+    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+        Api::namespaced(env.admin.clone(), &env.ns);
+    slices
+        .create(&PostParams::default(), &pod.slice(&env.ns, "worker"))
+        .await
+        .unwrap();
+    let (address, port) = (pod.address.clone(), pod.port);
+    let rewrite: burst_pods::UrlRewrite = Arc::new(move |endpoint, mut url: url::Url| {
+        if endpoint.address == address {
+            url.set_host(Some("127.0.0.1")).unwrap();
+            url.set_port(Some(port)).unwrap();
+        }
+        url
+    });
+    let watchers = burst_pods::EndpointWatchers::new();
+    let shared = watchers.clone();
+    let op = Instance::start_configured(&env, "a", false, Duration::from_secs(5), |ctx| {
+        ctx.pod_url_rewrite = Some(rewrite);
+        ctx.endpoint_watchers = shared;
+    })
+    .await;
+    let demand = Demand::start(0.0).await;
+    env.create(&env.policy(
+        "ready",
+        &demand,
+        json!({"source": {"scrape": null,
+                          "pods": {"service": "worker", "port": "http-envoy-prom", "quorum": 1},
+                          "readyEndpoints": {"primary": {"service": "worker"},
+                                             "burst": {"service": "worker-burst"}}},
+               "policy": {"window": "2s"}}),
+    ))
+    .await;
+    eventually("the pod rate reaches status", || async {
+        env.status("ready").await.is_some_and(|s| {
+            s.mode == Some(StatusMode::Primary)
+                && s.observed_rps.is_some_and(|r| (3.5..=6.5).contains(&r))
+        })
+    })
+    .await;
+    // worker: the pod source and the primary count; worker-burst: the burst count.
+    assert_eq!(watchers.started(), 2, "one watch per Service");
+    assert_eq!(watchers.active(), 2);
+
+    env.policies()
+        .delete("ready", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the watches end with the policy", || async {
+        watchers.active() == 0
+    })
+    .await;
+    op.stop_clean().await;
+}

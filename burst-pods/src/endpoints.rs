@@ -1,9 +1,9 @@
 //! [`EndpointWatcher`]: the ready endpoints of one Service, from a watch of its
 //! EndpointSlices.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -52,6 +52,65 @@ pub struct EndpointWatcher {
     synced: Arc<AtomicBool>,
     changes: watch::Receiver<u64>,
     task: JoinHandle<()>,
+}
+
+/// One [`EndpointWatcher`] per (namespace, Service), shared by every user: the pod
+/// sources and ready-endpoint signals of all policies on the same Service read one watch.
+///
+/// [`get_or_start`](Self::get_or_start) hands out an `Arc` of the running watcher, or
+/// starts one; the registry itself holds only a weak reference, so the watch stops when
+/// the last user drops its handle. Keep one registry per API server (per kube client):
+/// watchers are keyed by namespace and Service only. Cloning shares the registry.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointWatchers {
+    inner: Arc<WatchersInner>,
+}
+
+#[derive(Debug, Default)]
+struct WatchersInner {
+    watchers: Mutex<HashMap<(String, String), Weak<EndpointWatcher>>>,
+    started: AtomicU64,
+}
+
+impl EndpointWatchers {
+    /// An empty registry.
+    pub fn new() -> Self {
+        EndpointWatchers::default()
+    }
+
+    /// The running watcher of Service `namespace/service`, or a new one started with
+    /// `client` when no user holds one (see [`EndpointWatcher::start`]).
+    pub fn get_or_start(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        service: &str,
+    ) -> Result<Arc<EndpointWatcher>, Error> {
+        let mut watchers = burst_core::lock(&self.inner.watchers);
+        watchers.retain(|_, w| w.strong_count() > 0);
+        let key = (namespace.to_owned(), service.to_owned());
+        if let Some(running) = watchers.get(&key).and_then(Weak::upgrade) {
+            return Ok(running);
+        }
+        let watcher = Arc::new(EndpointWatcher::start(client.clone(), namespace, service)?);
+        watchers.insert(key, Arc::downgrade(&watcher));
+        self.inner.started.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(namespace, service, "EndpointSlice watch started");
+        Ok(watcher)
+    }
+
+    /// How many watches this registry has started in all (a shared watcher counts once).
+    pub fn started(&self) -> u64 {
+        self.inner.started.load(Ordering::Relaxed)
+    }
+
+    /// How many watchers some user still holds.
+    pub fn active(&self) -> usize {
+        burst_core::lock(&self.inner.watchers)
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
 }
 
 impl EndpointWatcher {

@@ -10,13 +10,19 @@
 //!
 //! - [`EndpointWatcher`] watches the EndpointSlices of one Service (label
 //!   `kubernetes.io/service-name`) with a kube-runtime watcher and reflector store and
-//!   gives the ready endpoints (address, ports, pod name) from memory. Other readers (a
-//!   ready-endpoint count) share it.
+//!   gives the ready endpoints (address, ports, pod name) from memory.
+//! - [`EndpointWatchers`] shares one watcher per (namespace, Service) among every user in
+//!   the process, and stops it when the last user drops its handle.
+//! - [`WithReadyEndpoints`] wraps any [`burst_core::MetricSource`] and adds the ready
+//!   endpoint counts of the primary and burst Services (`primary_ready`, `burst_ready`)
+//!   to its observations.
 //! - [`PodSource`] implements [`burst_core::MetricSource`]: on every `observe` it scrapes
 //!   every ready endpoint's metrics URL concurrently (bounded), sums the selected counter
 //!   over pods with `rate()` semantics per pod (new pods start at their first sample,
 //!   vanished pods drop out, resets are resets), counts pods that do not answer, and gives
-//!   *no data* only when fewer than a quorum answered.
+//!   *no data* only when fewer than a quorum answered. With [`PodConfig::signals`] it
+//!   also measures the primary's p99 (from a latency histogram) and error ratio (from a
+//!   response-code label) from the same scrapes.
 //!
 //! ```no_run
 //! use burst_core::{MetricSource, Reading};
@@ -57,10 +63,12 @@
 
 mod endpoints;
 mod error;
+mod ready;
 mod source;
 
-pub use endpoints::{EndpointWatcher, ReadyEndpoint, SERVICE_NAME_LABEL};
+pub use endpoints::{EndpointWatcher, EndpointWatchers, ReadyEndpoint, SERVICE_NAME_LABEL};
 pub use error::Error;
+pub use ready::WithReadyEndpoints;
 pub use source::{
     ENVOY_STATS_PATH, ENVOY_STATS_PORT, MetricsPort, PodConfig, PodSource, RoundStats, Scheme,
     UrlRewrite,

@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use burst_core::{MetricSource, Observation, Rate, Rates, Reading, SourceError};
-use burst_prom::{Clock, HttpClients, HttpConfig, RateBuffer, SeriesScraper, SystemClock};
+use burst_prom::{
+    Clock, HttpClients, HttpConfig, RateBuffer, ScrapeSignals, SeriesScraper, SignalHistory,
+    SystemClock,
+};
 use futures::StreamExt;
 use serde::Deserialize;
 use url::Url;
 
 use crate::Error;
-use crate::endpoints::{EndpointWatcher, ReadyEndpoint};
+use crate::endpoints::{EndpointWatcher, EndpointWatchers, ReadyEndpoint};
 
 /// Envoy's (Istio sidecar's) Prometheus port.
 pub const ENVOY_STATS_PORT: u16 = 15090;
@@ -80,6 +83,10 @@ pub struct PodConfig {
     /// HTTP settings: per-scrape timeout (default 5 s; keep it below the tick), bearer
     /// token file, CA bundle, response size cap.
     pub http: HttpConfig,
+    /// Signals measured from the same scrapes besides the rate: the p99 of a latency
+    /// histogram and the error ratio from a response-code label (none by default;
+    /// [`ScrapeSignals::istio`] for Istio's sidecars). Reported as the primary's.
+    pub signals: ScrapeSignals,
 }
 
 impl Default for PodConfig {
@@ -97,6 +104,7 @@ impl Default for PodConfig {
             concurrency: 32,
             quorum: 0.5,
             http: HttpConfig::default(),
+            signals: ScrapeSignals::default(),
         }
     }
 }
@@ -142,6 +150,7 @@ pub struct PodSource {
     clock: Arc<dyn Clock>,
     rewrite: Option<UrlRewrite>,
     history: Mutex<RateBuffer<(String, String)>>,
+    signals: Mutex<SignalHistory<String>>,
     last: Mutex<RoundStats>,
 }
 
@@ -165,6 +174,19 @@ impl PodSource {
     ) -> Result<PodSource, Error> {
         let watcher = EndpointWatcher::start(client, &config.namespace, &config.service)?;
         PodSource::new(config, Arc::new(watcher), clients)
+    }
+
+    /// Builds a source on the watcher of `config`'s Service from `watchers`, starting it
+    /// with `client` only if no other user holds one: sources and ready-endpoint signals
+    /// on the same Service share one watch.
+    pub fn shared(
+        config: PodConfig,
+        watchers: &EndpointWatchers,
+        client: &kube::Client,
+        clients: &HttpClients,
+    ) -> Result<PodSource, Error> {
+        let watcher = watchers.get_or_start(client, &config.namespace, &config.service)?;
+        PodSource::new(config, watcher, clients)
     }
 
     /// Builds a source reading the time from `clock` (scrape times and windows).
@@ -224,7 +246,9 @@ impl PodSource {
         }
         let windows = burst_prom::rate_windows(config.window, config.long_window)?;
         let keep = windows.iter().copied().max().unwrap_or(config.window);
-        let scraper = SeriesScraper::new(config.metric, config.matchers, &config.http, clients)?;
+        let unit = config.signals.latency_unit;
+        let scraper = SeriesScraper::new(config.metric, config.matchers, &config.http, clients)?
+            .with_signals(config.signals)?;
         Ok(PodSource {
             watcher,
             scraper,
@@ -237,6 +261,7 @@ impl PodSource {
             clock,
             rewrite: None,
             history: Mutex::new(RateBuffer::new(keep)),
+            signals: Mutex::new(SignalHistory::new(unit, keep)),
             last: Mutex::new(RoundStats::default()),
         })
     }
@@ -268,7 +293,7 @@ impl PodSource {
     /// How many (pod, series) pairs the rate buffer holds (pods that went away leave it
     /// once their samples are older than the longest window).
     pub fn tracked_series(&self) -> usize {
-        burst_core::lock(&self.history).len()
+        burst_core::lock(&self.history).len() + burst_core::lock(&self.signals).len()
     }
 
     /// The metrics URL of `endpoint` (after the rewrite, if any), or `None` when it has no
@@ -333,7 +358,7 @@ impl PodSource {
         let total = targets.len();
         let rounds: Vec<_> = futures::stream::iter(targets)
             .map(|(pod, url)| async move {
-                let result = self.scraper.scrape(&url).await;
+                let result = self.scraper.scrape_all(&url).await;
                 (pod, result, self.clock.now())
             })
             .buffer_unordered(self.concurrency)
@@ -342,10 +367,12 @@ impl PodSource {
         let now = self.clock.now();
         let mut failures = Vec::new();
         let mut history = burst_core::lock(&self.history);
+        let mut signal_history = burst_core::lock(&self.signals);
         for (pod, result, at) in rounds {
             match result {
-                Ok(series) => {
-                    for (labels, value) in series {
+                Ok(scraped) => {
+                    signal_history.record(&pod, at, &scraped);
+                    for (labels, value) in scraped.series {
                         history.record((pod.clone(), labels), at, value);
                     }
                 }
@@ -353,6 +380,7 @@ impl PodSource {
             }
         }
         history.trim(now);
+        signal_history.trim(now);
         let stats = RoundStats {
             targets: total,
             answered: total - failures.len(),
@@ -412,13 +440,19 @@ impl PodSource {
         };
         let up = per_window[0];
         let down = per_window.last().copied().unwrap_or(up);
-        Ok(Reading::Value(Observation::new(
-            Rates {
-                up: to_rate(up)?,
-                down: to_rate(down)?,
-            },
-            now,
-        )))
+        let signals = self
+            .scraper
+            .signals_of(&signal_history, now, self.windows[0], Some(up));
+        Ok(Reading::Value(
+            Observation::new(
+                Rates {
+                    up: to_rate(up)?,
+                    down: to_rate(down)?,
+                },
+                now,
+            )
+            .with_signals(signals),
+        ))
     }
 
     fn service_name(&self) -> String {

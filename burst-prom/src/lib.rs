@@ -130,7 +130,17 @@
 //! commas, braces, escaped quotes and newlines, and types histogram `_sum`/`_count`
 //! series (see its docs for why `prometheus-parse` alone is not enough).
 //!
-//! ## History: range queries
+//! ## Signals besides the rate
+//!
+//! Observations may carry latency, error ratios and ready endpoints
+//! ([`burst_core::Signals`]). [`PrometheusSource`] runs one query per signal
+//! ([`PrometheusConfig::signals`], a [`SignalQueries`]; `"default"` selects the Istio or
+//! kube-state-metrics query in [`signal_queries`]); a signal query that fails leaves only
+//! that signal without data. [`ScrapeSource`] measures the p99 of a histogram and the error
+//! ratio of its selected series from the same scrapes ([`ScrapeConfig::signals`], a
+//! [`ScrapeSignals`]), with [`signals::histogram_quantile`] computed as PromQL does.
+//!
+//! //! ## History: range queries
 //!
 //! [`RangeClient`] fetches one query's values over a time range from
 //! `/api/v1/query_range` (`burst simulate --prometheus-url` replays them). Ranges longer
@@ -160,6 +170,8 @@ mod http;
 mod prometheus;
 mod range;
 mod scrape;
+pub mod signal_queries;
+pub mod signals;
 pub mod template;
 
 pub use build::{Source, SourceConfig, windows};
@@ -174,6 +186,8 @@ pub use range::{
     MAX_POINTS, MAX_POINTS_PER_REQUEST, RangeClient, RangeHistory, RangeQuery, RangeSample,
 };
 pub use scrape::{ScrapeConfig, ScrapeMode, ScrapeSource, SeriesScraper};
+pub use signal_queries::SignalQueries;
+pub use signals::{LatencyUnit, ScrapeSignals, Scraped, SignalHistory};
 
 /// Validates the rate windows both sources take: `window` longer than 0s and an optional
 /// `long_window` longer than it. Returns them shortest first.

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use burst_core::{MetricSource, Observation, Rate, Rates, Reading, SourceError, Timestamp};
+use burst_core::{
+    MetricSource, Observation, Rate, Rates, Reading, Signals, SourceError, Timestamp,
+};
 use serde::Deserialize;
 use url::Url;
 
@@ -13,6 +15,7 @@ use crate::Error;
 use crate::api::{QueryData, QueryResponse, Sample, body_excerpt, format_labels, parse_response};
 use crate::clock::{Clock, SystemClock};
 use crate::http::{HttpClient, HttpClients, HttpConfig};
+use crate::signal_queries::{self, SignalQueries, SignalQuery};
 use crate::template::{DEFAULT_QUERY, QueryTemplate, default_variables, promql_duration};
 
 /// The expression [`PrometheusSource::probe`] evaluates.
@@ -64,6 +67,9 @@ pub struct PrometheusConfig {
     pub post_above_bytes: usize,
     /// HTTP settings: timeout, authentication, TLS, extra headers.
     pub http: HttpConfig,
+    /// One query per signal besides the demand (latency, error ratios, ready endpoints);
+    /// none by default. A signal query that fails leaves its signal without data.
+    pub signals: SignalQueries,
 }
 
 impl Default for PrometheusConfig {
@@ -78,6 +84,7 @@ impl Default for PrometheusConfig {
             max_age: Duration::from_secs(60),
             post_above_bytes: 2000,
             http: HttpConfig::default(),
+            signals: SignalQueries::default(),
         }
     }
 }
@@ -95,6 +102,8 @@ pub struct PrometheusSource {
     post_above_bytes: usize,
     http: HttpClient,
     clock: Arc<dyn Clock>,
+    /// One rendered query per signal asked for, over the short window.
+    signals: Vec<SignalQuery>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +173,8 @@ impl PrometheusSource {
         }
         let mut vars = default_variables();
         vars.extend(config.variables.clone());
+        vars.insert("window".into(), promql_duration(windows[0]));
+        let signals = config.signals.render(&vars)?;
         let queries = windows
             .into_iter()
             .map(|window| {
@@ -182,12 +193,53 @@ impl PrometheusSource {
             post_above_bytes: config.post_above_bytes,
             http: HttpClient::new(&config.http, clients)?,
             clock,
+            signals,
         })
     }
 
     /// The rendered queries, one per window (short first).
     pub fn queries(&self) -> impl Iterator<Item = &str> {
         self.queries.iter().map(|q| q.promql.as_str())
+    }
+
+    /// The rendered signal queries: (setting, PromQL).
+    pub fn signal_queries(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.signals
+            .iter()
+            .map(|q| (q.kind.key(), q.promql.as_str()))
+    }
+
+    /// Evaluates every signal query once. A query that fails or gives no data leaves its
+    /// signal `None` (logged: WARN for errors, DEBUG for no data); it never fails the
+    /// observation.
+    pub async fn evaluate_signals(&self) -> Signals {
+        let answers = futures::future::join_all(
+            self.signals
+                .iter()
+                .map(|q| async move { (q, self.query(&q.promql).await) }),
+        )
+        .await;
+        let now = self.clock.now();
+        let mut signals = Signals::NONE;
+        for (q, answer) in answers {
+            let applied = answer.and_then(|r| {
+                signal_queries::apply(q, r.data, self.series, now, self.max_age, &mut signals)
+            });
+            match applied {
+                Ok(None) => {}
+                Ok(Some(reason)) => {
+                    tracing::debug!(signal = q.kind.key(), reason = %reason, "signal query gave no data");
+                }
+                Err(e) => tracing::warn!(
+                    signal = q.kind.key(),
+                    kind = e.kind(),
+                    error = %e,
+                    query = %q.promql,
+                    "signal query failed; the signal has no data this tick"
+                ),
+            }
+        }
+        signals
     }
 
     /// The `/api/v1/query` URL used.
@@ -222,11 +274,11 @@ impl PrometheusSource {
     /// Evaluates the configured query (once per window) and turns the answers into a
     /// [`Reading`]: both rates, or "no data" when any window has none.
     pub async fn evaluate(&self) -> Result<Reading, Error> {
-        let answers = futures::future::join_all(self.queries.iter().map(|q| async move {
+        let demand = futures::future::join_all(self.queries.iter().map(|q| async move {
             let response = self.query(&q.promql).await?;
             select(response.data, self.series, self.clock.now(), self.max_age)
-        }))
-        .await;
+        }));
+        let (answers, signals) = futures::join!(demand, self.evaluate_signals());
         let mut values = Vec::with_capacity(answers.len());
         for (answer, q) in answers.into_iter().zip(&self.queries) {
             match answer? {
@@ -249,13 +301,16 @@ impl PrometheusSource {
         };
         let (up, up_at) = values[0];
         let (down, down_at) = values.last().copied().unwrap_or((up, up_at));
-        Ok(Reading::Value(Observation::new(
-            Rates {
-                up: rate(up)?,
-                down: rate(down)?,
-            },
-            up_at.min(down_at),
-        )))
+        Ok(Reading::Value(
+            Observation::new(
+                Rates {
+                    up: rate(up)?,
+                    down: rate(down)?,
+                },
+                up_at.min(down_at),
+            )
+            .with_signals(signals),
+        ))
     }
 
     /// Checks that Prometheus answers queries: evaluates `vector(1)` and expects 1.

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use burst_core::{MetricSource, Observation, Rate, Rates, Reading, SourceError, Timestamp};
+use burst_core::{
+    MetricSource, Observation, Rate, Rates, Ratio, Reading, Signals, SourceError, Timestamp,
+};
 use serde::Deserialize;
 use url::Url;
 
@@ -15,6 +17,7 @@ use crate::api::{body_excerpt, format_labels};
 use crate::clock::{Clock, SystemClock};
 use crate::exposition::{self, ExpositionSample};
 use crate::http::{HttpClient, HttpClients, HttpConfig};
+use crate::signals::{ScrapeSignals, Scraped, SignalHistory, is_error_code, parse_le};
 use crate::template::promql_duration;
 use burst_core::rate::RateBuffer;
 
@@ -55,6 +58,8 @@ pub struct ScrapeConfig {
     pub long_window: Option<Duration>,
     /// HTTP settings: timeout, authentication, TLS, extra headers.
     pub http: HttpConfig,
+    /// Signals measured besides the rate (p99 latency, error ratio); none by default.
+    pub signals: ScrapeSignals,
 }
 
 impl Default for ScrapeConfig {
@@ -67,6 +72,7 @@ impl Default for ScrapeConfig {
             window: Duration::from_secs(15),
             long_window: None,
             http: HttpConfig::default(),
+            signals: ScrapeSignals::default(),
         }
     }
 }
@@ -85,6 +91,8 @@ pub struct ScrapeSource {
     windows: Vec<Duration>,
     clock: Arc<dyn Clock>,
     history: Mutex<RateBuffer<SeriesKey>>,
+    /// Boxed: most sources measure no signal, and `Source` keeps its variants close in size.
+    signals: Box<Mutex<SignalHistory<usize>>>,
 }
 
 /// A series: which target it came from and its canonical label set.
@@ -98,12 +106,15 @@ pub struct SeriesScraper {
     metric: String,
     matchers: BTreeMap<String, String>,
     http: HttpClient,
+    signals: ScrapeSignals,
+    /// `<latency_histogram>_bucket`, when the latency is measured.
+    bucket_metric: Option<String>,
 }
 
 /// What one target gave in one round.
 struct TargetScrape {
     at: Timestamp,
-    series: Vec<(String, f64)>,
+    scraped: Scraped,
 }
 
 impl ScrapeSource {
@@ -156,7 +167,9 @@ impl ScrapeSource {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let scraper = SeriesScraper::new(config.metric, config.matchers, &config.http, clients)?;
+        let unit = config.signals.latency_unit;
+        let scraper = SeriesScraper::new(config.metric, config.matchers, &config.http, clients)?
+            .with_signals(config.signals)?;
         let windows = crate::rate_windows(config.window, config.long_window)?;
         let keep = windows.iter().copied().max().unwrap_or(config.window);
         Ok(ScrapeSource {
@@ -166,6 +179,7 @@ impl ScrapeSource {
             windows,
             clock,
             history: Mutex::new(RateBuffer::new(keep)),
+            signals: Box::new(Mutex::new(SignalHistory::new(unit, keep))),
         })
     }
 
@@ -190,11 +204,15 @@ impl ScrapeSource {
         let mut failures = Vec::new();
         let mut matched = 0usize;
         let mut gauge_sum = 0.0;
+        let mut gauge_errors = 0.0;
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let mut signals = self.signals.lock().unwrap_or_else(|p| p.into_inner());
         for (i, round) in rounds {
             match round {
                 Ok(scrape) => {
-                    for (labels, value) in scrape.series {
+                    signals.record(&i, scrape.at, &scrape.scraped);
+                    gauge_errors += scrape.scraped.errors.iter().map(|(_, v)| v).sum::<f64>();
+                    for (labels, value) in scrape.scraped.series {
                         matched += 1;
                         gauge_sum += value;
                         if self.mode == ScrapeMode::Counter {
@@ -206,6 +224,7 @@ impl ScrapeSource {
             }
         }
         history.trim(now);
+        signals.trim(now);
         if !failures.is_empty() {
             let total = self.targets.len();
             let failed = failures.len();
@@ -231,7 +250,17 @@ impl ScrapeSource {
                     series: format!("sum of {}", self.selector()),
                     value: gauge_sum,
                 })?;
-                Rates::single(rate)
+                let mut signals_now = Signals {
+                    primary_p99: signals.latency_p99(now, self.windows[0]),
+                    ..Signals::NONE
+                };
+                if self.scraper.signals.error_ratio && gauge_sum > 0.0 {
+                    signals_now.primary_error_ratio =
+                        Ratio::try_new("error ratio", (gauge_errors / gauge_sum).min(1.0)).ok();
+                }
+                return Ok(Reading::Value(
+                    Observation::new(Rates::single(rate), now).with_signals(signals_now),
+                ));
             }
             ScrapeMode::Counter => {
                 let mut per_window = Vec::with_capacity(self.windows.len());
@@ -263,14 +292,19 @@ impl ScrapeSource {
                 }
             }
         };
-        Ok(Reading::Value(Observation::new(rates, now)))
+        let measured =
+            self.scraper
+                .signals_of(&signals, now, self.windows[0], Some(rates.up.get()));
+        Ok(Reading::Value(
+            Observation::new(rates, now).with_signals(measured),
+        ))
     }
 
     async fn scrape(&self, url: &Url) -> Result<TargetScrape, Error> {
-        let series = self.scraper.scrape(url).await?;
+        let scraped = self.scraper.scrape_all(url).await?;
         Ok(TargetScrape {
             at: self.clock.now(),
-            series,
+            scraped,
         })
     }
 }
@@ -298,7 +332,49 @@ impl SeriesScraper {
             metric,
             matchers,
             http: HttpClient::new(http, clients)?,
+            signals: ScrapeSignals::default(),
+            bucket_metric: None,
         })
+    }
+
+    /// Also selects what `signals` needs: the latency histogram's `_bucket` series (with
+    /// the same matchers) and the demand series with an error response code.
+    pub fn with_signals(mut self, signals: ScrapeSignals) -> Result<SeriesScraper, Error> {
+        signals.validate()?;
+        self.bucket_metric = signals
+            .latency_histogram
+            .as_ref()
+            .map(|h| format!("{h}_bucket"));
+        self.signals = signals;
+        Ok(self)
+    }
+
+    /// The signals this scraper selects series for.
+    pub fn signals(&self) -> &ScrapeSignals {
+        &self.signals
+    }
+
+    /// The latency and error-ratio signals from `history` over `window` (`None` for those
+    /// not measured); `total_rate` is the demand rate over the same window.
+    pub fn signals_of<T: std::hash::Hash + Eq + Clone>(
+        &self,
+        history: &SignalHistory<T>,
+        now: Timestamp,
+        window: std::time::Duration,
+        total_rate: Option<f64>,
+    ) -> Signals {
+        Signals {
+            primary_p99: self
+                .bucket_metric
+                .as_ref()
+                .and_then(|_| history.latency_p99(now, window)),
+            primary_error_ratio: if self.signals.error_ratio {
+                history.error_ratio(now, window, total_rate)
+            } else {
+                None
+            },
+            ..Signals::NONE
+        }
     }
 
     /// The selector, PromQL style: `name{label="value", ...}`.
@@ -315,6 +391,12 @@ impl SeriesScraper {
     /// A non-success status, a body that is not UTF-8 text or not the text format, and a
     /// selected value that is NaN, infinite or negative are errors naming the URL.
     pub async fn scrape(&self, url: &Url) -> Result<Vec<(String, f64)>, Error> {
+        Ok(self.scrape_all(url).await?.series)
+    }
+
+    /// Fetches `url` once and returns the selected demand series and what the signals
+    /// need (error series, histogram buckets); errors as for [`scrape`](Self::scrape).
+    pub async fn scrape_all(&self, url: &Url) -> Result<Scraped, Error> {
         let request = self
             .http
             .get(url.as_str())
@@ -339,25 +421,42 @@ impl SeriesScraper {
             line: e.line,
             message: e.message,
         })?;
-        let mut series = Vec::new();
-        for s in samples.into_iter().filter(|s| self.selects(s)) {
+        let mut scraped = Scraped::default();
+        for mut s in samples.into_iter() {
+            let is_demand = s.name == self.metric;
+            let is_bucket = self.bucket_metric.as_deref() == Some(s.name.as_str());
+            if !(is_demand || is_bucket) || !self.matches(&s) {
+                continue;
+            }
             if !(s.value.is_finite() && s.value >= 0.0) {
                 return Err(Error::InvalidValue {
                     series: format!("{}{} at {url}", s.name, format_labels(&s.labels)),
                     value: s.value,
                 });
             }
-            series.push((format_labels(&s.labels), s.value));
+            if is_demand {
+                let labels = format_labels(&s.labels);
+                if self.signals.error_ratio
+                    && s.labels
+                        .get(&self.signals.code_label)
+                        .is_some_and(|c| is_error_code(c))
+                {
+                    scraped.errors.push((labels.clone(), s.value));
+                }
+                scraped.series.push((labels, s.value));
+            } else if let Some(le) = s.labels.remove("le").as_deref().and_then(parse_le) {
+                scraped
+                    .buckets
+                    .push((le, format_labels(&s.labels), s.value));
+            }
         }
-        Ok(series)
+        Ok(scraped)
     }
 
-    fn selects(&self, s: &ExpositionSample) -> bool {
-        s.name == self.metric
-            && self
-                .matchers
-                .iter()
-                .all(|(k, v)| s.labels.get(k).map_or("", String::as_str) == v)
+    fn matches(&self, s: &ExpositionSample) -> bool {
+        self.matchers
+            .iter()
+            .all(|(k, v)| s.labels.get(k).map_or("", String::as_str) == v)
     }
 }
 
@@ -381,7 +480,7 @@ impl MetricSource for ScrapeSource {
     }
 }
 
-fn is_metric_name(s: &str) -> bool {
+pub(crate) fn is_metric_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && !b[0].is_ascii_digit()

@@ -8,8 +8,8 @@ use std::time::Duration;
 use burst_core::Reading;
 use burst_pods::{MetricsPort, PodConfig, PodSource, Scheme};
 use burst_prom::{
-    BasicAuth, HttpClients, HttpConfig, PrometheusConfig, ScrapeConfig, ScrapeMode, SeriesRule,
-    Source, SourceConfig,
+    BasicAuth, HttpClients, HttpConfig, LatencyUnit, PrometheusConfig, ScrapeConfig, ScrapeMode,
+    ScrapeSignals, SeriesRule, SignalQueries, Source, SourceConfig,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -44,7 +44,14 @@ Examples:
   burst query --scrape http://localhost:8080/metrics --metric inflight_requests --gauge
   burst query --pods checkout --namespace shop --kubeconfig ~/.kube/config
       (scrapes every ready pod of Service shop/checkout found through its EndpointSlices,
-      default :15090/stats/prometheus, istio_requests_total{reporter=\"destination\"})"
+      default :15090/stats/prometheus, istio_requests_total{reporter=\"destination\"})
+
+Signals besides the rate (printed one per line, `name: value` or `name: no data`):
+  burst query --prometheus-url http://localhost:9090 --signal latencyP99 --signal errorRatio \
+      --signal primaryReady --signal 'burstErrorRatio=sum(rate(errors[{{window}}]))'
+      (a bare name uses the built-in query: Istio's metrics, kube-state-metrics' endpoints)
+  burst query --pods checkout --namespace shop --istio-signals
+      (p99 of istio_request_duration_milliseconds and the 5xx/429 ratio, from the same scrapes)"
 )]
 pub struct Args {
     /// Base URL of Prometheus (or a compatible API such as Thanos or Mimir).
@@ -65,6 +72,10 @@ pub struct Args {
     /// Only check that Prometheus answers queries (`vector(1)`); prints `ok`.
     #[arg(long, requires = "prometheus_url")]
     probe: bool,
+    /// Also query a signal: `NAME` (the built-in query) or `NAME=PROMQL`, NAME one of
+    /// latencyP99, errorRatio, primaryReady, burstReady, burstErrorRatio (repeatable).
+    #[arg(long = "signal", value_name = "NAME[=PROMQL]", value_parser = signal_arg, requires = "prometheus_url")]
+    signals: Vec<(String, String)>,
 
     /// A /metrics URL to scrape directly, without Prometheus (repeatable; series are summed).
     #[arg(
@@ -85,6 +96,27 @@ pub struct Args {
     /// The metric is a gauge: print its current value instead of a rate (one scrape).
     #[arg(long, requires = "scrape")]
     gauge: bool,
+    /// Also measure the p99 of this histogram (name without `_bucket`, selected with the
+    /// same --match) from the scrapes.
+    #[arg(long, value_name = "NAME", conflicts_with = "prometheus_url")]
+    latency_histogram: Option<String>,
+    /// The histogram's bucket bounds are in seconds (default milliseconds).
+    #[arg(long, requires = "latency_histogram")]
+    latency_seconds: bool,
+    /// Also measure the error ratio (5xx and 429 over all) of the selected series.
+    #[arg(long, conflicts_with = "prometheus_url")]
+    error_ratio: bool,
+    /// The label holding the response code, for --error-ratio.
+    #[arg(
+        long,
+        value_name = "LABEL",
+        default_value = "response_code",
+        requires = "error_ratio"
+    )]
+    code_label: String,
+    /// Istio's signals: --latency-histogram istio_request_duration_milliseconds --error-ratio.
+    #[arg(long, conflicts_with_all = ["prometheus_url", "latency_histogram"])]
+    istio_signals: bool,
     /// Time between the two scrapes a rate is computed from.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, conflicts_with = "prometheus_url")]
     interval: Duration,
@@ -196,21 +228,29 @@ enum SeriesArg {
 
 /// What one evaluation came to.
 enum Outcome {
-    Reading(Reading),
+    /// A reading and the signals that were asked for (their names, as printed).
+    Reading(Reading, Vec<&'static str>),
     ProbeOk,
-    Failed { kind: &'static str, message: String },
+    Failed {
+        kind: &'static str,
+        message: String,
+    },
 }
 
 /// Runs `burst query`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(service) = &args.pods {
         let outcome = match evaluate_pods(&args, service).await {
+            Ok(Outcome::Reading(r, _)) => Outcome::Reading(r, scrape_signal_names(&args)),
             Ok(o) => o,
             Err(e) => e,
         };
         return report(&outcome, args.json);
     }
     let outcome = match evaluate(&args).await {
+        Ok(Outcome::Reading(r, _)) if args.prometheus_url.is_none() => {
+            Outcome::Reading(r, scrape_signal_names(&args))
+        }
         Ok(o) => o,
         Err(e) => Outcome::Failed {
             kind: e.kind(),
@@ -234,6 +274,7 @@ async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
             },
             max_age: args.max_age,
             http,
+            signals: signal_queries(&args.signals),
             ..PrometheusConfig::default()
         };
         if let Some(q) = &args.query {
@@ -248,8 +289,16 @@ async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
             for q in prometheus.queries() {
                 tracing::info!(query = q, "evaluating");
             }
+            for (signal, q) in prometheus.signal_queries() {
+                tracing::info!(signal, query = q, "evaluating");
+            }
         }
-        return Ok(Outcome::Reading(source.evaluate().await?));
+        let names = args
+            .signals
+            .iter()
+            .filter_map(|(n, _)| signal_name(n))
+            .collect();
+        return Ok(Outcome::Reading(source.evaluate().await?, names));
     }
     let counter = !args.gauge;
     if counter && args.interval >= args.window {
@@ -274,20 +323,21 @@ async fn evaluate(args: &Args) -> Result<Outcome, burst_prom::Error> {
         window: args.window,
         long_window: None,
         http,
+        signals: scrape_signals(args),
     })
     .connect(&HttpClients::new())?;
     tracing::info!(source = %burst_core::MetricSource::describe(&source), "scraping");
     let first = source.evaluate().await?;
     if !counter || matches!(first, Reading::Value(_)) {
-        return Ok(Outcome::Reading(first));
+        return Ok(Outcome::Reading(first, Vec::new()));
     }
     if let Reading::NoData { reason } = &first
         && reason.starts_with("no series")
     {
-        return Ok(Outcome::Reading(first));
+        return Ok(Outcome::Reading(first, Vec::new()));
     }
     tokio::time::sleep(args.interval).await;
-    Ok(Outcome::Reading(source.evaluate().await?))
+    Ok(Outcome::Reading(source.evaluate().await?, Vec::new()))
 }
 
 /// `--pods`: watch the Service's EndpointSlices, scrape its ready pods twice (a rate needs
@@ -332,6 +382,7 @@ async fn evaluate_pods(args: &Args, service: &str) -> Result<Outcome, Outcome> {
         concurrency: args.concurrency,
         quorum: args.quorum,
         http: args.http.config(),
+        signals: scrape_signals(args),
         ..defaults
     };
     let source = PodSource::start(config, client, &HttpClients::new()).map_err(pods_failed)?;
@@ -348,11 +399,12 @@ async fn evaluate_pods(args: &Args, service: &str) -> Result<Outcome, Outcome> {
     let first = source.evaluate().await.map_err(pods_failed)?;
     let scraped = source.last_round();
     if matches!(first, Reading::Value(_)) || scraped.answered == 0 {
-        return Ok(Outcome::Reading(first));
+        return Ok(Outcome::Reading(first, Vec::new()));
     }
     tokio::time::sleep(args.interval).await;
     Ok(Outcome::Reading(
         source.evaluate().await.map_err(pods_failed)?,
+        Vec::new(),
     ))
 }
 
@@ -380,19 +432,20 @@ async fn kube_client(path: Option<&Path>, timeout: Duration) -> Result<kube::Cli
 
 fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
     let code = match outcome {
-        Outcome::Reading(Reading::Value(_)) | Outcome::ProbeOk => 0,
-        Outcome::Reading(Reading::NoData { .. }) => EXIT_NO_DATA,
+        Outcome::Reading(Reading::Value(_), _) | Outcome::ProbeOk => 0,
+        Outcome::Reading(Reading::NoData { .. }, _) => EXIT_NO_DATA,
         Outcome::Failed { .. } => EXIT_ERROR,
     };
     if json {
         let value = match outcome {
-            Outcome::Reading(Reading::Value(o)) => serde_json::json!({
+            Outcome::Reading(Reading::Value(o), _) => serde_json::json!({
                 "status": "value",
                 "up": o.rates.up.get(),
                 "down": o.rates.down.get(),
                 "sampled_at": o.sampled_at.as_secs_f64(),
+                "signals": signals_json(&o.signals),
             }),
-            Outcome::Reading(Reading::NoData { reason }) => {
+            Outcome::Reading(Reading::NoData { reason }, _) => {
                 serde_json::json!({"status": "no_data", "reason": reason})
             }
             Outcome::ProbeOk => serde_json::json!({"status": "ok"}),
@@ -403,13 +456,138 @@ fn report(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> {
         super::print_stdout(&format!("{value}\n"))?;
     } else {
         match outcome {
-            Outcome::Reading(Reading::Value(o)) => super::print_stdout(&format!("{}\n", o.rates))?,
+            Outcome::Reading(Reading::Value(o), asked) => {
+                super::print_stdout(&format!("{}\n{}", o.rates, signals_text(&o.signals, asked)))?
+            }
             Outcome::ProbeOk => super::print_stdout("ok\n")?,
-            Outcome::Reading(Reading::NoData { reason }) => eprintln!("no data: {reason}"),
+            Outcome::Reading(Reading::NoData { reason }, _) => eprintln!("no data: {reason}"),
             Outcome::Failed { kind, message } => eprintln!("error ({kind}): {message}"),
         }
     }
     Ok(ExitCode::from(code))
+}
+
+/// The signals in the order they are printed: (CLI and CRD name, JSON key).
+const SIGNALS: [(&str, &str); 5] = [
+    ("latencyP99", "latency_p99_ms"),
+    ("errorRatio", "error_ratio"),
+    ("primaryReady", "primary_ready"),
+    ("burstReady", "burst_ready"),
+    ("burstErrorRatio", "burst_error_ratio"),
+];
+
+/// The signals' values by name, each `None` without data.
+fn signal_values(s: &burst_core::Signals) -> [Option<String>; 5] {
+    [
+        s.primary_p99.map(|v| format!("{:.1}ms", v.get())),
+        s.primary_error_ratio.map(|v| format!("{:.4}", v.get())),
+        s.primary_ready.map(|v| v.to_string()),
+        s.burst_ready.map(|v| v.to_string()),
+        s.burst_error_ratio.map(|v| format!("{:.4}", v.get())),
+    ]
+}
+
+/// One line per signal that has a value or was asked for: `latencyP99: 233.3ms`,
+/// `errorRatio: no data`.
+fn signals_text(s: &burst_core::Signals, asked: &[&str]) -> String {
+    let mut out = String::new();
+    for ((name, _), value) in SIGNALS.iter().zip(signal_values(s)) {
+        match value {
+            Some(v) => out.push_str(&format!("{name}: {v}\n")),
+            None if asked.contains(name) => out.push_str(&format!("{name}: no data\n")),
+            None => {}
+        }
+    }
+    out
+}
+
+/// `{"latency_p99_ms": 233.3, "error_ratio": null, ...}`: every signal, `null` without data.
+fn signals_json(s: &burst_core::Signals) -> serde_json::Value {
+    let numbers = [
+        s.primary_p99.map(|v| v.get()),
+        s.primary_error_ratio.map(|v| v.get()),
+        s.primary_ready.map(f64::from),
+        s.burst_ready.map(f64::from),
+        s.burst_error_ratio.map(|v| v.get()),
+    ];
+    let map: serde_json::Map<String, serde_json::Value> = SIGNALS
+        .iter()
+        .zip(numbers)
+        .map(|((_, key), v)| {
+            let value = match (key, v) {
+                (_, None) => serde_json::Value::Null,
+                (&"primary_ready" | &"burst_ready", Some(n)) => serde_json::json!(n as u64),
+                (_, Some(n)) => serde_json::json!(n),
+            };
+            ((*key).to_owned(), value)
+        })
+        .collect();
+    serde_json::Value::Object(map)
+}
+
+/// The CLI's name of a signal (`--signal NAME`), if it is one.
+fn signal_name(name: &str) -> Option<&'static str> {
+    SIGNALS.iter().map(|(n, _)| *n).find(|n| *n == name)
+}
+
+/// `NAME` or `NAME=PROMQL`; a bare name is the built-in query.
+fn signal_arg(s: &str) -> Result<(String, String), String> {
+    let (name, query) = match s.split_once('=') {
+        Some((n, q)) => (n.trim(), q.to_owned()),
+        None => (s.trim(), burst_prom::signal_queries::DEFAULT.to_owned()),
+    };
+    if signal_name(name).is_none() {
+        let known: Vec<&str> = SIGNALS.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "`{name}` is not a signal; use one of {}",
+            known.join(", ")
+        ));
+    }
+    Ok((name.to_owned(), query))
+}
+
+fn signal_queries(signals: &[(String, String)]) -> SignalQueries {
+    let mut q = SignalQueries::default();
+    for (name, query) in signals {
+        let slot = match name.as_str() {
+            "latencyP99" => &mut q.latency_p99,
+            "errorRatio" => &mut q.error_ratio,
+            "primaryReady" => &mut q.primary_ready,
+            "burstReady" => &mut q.burst_ready,
+            _ => &mut q.burst_error_ratio,
+        };
+        *slot = Some(query.clone());
+    }
+    q
+}
+
+fn scrape_signals(args: &Args) -> ScrapeSignals {
+    if args.istio_signals {
+        return ScrapeSignals::istio();
+    }
+    ScrapeSignals {
+        latency_histogram: args.latency_histogram.clone(),
+        latency_unit: if args.latency_seconds {
+            LatencyUnit::Seconds
+        } else {
+            LatencyUnit::Milliseconds
+        },
+        error_ratio: args.error_ratio,
+        code_label: args.code_label.clone(),
+    }
+}
+
+/// The signals a scrape or pod query measures, as printed.
+fn scrape_signal_names(args: &Args) -> Vec<&'static str> {
+    let s = scrape_signals(args);
+    let mut names = Vec::new();
+    if s.latency_histogram.is_some() {
+        names.push("latencyP99");
+    }
+    if s.error_ratio {
+        names.push("errorRatio");
+    }
+    names
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {

@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use burst_core::Timestamp;
 use burst_core::policy::{PolicyFile, PolicySpec};
-use burst_core::sim::{SimOptions, SimRun, Trace, quality, simulate_with};
+use burst_core::sim::{BurstSide, PrewarmEvent, SimOptions, SimRun, Trace, quality, simulate_with};
 use burst_prom::{HttpClients, RangeClient, RangeQuery};
 
 use super::query::HttpArgs;
 
 use crate::plot::{Axis, Chart, Format, Series};
-use crate::report::{Change, Column, NoDetails, Point, Report, Summary, report_text};
+use crate::report::{Change, Column, Point, Report, Summary, report_text};
 
 /// Arguments of `burst simulate`.
 #[derive(Debug, clap::Args)]
@@ -21,14 +21,22 @@ use crate::report::{Change, Column, NoDetails, Point, Report, Summary, report_te
 Traces: a CSV file with columns t,rps[,up] (seconds, requests/s, 1/0 for metric outages) and
 optionally p99_ms,error_ratio,primary_ready,burst_ready,burst_error_ratio (by header name;
 an empty cell is no data), or builtin:NAME with NAME one of step, ramp, sine, flash, noisy,
-outage, diurnal, endpoints-lost, burst-down. Where a trace gives no p99 or error ratio for the
+outage, diurnal, cold-burst, endpoints-lost, burst-down. Where a trace gives no p99 or error ratio for the
 primary but a capacity is known, they come from a queueing model of the primary's load
 (docs/policies.md).
+
+The burst side: by default it has unlimited capacity. --burst-start (and --burst-capacity,
+--burst-prewarm-capacity) model a cold one: it serves --burst-capacity rps until a scale-up
+(its load above 80 % of its capacity, or a pre-warm's prepare) serves --burst-start later;
+requests beyond the capacity of the side they were sent to are counted as finding no
+capacity. builtin:cold-burst carries its own (5 rps, 60s, 40 rps). Example:
+
+  burst simulate --trace builtin:cold-burst --capacity 20 --compare
 
 The policy file (YAML) holds mode, high, low, burst_weight, capacity, step, max_up, max_down,
 dead_band, sustain, cooldown, on_missing, stale_after, tick, window, window_up, window_down,
 capacity_per_endpoint, burst_capacity_per_endpoint, high_fraction, low_fraction, triggers,
-burst_health and scrape_interval; every key is optional and the defaults reproduce the seed
+burst_health, warmup, prewarm and scrape_interval; every key is optional and the defaults reproduce the seed
 daemon (hysteresis 15/10 rps, rate over 15s, 1s tick). Example:
 
   burst simulate --trace builtin:step
@@ -112,6 +120,18 @@ pub struct Args {
     /// `capacityPerEndpoint`, if any).
     #[arg(long, value_name = "RPS")]
     capacity_per_endpoint: Option<f64>,
+    /// Model a cold burst side whose scale-ups take this long to serve (e.g. 60s); see
+    /// below. Default: the trace's model (builtin:cold-burst has one), else unlimited.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    burst_start: Option<std::time::Duration>,
+    /// The modelled burst side's capacity in rps before any scale-up [default: the
+    /// trace's, else 5].
+    #[arg(long, value_name = "RPS")]
+    burst_capacity: Option<f64>,
+    /// The capacity in rps a pre-warm's prepare grows the modelled burst side to
+    /// [default: the trace's, else 40].
+    #[arg(long, value_name = "RPS")]
+    burst_prewarm_capacity: Option<f64>,
     /// Print JSON ({"summary", "timeline", "changes"}, the schema of `burst demo --json`;
     /// see docs/reports.md) instead of a table.
     #[arg(long)]
@@ -145,7 +165,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             load_trace(trace_arg, args.seed)?
         }
     };
-    let run = simulate_with(&spec, &trace, options(&args, args.capacity)?)?;
+    let run = simulate_with(&spec, &trace, options(&args, args.capacity, &trace)?)?;
     if let Some((path, format)) = plot {
         let chart = chart(trace.name(), &spec.policy, &[("burst weight", &run)]);
         write_plot(path, &chart, format)?;
@@ -153,6 +173,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut report = report(&run);
     if trace.has_signals() {
         report.summary.seconds_on_unhealthy_burst = Some(run.summary.seconds_on_unhealthy_burst);
+    }
+    if run.summary.seconds_burst_over_capacity.is_none() {
+        // Without a burst-side model only the primary's excess would count.
+        report.summary.requests_without_capacity = None;
     }
     let text = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
@@ -169,20 +193,55 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The simulator's measurement options from the flags; refuses a capacity that is not a
 /// positive number.
-fn options(args: &Args, capacity: Option<f64>) -> anyhow::Result<SimOptions> {
+fn options(args: &Args, capacity: Option<f64>, trace: &Trace) -> anyhow::Result<SimOptions> {
     for (flag, v) in [
         ("--capacity", capacity),
         ("--capacity-per-endpoint", args.capacity_per_endpoint),
+        ("--burst-prewarm-capacity", args.burst_prewarm_capacity),
     ] {
         if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
             anyhow::bail!("{flag} {v} is not a capacity; give requests/s > 0");
         }
     }
+    if let Some(v) = args
+        .burst_capacity
+        .filter(|v| !(v.is_finite() && *v >= 0.0))
+    {
+        anyhow::bail!("--burst-capacity {v} is not a capacity; give requests/s >= 0");
+    }
     Ok(SimOptions {
         capacity,
         capacity_per_endpoint: args.capacity_per_endpoint,
+        burst: burst_side(args, trace),
     })
 }
+
+/// The burst side to model: the trace's, with the flags given on top; without a model in
+/// the trace, one only when a burst flag is given.
+fn burst_side(args: &Args, trace: &Trace) -> Option<BurstSide> {
+    let flags = args.burst_start.is_some()
+        || args.burst_capacity.is_some()
+        || args.burst_prewarm_capacity.is_some();
+    let base = trace.burst_side().or_else(|| {
+        flags.then_some(BurstSide {
+            initial: DEFAULT_BURST_CAPACITY,
+            start: DEFAULT_BURST_START,
+            prewarm: DEFAULT_BURST_PREWARM_CAPACITY,
+        })
+    })?;
+    Some(BurstSide {
+        initial: args.burst_capacity.unwrap_or(base.initial),
+        start: args.burst_start.unwrap_or(base.start),
+        prewarm: args.burst_prewarm_capacity.unwrap_or(base.prewarm),
+    })
+}
+
+/// The modelled burst side's capacity before a scale-up, without a trace's or a flag's.
+const DEFAULT_BURST_CAPACITY: f64 = 5.0;
+/// The modelled burst side's start-up delay, without a trace's or a flag's.
+const DEFAULT_BURST_START: std::time::Duration = std::time::Duration::from_secs(60);
+/// The capacity a prepare grows the modelled burst side to, without a trace's or a flag's.
+const DEFAULT_BURST_PREWARM_CAPACITY: f64 = 40.0;
 
 /// The capacity assumed by --compare when none is given: the seed's high threshold.
 const DEFAULT_COMPARE_CAPACITY: f64 = 15.0;
@@ -272,6 +331,14 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
             "overflow".to_string(),
             PolicySpec::recommended_overflow(capacity).into(),
         ),
+        (
+            "warm-up".to_string(),
+            PolicySpec::recommended_warmup().into(),
+        ),
+        (
+            "pre-warm".to_string(),
+            PolicySpec::recommended_prewarm().into(),
+        ),
     ];
     if let Some(p) = &args.policy {
         candidates.push((p.display().to_string(), load_policy(Some(p))?));
@@ -301,7 +368,7 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
     for (name, trace) in &traces {
         let mut runs = Vec::new();
         for (policy, spec) in &candidates {
-            let run = simulate_with(spec, trace, options(args, Some(capacity))?)
+            let run = simulate_with(spec, trace, options(args, Some(capacity), trace)?)
                 .with_context(|| format!("policy {policy} on {name}"))?;
             let q = quality(&run, trace, seed.high, seed.low);
             json.push(serde_json::json!({"trace": name, "policy": policy, "quality": q}));
@@ -310,7 +377,7 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
         let _ = writeln!(text, "{name} (capacity {capacity} rps)");
         let _ = writeln!(
             text,
-            "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>13}  {}",
+            "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>11} {:>12} {:>13}  changes by rule",
             "policy",
             "reaction",
             "back",
@@ -318,8 +385,9 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
             "overloaded",
             "over cap",
             "unhealthy",
+            "burst over",
+            "no capacity",
             "sent to burst",
-            "changes by rule"
         );
         for (policy, q, _) in &runs {
             let secs = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.0}s"));
@@ -328,9 +396,13 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|(rule, n)| format!("{rule} {n}"))
                 .collect();
+            let refused = q
+                .seconds_burst_over_capacity
+                .and(q.requests_without_capacity)
+                .map_or_else(|| "-".to_string(), |x| format!("{x:.0}"));
             let _ = writeln!(
                 text,
-                "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>12.1}%  {}",
+                "  {:<14} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>11} {:>12} {:>12.1}%  {}",
                 policy,
                 secs(q.reaction_s),
                 secs(q.back_s),
@@ -338,6 +410,8 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
                 secs(q.overload_s),
                 secs(q.seconds_primary_over_capacity),
                 secs(Some(q.seconds_on_unhealthy_burst)),
+                secs(q.seconds_burst_over_capacity),
+                refused,
                 q.burst_share * 100.0,
                 rules.join(", ")
             );
@@ -415,6 +489,28 @@ fn chart(title: &str, spec: &PolicySpec, runs: &[(&str, &SimRun)]) -> Chart {
                     .iter()
                     .map(|p| (p.t, p.p99_ms.map(|ms| (ms / 10.0).min(100.0))))
                     .collect(),
+            });
+        }
+        if first.timeline.iter().any(|p| p.burst_capacity.is_some()) {
+            series.push(Series {
+                label: "burst capacity (rps)".into(),
+                color: "#aec7e8",
+                axis: Axis::Rps,
+                step: true,
+                points: first
+                    .timeline
+                    .iter()
+                    .map(|p| (p.t, p.burst_capacity))
+                    .collect(),
+            });
+        }
+        if first.timeline.iter().any(|p| p.forecast.is_some()) {
+            series.push(Series {
+                label: "forecast at lead (rps)".into(),
+                color: "#ffbb78",
+                axis: Axis::Rps,
+                step: false,
+                points: first.timeline.iter().map(|p| (p.t, p.forecast)).collect(),
             });
         }
         if first.timeline.iter().any(|p| p.burst_ready.is_some()) {
@@ -519,10 +615,28 @@ pub struct SimExtra {
     /// The primary's capacity in rps on this tick, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     capacity: Option<f64>,
+    /// The modelled burst side's serving capacity in rps, with a burst-side model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    burst_capacity: Option<f64>,
+    /// Pre-warm: the forecast demand at the end of the lead time, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forecast: Option<f64>,
+    /// Pre-warm: whether the burst side is prepared after this tick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prepared: Option<bool>,
+}
+
+/// What a simulation reports beyond the shared keys: the pre-warm's actions.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SimDetails {
+    /// Every pre-warm prepare and release (`t`, `action`, `detail`); absent without
+    /// `prewarm`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    prewarm: Vec<PrewarmEvent>,
 }
 
 /// The run in the shared report schema: the changes are the points where the weight moved.
-pub fn report(run: &SimRun) -> Report<SimExtra, NoDetails> {
+pub fn report(run: &SimRun) -> Report<SimExtra, SimDetails> {
     let mut changes = Vec::new();
     let mut prev = 0u8;
     for p in &run.timeline {
@@ -541,6 +655,9 @@ pub fn report(run: &SimRun) -> Report<SimExtra, NoDetails> {
         s.overload_s,
     );
     summary.seconds_primary_over_capacity = s.seconds_primary_over_capacity;
+    summary.seconds_burst_over_capacity = s.seconds_burst_over_capacity;
+    summary.requests_without_capacity = s.requests_without_capacity;
+    summary.prewarm_prepares = s.prewarm_prepares;
     Report {
         summary,
         timeline: run
@@ -559,16 +676,21 @@ pub fn report(run: &SimRun) -> Report<SimExtra, NoDetails> {
                     primary_ready: p.primary_ready,
                     burst_ready: p.burst_ready,
                     capacity: p.capacity,
+                    burst_capacity: p.burst_capacity,
+                    forecast: p.forecast,
+                    prepared: p.prepared,
                 },
             })
             .collect(),
         changes,
-        details: NoDetails {},
+        details: SimDetails {
+            prewarm: run.prewarm.clone(),
+        },
     }
 }
 
 /// A readable table of the timeline, the changes and the summary.
-pub fn table(report: &Report<SimExtra, NoDetails>, two_windows: bool, every: f64) -> String {
+pub fn table(report: &Report<SimExtra, SimDetails>, two_windows: bool, every: f64) -> String {
     let short = Column {
         header: "observed(short)",
         width: 15,
@@ -577,8 +699,42 @@ pub fn table(report: &Report<SimExtra, NoDetails>, two_windows: bool, every: f64
             _ => "no data".to_string(),
         },
     };
-    let extra = if two_windows { vec![short] } else { Vec::new() };
-    report_text(report, every, &extra)
+    let burst_capacity = Column {
+        header: "burst cap",
+        width: 9,
+        cell: |p: &Point<SimExtra>| {
+            p.extra
+                .burst_capacity
+                .map_or_else(|| "-".to_string(), |c| format!("{c:.1}"))
+        },
+    };
+    let prepared = Column {
+        header: "prewarm",
+        width: 8,
+        cell: |p: &Point<SimExtra>| match p.extra.prepared {
+            Some(true) => "prepared".to_string(),
+            _ => "-".to_string(),
+        },
+    };
+    let mut extra = if two_windows { vec![short] } else { Vec::new() };
+    if report
+        .timeline
+        .iter()
+        .any(|p| p.extra.burst_capacity.is_some())
+    {
+        extra.push(burst_capacity);
+    }
+    if report.timeline.iter().any(|p| p.extra.prepared.is_some()) {
+        extra.push(prepared);
+    }
+    let mut text = report_text(report, every, &extra);
+    if !report.details.prewarm.is_empty() {
+        text.push_str("\npre-warm:\n");
+        for e in &report.details.prewarm {
+            let _ = writeln!(text, "{:>7.1}s  {}  ({})", e.t, e.action, e.detail);
+        }
+    }
+    text
 }
 
 #[cfg(test)]

@@ -317,6 +317,25 @@ impl SignalState {
         now: Timestamp,
     ) -> Decision {
         if let Some(health) = rules.burst_health {
+            if rates.is_none() {
+                // No observation this tick: nothing is known about the burst side, so its
+                // health state stays as it was, and the weight on it may not go up.
+                if decision.desired.burst() > current.burst() {
+                    return Decision {
+                        desired: current,
+                        reason: Reason {
+                            rule: Rule::BurstUnhealthy,
+                            rates,
+                            current,
+                            detail: format!(
+                                "burst side unknown without an observation: {current} instead of {} ({})",
+                                decision.desired, decision.reason.rule
+                            ),
+                        },
+                    };
+                }
+                return decision;
+            }
             if let Some(why) = self.unhealthy(&health, signals, now) {
                 let wanted = decision.desired;
                 let desired = match health.on_unhealthy {
@@ -666,6 +685,44 @@ mod tests {
                 .contains("burst_error_ratio 0.500 > maxErrorRatio 0.200")
         );
         assert_eq!(Rule::BurstUnhealthy.name(), "burst_unhealthy");
+    }
+
+    #[test]
+    fn without_an_observation_the_guard_neither_learns_nor_raises() {
+        let mut p = Hysteresis::new(HysteresisConfig {
+            signals: SignalRules {
+                burst_health: health(OnUnhealthy::Primary, 10),
+                ..SignalRules::default()
+            },
+            missing: MissingRule {
+                on_missing: OnMissing::Burst,
+                stale_after: Duration::from_secs(5),
+            },
+            ..HysteresisConfig::new(Thresholds::try_new(10.0, 15.0).unwrap())
+        });
+        let none = Signal::NoData("warming up".into());
+        // The first seconds have no data: nothing about the burst side is known, and the
+        // stale rule's burst target is refused.
+        assert_eq!(
+            p.decide(&none, Split::ALL_PRIMARY, at(0)).desired,
+            Split::ALL_PRIMARY
+        );
+        let d = p.decide(&none, Split::ALL_PRIMARY, at(6));
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_PRIMARY, Rule::BurstUnhealthy)
+        );
+        // The first observation shows a healthy burst side: no healthyAfter wait, since it
+        // was never seen unhealthy.
+        let ok = Signals {
+            burst_ready: Some(2),
+            ..Signals::NONE
+        };
+        let d = p.decide(&obs(20.0, ok), Split::ALL_PRIMARY, at(7));
+        assert_eq!(
+            (d.desired, d.reason.rule),
+            (Split::ALL_BURST, Rule::AboveHigh)
+        );
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct Warmed {
     warmup: Warmup,
     rules: SignalRules,
     fallback_capacity: Option<f64>,
+    /// `(what the inner policy asked, what the warm-up made of it)` on the last tick.
+    last: Option<(Split, Split)>,
 }
 
 impl WarmupConfig {
@@ -164,6 +166,7 @@ impl Warmed {
             warmup,
             rules,
             fallback_capacity,
+            last: None,
         }
     }
 
@@ -214,9 +217,21 @@ impl Warmed {
 
 impl Policy for Warmed {
     fn decide(&mut self, signal: &Signal, current: Split, now: Timestamp) -> Decision {
-        let decision = self.inner.decide(signal, current, now);
+        // The inner policy sees the split it asked for while the one in effect is only the
+        // warm-up's shaping of it (a probe, a step of the ramp): a 2 % probe is not
+        // "bursting" to a hysteresis, and a ramp step is not a decision to hold. Any other
+        // split in effect (a failed apply, a hand edit) is shown as it is.
+        let seen = match self.last {
+            Some((asked, shaped)) if shaped == current => asked,
+            _ => current,
+        };
+        let mut decision = self.inner.decide(signal, seen, now);
+        decision.reason.current = current;
+        let asked = decision.desired;
         let input = self.input(signal, &decision);
-        self.warmup.shape(decision, current, input, now)
+        let shaped = self.warmup.shape(decision, current, input, now);
+        self.last = Some((asked, shaped.desired));
+        shaped
     }
 }
 
@@ -467,6 +482,48 @@ mod tests {
     }
 
     proptest! {
+        /// The same through a policy built from `policy.yaml` (hysteresis 15/10 with a
+        /// warm-up and a burst health guard): outside panic (short-window rate at 2x `high`)
+        /// the burst weight never rises past the next ramp step above the split in effect;
+        /// a burst side with no ready endpoint gets nothing, not even the probe.
+        #[test]
+        fn the_decorated_policy_never_skips_a_step_unless_in_panic(
+            ticks in proptest::collection::vec((0.0f64..45.0, 0u32..3, 1u64..4), 1..120),
+            probe in 0i64..=3,
+        ) {
+            use crate::policy::{Policy, PolicyFile, Signal};
+            use crate::{Observation, Rate, Rates, Signals};
+            let file = PolicyFile::from_yaml(&format!(
+                "cooldown: 0s\nburstHealth: {{minReady: 1, healthyAfter: 0s}}\nwarmup: {{probeWeight: {probe}, ramp: [10, 25, 50, 100], rampOver: 20s}}\n"
+            )).unwrap();
+            let mut policy = file.policy.build().unwrap();
+            let steps = [10u8, 25, 50, 100];
+            let mut cur = Split::ALL_PRIMARY;
+            let mut t = 0u64;
+            for (rps, burst_ready, dt) in ticks {
+                t += dt;
+                let rate = Rate::try_new("r", rps).unwrap();
+                let signal = Signal::Observed(
+                    Observation::new(Rates { up: rate, down: rate }, at(t)).with_signals(Signals {
+                        burst_ready: Some(burst_ready),
+                        ..Signals::NONE
+                    }),
+                );
+                let d = policy.decide(&signal, cur, at(t));
+                let (c, out) = (cur.burst().get(), d.desired.burst().get());
+                let panic = rps >= 2.0 * 15.0;
+                if out > c && !panic {
+                    let next = steps.iter().copied().find(|s| *s > c).unwrap_or(100);
+                    let p = u8::try_from(probe).unwrap();
+                    prop_assert!(out <= next.max(p), "skipped a step: {c} -> {out} at {rps} rps");
+                }
+                if burst_ready == 0 {
+                    prop_assert_eq!(out, 0, "traffic onto a burst side with no ready endpoint");
+                }
+                cur = d.desired;
+            }
+        }
+
         /// Over any run of decisions, health and panic: an increase of the burst weight
         /// outside panic never goes past the next ramp step above the split in effect; the
         /// probe is held while the burst side is healthy and dropped when it is not (unless

@@ -26,6 +26,10 @@ pub struct Quality {
     pub seconds_on_unhealthy_burst: f64,
     /// Number of changes by the rule (signal) that made them.
     pub changes_by_rule: std::collections::BTreeMap<&'static str, u32>,
+    /// Seconds with the burst side's share above its capacity (with a burst-side model).
+    pub seconds_burst_over_capacity: Option<f64>,
+    /// Requests beyond the capacity of the side they were sent to.
+    pub requests_without_capacity: Option<f64>,
 }
 
 /// Computes [`Quality`] for `run` over `trace`, with the load thresholds `high` and `low`.
@@ -71,6 +75,8 @@ pub fn quality(run: &SimRun, trace: &Trace, high: f64, low: f64) -> Quality {
         seconds_primary_over_capacity: run.summary.seconds_primary_over_capacity,
         seconds_on_unhealthy_burst: run.summary.seconds_on_unhealthy_burst,
         changes_by_rule: run.summary.changes_by_rule.clone(),
+        seconds_burst_over_capacity: run.summary.seconds_burst_over_capacity,
+        requests_without_capacity: run.summary.requests_without_capacity,
     }
 }
 

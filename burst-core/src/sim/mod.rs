@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::forecast::Outlook;
 use crate::policy::{Policy, PolicyFile, Signal};
+use crate::scaler::{Prewarm, PrewarmAction};
 use crate::{Error, Millis, Observation, Rate, Rates, Ratio, Signals, Split, Timestamp};
 
 /// The queueing model's p99 latency of an idle primary, in milliseconds.
@@ -42,8 +44,15 @@ pub const MODEL_MAX_P99_MS: f64 = 2000.0;
 /// policy sets no `burstHealth.maxErrorRatio`.
 pub const UNHEALTHY_BURST_ERROR_RATIO: f64 = 0.5;
 
+/// The burst side's autoscaler target utilisation: it scales up when its load goes above
+/// this share of its capacity (ordered or serving), to `load / target` (as an HPA does).
+pub const BURST_TARGET_UTILISATION: f64 = 0.8;
+/// How long the burst side's load must stay low before it scales back down to its initial
+/// capacity (an HPA's default scale-down stabilization window).
+pub const BURST_SCALE_DOWN_AFTER_S: f64 = 300.0;
+
 pub use compare::{Quality, quality};
-pub use trace::{Trace, TracePoint};
+pub use trace::{COLD_BURST_PRIMARY_CAPACITY, Trace, TracePoint};
 
 /// One tick of a simulation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,6 +86,144 @@ pub struct SimPoint {
     /// The primary's capacity in rps on this tick, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<f64>,
+    /// The burst side's serving capacity in rps on this tick (with a burst-side model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst_capacity: Option<f64>,
+    /// Pre-warm: the forecast demand at the end of the lead time (`None`: no forecast, or
+    /// no `prewarm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<f64>,
+    /// Pre-warm: whether the burst side is prepared after this tick (`None`: no `prewarm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prepared: Option<bool>,
+}
+
+/// A pre-warm action the simulator carried out (synchronously, always successful).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrewarmEvent {
+    /// Seconds since the start.
+    pub t: f64,
+    /// `prepare` or `release`.
+    pub action: &'static str,
+    /// Why: the forecast, traffic on burst, or the idle time.
+    pub detail: String,
+}
+
+/// The burst side as the simulator models it: a capacity that starts at `initial` and
+/// grows only `start` after a scale-up is ordered.
+///
+/// A scale-up is ordered when the burst side's load goes above
+/// [`BURST_TARGET_UTILISATION`] of its capacity (serving or ordered), to
+/// `load / BURST_TARGET_UTILISATION`, as an autoscaler would; and by a pre-warm's prepare,
+/// to `prewarm`. It scales back to `initial` once its load has been low for
+/// [`BURST_SCALE_DOWN_AFTER_S`] and it is not prepared (a release ends the prepared floor).
+/// Requests beyond the capacity of the side they were sent to find no capacity (the mesh
+/// routes by weight; nothing spills over).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BurstSide {
+    /// Capacity in rps before any scale-up (a cold burst side: small).
+    pub initial: f64,
+    /// Time from ordering a scale-up (or a prepare) to the new capacity serving.
+    pub start: Duration,
+    /// Capacity in rps a pre-warm's prepare grows it to.
+    pub prewarm: f64,
+}
+
+/// The burst side's state during a run.
+#[derive(Debug, Clone)]
+struct BurstState {
+    model: BurstSide,
+    capacity: f64,
+    /// `(ready at, capacity)`, in order of ordering.
+    pending: Vec<(f64, f64)>,
+    prepared: bool,
+    /// Last time its load was above its initial capacity's target share.
+    last_busy: f64,
+}
+
+impl BurstSide {
+    /// Checks the numbers; errors name the option.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (key, v) in [
+            ("burst-capacity", self.initial),
+            ("burst-prewarm-capacity", self.prewarm),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::InvalidSetting {
+                    key,
+                    message: format!("{v} is not a capacity; give requests/s >= 0"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BurstState {
+    fn new(model: BurstSide) -> Self {
+        BurstState {
+            model,
+            capacity: model.initial,
+            pending: Vec::new(),
+            prepared: false,
+            last_busy: f64::NEG_INFINITY,
+        }
+    }
+
+    /// The largest capacity serving or ordered.
+    fn planned(&self) -> f64 {
+        self.pending
+            .iter()
+            .map(|p| p.1)
+            .fold(self.capacity, f64::max)
+    }
+
+    fn order(&mut self, now: f64, capacity: f64) {
+        if capacity > self.planned() + 1e-9 {
+            self.pending
+                .push((now + self.model.start.as_secs_f64(), capacity));
+        }
+    }
+
+    /// Orders that are due start serving; the autoscaler reacts to `load`; an idle,
+    /// unprepared side scales back down.
+    fn advance(&mut self, now: f64, load: f64) {
+        let due: Vec<f64> = self
+            .pending
+            .iter()
+            .filter(|p| p.0 <= now + 1e-9)
+            .map(|p| p.1)
+            .collect();
+        self.pending.retain(|p| p.0 > now + 1e-9);
+        self.capacity = due.into_iter().fold(self.capacity, f64::max);
+        if load > BURST_TARGET_UTILISATION * self.planned() + 1e-9 {
+            self.order(now, load / BURST_TARGET_UTILISATION);
+        }
+        if load > BURST_TARGET_UTILISATION * self.model.initial + 1e-9 {
+            self.last_busy = now;
+        }
+        if !self.prepared
+            && now - self.last_busy >= BURST_SCALE_DOWN_AFTER_S
+            && self.capacity > self.model.initial
+        {
+            self.capacity = self.model.initial;
+            self.pending.clear();
+        }
+    }
+
+    fn prepare(&mut self, now: f64) {
+        self.prepared = true;
+        self.order(now, self.model.prewarm);
+    }
+
+    fn release(&mut self, now: f64, load: f64) {
+        self.prepared = false;
+        self.pending.clear();
+        self.capacity = self
+            .capacity
+            .min((load / BURST_TARGET_UTILISATION).max(self.model.initial));
+        self.last_busy = self.last_busy.min(now);
+    }
 }
 
 /// One change of the split, and the rule (signal) behind it.
@@ -100,6 +247,9 @@ pub struct SimOptions {
     /// Rps one primary endpoint serves (default: the policy's `capacityPerEndpoint`); with
     /// the trace's `primary_ready`, the capacity in effect on each tick.
     pub capacity_per_endpoint: Option<f64>,
+    /// The burst side's capacity and start-up delay (default: the trace's, if it has one;
+    /// without either the burst side has unlimited capacity, as before).
+    pub burst: Option<BurstSide>,
 }
 
 /// What a simulation run amounted to.
@@ -126,6 +276,14 @@ pub struct Summary {
     pub seconds_on_unhealthy_burst: f64,
     /// Number of changes by the rule (signal) that made them.
     pub changes_by_rule: BTreeMap<&'static str, u32>,
+    /// Seconds with the burst side's share of the load above its capacity (with a
+    /// burst-side model).
+    pub seconds_burst_over_capacity: Option<f64>,
+    /// Requests beyond the capacity of the side they were sent to: the burst side's excess
+    /// (with a burst-side model) plus the primary's (when its capacity is known).
+    pub requests_without_capacity: Option<f64>,
+    /// Pre-warm prepares carried out (`None` without `prewarm`).
+    pub prewarm_prepares: Option<u32>,
 }
 
 /// A simulation's timeline and summary.
@@ -137,6 +295,8 @@ pub struct SimRun {
     pub timeline: Vec<SimPoint>,
     /// Every change of the split, with the rule behind it.
     pub changes: Vec<Change>,
+    /// Every pre-warm prepare and release (empty without `prewarm`).
+    pub prewarm: Vec<PrewarmEvent>,
 }
 
 /// The scraped counter, as Prometheus would store it.
@@ -275,6 +435,18 @@ pub fn simulate_policy_with(
     let max_burst_errors = health
         .and_then(|h| h.max_error_ratio)
         .unwrap_or(UNHEALTHY_BURST_ERROR_RATIO);
+    let burst_model = options.burst.or(trace.burst_side());
+    if let Some(b) = &burst_model {
+        b.validate()?;
+    }
+    let mut burst = burst_model.map(BurstState::new);
+    let burst_per_endpoint = spec.burst_capacity_per_endpoint.or(per_endpoint);
+    let mut prewarm: Option<Prewarm> = spec.prewarm()?;
+    let mut prewarm_events = Vec::new();
+    let probe = match &spec.warmup {
+        Some(w) => w.build()?.probe(),
+        None => crate::Weight::ZERO,
+    };
     let capacity_at = |s: &Signals| match (per_endpoint, s.primary_ready) {
         (Some(per), Some(n)) => Some(per * f64::from(n)),
         _ => capacity,
@@ -295,8 +467,13 @@ pub fn simulate_policy_with(
         seconds_primary_over_capacity: None,
         seconds_on_unhealthy_burst: 0.0,
         changes_by_rule: BTreeMap::new(),
+        seconds_burst_over_capacity: burst.as_ref().map(|_| 0.0),
+        requests_without_capacity: None,
+        prewarm_prepares: prewarm.as_ref().map(|_| 0),
     };
     let (mut burst_requests, mut all_requests) = (0.0, 0.0);
+    // The burst side's load over the last tick, for its autoscaler and error model.
+    let mut burst_load = 0.0;
     // The primary's load over the last tick, for the queueing model.
     let mut primary_load = trace.at(0.0).rps;
     let mut k: u64 = 0;
@@ -311,6 +488,23 @@ pub fn simulate_policy_with(
         let down = model.rate(t, spec.window_down());
         let mut signals = trace.signals_at(t);
         let cap_now = capacity_at(&signals);
+        if let Some(b) = burst.as_mut() {
+            b.advance(t, burst_load);
+            if signals.burst_ready.is_none()
+                && let Some(per) = burst_per_endpoint.filter(|p| *p > 0.0)
+            {
+                // Whole endpoints serving; the capacity is finite and >= 0, capped far
+                // below u32::MAX, so the cast cannot truncate.
+                signals.burst_ready = Some((b.capacity / per + 1e-9).floor().min(1e6) as u32);
+            }
+            if signals.burst_error_ratio.is_none() {
+                signals.burst_error_ratio = Ratio::try_new(
+                    "burst error ratio",
+                    model_error_ratio(burst_load, b.capacity),
+                )
+                .ok();
+            }
+        }
         if let Some(cap) = cap_now {
             if signals.primary_p99.is_none() {
                 signals.primary_p99 = Millis::try_new("p99", model_p99_ms(primary_load, cap)).ok();
@@ -351,6 +545,41 @@ pub fn simulate_policy_with(
         if split.is_bursting() && summary.first_burst_s.is_none() {
             summary.first_burst_s = Some(t);
         }
+        let mut forecast = None;
+        if let Some(p) = prewarm.as_mut() {
+            // A warm-up's probe alone is not traffic on burst: the pre-warm may still release.
+            let on_burst = split.burst() > probe;
+            let (outlook, action) = p.plan(signal.rates().map(|r| r.up), on_burst, now);
+            if let Outlook::Below { at_lead, .. } | Outlook::Crossing { at_lead, .. } = outlook {
+                forecast = Some(at_lead);
+            }
+            if let Some(action) = action {
+                // The simulated scaler always succeeds at once.
+                p.confirm(&action);
+                let name = match action {
+                    PrewarmAction::Prepare(_) => {
+                        if let Some(n) = summary.prewarm_prepares.as_mut() {
+                            *n += 1;
+                        }
+                        if let Some(b) = burst.as_mut() {
+                            b.prepare(t);
+                        }
+                        "prepare"
+                    }
+                    PrewarmAction::Release { .. } => {
+                        if let Some(b) = burst.as_mut() {
+                            b.release(t, burst_load);
+                        }
+                        "release"
+                    }
+                };
+                prewarm_events.push(PrewarmEvent {
+                    t,
+                    action: name,
+                    detail: action.to_string(),
+                });
+            }
+        }
         // Traffic until the next tick flows with this split.
         let t_next = (t + tick).min(trace.duration());
         if t_next > t {
@@ -361,16 +590,32 @@ pub fn simulate_policy_with(
             burst_requests += to_burst;
             let primary_rps = (served - to_burst) / dt;
             primary_load = primary_rps;
-            if let (Some(cap), Some(over)) = (capacity, summary.overload_s.as_mut()) {
-                if primary_rps > cap + 1e-9 {
-                    *over += dt;
-                }
+            burst_load = to_burst / dt;
+            if let (Some(cap), Some(over)) = (capacity, summary.overload_s.as_mut())
+                && primary_rps > cap + 1e-9
+            {
+                *over += dt;
             }
             if let Some(cap) = cap_now {
                 let over = summary.seconds_primary_over_capacity.get_or_insert(0.0);
                 if primary_rps > cap + 1e-9 {
                     *over += dt;
                 }
+            }
+            let mut refused = None;
+            if let Some(cap) = cap_now {
+                *refused.get_or_insert(0.0) += (primary_rps - cap).max(0.0) * dt;
+            }
+            if let (Some(b), Some(over)) =
+                (burst.as_ref(), summary.seconds_burst_over_capacity.as_mut())
+            {
+                if burst_load > b.capacity + 1e-9 {
+                    *over += dt;
+                }
+                *refused.get_or_insert(0.0) += (burst_load - b.capacity).max(0.0) * dt;
+            }
+            if let Some(r) = refused {
+                *summary.requests_without_capacity.get_or_insert(0.0) += r;
             }
             let truth = trace.signals_at(t);
             let burst_unhealthy = truth.burst_ready.is_some_and(|n| n < min_ready)
@@ -393,6 +638,9 @@ pub fn simulate_policy_with(
             primary_ready: signals.primary_ready,
             burst_ready: signals.burst_ready,
             capacity: cap_now,
+            burst_capacity: burst.as_ref().map(|b| b.capacity),
+            forecast,
+            prepared: prewarm.as_ref().map(Prewarm::is_prepared),
         });
         k += 1;
     }
@@ -406,6 +654,7 @@ pub fn simulate_policy_with(
         summary,
         timeline,
         changes,
+        prewarm: prewarm_events,
     })
 }
 
@@ -632,6 +881,108 @@ mod tests {
         let r = m.rate(50.0, Duration::from_secs(15)).unwrap();
         assert!((r - 7.0).abs() < 1e-9);
         assert_eq!(m.rate(0.5, Duration::from_secs(15)), None);
+    }
+
+    fn cold(yaml_text: &str) -> SimRun {
+        let trace = Trace::builtin("cold-burst", 0).unwrap();
+        simulate(&yaml(yaml_text), &trace, Some(COLD_BURST_PRIMARY_CAPACITY)).unwrap()
+    }
+
+    const RECOMMENDED: &str = "windowUp: 2s\nwindowDown: 30s\ncooldown: 30s\n";
+
+    #[test]
+    fn a_cold_burst_side_refuses_what_it_cannot_serve_until_it_has_scaled() {
+        let run = cold(RECOMMENDED);
+        let s = &run.summary;
+        // Everything moves at ~147 s onto 5 rps of burst capacity; the scale-up ordered then
+        // serves 60 s later, and the rising load outgrows each order again.
+        let over = s.seconds_burst_over_capacity.unwrap();
+        assert!(over >= 60.0, "burst over capacity {over} s");
+        assert!(s.requests_without_capacity.unwrap() > 500.0, "{s:?}");
+        let at = |t: f64| run.timeline.iter().find(|p| p.t >= t).unwrap();
+        assert_eq!(at(100.0).burst_capacity, Some(5.0));
+        let first = s.first_burst_s.unwrap();
+        assert!(at(first + 59.0).burst_capacity.unwrap() <= 5.0);
+        assert!(at(first + 61.0).burst_capacity.unwrap() > 5.0);
+        // Without a burst-side model the summary has no such figures.
+        let unlimited = simulate(
+            &PolicyFile::default(),
+            &Trace::builtin("step", 0).unwrap(),
+            Some(15.0),
+        )
+        .unwrap();
+        assert_eq!(unlimited.summary.seconds_burst_over_capacity, None);
+        // The primary's excess still counts: 20 rps on 15 for the 10 s before the switch.
+        let refused = unlimited.summary.requests_without_capacity.unwrap();
+        assert!((45.0..=55.0).contains(&refused), "{refused}");
+    }
+
+    #[test]
+    fn prewarm_grows_the_burst_side_before_the_traffic_moves() {
+        let plain = cold(RECOMMENDED);
+        let run = cold(&format!("{RECOMMENDED}prewarm: {{lead: 90s, hold: 5m}}\n"));
+        let prepare = run.prewarm.first().unwrap();
+        assert_eq!(prepare.action, "prepare");
+        assert!(prepare.detail.contains("forecast"), "{prepare:?}");
+        let first = run.summary.first_burst_s.unwrap();
+        // Prepared more than the start-up delay before the first traffic on burst.
+        assert!(
+            first - prepare.t >= 60.0,
+            "prepare {} first {first}",
+            prepare.t
+        );
+        assert_eq!(run.summary.seconds_burst_over_capacity, Some(0.0));
+        assert_eq!(run.summary.requests_without_capacity, Some(0.0));
+        assert!(plain.summary.requests_without_capacity.unwrap() > 500.0);
+        assert_eq!(run.summary.prewarm_prepares, Some(1));
+        assert!(run.timeline.iter().any(|p| p.forecast.is_some()));
+        assert_eq!(run.timeline.last().unwrap().prepared, Some(true));
+        assert_eq!(plain.timeline[0].prepared, None);
+    }
+
+    #[test]
+    fn prewarm_is_released_after_hold_and_never_while_on_burst() {
+        let run = cold(&format!("{RECOMMENDED}prewarm: {{lead: 90s, hold: 20s}}\n"));
+        let release = run
+            .prewarm
+            .iter()
+            .find(|e| e.action == "release")
+            .expect("released once the load is gone");
+        let at = |t: f64| run.timeline.iter().find(|p| p.t >= t).unwrap();
+        assert_eq!(at(release.t).burst_weight, 0, "{release:?}");
+        // The last tick on burst is at least `hold` before the release.
+        let last_on_burst = run
+            .timeline
+            .iter()
+            .filter(|p| p.t < release.t && p.burst_weight > 0)
+            .map(|p| p.t)
+            .fold(0.0, f64::max);
+        assert!(
+            release.t - last_on_burst >= 20.0,
+            "{release:?} {last_on_burst}"
+        );
+        assert!(at(release.t).burst_capacity.unwrap() <= 5.0 + 1e-9);
+    }
+
+    #[test]
+    fn warmup_ramps_through_its_steps_in_the_simulator() {
+        let run = cold(&format!(
+            "{RECOMMENDED}warmup: {{probeWeight: 2, ramp: [10, 25, 50, 100], rampOver: 20s}}\n"
+        ));
+        let ups: Vec<(u8, &str)> = run
+            .changes
+            .iter()
+            .filter(|c| c.to > c.from)
+            .map(|c| (c.to, c.rule))
+            .collect();
+        // The probe from the first tick (before the window has data).
+        assert_eq!((ups[0].0, run.changes[0].t), (2, 0.0));
+        let ramp: Vec<u8> = ups.iter().skip(1).take(4).map(|u| u.0).collect();
+        assert_eq!(ramp, [10, 25, 50, 100]);
+        assert!(ups.iter().skip(1).take(3).all(|u| u.1 == "warming"));
+        // The probe stays on burst once the load is gone.
+        assert_eq!(run.summary.final_burst_weight, 2);
+        assert_eq!(run.summary.changes_by_rule.get("warming"), Some(&3));
     }
 
     proptest! {

@@ -1,5 +1,6 @@
 //! Load traces: CSV files and built-in shapes.
 
+use super::BurstSide;
 use crate::{Error, Millis, Ratio, Signals};
 
 /// True load over time: piecewise constant between points.
@@ -17,6 +18,8 @@ pub struct Trace {
     signals: Vec<Signals>,
     /// Requests served from 0 to each point's `t`, so `total_until` is a binary search.
     cumulative: Vec<f64>,
+    /// The burst side this trace is meant to run against (built-in `cold-burst`), if any.
+    burst_side: Option<BurstSide>,
 }
 
 /// One point of a [`Trace`].
@@ -40,6 +43,7 @@ impl Trace {
         "noisy",
         "outage",
         "diurnal",
+        "cold-burst",
         "endpoints-lost",
         "burst-down",
     ];
@@ -97,6 +101,7 @@ impl Trace {
             points,
             signals,
             cumulative,
+            burst_side: None,
         })
     }
 
@@ -114,6 +119,19 @@ impl Trace {
         }
         self.signals = signals;
         Ok(self)
+    }
+
+    /// The same trace meant to run against `burst` (the simulator uses it unless told
+    /// otherwise).
+    pub fn with_burst_side(mut self, burst: BurstSide) -> Trace {
+        self.burst_side = Some(burst);
+        self
+    }
+
+    /// The burst side this trace is meant to run against, if it names one (the CSV form
+    /// carries none).
+    pub fn burst_side(&self) -> Option<BurstSide> {
+        self.burst_side
     }
 
     /// Whether any point carries a measured signal.
@@ -299,6 +317,7 @@ impl Trace {
                 let day = (1.0 - (2.0 * std::f64::consts::PI * t / 1440.0).cos()) / 2.0;
                 (3.0 + 22.0 * day) * (0.9 + 0.2 * rng.next_f64())
             }),
+            "cold-burst" => return cold_burst(),
             "endpoints-lost" => return endpoints_lost(),
             "burst-down" => return burst_down(),
             other => return Err(Error::UnknownTrace(other.to_string())),
@@ -419,6 +438,31 @@ impl Trace {
     }
 }
 
+/// The primary's capacity the `cold-burst` trace is meant for, in rps.
+pub const COLD_BURST_PRIMARY_CAPACITY: f64 = 20.0;
+
+/// `cold-burst`: a morning rise against a cold burst side. 5 rps for a minute, rising
+/// steadily to 40 rps over 5 minutes, 40 rps for 3 minutes, back to 5 rps over a minute,
+/// 5 rps for 2 minutes (12 minutes). The primary serves
+/// [`COLD_BURST_PRIMARY_CAPACITY`] (20 rps); the burst side serves 5 rps until it scales,
+/// which takes 60 s, and a pre-warm grows it to 40 rps.
+fn cold_burst() -> Result<Trace, Error> {
+    let pts = sample(720.0, |t| match t {
+        t if t < 60.0 => 5.0,
+        t if t < 360.0 => 5.0 + 35.0 * (t - 60.0) / 300.0,
+        t if t < 540.0 => 40.0,
+        t if t < 600.0 => 40.0 - 35.0 * (t - 540.0) / 60.0,
+        _ => 5.0,
+    });
+    Ok(
+        Trace::new("builtin:cold-burst", pts)?.with_burst_side(BurstSide {
+            initial: 5.0,
+            start: std::time::Duration::from_secs(60),
+            prewarm: 40.0,
+        }),
+    )
+}
+
 /// `endpoints-lost`: 25 rps throughout against a primary of 4 ready endpoints (10 rps each
 /// serve 40) that loses two at 60 s and a third at 120 s, and gets them back at 240 s; the
 /// burst side has 4 ready endpoints all along.
@@ -447,12 +491,12 @@ fn endpoints_lost() -> Result<Trace, Error> {
         .with_signals(stretches.iter().map(|s| s.1).collect())
 }
 
-/// `burst-down`: the step trace (5 → 20 → 5 rps) against a primary of 2 ready endpoints
-/// (10 rps each serve 20, so 20 rps runs it hot) while the burst side has 3 ready
-/// endpoints, except from 90 s to 150 s, when it has none and what reaches it fails.
+/// `burst-down`: the step trace (5 → 20 → 5 rps) against a primary of 1 ready endpoint
+/// (at 10 rps per endpoint, 20 rps is twice what it serves) while the burst side has 3
+/// ready endpoints, except from 90 s to 150 s, when it has none and what reaches it fails.
 fn burst_down() -> Result<Trace, Error> {
     let side = |burst: u32, errors: f64| Signals {
-        primary_ready: Some(2),
+        primary_ready: Some(1),
         burst_ready: Some(burst),
         burst_error_ratio: Ratio::try_new("burst_error_ratio", errors).ok(),
         ..Signals::NONE

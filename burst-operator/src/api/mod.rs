@@ -53,8 +53,9 @@ pub mod status;
 pub use crd::{crd, crd_yaml};
 pub use policy::{
     AuthSpec, BackendRefSpec, BackendsSpec, BasicAuthSecretRef, BurstPolicy, BurstPolicySpec,
-    ClusterSpec, HttpSpec, PinSpec, PodPortSpec, PodSchemeSpec, PodsSpec, PrometheusSpec,
-    ScrapeModeSpec, ScrapeSpec, SecretKeyRef, SeriesSpec, SourceSpec, SubsetsSpec, TargetKind,
+    ClusterSpec, HttpSpec, LatencyUnitSpec, PinSpec, PodPortSpec, PodSchemeSpec, PodsSpec,
+    PrometheusSignalsSpec, PrometheusSpec, ReadyEndpointsSpec, ScrapeModeSpec, ScrapeSignalsSpec,
+    ScrapeSpec, SecretKeyRef, SeriesSpec, ServiceRefSpec, SourceSpec, SubsetsSpec, TargetKind,
     TargetSpec, TlsSpec,
 };
 pub use policy_settings::PolicySettings;

@@ -89,6 +89,102 @@ pub struct SourceSpec {
     /// EndpointSlices), e.g. the Istio sidecars' `:15090/stats/prometheus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods: Option<PodsSpec>,
+    /// Count the ready endpoints of the primary's and the burst side's Services from a
+    /// watch of their EndpointSlices (shared by every policy on the same Service), as the
+    /// `primaryReady` and `burstReady` signals; works with any of the three sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_endpoints: Option<ReadyEndpointsSpec>,
+}
+
+/// The Services whose ready endpoints are counted.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.primary) || has(self.burst)",
+    "message": "name the `primary` and/or the `burst` Service whose ready endpoints are counted"
+}]))]
+pub struct ReadyEndpointsSpec {
+    /// The primary's Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<ServiceRefSpec>,
+    /// The burst side's Service (in the cluster burstd runs in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<ServiceRefSpec>,
+}
+
+/// A Service by name.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.service.size() > 0",
+    "message": "`service` is the name of a Service, e.g. checkout",
+    "fieldPath": ".service"
+}]))]
+pub struct ServiceRefSpec {
+    /// The Service's name.
+    pub service: String,
+    /// Its namespace (default: the policy's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Signals a scraping source (`scrape`, `pods`) measures from the same scrapes besides
+/// the rate; reported as the primary's.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.latencyHistogram) || !self.latencyHistogram.endsWith('_bucket')",
+    "message": "`latencyHistogram` is the histogram's name without `_bucket`, e.g. istio_request_duration_milliseconds",
+    "fieldPath": ".latencyHistogram"
+}]))]
+pub struct ScrapeSignalsSpec {
+    /// A histogram (name without `_bucket`, selected with the source's matchers) whose
+    /// p99 becomes the `latencyP99` signal, e.g. `istio_request_duration_milliseconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_histogram: Option<String>,
+    /// The unit of its bucket bounds: `ms` (default) or `s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_unit: Option<LatencyUnitSpec>,
+    /// Measure the error ratio (5xx and 429 over all) of the selected series.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub error_ratio: bool,
+    /// The label holding the response code (default `response_code`, Istio's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_label: Option<String>,
+}
+
+/// The unit of a latency histogram's bucket bounds.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub enum LatencyUnitSpec {
+    /// Milliseconds.
+    #[serde(rename = "ms")]
+    Milliseconds,
+    /// Seconds.
+    #[serde(rename = "s")]
+    Seconds,
+}
+
+/// One PromQL query per signal; `default` selects the built-in query (Istio's metrics
+/// for latency and errors, kube-state-metrics' `kube_endpoint_address` for ready
+/// endpoints). Queries take the source's `variables` and `{{window}}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSignalsSpec {
+    /// The primary's p99 latency in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99: Option<String>,
+    /// The primary's error ratio (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_ratio: Option<String>,
+    /// The primary's ready endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_ready: Option<String>,
+    /// The burst side's ready endpoints (variables `burst_service`, `burst_namespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_ready: Option<String>,
+    /// The burst side's error ratio (the default needs variable `burst_cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_error_ratio: Option<String>,
 }
 
 /// Direct scraping of a Service's pods, found through a watch of its EndpointSlices.
@@ -129,6 +225,9 @@ pub struct PodsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1024), extend("format" = "int32"))]
     pub concurrency: Option<u16>,
+    /// Latency and error-ratio signals from the same scrapes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<ScrapeSignalsSpec>,
     /// HTTP settings: timeout, authentication, TLS, headers.
     #[serde(default, flatten)]
     pub http: HttpSpec,
@@ -182,6 +281,10 @@ pub struct PrometheusSpec {
     /// Samples older than this read as "no data" (default `1m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<HumanDuration>,
+    /// One query per signal besides the demand; a failing signal query leaves only that
+    /// signal without data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<PrometheusSignalsSpec>,
     /// HTTP settings: timeout, authentication, TLS, headers.
     #[serde(default, flatten)]
     pub http: HttpSpec,
@@ -213,6 +316,9 @@ pub struct ScrapeSpec {
     /// `counter` (rate of increase, default) or `gauge` (the value already is a rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ScrapeModeSpec>,
+    /// Latency and error-ratio signals from the same scrapes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<ScrapeSignalsSpec>,
     /// HTTP settings: timeout, authentication, TLS, headers.
     #[serde(default, flatten)]
     pub http: HttpSpec,

@@ -329,6 +329,9 @@ pub(super) fn metric_source(
                 targets: vec![metrics.to_string()],
                 metric: "istio_requests_total".into(),
                 matchers,
+                // The mesh exports Istio's latency histogram and response codes: the
+                // policy's latency and error-ratio triggers work in the demo too.
+                signals: burst_prom::ScrapeSignals::istio(),
                 ..burst_prom::ScrapeConfig::default()
             })
         }

@@ -96,8 +96,7 @@ pub fn source_spec(prometheus_url: Option<&str>, metrics: &url::Url) -> SourceSp
                     variables,
                     ..PrometheusSpec::default()
                 }),
-                scrape: None,
-                pods: None,
+                ..SourceSpec::default()
             }
         }
         None => {
@@ -117,7 +116,7 @@ pub fn source_spec(prometheus_url: Option<&str>, metrics: &url::Url) -> SourceSp
                     matchers,
                     ..ScrapeSpec::default()
                 }),
-                pods: None,
+                ..SourceSpec::default()
             }
         }
     }

@@ -63,22 +63,37 @@ fn a_cold_burst_worker_is_warmed_by_the_prewarm_and_entered_through_the_ramp() {
         .iter()
         .find(|n| n["action"] == "prepare" && n["warmed_early_s"].as_f64().is_some())
         .unwrap_or_else(|| panic!("no prepare found the worker cold: {notes:#?}"));
-    assert!(prepare["warmed_early_s"].as_f64().unwrap() > 0.0, "{prepare}");
+    assert!(
+        prepare["warmed_early_s"].as_f64().unwrap() > 0.0,
+        "{prepare}"
+    );
     assert!(prepare["reason"].as_str().is_some(), "{prepare}");
     eprintln!("pre-warm calls: {notes:#?}\nchanges: {reasons:#?}");
-    // Released `hold` after traffic came back, and only then.
+    // Prepared by the forecast before the ramp's first step moved traffic.
+    let first_up_t = first_up["t"].as_f64().unwrap();
+    assert!(
+        prepare["t"].as_f64().unwrap() <= first_up_t,
+        "prepared only after traffic moved: {prepare} vs {first_up}"
+    );
+    // Never released while on burst; released `hold` after traffic came back.
     let back = changes
         .iter()
         .rev()
         .find(|c| c["burst_weight"] == 0)
         .expect("traffic never came back");
-    let release = notes
+    let back_t = back["t"].as_f64().unwrap();
+    let releases: Vec<f64> = notes
         .iter()
-        .find(|n| n["action"] == "release")
-        .unwrap_or_else(|| panic!("never released: {notes:?}"));
+        .filter(|n| n["action"] == "release")
+        .map(|n| n["t"].as_f64().unwrap())
+        .collect();
     assert!(
-        release["t"].as_f64().unwrap() > back["t"].as_f64().unwrap(),
-        "released while on burst: {release} vs {back}"
+        !releases.iter().any(|t| (first_up_t..=back_t).contains(t)),
+        "released while on burst: {releases:?}, burst from {first_up_t} to {back_t}"
+    );
+    assert!(
+        releases.iter().any(|t| *t > back_t),
+        "not released after the burst: {notes:#?}"
     );
     assert_eq!(report["summary"]["final_burst_weight"], 0);
 }

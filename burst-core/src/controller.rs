@@ -8,7 +8,13 @@
 //!
 //! Every tick is reported to a [`TickObserver`] (logs, metrics, status).
 //!
-//! Size: About 415 lines of code (one loop: start, tick, backoff, drift, observers) and ~325 lines of its unit tests, kept beside the loop they pin down.
+//! With [`Controller::with_prewarm`], each tick also feeds the measured demand (the short
+//! window's rate) to a [`Prewarm`] and lets it prepare or release the burst side through a
+//! [`CapacityScaler`] (see [`crate::scaler`]); the report is in [`TickReport::prewarm`].
+//! Traffic counts as "on burst" for it when the split in effect or the one decided sends
+//! more than the probe weight ([`Controller::with_prewarm_probe`]) to burst.
+//!
+//! Size: About 490 lines of code (one loop: start, tick, backoff, drift, pre-warm, observers) and ~325 lines of its unit tests, kept beside the loop they pin down.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,7 +22,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::policy::{Decision, Policy, Signal};
-use crate::{MetricSource, RouterError, SourceError, Split, Timestamp, TrafficRouter};
+use crate::scaler::{Prewarm, PrewarmReport};
+use crate::{
+    CapacityScaler, MetricSource, RouterError, SourceError, Split, Timestamp, TrafficRouter, Weight,
+};
 
 /// Timing settings of a [`Controller`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +115,8 @@ pub struct TickReport {
     pub belief: Split,
     /// How long the tick took.
     pub elapsed: Duration,
+    /// The pre-warm's forecast, action and result (`None` without pre-warming).
+    pub prewarm: Option<PrewarmReport>,
 }
 
 /// Receives every [`TickReport`].
@@ -150,6 +161,15 @@ pub struct Controller<S, P, R> {
     observer: std::sync::Mutex<Box<dyn TickObserver>>,
     clock: Clock,
     state: Option<State>,
+    prewarm: Option<PrewarmLoop>,
+}
+
+/// The pre-warm part of a controller: the decision, the scaler, and the burst weight that
+/// does not count as traffic on burst (a warm-up probe).
+struct PrewarmLoop {
+    prewarm: Prewarm,
+    scaler: Box<dyn CapacityScaler>,
+    probe: Weight,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -185,7 +205,45 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
                     .unwrap_or_default(),
             },
             state: None,
+            prewarm: None,
         }
+    }
+
+    /// Pre-warms the burst side through `scaler` as `prewarm` decides, every tick (the
+    /// scaler's calls get the router timeout). In a dry run the actions are reported but
+    /// never called.
+    pub fn with_prewarm(mut self, prewarm: Prewarm, scaler: Box<dyn CapacityScaler>) -> Self {
+        self.prewarm = Some(PrewarmLoop {
+            prewarm,
+            scaler,
+            probe: Weight::ZERO,
+        });
+        self
+    }
+
+    /// A burst weight up to `probe` (a warm-up's probe share) does not count as traffic on
+    /// burst for pre-warming, so a probe alone never keeps the burst side prepared.
+    pub fn with_prewarm_probe(mut self, probe: Weight) -> Self {
+        if let Some(p) = &mut self.prewarm {
+            p.probe = probe;
+        }
+        self
+    }
+
+    /// Records that the burst side was found prepared at start-up (e.g. a scaler that
+    /// recovered a previous run's pre-warm): it is kept until `hold` after `now`.
+    pub fn assume_prewarmed(&mut self) {
+        let now = self.now();
+        if let Some(p) = &mut self.prewarm {
+            p.prewarm.state_mut().assume_prepared(now);
+        }
+    }
+
+    /// Whether pre-warming is on and the burst side is prepared.
+    pub fn is_prewarmed(&self) -> bool {
+        self.prewarm
+            .as_ref()
+            .is_some_and(|p| p.prewarm.is_prepared())
     }
 
     /// Sets the observer that receives every tick report.
@@ -318,6 +376,9 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
             _ => state.belief,
         };
         self.state = Some(state);
+        let prewarm = self
+            .prewarm_tick(&signal, [in_effect, decision.desired, state.belief], now)
+            .await;
         let report = TickReport {
             at: now,
             signal,
@@ -328,9 +389,38 @@ impl<S: MetricSource, P: Policy, R: TrafficRouter> Controller<S, P, R> {
             outcome,
             belief: state.belief,
             elapsed: started.elapsed(),
+            prewarm,
         };
         self.observe(|o| o.on_tick(&report));
         Ok(report)
+    }
+
+    async fn prewarm_tick(
+        &mut self,
+        signal: &Signal,
+        splits: [Split; 3],
+        now: Timestamp,
+    ) -> Option<PrewarmReport> {
+        let p = self.prewarm.as_mut()?;
+        let demand = signal.rates().map(|r| r.up);
+        let on_burst = splits.iter().any(|s| s.burst() > p.probe);
+        if self.config.dry_run {
+            let (outlook, action) = p.prewarm.plan(demand, on_burst, now);
+            if let Some(a) = &action {
+                tracing::info!(scaler = %p.scaler.describe(), action = %a, "dry run: would pre-warm");
+            }
+            return Some(PrewarmReport {
+                outlook,
+                action,
+                result: None,
+                prepared: p.prewarm.is_prepared(),
+            });
+        }
+        let report = p
+            .prewarm
+            .tick(&p.scaler, demand, on_burst, now, self.config.router_timeout)
+            .await;
+        Some(report)
     }
 
     async fn apply(&self, state: &mut State, from: Split, to: Split, now: Timestamp) -> Outcome {
@@ -739,6 +829,125 @@ mod tests {
         let r = c.tick().await.unwrap();
         assert!(matches!(&r.outcome, Outcome::Failed { error, .. } if error.kind() == "timeout"));
         assert_eq!(r.belief, Split::ALL_PRIMARY);
+    }
+
+    fn prewarm(lead: u64, hold: u64) -> Prewarm {
+        use crate::forecast::ForecastMethod;
+        use crate::scaler::PrewarmSettings;
+        Prewarm::try_new(
+            ForecastMethod::default(),
+            PrewarmSettings::try_new(Duration::from_secs(lead), Duration::from_secs(hold)).unwrap(),
+            Rate::try_new("trigger", 15.0).unwrap(),
+            Duration::from_secs(30),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn prewarm_prepares_before_the_crossing_and_releases_after_hold() {
+        use crate::scaler::PrewarmAction;
+        use crate::testing::{MemoryScaler, ScalerCall};
+        let (c, src, _router) = seed_controller(Split::ALL_PRIMARY);
+        let scaler = Arc::new(MemoryScaler::new());
+        let mut c = c.with_prewarm(prewarm(30, 10), Box::new(scaler.clone()));
+        // Flat at 5, rising 1 rps/s to 25 (the policy bursts above 15), held, then down to 1.
+        let rate = |t: u64| match t {
+            0..10 => 5.0,
+            10..30 => (t - 5).min(25) as f64,
+            _ => 1.0,
+        };
+        let mut prepared_at = None;
+        let mut first_burst = None;
+        let mut last_burst = None;
+        let mut released_at = None;
+        for t in 0..90u64 {
+            src.set(value(rate(t)));
+            let r = c.tick().await.unwrap();
+            let p = r.prewarm.as_ref().expect("a pre-warm report every tick");
+            let on_burst = r.belief.is_bursting() || r.decision.desired.is_bursting();
+            if on_burst {
+                first_burst.get_or_insert(t);
+                last_burst = Some(t);
+            }
+            match p.action {
+                Some(PrewarmAction::Prepare(_)) => {
+                    assert!(matches!(p.result, Some(Ok(()))), "{p:?}");
+                    prepared_at.get_or_insert(t);
+                }
+                Some(PrewarmAction::Release { idle_for }) => {
+                    assert!(!on_burst, "released at {t}s while traffic is on burst");
+                    assert!(idle_for >= Duration::from_secs(10));
+                    released_at.get_or_insert(t);
+                }
+                None => {}
+            }
+            assert_eq!(p.prepared, scaler.is_prepared(), "at {t}s");
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        let (prepared_at, first_burst, last_burst, released_at) = (
+            prepared_at.expect("prepared"),
+            first_burst.expect("burst"),
+            last_burst.unwrap(),
+            released_at.expect("released"),
+        );
+        assert!(
+            prepared_at < first_burst,
+            "prepared at {prepared_at}s, traffic moved at {first_burst}s"
+        );
+        assert!(
+            released_at >= last_burst + 10,
+            "released at {released_at}s, last burst at {last_burst}s"
+        );
+        assert!(!scaler.is_prepared());
+        let calls = scaler.calls();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert!(matches!(
+            calls[0],
+            ScalerCall::Prepare {
+                why: crate::scaler::PrewarmReason::Forecast(_),
+                ok: true
+            }
+        ));
+        assert!(matches!(calls[1], ScalerCall::Release { ok: true }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn prewarm_in_dry_run_reports_but_never_calls() {
+        use crate::testing::MemoryScaler;
+        let (c, src, _router) = seed_controller(Split::ALL_PRIMARY);
+        let c = Controller {
+            config: ControllerConfig {
+                dry_run: true,
+                ..c.config
+            },
+            ..c
+        };
+        let scaler = Arc::new(MemoryScaler::new());
+        let mut c = c.with_prewarm(prewarm(30, 10), Box::new(scaler.clone()));
+        src.set(value(30.0));
+        let r = c.tick().await.unwrap();
+        let p = r.prewarm.unwrap();
+        assert!(p.action.is_some(), "{p:?}");
+        assert_eq!((p.result, p.prepared), (None, false));
+        assert!(scaler.calls().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_alone_does_not_keep_the_burst_side_prepared() {
+        use crate::testing::MemoryScaler;
+        // A route that keeps 3 % on burst (a warm-up probe) at a calm, flat rate.
+        let (c, src, _router) = seed_controller(Split::try_new(97, 3).unwrap());
+        let scaler = Arc::new(MemoryScaler::new());
+        let mut c = c
+            .with_prewarm(prewarm(30, 10), Box::new(scaler.clone()))
+            .with_prewarm_probe(Weight::try_new(3).unwrap());
+        src.set(value(12.0));
+        for _ in 0..20 {
+            let r = c.tick().await.unwrap();
+            assert_eq!(r.prewarm.unwrap().action, None);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert!(scaler.calls().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

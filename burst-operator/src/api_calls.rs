@@ -12,6 +12,9 @@ pub enum Scope {
     Cluster,
     /// Only in burstd's own namespace (a Role): the leader Lease.
     OwnNamespace,
+    /// Only in the namespaces of `rbac.prewarmNamespaces` (a Role in each): pre-warming
+    /// burst Deployments.
+    PrewarmNamespaces,
 }
 
 /// One resource and the verbs used on it.
@@ -96,6 +99,22 @@ pub const API_CALLS: &[ApiCall] = &[
         scope: Scope::Cluster,
         optional: Some("rbac.readSecrets"),
         why: "Prometheus credentials and extra clusters' kubeconfigs referenced by a policy",
+    },
+    ApiCall {
+        group: "autoscaling",
+        resource: "horizontalpodautoscalers",
+        verbs: &["get", "patch"],
+        scope: Scope::PrewarmNamespaces,
+        optional: Some("rbac.prewarmNamespaces"),
+        why: "`spec.prewarm`: read the burst Deployment's HPA; merge-patch `minReplicas` and the original-value annotation (with resourceVersion)",
+    },
+    ApiCall {
+        group: "apps",
+        resource: "deployments",
+        verbs: &["get", "patch"],
+        scope: Scope::PrewarmNamespaces,
+        optional: Some("rbac.prewarmNamespaces"),
+        why: "`spec.prewarm` without an HPA: read and merge-patch the burst Deployment's `replicas` and the annotation",
     },
 ];
 

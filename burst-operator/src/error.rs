@@ -63,6 +63,9 @@ pub enum Error {
     /// The HAProxy router or source could not be built.
     #[error("HAProxy: {0}")]
     Haproxy(#[from] burst_haproxy::Error),
+    /// The pre-warm scaler (`spec.prewarm`) could not be built or recover.
+    #[error("pre-warm scaler: {0}")]
+    Scaler(#[from] burst_scale::Error),
     /// The policy could not be built.
     #[error("policy: {0}")]
     Policy(#[from] burst_core::Error),
@@ -141,6 +144,7 @@ impl Error {
             Error::PodSource(_) => "pod_source",
             Error::Router(_) => "router",
             Error::Haproxy(_) => "haproxy",
+            Error::Scaler(_) => "scaler",
             Error::Policy(_) => "policy",
             Error::Kube { .. } => "kube",
             Error::Listen { .. } => "listen",

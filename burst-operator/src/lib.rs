@@ -82,6 +82,7 @@ pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod pin;
+pub mod prewarm;
 pub mod process;
 pub mod runner;
 pub mod secrets;

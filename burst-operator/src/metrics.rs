@@ -18,6 +18,8 @@
 //! | `burstd_event_errors_total` | counter | `kind` |
 //! | `burstd_leader` | gauge | (1 when this instance holds the lease) |
 //! | `burstd_policies` | gauge | (control loops running) |
+//! | `burstd_prewarm_prepared` | gauge | `policy` (1 while the burst side is pre-warmed) |
+//! | `burstd_prewarm_errors_total` | counter | `policy`, `kind` (failed pre-warm calls) |
 //!
 //! `policy` is `namespace/name`; error `kind`s are the errors' stable labels. Every label
 //! takes a bounded set of values: one per policy, times a fixed set of windows, directions,
@@ -133,6 +135,7 @@ pub struct Metrics {
     event_errors: Family<KindLabels, Counter>,
     leader: Gauge,
     policies: Gauge,
+    prewarm: crate::prewarm::PrewarmMetrics,
 }
 
 fn tick_histogram() -> Histogram {
@@ -167,6 +170,7 @@ impl Metrics {
             event_errors: Family::default(),
             leader: Gauge::default(),
             policies: Gauge::default(),
+            prewarm: crate::prewarm::PrewarmMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -249,6 +253,7 @@ impl Metrics {
             "Control loops running in this instance",
             m.policies.clone(),
         );
+        m.prewarm.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -324,6 +329,9 @@ impl Metrics {
         self.burst_weight
             .get_or_create(&p)
             .set(i64::from(report.belief.burst().get()));
+        if let Some(prewarm) = &report.prewarm {
+            self.prewarm.record(policy, prewarm);
+        }
     }
 
     /// Exports the settings of a loop that starts now (`now`: Unix time) for `policy`: its
@@ -431,6 +439,7 @@ impl Metrics {
         self.burst_weight.remove(&p);
         self.last_data.remove(&p);
         self.stale_after.remove(&p);
+        self.prewarm.forget(policy);
     }
 }
 
@@ -460,6 +469,7 @@ mod tests {
             outcome,
             belief,
             elapsed: Duration::from_millis(3),
+            prewarm: None,
         }
     }
 

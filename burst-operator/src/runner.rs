@@ -263,6 +263,8 @@ pub struct Parts {
     pub policy: Pinned<AnyPolicy>,
     /// The router, gated on leadership.
     pub router: LeaderGated<Box<dyn TrafficRouter>>,
+    /// The pre-warm scaler of `spec.prewarm` (not gated yet: the runner recovers with it).
+    pub scaler: Option<burst_scale::KubeScaler>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -328,7 +330,9 @@ pub async fn build_parts(
             ctx.leader.write_permission(),
         ))
     };
+    let scaler = crate::prewarm::build_for(ctx, namespace, spec, &policy_spec).await?;
     Ok(Parts {
+        scaler,
         policy: Pinned::new(policy_spec.build()?, Pin::from_spec(spec.pin.as_ref())?),
         spec: policy_spec,
         source,
@@ -473,8 +477,11 @@ async fn run_controller(
         tx,
         metrics: ctx.metrics.clone(),
     };
-    let controller =
+    let mut controller =
         Controller::new(parts.source, parts.policy, parts.router, config).with_observer(observer);
+    if let Some(scaler) = parts.scaler {
+        controller = crate::prewarm::attach(ctx, key, &parts.spec, scaler, controller).await;
+    }
     let stopped = controller.run(stopped).await;
     tracing::debug!(policy = %key, ticks = stopped.ticks, belief = ?stopped.belief, "controller returned");
 }

@@ -222,6 +222,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> Result<SinglePolicy, Error> {
             dry_run: false,
             paused: false,
             pin: None,
+            prewarm: None,
         },
     };
     apply(&mut spec, o)?;

@@ -398,6 +398,10 @@ impl StatusTracker {
             });
         }
         self.burst_unhealthy = unhealthy;
+        if let Some(p) = &r.prewarm {
+            let status = self.status.prewarm.get_or_insert_with(Default::default);
+            events.extend(crate::prewarm::track(status, p, at));
+        }
         let in_effect = r.actual.unwrap_or(r.belief);
         let in_effect = match r.outcome {
             Outcome::Applied { to, .. } => to,
@@ -565,6 +569,7 @@ mod tests {
             outcome,
             belief,
             elapsed: Duration::from_millis(2),
+            prewarm: None,
         }
     }
 

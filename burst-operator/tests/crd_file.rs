@@ -66,6 +66,7 @@ fn written_status_matches_the_crd_schema() {
         outcome,
         belief: Split::ALL_PRIMARY,
         elapsed: Duration::from_millis(1),
+        prewarm: None,
     };
     let mut t = StatusTracker::new(Some(4), false, Duration::from_secs(10), None);
     let at = Timestamp::from_duration(Duration::from_secs(1_800_000_000));

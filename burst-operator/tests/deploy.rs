@@ -79,6 +79,8 @@ const ALL_OPTIONS: &[(&str, &str)] = &[
     ("prometheusRule.enabled", "true"),
     ("dashboards.enabled", "true"),
     ("rbac.readSecrets", "true"),
+    ("rbac.prewarmNamespaces", "[burst, shop]"),
+    ("rbac.prewarmResourceNames", "[worker]"),
     ("watchNamespace", "shop"),
     ("extraEnv", "[{name: BURST_EVENTS, value: \"false\"}]"),
 ];
@@ -175,6 +177,50 @@ fn rbac_grants_exactly_the_calls_burstd_makes() {
             sa
         );
     }
+}
+
+#[test]
+fn prewarm_rbac_is_a_role_in_each_listed_namespace_only() {
+    let all = docs(&render(&[
+        ("rbac.prewarmNamespaces", "[burst, shop]"),
+        ("rbac.prewarmResourceNames", "[worker]"),
+    ]));
+    let cluster_role = all.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    assert_eq!(
+        rules(cluster_role),
+        expected(&[], Scope::Cluster),
+        "nothing cluster-wide for pre-warming"
+    );
+    let prewarm: Vec<&Value> = all
+        .iter()
+        .filter(|d| d["kind"] == "Role" && d["metadata"]["name"] == "burstd-prewarm")
+        .collect();
+    let namespaces: Vec<&str> = prewarm
+        .iter()
+        .map(|d| d["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(namespaces, ["burst", "shop"]);
+    for role in &prewarm {
+        assert_eq!(
+            rules(role),
+            expected(&["rbac.prewarmNamespaces"], Scope::PrewarmNamespaces)
+        );
+        for rule in role["rules"].as_array().unwrap() {
+            assert_eq!(rule["resourceNames"], serde_json::json!(["worker"]));
+        }
+    }
+    let bindings: Vec<&Value> = all
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding" && d["metadata"]["name"] == "burstd-prewarm")
+        .collect();
+    assert_eq!(bindings.len(), 2);
+    for b in bindings {
+        assert_eq!(b["subjects"][0]["name"], RELEASE);
+        assert_eq!(b["subjects"][0]["namespace"], NAMESPACE);
+    }
+    // The rules are burst-scale's tested Role.
+    let scale_role: Value = serde_saphyr::from_str(burst_scale::ROLE_YAML).unwrap();
+    assert_eq!(rules(&scale_role), rules(prewarm[0]));
 }
 
 #[test]

@@ -37,6 +37,7 @@
 //! |---|---|
 //! | [`policy`] | the spec: source, target, and the `BurstPolicy` object itself |
 //! | [`policy_settings`] | `spec.policy` ([`PolicySettings`]): the core's policy model, flattened |
+//! | [`prewarm`] | `spec.prewarm` (the pre-warm scaler) and `status.prewarm` |
 //! | [`status`] | what burstd reports (`status`) |
 //! | [`crd`](mod@crd) | the CustomResourceDefinition ([`crd()`], [`crd_yaml()`]) |
 //!
@@ -46,6 +47,7 @@
 pub mod crd;
 pub mod policy;
 pub mod policy_settings;
+pub mod prewarm;
 pub mod status;
 
 pub use crd::{crd, crd_yaml};
@@ -57,6 +59,7 @@ pub use policy::{
     TargetSpec, TlsSpec,
 };
 pub use policy_settings::PolicySettings;
+pub use prewarm::{KubernetesScalerSpec, PrewarmSpec, PrewarmStatus, ScalerSpec};
 pub use status::{
     BurstPolicyStatus, DecisionStatus, ObservationState, ObservationStatus, SplitStatus,
     StatusMode, observed,

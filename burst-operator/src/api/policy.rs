@@ -54,6 +54,10 @@ pub struct BurstPolicySpec {
     /// `kubectl burst pin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<PinSpec>,
+    /// Grow the burst side ahead of the traffic: the scaler (the timing is
+    /// `spec.policy.prewarm`). See docs/prewarm.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prewarm: Option<super::prewarm::PrewarmSpec>,
 }
 
 /// A fixed split held until a time.

@@ -48,6 +48,9 @@ pub struct BurstPolicyStatus {
     /// `Ready` (the route is controlled) and `Degraded` (a source or router error).
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// Pre-warming, when `spec.prewarm` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prewarm: Option<super::prewarm::PrewarmStatus>,
 }
 
 /// Where traffic goes.

@@ -1,7 +1,8 @@
 //! The one leadership check on the write path: [`LeaderGated`].
 
 use async_trait::async_trait;
-use burst_core::{RouterError, Split, TrafficRouter};
+use burst_core::scaler::PrewarmReason;
+use burst_core::{CapacityScaler, RouterError, ScalerError, Split, TrafficRouter};
 
 use super::LeaderHandle;
 
@@ -35,6 +36,35 @@ impl<R: TrafficRouter> TrafficRouter for LeaderGated<R> {
             ));
         }
         self.inner.apply(split).await
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// A pre-warm scaler that refuses to write unless this instance leads (`not_leader`: the
+/// pre-warm is asked again on the next tick, so a new leader does it).
+#[async_trait]
+impl<S: CapacityScaler> CapacityScaler for LeaderGated<S> {
+    async fn prepare(&self, why: &PrewarmReason) -> Result<(), ScalerError> {
+        if !self.leader.is_leader() {
+            return Err(ScalerError::new(
+                "not_leader",
+                "this instance does not hold the leader lease; not pre-warming",
+            ));
+        }
+        self.inner.prepare(why).await
+    }
+
+    async fn release(&self) -> Result<(), ScalerError> {
+        if !self.leader.is_leader() {
+            return Err(ScalerError::new(
+                "not_leader",
+                "this instance does not hold the leader lease; not releasing",
+            ));
+        }
+        self.inner.release().await
     }
 
     fn describe(&self) -> String {

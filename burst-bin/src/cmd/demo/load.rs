@@ -47,6 +47,10 @@ pub(super) struct DemoFigures {
     /// first).
     #[serde(skip_serializing_if = "Option::is_none")]
     vs_patch_answered_to_proxy_ms: Option<LatencyStats>,
+    /// With the policy file's `prewarm`: every prepare and release of the burst side, and
+    /// the cold start each prepare cut short.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    prewarm: Vec<super::sides::PrewarmNote>,
 }
 
 /// What the demo reports beyond the shared keys.
@@ -256,6 +260,7 @@ fn figures(
         pubsub: d.local.pubsub.clone(),
         vs_patch_sent_to_proxy_ms: None,
         vs_patch_answered_to_proxy_ms: None,
+        prewarm: lock(&d.local.prewarm).clone(),
     }
 }
 
@@ -302,6 +307,22 @@ pub(super) fn table(r: &DemoReport, every: f64) -> String {
         "bursty while primary",
         &d.bursty_while_primary.to_string(),
     );
+    for n in &d.prewarm {
+        let early = n
+            .warmed_early_s
+            .map(|s| format!(", cold start cut short by {s:.1}s"))
+            .unwrap_or_default();
+        let why = n
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        summary_line(
+            &mut out,
+            "pre-warm",
+            &format!("{:.1}s {}{why}{early}", n.t, n.action),
+        );
+    }
     for (what, stats) in [
         ("VS patch sent -> proxy", &d.vs_patch_sent_to_proxy_ms),
         ("VS answer -> proxy", &d.vs_patch_answered_to_proxy_ms),

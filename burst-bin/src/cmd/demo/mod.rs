@@ -136,7 +136,8 @@ pub struct Args {
     headless: bool,
     /// Load steps `RATErps:DURATION`, comma-separated (headless only). Side events between
     /// them take effect when the next step starts: `primary:slow=200ms`, `burst:down`,
-    /// `burst:cold=20s` (503 until warm), `primary:ready=1` (ready endpoints reported; default
+    /// `burst:cold=20s` (503 until warm, or until the policy file's `prewarm` prepares the
+    /// burst side), `primary:ready=1` (ready endpoints reported; default
     /// 2 per side), `burst:up` (clears faults). Example:
     /// `5rps:20s,burst:down,20rps:30s,burst:up,20rps:30s`
     #[arg(long, value_name = "STEPS", requires = "headless")]
@@ -208,6 +209,9 @@ pub(crate) struct TickLog {
     /// Changes not yet printed (interactive mode).
     unprinted: usize,
 }
+
+/// The demo's pre-warm calls (with a policy file's `prewarm`), shared with its scaler.
+pub(crate) type PrewarmNotes = Arc<Mutex<Vec<sides::PrewarmNote>>>;
 
 /// Everything `burst demo` started.
 struct Demo {
@@ -306,6 +310,8 @@ struct Partial {
     started: Instant,
     /// Faults and ready endpoints of both sides, as the scenario sets them.
     sides: Arc<sides::Sides>,
+    /// Pre-warm calls of the in-process controller's scaler.
+    prewarm: PrewarmNotes,
 }
 
 /// The ready event: where everything listens and what measures and routes.

@@ -1,13 +1,16 @@
 //! The two sides of the demo as a scenario can change them: each worker's injected faults
-//! and the number of ready endpoints each side reports.
+//! and the number of ready endpoints each side reports; and [`DemoScaler`], the demo's
+//! pre-warm scaler, whose prepare ends the burst worker's cold start (`burst:cold=30s`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use burst_core::{MetricSource, Reading, Signals, SourceError};
+use burst_core::scaler::PrewarmReason;
+use burst_core::{CapacityScaler, MetricSource, Reading, ScalerError, Signals, SourceError};
 use burst_hashr::faults::Faults;
+use serde::Serialize;
 
 use super::scenario::{Event, Side, SideEvent};
 
@@ -20,6 +23,32 @@ pub(crate) const DEFAULT_READY: u32 = 2;
 pub(crate) struct Sides {
     faults: [Arc<Faults>; 2],
     ready: [AtomicU32; 2],
+    /// When each side's injected cold start ends (`None`: not cold).
+    cold_until: [Mutex<Option<Instant>>; 2],
+}
+
+/// One pre-warm call the demo's scaler received: the `"prewarm"` list of the demo's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct PrewarmNote {
+    /// Seconds since the demo started.
+    pub(crate) t: f64,
+    /// `prepare` or `release`.
+    pub(crate) action: &'static str,
+    /// Why (`forecast: crossing in 20s: ...`, `traffic is on burst`), for a prepare.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    /// A prepare that found the burst worker cold: the seconds of cold start it cut short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) warmed_early_s: Option<f64>,
+}
+
+/// The demo's [`CapacityScaler`]: preparing the burst side ends the burst worker's cold
+/// start (as a real pre-warm would have started its pods earlier); releasing gives nothing
+/// back (the worker stays warm). Every call is noted in `notes`.
+pub(crate) struct DemoScaler {
+    sides: Arc<Sides>,
+    notes: Arc<Mutex<Vec<PrewarmNote>>>,
+    started: Instant,
 }
 
 impl Sides {
@@ -28,7 +57,19 @@ impl Sides {
         Sides {
             faults: [primary, burst],
             ready: [AtomicU32::new(DEFAULT_READY), AtomicU32::new(DEFAULT_READY)],
+            cold_until: [Mutex::new(None), Mutex::new(None)],
         }
+    }
+
+    /// Ends `side`'s cold start at `now`, if it is cold: returns how much earlier than
+    /// injected it is warm (`None`: it was not cold).
+    pub(crate) fn warm(&self, side: Side, now: Instant) -> Option<Duration> {
+        let i = Self::index(side);
+        let mut until = burst_core::lock(&self.cold_until[i]);
+        let end = until.take().filter(|end| *end > now)?;
+        self.faults[i].cold_start(now, Duration::ZERO);
+        tracing::info!(side = ?side, early_by = ?end.saturating_duration_since(now), "pre-warm ended the cold start");
+        Some(end.saturating_duration_since(now))
     }
 
     fn index(side: Side) -> usize {
@@ -45,8 +86,14 @@ impl Sides {
         match e.event {
             Event::Slow(d) => faults.set_delay(d),
             Event::Down => faults.set_down(true),
-            Event::Cold(d) => faults.cold_start(now, d),
-            Event::Up => faults.clear(),
+            Event::Cold(d) => {
+                faults.cold_start(now, d);
+                *burst_core::lock(&self.cold_until[i]) = Some(now + d);
+            }
+            Event::Up => {
+                faults.clear();
+                *burst_core::lock(&self.cold_until[i]) = None;
+            }
             Event::Ready(n) => self.ready[i].store(n, Ordering::Relaxed),
         }
         tracing::info!(side = ?e.side, event = ?e.event, "scenario event applied");
@@ -59,6 +106,48 @@ impl Sides {
             burst_hashr::faults::Verdict::Unavailable(_) => 0,
             burst_hashr::faults::Verdict::Serve { .. } => self.ready[i].load(Ordering::Relaxed),
         }
+    }
+}
+
+impl DemoScaler {
+    /// A scaler warming `sides`' burst worker, noting calls at seconds since `started`.
+    pub(crate) fn new(
+        sides: Arc<Sides>,
+        notes: Arc<Mutex<Vec<PrewarmNote>>>,
+        started: Instant,
+    ) -> DemoScaler {
+        DemoScaler {
+            sides,
+            notes,
+            started,
+        }
+    }
+
+    fn note(&self, action: &'static str, reason: Option<String>, warmed: Option<Duration>) {
+        burst_core::lock(&self.notes).push(PrewarmNote {
+            t: self.started.elapsed().as_secs_f64(),
+            action,
+            reason,
+            warmed_early_s: warmed.map(|d| d.as_secs_f64()),
+        });
+    }
+}
+
+#[async_trait]
+impl CapacityScaler for DemoScaler {
+    async fn prepare(&self, why: &PrewarmReason) -> Result<(), ScalerError> {
+        let warmed = self.sides.warm(Side::Burst, Instant::now());
+        self.note("prepare", Some(why.to_string()), warmed);
+        Ok(())
+    }
+
+    async fn release(&self) -> Result<(), ScalerError> {
+        self.note("release", None, None);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "the demo's burst worker (a prepare ends its cold start)".to_owned()
     }
 }
 
@@ -163,5 +252,40 @@ mod tests {
                 delay: Duration::from_millis(200)
             }
         );
+    }
+
+    #[tokio::test]
+    async fn a_prepare_ends_the_burst_workers_cold_start_once() {
+        let (p, b) = (Arc::new(Faults::new()), Arc::new(Faults::new()));
+        let sides = Arc::new(Sides::new(p, b.clone()));
+        let t0 = Instant::now();
+        sides.apply(
+            SideEvent {
+                side: Side::Burst,
+                event: Event::Cold(Duration::from_secs(30)),
+            },
+            t0,
+        );
+        assert_eq!(sides.ready(Side::Burst, t0), 0);
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let scaler = DemoScaler::new(sides.clone(), notes.clone(), t0);
+        scaler.prepare(&PrewarmReason::OnBurst).await.unwrap();
+        let now = Instant::now();
+        assert_eq!(sides.ready(Side::Burst, now), DEFAULT_READY);
+        assert!(matches!(
+            b.verdict(now),
+            burst_hashr::faults::Verdict::Serve { .. }
+        ));
+        // Warm already: a second prepare cuts nothing short.
+        scaler.prepare(&PrewarmReason::OnBurst).await.unwrap();
+        scaler.release().await.unwrap();
+        let notes = notes.lock().unwrap().clone();
+        assert_eq!(notes.len(), 3);
+        assert!(
+            notes[0].warmed_early_s.is_some_and(|s| s > 29.0),
+            "{notes:?}"
+        );
+        assert_eq!(notes[1].warmed_early_s, None);
+        assert_eq!(notes[2].action, "release");
     }
 }

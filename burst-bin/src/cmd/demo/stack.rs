@@ -169,6 +169,7 @@ pub(super) async fn start(
         log,
         started,
         sides,
+        prewarm: Arc::default(),
     };
     match cluster {
         None => start_controller(args, file, partial),
@@ -244,6 +245,7 @@ pub(super) async fn start_kube(
             dry_run: false,
             paused: false,
             pin: None,
+            prewarm: None,
         })?,
     };
     let DataPlane::Mesh(mesh) = &p.plane else {
@@ -317,7 +319,19 @@ pub(super) fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> an
     };
     let config = file.run.controller_config(ControllerConfig::default());
     let described = router.describe();
-    let controller = Controller::new(source, policy, router, config).with_observer(observer);
+    let mut controller = Controller::new(source, policy, router, config).with_observer(observer);
+    if let Some(prewarm) = spec.prewarm()? {
+        let scaler =
+            super::sides::DemoScaler::new(p.sides.clone(), p.prewarm.clone(), started.into_std());
+        let probe = spec
+            .warmup
+            .as_ref()
+            .and_then(|w| burst_core::Weight::try_new(w.probe_weight).ok())
+            .unwrap_or(burst_core::Weight::ZERO);
+        controller = controller
+            .with_prewarm(prewarm, Box::new(scaler))
+            .with_prewarm_probe(probe);
+    }
     let controller = tokio::spawn(controller.run(p.stop.clone().cancelled_owned()));
     Ok(p.finish(source_desc, described, Some(controller), None))
 }

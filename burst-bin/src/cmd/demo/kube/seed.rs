@@ -59,10 +59,18 @@ pub(super) fn seed_policy(
     Ok(bp)
 }
 
-/// The BurstPolicy form of a `burst simulate` policy file: the same model.
+/// The BurstPolicy form of a `burst simulate` policy file: the same model, without
+/// `prewarm` (burstd pre-warms a burst Deployment through `spec.prewarm`, which the demo's
+/// local workers do not have; the in-process controller pre-warms them instead).
 pub fn policy_settings(file: &PolicyFile) -> PolicySettings {
+    let mut policy = file.policy.clone();
+    if policy.prewarm.take().is_some() {
+        tracing::warn!(
+            "--kubeconfig: the policy file's `prewarm` is not used (no burst Deployment to scale)"
+        );
+    }
     PolicySettings {
-        policy: file.policy.clone(),
+        policy,
         run: file.run,
     }
 }

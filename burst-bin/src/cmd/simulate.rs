@@ -444,7 +444,10 @@ fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
 /// The compare rows drawn last (on top): seed, recommended, overflow.
 const FIRST_DRAWN_LAST: usize = 3;
 
-const COLORS: [&str; 5] = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+/// One colour per compare row (more rows than colours would repeat one).
+const COLORS: [&str; 8] = [
+    "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#393b79", "#637939", "#843c39",
+];
 
 /// Load, the first run's measured rate, thresholds, and each run's burst weight.
 fn chart(title: &str, spec: &PolicySpec, runs: &[(&str, &SimRun)]) -> Chart {

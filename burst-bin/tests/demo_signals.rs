@@ -2,8 +2,9 @@
 //! SIGTERM (what systemd, Kubernetes and `kill` send), not only on Ctrl-C.
 //! Needs Debian's `haproxy`.
 
+mod common;
+
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,30 +27,8 @@ fn sigterm_stops_the_demo_and_its_haproxy() {
     );
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burst"))
-        .args([
-            "demo",
-            "--data-plane",
-            "haproxy",
-            "--port",
-            "0",
-            "--ready-file",
-        ])
-        .arg(&ready)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready.exists() {
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            panic!("no ready file within 30 s (or the demo exited)");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child =
+        common::start_demo_until_ready(&["demo", "--data-plane", "haproxy", "--port", "0"], &ready);
     let event: Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
     let proxy = proxy_addr(&event);
     assert!(

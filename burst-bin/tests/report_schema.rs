@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{burst, burst_bounded};
 use serde_json::Value;
@@ -115,23 +114,7 @@ fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
 fn ready_file_names_urls_that_answer() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burst"))
-        .args(["demo", "--port", "0", "--ready-file"])
-        .arg(&ready)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready.exists() {
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            panic!("no ready file within 30 s (or the demo exited)");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = common::start_demo_until_ready(&["demo", "--port", "0"], &ready);
     let text = std::fs::read_to_string(&ready).unwrap();
     assert_eq!(text.lines().count(), 1, "one JSON line: {text}");
     let event: Value = serde_json::from_str(&text).unwrap();

@@ -72,6 +72,32 @@ pub fn burst_bounded(args: &[&str], limit: Duration) -> (i32, String, String) {
     (status.code().unwrap_or(-1), stdout, stderr)
 }
 
+/// Starts `burst demo ARGS --ready-file READY` (quiet, stdin closed) and waits, at most
+/// 30 s, for the ready file; panics (killing the demo) when it does not appear or the demo
+/// exits first.
+pub fn start_demo_until_ready(args: &[&str], ready: &Path) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_burst"))
+        .args(args)
+        .arg("--ready-file")
+        .arg(ready)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("burst demo starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        let exited = child.try_wait().ok().flatten().is_some();
+        if Instant::now() > deadline || exited {
+            let _ = child.kill();
+            panic!("no ready file within 30 s (or the demo exited)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 /// Asserts that a `burst demo --scenario` run moved traffic to the burst worker while the
 /// load was high (at `rise` s or later, before `fall` s) and came back after it fell (at
 /// `fall` s or later, before `end` s).

@@ -8,34 +8,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::burst_bounded;
-use serde_json::Value;
-
 #[test]
 fn a_cold_burst_worker_is_warmed_by_the_prewarm_and_entered_through_the_ramp() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
+    let report = common::headless_report(
         "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n\
          warmup: {ramp: [10, 25, 50, 100], rampOver: 8s}\n\
          prewarm: {lead: 30s, hold: 5s}\n",
-    )
-    .unwrap();
-    let args = [
-        "demo",
-        "--headless",
-        "--json",
-        "--port",
-        "0",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--scenario",
         "5rps:10s,burst:cold=30s,5rps:5s,25rps:40s,5rps:20s",
-    ];
-    let (code, stdout, stderr) = burst_bounded(&args, Duration::from_secs(180));
-    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        Duration::from_secs(180),
+    );
     let changes = report["changes"].as_array().unwrap();
     let reasons: Vec<&str> = changes
         .iter()

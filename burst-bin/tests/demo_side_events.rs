@@ -10,28 +10,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::burst_bounded;
 use serde_json::Value;
 
 /// Runs a headless scenario with `policy` (YAML); returns the JSON report.
 fn run(policy: &str, scenario: &str) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("policy.yaml");
-    std::fs::write(&file, policy).unwrap();
-    let args = [
-        "demo",
-        "--headless",
-        "--json",
-        "--port",
-        "0",
-        "--policy",
-        file.to_str().unwrap(),
-        "--scenario",
-        scenario,
-    ];
-    let (code, stdout, stderr) = burst_bounded(&args, Duration::from_secs(120));
-    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    common::headless_report(policy, scenario, Duration::from_secs(120))
 }
 
 /// (t, burst weight, rule) of every timeline point.

@@ -72,6 +72,30 @@ pub fn burst_bounded(args: &[&str], limit: Duration) -> (i32, String, String) {
     (status.code().unwrap_or(-1), stdout, stderr)
 }
 
+/// Runs `burst demo --headless --json --port 0` with `policy` (YAML, written to a temporary
+/// file) and `scenario`, bounded by `limit`; asserts that it succeeded and returns its JSON
+/// report.
+pub fn headless_report(policy: &str, scenario: &str, limit: Duration) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, policy).expect("policy file written");
+    let file = file.to_str().expect("UTF-8 path");
+    let args = [
+        "demo",
+        "--headless",
+        "--json",
+        "--port",
+        "0",
+        "--policy",
+        file,
+        "--scenario",
+        scenario,
+    ];
+    let (code, stdout, stderr) = burst_bounded(&args, limit);
+    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
 /// Starts `burst demo ARGS --ready-file READY` (quiet, stdin closed) and waits, at most
 /// 30 s, for the ready file; panics (killing the demo) when it does not appear or the demo
 /// exits first.

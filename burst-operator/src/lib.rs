@@ -75,6 +75,7 @@ pub mod api;
 #[doc(hidden)]
 pub mod api_calls;
 pub mod cli;
+pub mod client;
 mod error;
 pub mod events;
 pub mod haproxy;

@@ -17,11 +17,15 @@ use crate::metrics::Metrics;
 use crate::runner::RunContext;
 use crate::server::{Readiness, Server};
 
-/// A client from the kubeconfig or the in-cluster service account, as `kubectl` finds it.
+/// A client from the kubeconfig or the in-cluster service account, as `kubectl` finds it,
+/// multiplexing its requests over one HTTP/2 connection ([`crate::client`]).
 pub async fn kube_client() -> Result<kube::Client, Error> {
-    kube::Client::try_default()
-        .await
-        .map_err(|source| Error::NoCluster { source })
+    let config = kube::Config::infer().await.map_err(|e| Error::NoCluster {
+        source: kube::Error::InferConfig(e),
+    })?;
+    let (client, _) =
+        crate::client::client(config).map_err(|source| Error::NoCluster { source })?;
+    Ok(client)
 }
 
 /// Settings both modes share.

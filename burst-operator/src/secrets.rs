@@ -114,7 +114,8 @@ pub async fn client_from_kubeconfig(cluster: &str, yaml: &str) -> Result<kube::C
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .map_err(|e| err(e.to_string()))?;
-    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+    let (client, _) = crate::client::client(config).map_err(|e| err(e.to_string()))?;
+    Ok(client)
 }
 
 #[cfg(test)]

@@ -14,6 +14,13 @@ use serde::Deserialize;
 
 use crate::Error;
 
+/// Requests one shared client keeps in flight to one host (scheme, host and port) at a
+/// time; more wait for a slot, within their timeout. It also caps the idle connections
+/// kept per host. Without it, 1,000 sources ticking together opened 1,000 connections to
+/// the same metrics endpoint and kept them pooled (BENCHMARKS.md, "burstd at scale"). At
+/// 32, a host answering in 10 ms still serves 3,200 requests a second.
+pub const MAX_IN_FLIGHT_PER_HOST: usize = 32;
+
 /// The token file's metadata is checked on every request (one `stat`); the token is also
 /// re-read after this long when the metadata looks unchanged, in case a rotation kept the
 /// size, modification time and inode.
@@ -145,7 +152,37 @@ impl Default for HttpConfig {
 /// ```
 #[derive(Clone, Default)]
 pub struct HttpClients {
-    cache: Arc<Mutex<HashMap<ClientKey, Weak<reqwest::Client>>>>,
+    cache: Arc<Mutex<HashMap<ClientKey, Weak<Shared>>>>,
+}
+
+/// One `reqwest::Client` and the in-flight bound per host of everyone using it.
+#[derive(Debug)]
+struct Shared {
+    client: reqwest::Client,
+    hosts: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl Shared {
+    /// The in-flight bound for `url`'s host (scheme, host and port).
+    fn slots(&self, url: &reqwest::Url) -> Arc<tokio::sync::Semaphore> {
+        let host = format!(
+            "{}://{}:{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slots) = hosts.get(&host) {
+            return slots.clone();
+        }
+        // Hosts come and go (pods); forget the ones nobody is waiting on or using.
+        hosts.retain(|_, s| {
+            Arc::strong_count(s) > 1 || s.available_permits() < MAX_IN_FLIGHT_PER_HOST
+        });
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT_PER_HOST));
+        hosts.insert(host, slots.clone());
+        slots
+    }
 }
 
 /// What a `reqwest::Client` is built from: two sources may share a client exactly when
@@ -185,12 +222,12 @@ impl HttpClients {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Weak<reqwest::Client>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Weak<Shared>>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The client for `config`'s connection settings: the one in use, or a new one.
-    fn client_for(&self, config: &HttpConfig) -> Result<Arc<reqwest::Client>, Error> {
+    fn client_for(&self, config: &HttpConfig) -> Result<Arc<Shared>, Error> {
         let ca = match &config.ca_file {
             Some(path) => Some((path.as_path(), read_ca_file(path)?)),
             None => None,
@@ -209,6 +246,7 @@ impl HttpClients {
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(MAX_IN_FLIGHT_PER_HOST)
             .user_agent(concat!("burst/", env!("CARGO_PKG_VERSION")));
         if let Some((path, pem)) = &ca {
             builder = builder.tls_certs_merge(parse_ca_bundle(path, pem)?);
@@ -216,13 +254,16 @@ impl HttpClients {
         if config.insecure_skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        let client = Arc::new(builder.build().map_err(|e| Error::Config {
-            key: "http",
-            message: format!(
-                "cannot build the HTTP client: {}",
-                burst_core::error_chain(&e)
-            ),
-        })?);
+        let client = Arc::new(Shared {
+            client: builder.build().map_err(|e| Error::Config {
+                key: "http",
+                message: format!(
+                    "cannot build the HTTP client: {}",
+                    burst_core::error_chain(&e)
+                ),
+            })?,
+            hosts: Mutex::default(),
+        });
         cache.retain(|_, w| w.strong_count() > 0);
         cache.insert(key, Arc::downgrade(&client));
         tracing::debug!(clients = cache.len(), "built an HTTP client");
@@ -234,7 +275,7 @@ impl HttpClients {
 /// source sends with each request.
 #[derive(Debug)]
 pub(crate) struct HttpClient {
-    client: Arc<reqwest::Client>,
+    client: Arc<Shared>,
     timeout: Duration,
     /// Extra headers, added to each request unless it sets the header itself.
     headers: HeaderMap,
@@ -300,16 +341,32 @@ impl HttpClient {
     }
 
     pub(crate) fn get(&self, url: &str) -> reqwest::RequestBuilder {
-        self.client.get(url)
+        self.client.client.get(url)
     }
 
     pub(crate) fn post(&self, url: &str) -> reqwest::RequestBuilder {
-        self.client.post(url)
+        self.client.client.post(url)
     }
 
     /// Sends `request` with authentication and this source's headers, and reads the whole
-    /// body (up to the size limit).
+    /// body (up to the size limit). At most [`MAX_IN_FLIGHT_PER_HOST`] requests of the shared
+    /// client are in flight to one host; the wait for a slot counts towards the timeout.
     pub(crate) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<Body, Error> {
+        tokio::time::timeout(self.timeout, self.send_in_slot(request, url))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Timeout {
+                    url: url.to_owned(),
+                    after: self.timeout,
+                })
+            })
+    }
+
+    async fn send_in_slot(
         &self,
         request: reqwest::RequestBuilder,
         url: &str,
@@ -321,6 +378,12 @@ impl HttpClient {
         };
         let (client, request) = request.build_split();
         let mut request = request.map_err(|e| self.transport(url, e))?;
+        let slots = self.client.slots(request.url());
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = slots.acquire().await.map_err(|_| Error::Connect {
+            url: url.to_owned(),
+            message: "the connection slots were closed".into(),
+        })?;
         let set = request.headers_mut();
         for (name, value) in &self.headers {
             if !set.contains_key(name) {
@@ -511,6 +574,99 @@ impl TokenFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback HTTP/1.1 server that answers every request after `delay`, counting
+    /// connections and the most requests it held at once.
+    async fn counting_server(
+        delay: Duration,
+    ) -> (
+        String,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (active, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (c, m) = (connections.clone(), most.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                let (active, most) = (active.clone(), m.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.clear();
+                        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        active.fetch_sub(1, Ordering::SeqCst);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, connections, most)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_to_one_host_are_bounded_in_flight_and_in_connections() {
+        use std::sync::atomic::Ordering;
+        let (url, connections, most) = counting_server(Duration::from_millis(20)).await;
+        let clients = HttpClients::new();
+        let client = Arc::new(HttpClient::new(&HttpConfig::default(), &clients).unwrap());
+        let sends = (0..200).map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move { client.send(client.get(&url), &url).await })
+        });
+        for send in futures::future::join_all(sends).await {
+            let body = send.unwrap().unwrap();
+            assert_eq!(body.bytes, b"ok");
+        }
+        let (most, connections) = (
+            most.load(Ordering::SeqCst),
+            connections.load(Ordering::SeqCst),
+        );
+        assert!(
+            (2..=MAX_IN_FLIGHT_PER_HOST).contains(&most),
+            "{most} requests in flight at once"
+        );
+        assert!(
+            connections <= MAX_IN_FLIGHT_PER_HOST,
+            "{connections} connections for one host"
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_slot_counts_towards_the_timeout() {
+        let (url, _, _) = counting_server(Duration::from_secs(30)).await;
+        let config = HttpConfig {
+            timeout: Duration::from_millis(300),
+            ..HttpConfig::default()
+        };
+        let client = Arc::new(HttpClient::new(&config, &HttpClients::new()).unwrap());
+        // One more than the slots: the last one waits, and times out like the others.
+        let sends = (0..=MAX_IN_FLIGHT_PER_HOST).map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move { client.send(client.get(&url), &url).await })
+        });
+        for send in futures::future::join_all(sends).await {
+            let e = send.unwrap().unwrap_err();
+            assert_eq!(e.kind(), "timeout", "{e}");
+        }
+    }
 
     #[test]
     fn token_file_is_reread_when_it_changes() {

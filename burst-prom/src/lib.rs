@@ -178,7 +178,7 @@ pub use build::{Source, SourceConfig, windows};
 pub use burst_core::rate::RateBuffer;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
-pub use http::{BasicAuth, HttpClients, HttpConfig};
+pub use http::{BasicAuth, HttpClients, HttpConfig, MAX_IN_FLIGHT_PER_HOST};
 pub use prometheus::{
     PROBE_QUERY, PrometheusConfig, PrometheusSource, Selected, SeriesRule, select,
 };

@@ -268,11 +268,11 @@ pub struct RunArgs {
     pub prewarm_kubeconfig: Option<PathBuf>,
     /// Pre-warm: how far ahead the forecast looks, the burst side's start-up time plus a
     /// margin (default 90s once any pre-warm timing is given).
-    #[arg(long, env = "BURST_PREWARM_LEAD")]
+    #[arg(long, env = "BURST_PREWARM_LEAD", value_name = "DURATION")]
     pub prewarm_lead: Option<HumanDuration>,
     /// Pre-warm: how long the burst side stays prepared after the last need (default 5m
     /// once any pre-warm timing is given; 0s releases at once).
-    #[arg(long, env = "BURST_PREWARM_HOLD")]
+    #[arg(long, env = "BURST_PREWARM_HOLD", value_name = "DURATION")]
     pub prewarm_hold: Option<HumanDuration>,
     /// HAProxy runtime API (`unix:PATH` or `tcp:HOST:PORT`, a `stats socket ... level
     /// admin`): run on an HAProxy backend, without Kubernetes (repeatable for several

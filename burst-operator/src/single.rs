@@ -303,7 +303,7 @@ fn apply_prewarm(spec: &mut BurstPolicySpec, o: &Overrides) -> Result<(), Error>
         }
         let k = spec
             .prewarm
-            .get_or_insert_with(|| PrewarmSpec {
+            .get_or_insert(PrewarmSpec {
                 scaler: ScalerSpec { kubernetes: None },
             })
             .scaler

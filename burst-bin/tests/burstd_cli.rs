@@ -1,14 +1,18 @@
 //! The burstd binary: help text, `burstd crd`, configuration errors, and whole runs in
-//! single-policy and operator mode against a real kube-apiserver (one per test binary, a
-//! namespace per test), stopped with SIGTERM.
+//! single-policy mode (also pre-warming a burst Deployment's HPA) and operator mode against
+//! a real kube-apiserver (one per test binary, a namespace per test), stopped with SIGTERM.
 
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use burst_testkit::kube::{ControlPlane, burst_policies, virtual_services};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
@@ -123,6 +127,42 @@ fn bad_settings_fail_before_touching_the_cluster() {
     let out = burstd().args(["run", "--tick-rate", "1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "unknown flags are usage errors");
 
+    // Pre-warming needs a Deployment and the timing; one without the other says what to add.
+    let seed = [
+        "run",
+        "--leader-elect=false",
+        "--prometheus-url",
+        "http://p",
+        "--virtual-service",
+        "worker",
+    ];
+    let out = burstd()
+        .args(seed)
+        .args(["--prewarm-deployment", "burst/worker"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("add --prewarm-lead"), "{err}");
+    let out = burstd()
+        .args(seed)
+        .env("BURST_PREWARM_LEAD", "90s")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("add --prewarm-deployment"), "{err}");
+    let out = burstd()
+        .args(seed)
+        .args(["--prewarm-deployment", "worker", "--prewarm-replicas", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "replicas below 1 are usage errors"
+    );
+
     let out = burstd()
         .env("BURST_LOG", "not a [filter")
         .arg("crd")
@@ -143,12 +183,14 @@ impl Drop for Child {
 }
 
 /// A namespace of the shared real API server with the Istio and BurstPolicy CRDs and the
-/// worker VirtualService, a `/metrics` endpoint with a gauge of 25 rps, and an admin
-/// kubeconfig whose default namespace is the test's. The Lease lives in the same namespace.
+/// worker VirtualService, a `/metrics` endpoint with a gauge of 25 rps (see
+/// [`Cluster::set_demand`]), and an admin kubeconfig whose default namespace is the test's.
+/// The Lease lives in the same namespace.
 struct Cluster {
     client: kube::Client,
     ns: String,
     metrics_url: String,
+    demand: Arc<AtomicU64>,
     kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -178,10 +220,15 @@ impl Cluster {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        let demand = Arc::new(AtomicU64::new(25.0_f64.to_bits()));
+        let value = demand.clone();
         tokio::spawn(async move {
             let app = axum::Router::new().route(
                 "/metrics",
-                axum::routing::get(|| async { "demand_rps 25\n" }),
+                axum::routing::get(move || {
+                    let rps = f64::from_bits(value.load(Ordering::SeqCst));
+                    async move { format!("demand_rps {rps}\n") }
+                }),
             );
             axum::serve(listener, app).await.unwrap();
         });
@@ -192,9 +239,15 @@ impl Cluster {
             client,
             ns,
             metrics_url,
+            demand,
             kubeconfig,
             _dir: dir,
         }
+    }
+
+    /// Sets the gauge the `/metrics` endpoint serves.
+    fn set_demand(&self, rps: f64) {
+        self.demand.store(rps.to_bits(), Ordering::SeqCst);
     }
 
     async fn route(&self) -> Value {
@@ -396,4 +449,192 @@ async fn operator_mode_runs_policies_and_stops_cleanly_on_sigterm() {
     assert!(exited.success(), "{stderr}");
     assert!(stderr.contains("operator stopped"), "{stderr}");
     assert_eq!(cluster.holder().await, None, "the Lease was not released");
+}
+
+/// The HPA `worker-hpa` of the burst Deployment: its `minReplicas` and whether it carries
+/// burstd's pre-warm annotation.
+async fn hpa_min(cluster: &Cluster) -> (i32, bool) {
+    let hpa = Api::<HorizontalPodAutoscaler>::namespaced(cluster.client.clone(), &cluster.ns)
+        .get("worker-hpa")
+        .await
+        .unwrap();
+    let annotated = hpa
+        .metadata
+        .annotations
+        .is_some_and(|a| a.contains_key(PREWARM_ANNOTATION));
+    (hpa.spec.min_replicas.unwrap_or(1), annotated)
+}
+
+const PREWARM_ANNOTATION: &str = "burst.dev/prewarm-original";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_policy_mode_prewarms_the_burst_deployment_ahead_and_restores_it_after_hold() {
+    let cluster = Cluster::start("cli-prewarm").await;
+    cluster.set_demand(5.0);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "worker-burst", "namespace": cluster.ns},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "worker-burst"}},
+            "template": {
+                "metadata": {"labels": {"app": "worker-burst"}},
+                "spec": {"containers": [{"name": "worker", "image": "worker:1"}]}
+            }
+        }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(cluster.client.clone(), &cluster.ns)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    // A pre-warm a previous run left (it crashed while prepared): burstd restores it at start.
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "worker-hpa", "namespace": cluster.ns, "annotations": {
+            PREWARM_ANNOTATION: r#"{"field":"minReplicas","original":2,"set":5}"#
+        }},
+        "spec": {
+            "minReplicas": 5, "maxReplicas": 10,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker-burst"}
+        }
+    }))
+    .unwrap();
+    Api::<HorizontalPodAutoscaler>::namespaced(cluster.client.clone(), &cluster.ns)
+        .create(&PostParams::default(), &hpa)
+        .await
+        .unwrap();
+
+    let port = burst_testkit::free_port().unwrap();
+    let prewarm_target = format!("{}/worker-burst", cluster.ns);
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_owned();
+    let child = cluster
+        .burstd(port)
+        .env("BURST_PREWARM_HOLD", "2s")
+        .args([
+            "run",
+            "--scrape-target",
+            &cluster.metrics_url,
+            "--scrape-metric",
+            "demand_rps",
+            "--scrape-gauge",
+            "--virtual-service",
+            "worker-virtual-service",
+            "--namespace",
+            &cluster.ns,
+            "--tick",
+            "100ms",
+            "--window",
+            "1s",
+            "--high",
+            "15",
+            "--low",
+            "10",
+            "--prewarm-deployment",
+            &prewarm_target,
+            "--prewarm-hpa",
+            "worker-hpa",
+            "--prewarm-replicas",
+            "5",
+            "--prewarm-lead",
+            "30s",
+            "--prewarm-kubeconfig",
+            &kubeconfig,
+        ])
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    eventually("the left pre-warm is restored at start", || async {
+        hpa_min(&cluster).await == (2, false)
+    })
+    .await;
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let policy = format!("{}/worker-virtual-service", cluster.ns);
+    let prepared = |v: u8| format!(r#"burstd_prewarm_prepared{{policy="{policy}"}} {v}"#);
+    eventually("burstd reports it is not prepared", || async {
+        metrics_text(&metrics_url).await.contains(&prepared(0))
+    })
+    .await;
+    assert_eq!(hpa_min(&cluster).await, (2, false), "calm: not prepared");
+
+    // Rising towards the trigger (15), still below it: prepared ahead, the route unmoved.
+    for rps in [7.0, 9.0, 11.0, 13.0] {
+        cluster.set_demand(rps);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    eventually("HPA minReplicas raised ahead of the crossing", || async {
+        hpa_min(&cluster).await == (5, true)
+    })
+    .await;
+    assert_eq!(
+        cluster.burst_weight().await,
+        0,
+        "prepared before traffic moved"
+    );
+    eventually("the metric shows prepared", || async {
+        metrics_text(&metrics_url).await.contains(&prepared(1))
+    })
+    .await;
+
+    // The burst: traffic moves, the pre-warm stays.
+    cluster.set_demand(25.0);
+    eventually("route moved to burst", || async {
+        cluster.burst_weight().await == 100
+    })
+    .await;
+    assert_eq!(hpa_min(&cluster).await, (5, true), "held while on burst");
+
+    // Back down: primary again, then released `hold` (2s) later to the original value.
+    cluster.set_demand(2.0);
+    eventually("route back to primary", || async {
+        cluster.burst_weight().await == 0
+    })
+    .await;
+    eventually("HPA minReplicas restored after hold", || async {
+        hpa_min(&cluster).await == (2, false)
+    })
+    .await;
+    let events = Api::<Event>::namespaced(cluster.client.clone(), &cluster.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = events
+        .items
+        .iter()
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    for reason in ["Prewarm", "PrewarmReleased"] {
+        assert!(reasons.contains(&reason), "no {reason} Event: {reasons:?}");
+    }
+    // The HPA writes are burstd's.
+    let hpa = Api::<HorizontalPodAutoscaler>::namespaced(cluster.client.clone(), &cluster.ns)
+        .get("worker-hpa")
+        .await
+        .unwrap();
+    let managers = burst_testkit::kube::field_managers(&serde_json::to_value(hpa).unwrap());
+    assert!(managers.iter().any(|m| m == "burstd"), "{managers:?}");
+
+    let (exited, stderr) = terminate(&mut child).await;
+    assert!(exited.success(), "{stderr}");
+    assert!(stderr.contains("pre-warming"), "{stderr}");
+}
+
+async fn metrics_text(url: &str) -> String {
+    match reqwest::get(url).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Polls `check` every 100 ms for up to 30 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
 }

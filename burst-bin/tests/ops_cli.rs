@@ -3,7 +3,8 @@
 //! burstd operator (`operator::run`, in-process) runs the policy: `list` and `status` show
 //! the running policy; `pause` stops route writes and `resume` restarts them; `pin` moves the
 //! route, is repaired after drift, survives a restart of burstd and expires by itself;
-//! `explain` prints a decision and writes nothing; errors exit 2 naming the problem.
+//! `explain` prints a decision and writes nothing; errors exit 2 naming the problem;
+//! `status` shows `status.prewarm` (written directly to the status subresource).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::process::Command;
@@ -591,4 +592,76 @@ async fn errors_name_the_problem_and_exit_2() {
     env.cli_with(path, &["unpin", "worker"]).await.ok();
     env.cli_with(path, &["resume", "worker"]).await.ok();
     assert!(!env.policies().get("worker").await.unwrap().spec.paused);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_pre_warming_in_text_and_json() {
+    let env = Env::new("ops-prewarm").await;
+    let p: BurstPolicy = serde_json::from_value(json!({
+        "apiVersion": "bursting.dev/v1alpha1", "kind": "BurstPolicy",
+        "metadata": {"name": "worker", "namespace": env.ns},
+        "spec": {
+            "source": {"scrape": {"targets": ["http://127.0.0.1:9/metrics"], "metric": "demand_rps"}},
+            "policy": {"prewarm": {"lead": "90s", "hold": "5m"}},
+            "target": {"kind": "VirtualService", "name": VS},
+            "prewarm": {"scaler": {"kubernetes": {"deployment": "worker-burst", "replicas": 5}}},
+        }
+    }))
+    .unwrap();
+    env.policies()
+        .create(&PostParams::default(), &p)
+        .await
+        .unwrap();
+
+    // Before burstd reports: the section shows the spec and says there is no report yet.
+    let text = env.cli(&["status", "worker"]).await.ok();
+    assert!(
+        text.contains(&format!(
+            "  Scaler:       Deployment {}/worker-burst to 5 replicas",
+            env.ns
+        )),
+        "{text}"
+    );
+    assert!(text.contains("(no report yet"), "{text}");
+
+    // What burstd writes after a prepare (the status subresource, written directly here).
+    env.policies()
+        .patch_status(
+            "worker",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"mode": "Primary", "prewarm": {
+                "prepared": true,
+                "outlook": "crossing",
+                "lastAction": "prewarm (forecast: crossing in 40s)",
+                "lastActionTime": "2026-01-01T00:05:00Z",
+                "lastError": "conflict: the HPA changed 5 times in a row",
+            }}})),
+        )
+        .await
+        .unwrap();
+    let text = env.cli(&["status", "worker"]).await.ok();
+    for line in [
+        "Pre-warm:",
+        "  Timing:       lead 1m30s, hold 5m",
+        "  Prepared:     yes, since 2026-01-01T00:05:00Z (",
+        "  Outlook:      crossing (demand crosses the trigger within lead, or is above it)",
+        "  Last action:  prewarm (forecast: crossing in 40s), at 2026-01-01T00:05:00Z (",
+        "  Last error:   conflict: the HPA changed 5 times in a row",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in\n{text}");
+    }
+    let json_status: Value =
+        serde_json::from_str(&env.cli(&["status", "worker", "-o", "json"]).await.ok()).unwrap();
+    let prewarm = &json_status["status"]["prewarm"];
+    assert_eq!(prewarm["prepared"], true, "{json_status}");
+    assert_eq!(prewarm["outlook"], "crossing");
+    assert_eq!(prewarm["lastActionTime"], "2026-01-01T00:05:00Z");
+    assert_eq!(
+        prewarm["lastError"],
+        "conflict: the HPA changed 5 times in a row"
+    );
+    assert_eq!(
+        json_status["spec"]["prewarm"]["scaler"]["kubernetes"]["deployment"],
+        "worker-burst"
+    );
 }

@@ -244,6 +244,36 @@ pub struct RunArgs {
     /// Decide, log and record Events, but never change the route.
     #[arg(long, env = "BURST_DRY_RUN")]
     pub dry_run: bool,
+    /// Pre-warm this burst Deployment, NAMESPACE/NAME (or NAME, in --namespace): ahead of a
+    /// forecast crossing of the trigger (within --prewarm-lead) or while traffic is on burst,
+    /// raise its HorizontalPodAutoscaler's minReplicas (without an HPA: its replicas) to
+    /// --prewarm-replicas, and restore them --prewarm-hold after the last need. Needs the
+    /// timing too: --prewarm-lead and/or --prewarm-hold, or `prewarm` in the file's policy.
+    #[arg(long, env = "BURST_PREWARM_DEPLOYMENT", value_name = "NS/NAME")]
+    pub prewarm_deployment: Option<String>,
+    /// Replicas of the burst Deployment while pre-warmed (default: the file's
+    /// spec.prewarm.scaler.kubernetes.replicas, else 1); never lowers a larger value and is
+    /// capped at the HPA's maxReplicas.
+    #[arg(long, env = "BURST_PREWARM_REPLICAS", value_name = "N",
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub prewarm_replicas: Option<i32>,
+    /// The burst Deployment's HorizontalPodAutoscaler (default: named like the Deployment;
+    /// if there is none, the Deployment's replicas are raised instead).
+    #[arg(long, env = "BURST_PREWARM_HPA", value_name = "NAME")]
+    pub prewarm_hpa: Option<String>,
+    /// Kubeconfig of the cluster the burst Deployment runs in (default: burstd's own);
+    /// token or client-certificate credentials only. It needs get and patch on the
+    /// Deployment and the HPA there (docs/prewarm.md, "RBAC").
+    #[arg(long, env = "BURST_PREWARM_KUBECONFIG", value_name = "PATH")]
+    pub prewarm_kubeconfig: Option<PathBuf>,
+    /// Pre-warm: how far ahead the forecast looks, the burst side's start-up time plus a
+    /// margin (default 90s once any pre-warm timing is given).
+    #[arg(long, env = "BURST_PREWARM_LEAD", value_name = "DURATION")]
+    pub prewarm_lead: Option<HumanDuration>,
+    /// Pre-warm: how long the burst side stays prepared after the last need (default 5m
+    /// once any pre-warm timing is given; 0s releases at once).
+    #[arg(long, env = "BURST_PREWARM_HOLD", value_name = "DURATION")]
+    pub prewarm_hold: Option<HumanDuration>,
     /// HAProxy runtime API (`unix:PATH` or `tcp:HOST:PORT`, a `stats socket ... level
     /// admin`): run on an HAProxy backend, without Kubernetes (repeatable for several
     /// instances; comma-separated in the variable).
@@ -355,6 +385,18 @@ impl RunArgs {
                 "with --haproxy-runtime-api the source and the target are the HAProxy backend; drop this flag",
             ));
         }
+        let prewarm_flags = [
+            ("--prewarm-deployment", a.prewarm_deployment.is_some()),
+            ("--prewarm-replicas", a.prewarm_replicas.is_some()),
+            ("--prewarm-hpa", a.prewarm_hpa.is_some()),
+            ("--prewarm-kubeconfig", a.prewarm_kubeconfig.is_some()),
+        ];
+        if let Some((flag, _)) = prewarm_flags.iter().find(|(_, set)| *set) {
+            return Err(Error::invalid(
+                *flag,
+                "pre-warming scales a Kubernetes Deployment, which burstd does not reach with --haproxy-runtime-api; drop this flag",
+            ));
+        }
         let need = |v: &Option<String>, flag: &str| {
             v.clone()
                 .ok_or_else(|| Error::invalid(flag, "is needed with --haproxy-runtime-api"))
@@ -405,6 +447,12 @@ impl RunArgs {
             primary_backend: a.primary_backend.clone(),
             burst_backend: a.burst_backend.clone(),
             dry_run: a.dry_run.then_some(true),
+            prewarm_deployment: a.prewarm_deployment.clone(),
+            prewarm_replicas: a.prewarm_replicas,
+            prewarm_hpa: a.prewarm_hpa.clone(),
+            prewarm_kubeconfig: a.prewarm_kubeconfig.clone(),
+            prewarm_lead: a.prewarm_lead,
+            prewarm_hold: a.prewarm_hold,
         }
     }
 }

@@ -46,7 +46,8 @@ pub enum Error {
     /// A kubeconfig for an extra cluster that cannot be used.
     #[error("kubeconfig of cluster `{cluster}`: {message}")]
     Kubeconfig {
-        /// The cluster's name in `spec.target.clusters`.
+        /// The cluster's name in `spec.target.clusters`, or `prewarm` for the pre-warm
+        /// scaler's cluster.
         cluster: String,
         /// What is wrong and what to do.
         message: String,

@@ -101,6 +101,12 @@ pub fn load(
         dry_run = d;
     }
     settings.validate()?;
+    if settings.policy.prewarm.is_some() {
+        return Err(Error::invalid(
+            "spec.policy.prewarm",
+            "pre-warming scales a Kubernetes Deployment, which burstd does not reach with --haproxy-runtime-api; remove `prewarm` from the file's policy and the --prewarm-* flags",
+        ));
+    }
     // Checks the names now, so a typo fails at start-up.
     HaproxyTarget::new(
         &haproxy.backend,
@@ -255,6 +261,15 @@ mod tests {
         assert_eq!(
             load(None, &Overrides::default(), bad).unwrap_err().kind(),
             "haproxy"
+        );
+        let o = Overrides {
+            prewarm_lead: Some("60s".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let e = load(None, &o, settings()).unwrap_err().to_string();
+        assert!(
+            e.contains("spec.policy.prewarm") && e.contains("--haproxy-runtime-api"),
+            "{e}"
         );
     }
 }

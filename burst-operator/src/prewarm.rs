@@ -2,7 +2,8 @@
 //! pre-warm tick shows in `status.prewarm`, Events and metrics.
 //!
 //! [`build_scaler`] turns `spec.prewarm.scaler.kubernetes` into a [`burst_scale::KubeScaler`]
-//! (in burstd's own cluster, or the one a kubeconfig Secret names); the runner calls its
+//! (in burstd's own cluster, the one a kubeconfig Secret names, or, in `burstd run`, the
+//! one of `--prewarm-kubeconfig`: [`RunContext::prewarm_client`]); the runner calls its
 //! [`recover`](burst_scale::KubeScaler::recover) before the loop starts, so a pre-warm a
 //! previous run left is restored first, and hands it to
 //! [`burst_core::Controller::with_prewarm`] with the timing of `spec.policy.prewarm`.
@@ -90,6 +91,18 @@ pub async fn build_scaler(
         }
         None => client.clone(),
     };
+    scaler_on(client, namespace, k, field_manager, request_timeout)
+}
+
+/// The [`KubeScaler`] of `k` on `client`, the burst cluster's client, for a policy in
+/// `namespace` (the Deployment's namespace when `k` names none).
+pub fn scaler_on(
+    client: kube::Client,
+    namespace: &str,
+    k: &KubernetesScalerSpec,
+    field_manager: &str,
+    request_timeout: std::time::Duration,
+) -> Result<KubeScaler, Error> {
     let options = ScalerOptions {
         replicas: k.replicas,
         hpa: k.hpa.clone(),
@@ -120,14 +133,26 @@ pub async fn build_for(
             "spec.prewarm",
             "spec.policy.prewarm is set but nothing to scale is named; add `scaler: {kubernetes: {deployment: NAME, replicas: N}}` under spec.prewarm",
         )),
-        (Some(p), Some(_)) => build_scaler(
-            &ctx.client,
-            namespace,
-            p,
-            &ctx.field_manager,
-            ctx.request_timeout,
-        )
-        .await
+        // `burstd run --prewarm-kubeconfig`: the burst cluster's client is given.
+        (Some(p), Some(_)) => match &ctx.prewarm_client {
+            Some(client) => scaler_on(
+                client.clone(),
+                namespace,
+                p.kubernetes()?,
+                &ctx.field_manager,
+                ctx.request_timeout,
+            ),
+            None => {
+                build_scaler(
+                    &ctx.client,
+                    namespace,
+                    p,
+                    &ctx.field_manager,
+                    ctx.request_timeout,
+                )
+                .await
+            }
+        }
         .map(Some),
     }
 }

@@ -74,6 +74,9 @@ pub struct RunContext {
     /// (`None`: every read is a GET, as `explain` does). Routers of extra clusters always
     /// read with GETs.
     pub route_caches: Option<RouteCaches>,
+    /// The burst cluster's client for pre-warm scalers (`burstd run --prewarm-kubeconfig`);
+    /// `None`: `spec.prewarm`'s `kubeconfigSecretRef`, else [`client`](Self::client).
+    pub prewarm_client: Option<kube::Client>,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -105,6 +108,7 @@ impl RunContext {
             pod_url_rewrite: None,
             endpoint_watchers: burst_pods::EndpointWatchers::new(),
             route_caches: None,
+            prewarm_client: None,
         }
     }
 }

@@ -11,6 +11,11 @@
 //!
 //! Unknown keys in the file are errors naming the key, so a typo never silently falls back
 //! to a default.
+//!
+//! Pre-warming (docs/prewarm.md) takes the file's `spec.prewarm` and `spec.policy.prewarm`,
+//! or the `--prewarm-*` flags: `--prewarm-deployment NS/NAME` (with `--prewarm-replicas`,
+//! `--prewarm-hpa`, `--prewarm-kubeconfig`) names the scaler, `--prewarm-lead` and
+//! `--prewarm-hold` the timing; one half without the other is an error naming the flag to add.
 
 mod run;
 
@@ -24,8 +29,9 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::api::{
-    BackendRefSpec, BackendsSpec, BurstPolicy, BurstPolicySpec, PolicySettings, PrometheusSpec,
-    ScrapeModeSpec, ScrapeSpec, SourceSpec, SubsetsSpec, TargetKind, TargetSpec,
+    BackendRefSpec, BackendsSpec, BurstPolicy, BurstPolicySpec, KubernetesScalerSpec,
+    PolicySettings, PrewarmSpec, PrometheusSpec, ScalerSpec, ScrapeModeSpec, ScrapeSpec,
+    SourceSpec, SubsetsSpec, TargetKind, TargetSpec,
 };
 
 /// Settings given as flags or environment variables; `None` leaves the file's value.
@@ -85,6 +91,18 @@ pub struct Overrides {
     pub burst_backend: Option<String>,
     /// Dry run.
     pub dry_run: Option<bool>,
+    /// The burst Deployment to pre-warm, `NAMESPACE/NAME` or `NAME`.
+    pub prewarm_deployment: Option<String>,
+    /// Its replicas while pre-warmed.
+    pub prewarm_replicas: Option<i32>,
+    /// Its HorizontalPodAutoscaler.
+    pub prewarm_hpa: Option<String>,
+    /// Kubeconfig of the cluster it runs in.
+    pub prewarm_kubeconfig: Option<PathBuf>,
+    /// How far ahead the pre-warm forecast looks.
+    pub prewarm_lead: Option<HumanDuration>,
+    /// How long the burst side stays pre-warmed after the last need.
+    pub prewarm_hold: Option<HumanDuration>,
 }
 
 /// One policy, ready to run.
@@ -96,6 +114,9 @@ pub struct SinglePolicy {
     pub name: String,
     /// The spec.
     pub spec: BurstPolicySpec,
+    /// Kubeconfig of the cluster of the pre-warmed Deployment (`--prewarm-kubeconfig`;
+    /// `None`: `spec.prewarm`'s `kubeconfigSecretRef`, else burstd's own cluster).
+    pub prewarm_kubeconfig: Option<PathBuf>,
 }
 
 /// Keys in `value` that `schema` (an OpenAPI v3 schema) does not know, as dotted paths.
@@ -238,12 +259,98 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> Result<SinglePolicy, Error> {
             "a paused policy in single-policy mode would do nothing; remove `paused`",
         ));
     }
+    check_prewarm(&spec)?;
     let name = name.unwrap_or_else(|| spec.target.name.clone());
     Ok(SinglePolicy {
         namespace,
         name,
         spec,
+        prewarm_kubeconfig: o.prewarm_kubeconfig.clone(),
     })
+}
+
+/// Pre-warming needs both halves: the timing (`spec.policy.prewarm`) and the scaler
+/// (`spec.prewarm`); one without the other names what to add, as a flag or in the file.
+fn check_prewarm(spec: &BurstPolicySpec) -> Result<(), Error> {
+    match (&spec.prewarm, &spec.policy.policy.prewarm) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(Error::invalid(
+            "spec.policy.prewarm",
+            "a Deployment to pre-warm is named but not when to pre-warm it; add --prewarm-lead 90s --prewarm-hold 5m (or `prewarm: {lead: 90s, hold: 5m}` under the file's policy)",
+        )),
+        (None, Some(_)) => Err(Error::invalid(
+            "spec.prewarm",
+            "pre-warm timing is set but nothing to pre-warm is named; add --prewarm-deployment NAMESPACE/NAME (and --prewarm-replicas N), or `prewarm: {scaler: {kubernetes: {deployment: NAME, replicas: N}}}` to the file's spec",
+        )),
+        (Some(p), Some(_)) => p.kubernetes().map(|_| ()),
+    }
+}
+
+/// Applies the pre-warm scaler flags (`--prewarm-deployment`, ...) of `o` to `spec`.
+fn apply_prewarm(spec: &mut BurstPolicySpec, o: &Overrides) -> Result<(), Error> {
+    if let Some(target) = &o.prewarm_deployment {
+        let (namespace, name) = match target.split_once('/') {
+            Some((ns, name)) => (Some(ns), name),
+            None => (None, target.as_str()),
+        };
+        if name.is_empty() || name.contains('/') || namespace.is_some_and(str::is_empty) {
+            return Err(Error::invalid(
+                "--prewarm-deployment",
+                format!(
+                    "`{target}` is not a Deployment; give NAMESPACE/NAME, or NAME for one in --namespace"
+                ),
+            ));
+        }
+        let k = spec
+            .prewarm
+            .get_or_insert(PrewarmSpec {
+                scaler: ScalerSpec { kubernetes: None },
+            })
+            .scaler
+            .kubernetes
+            .get_or_insert_with(|| KubernetesScalerSpec {
+                namespace: None,
+                deployment: String::new(),
+                hpa: None,
+                replicas: 1,
+                kubeconfig_secret_ref: None,
+            });
+        // Another Deployment than the file's: the file's HPA is not its HPA.
+        if k.deployment != name {
+            k.hpa = None;
+        }
+        k.deployment = name.to_owned();
+        k.namespace = namespace.map(str::to_owned);
+    }
+    let scaler_flags = [
+        ("--prewarm-replicas", o.prewarm_replicas.is_some()),
+        ("--prewarm-hpa", o.prewarm_hpa.is_some()),
+        ("--prewarm-kubeconfig", o.prewarm_kubeconfig.is_some()),
+    ];
+    let Some(k) = spec
+        .prewarm
+        .as_mut()
+        .and_then(|p| p.scaler.kubernetes.as_mut())
+    else {
+        return match scaler_flags.iter().find(|(_, set)| *set) {
+            Some((flag, _)) => Err(Error::invalid(
+                *flag,
+                "no Deployment to pre-warm is named; add --prewarm-deployment NAMESPACE/NAME (or spec.prewarm in the file)",
+            )),
+            None => Ok(()),
+        };
+    };
+    if let Some(r) = o.prewarm_replicas {
+        k.replicas = r;
+    }
+    if o.prewarm_hpa.is_some() {
+        k.hpa.clone_from(&o.prewarm_hpa);
+    }
+    if o.prewarm_kubeconfig.is_some() {
+        // The flag's cluster replaces the file's kubeconfig Secret.
+        k.kubeconfig_secret_ref = None;
+    }
+    Ok(())
 }
 
 /// Applies the policy flags (`--mode`, `--high`, `--tick`, ...) of `o` to `settings`.
@@ -261,6 +368,11 @@ pub fn apply_policy(settings: &mut PolicySettings, o: &Overrides) {
     p.cooldown = o.cooldown.unwrap_or(p.cooldown);
     p.stale_after = o.stale_after.unwrap_or(p.stale_after);
     settings.run.tick = o.tick.unwrap_or(settings.run.tick);
+    if o.prewarm_lead.is_some() || o.prewarm_hold.is_some() {
+        let w = p.prewarm.get_or_insert_with(Default::default);
+        w.lead = o.prewarm_lead.unwrap_or(w.lead);
+        w.hold = o.prewarm_hold.unwrap_or(w.hold);
+    }
 }
 
 fn apply(spec: &mut BurstPolicySpec, o: &Overrides) -> Result<(), Error> {
@@ -373,7 +485,7 @@ fn apply(spec: &mut BurstPolicySpec, o: &Overrides) -> Result<(), Error> {
     if let Some(d) = o.dry_run {
         spec.dry_run = d;
     }
-    Ok(())
+    apply_prewarm(spec, o)
 }
 
 #[cfg(test)]
@@ -489,5 +601,141 @@ spec:
             ..o
         };
         assert!(load(None, &o).is_err());
+    }
+
+    #[test]
+    fn prewarm_flags_name_the_deployment_and_the_timing() {
+        let o = Overrides {
+            prewarm_deployment: Some("burst/worker".into()),
+            prewarm_lead: Some("60s".parse().unwrap()),
+            ..seed_flags()
+        };
+        let p = load(None, &o).unwrap();
+        let k = p.spec.prewarm.as_ref().unwrap().kubernetes().unwrap();
+        assert_eq!(
+            (k.namespace.as_deref(), k.deployment.as_str(), k.replicas),
+            (Some("burst"), "worker", 1)
+        );
+        let timing = p.spec.policy.policy.prewarm.as_ref().unwrap();
+        assert_eq!(
+            (timing.lead.to_string(), timing.hold.to_string()),
+            ("1m".into(), "5m".into())
+        );
+        assert_eq!(p.prewarm_kubeconfig, None);
+
+        // One half without the other says what to add.
+        let e = load(
+            None,
+            &Overrides {
+                prewarm_lead: None,
+                ..o.clone()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("spec.policy.prewarm") && e.contains("--prewarm-lead"),
+            "{e}"
+        );
+        let e = load(
+            None,
+            &Overrides {
+                prewarm_deployment: None,
+                ..o.clone()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("spec.prewarm") && e.contains("--prewarm-deployment"),
+            "{e}"
+        );
+        let e = load(
+            None,
+            &Overrides {
+                prewarm_deployment: None,
+                prewarm_replicas: Some(3),
+                ..o.clone()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("--prewarm-replicas") && e.contains("add --prewarm-deployment"),
+            "{e}"
+        );
+        for bad in ["a/b/c", "/worker", "burst/", ""] {
+            let e = load(
+                None,
+                &Overrides {
+                    prewarm_deployment: Some(bad.into()),
+                    ..o.clone()
+                },
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("--prewarm-deployment") && e.contains("NAMESPACE/NAME"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn prewarm_flags_override_the_files_scaler() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            f,
+            r#"
+source: {{prometheus: {{url: "http://p:9090"}}}}
+policy: {{prewarm: {{lead: 90s, hold: 2m}}}}
+target: {{name: worker-virtual-service}}
+prewarm:
+  scaler:
+    kubernetes:
+      deployment: worker
+      hpa: worker-hpa
+      replicas: 5
+      kubeconfigSecretRef: {{name: burst-cluster, key: kubeconfig}}
+"#
+        )
+        .unwrap();
+        // The file alone pre-warms.
+        let p = load(Some(f.path()), &Overrides::default()).unwrap();
+        let k = p.spec.prewarm.as_ref().unwrap().kubernetes().unwrap();
+        assert_eq!((k.replicas, k.hpa.as_deref()), (5, Some("worker-hpa")));
+        assert!(k.kubeconfig_secret_ref.is_some());
+        // Flags override: the replicas, the hold, and the cluster (a kubeconfig file instead
+        // of the Secret).
+        let o = Overrides {
+            prewarm_replicas: Some(8),
+            prewarm_hold: Some("30s".parse().unwrap()),
+            prewarm_kubeconfig: Some("/etc/burst/kubeconfig".into()),
+            ..Overrides::default()
+        };
+        let p = load(Some(f.path()), &o).unwrap();
+        let k = p.spec.prewarm.as_ref().unwrap().kubernetes().unwrap();
+        assert_eq!((k.replicas, k.hpa.as_deref()), (8, Some("worker-hpa")));
+        assert!(k.kubeconfig_secret_ref.is_none());
+        assert_eq!(
+            p.prewarm_kubeconfig,
+            Some(PathBuf::from("/etc/burst/kubeconfig"))
+        );
+        let timing = p.spec.policy.policy.prewarm.as_ref().unwrap();
+        assert_eq!(
+            (timing.lead.to_string(), timing.hold.to_string()),
+            ("1m30s".into(), "30s".into())
+        );
+        // Another Deployment: not the file's HPA.
+        let o = Overrides {
+            prewarm_deployment: Some("other".into()),
+            ..Overrides::default()
+        };
+        let p = load(Some(f.path()), &o).unwrap();
+        let k = p.spec.prewarm.as_ref().unwrap().kubernetes().unwrap();
+        assert_eq!(
+            (k.deployment.as_str(), k.hpa.as_deref(), k.replicas),
+            ("other", None, 5)
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Single-policy mode at run time: the one loop, run while this instance leads.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::Error;
 use crate::leader::LeaderState;
 use crate::process::CommonOptions;
 use crate::runner::{PolicyTask, RunContext, run_policy};
+use crate::secrets::client_from_kubeconfig;
 use crate::server::Readiness;
 
 /// Single-policy mode, the whole process: endpoints, leader election, and the one loop
@@ -22,7 +24,16 @@ pub async fn run(
     policy: SinglePolicy,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let p = crate::process::setup(client, &options).await?;
+    // A kubeconfig that cannot be used fails here, at start, not in the loop.
+    let prewarm_client = match &policy.prewarm_kubeconfig {
+        Some(path) => Some(prewarm_client(path).await?),
+        None => None,
+    };
+    let mut p = crate::process::setup(client, &options).await?;
+    if prewarm_client.is_some() {
+        // Nothing shares the context yet: this does not clone it.
+        Arc::make_mut(&mut p.ctx).prewarm_client = prewarm_client;
+    }
     let (group, _) = policy.spec.target.kind.resource();
     let api_version = format!(
         "{group}/{}",
@@ -48,6 +59,18 @@ pub async fn run(
     let grace = options.shutdown_grace;
     p.run(run_single(ctx, task, grace, readiness, shutdown))
         .await
+}
+
+/// The client of the burst cluster from the kubeconfig at `path` (`--prewarm-kubeconfig`).
+async fn prewarm_client(path: &Path) -> Result<kube::Client, Error> {
+    let yaml = std::fs::read_to_string(path).map_err(|e| Error::Kubeconfig {
+        cluster: "prewarm".to_owned(),
+        message: format!(
+            "cannot read --prewarm-kubeconfig {}: {e}; give the burst cluster's kubeconfig",
+            path.display()
+        ),
+    })?;
+    client_from_kubeconfig("prewarm", &yaml).await
 }
 
 /// Runs `task` while this instance leads, until `shutdown` completes: started when the

@@ -238,6 +238,7 @@ pub fn status_text(
             s.last_transition_reason.as_deref().unwrap_or("-")
         );
     }
+    out.push_str(&prewarm_text(p, s, now));
     out.push_str("\nConditions:\n");
     if s.conditions.is_empty() {
         out.push_str("  (none yet: burstd has not reported on this policy)\n");
@@ -282,6 +283,96 @@ pub fn status_text(
             let _ = writeln!(out, "  {line}");
         }
     }
+    out
+}
+
+/// What an outlook of `status.prewarm` means.
+fn outlook_text(outlook: &str) -> String {
+    let meaning = match outlook {
+        "crossing" => "demand crosses the trigger within lead, or is above it",
+        "below" => "demand stays below the trigger within lead",
+        "unknown" => "no forecast: too few or too old samples",
+        _ => return outlook.to_owned(),
+    };
+    format!("{outlook} ({meaning})")
+}
+
+/// `2026-01-01T00:05:00Z (5m ago)`.
+fn time_ago(t: jiff::Timestamp, now: jiff::Timestamp) -> String {
+    format!("{t} ({} ago)", age(now.as_second() - t.as_second()))
+}
+
+/// The `Pre-warm:` section of `status`: what is scaled and when (the spec), prepared or
+/// not and since when, the outlook, the last action and the last error (`status.prewarm`).
+/// Empty for a policy that does not pre-warm.
+fn prewarm_text(p: &BurstPolicy, s: &BurstPolicyStatus, now: jiff::Timestamp) -> String {
+    let timing = p.spec.policy.policy.prewarm.as_ref();
+    let scaler = p
+        .spec
+        .prewarm
+        .as_ref()
+        .and_then(|w| w.scaler.kubernetes.as_ref());
+    if timing.is_none() && scaler.is_none() && s.prewarm.is_none() {
+        return String::new();
+    }
+    let mut out = String::from("\nPre-warm:\n");
+    let ns = p.namespace().unwrap_or_default();
+    let scaler_text = match scaler {
+        Some(k) => {
+            let cluster = k.kubeconfig_secret_ref.as_ref().map_or_else(
+                || "burstd's cluster".to_owned(),
+                |r| format!("the cluster of Secret {}, key {}", r.name, r.key),
+            );
+            let hpa = k.hpa.as_deref().unwrap_or(&k.deployment);
+            format!(
+                "Deployment {}/{} to {} replicas (HPA {hpa}'s minReplicas if it exists), in {cluster}",
+                k.namespace.as_deref().unwrap_or(&ns),
+                k.deployment,
+                k.replicas
+            )
+        }
+        None => "- (spec.prewarm is missing: nothing to scale)".to_owned(),
+    };
+    let _ = writeln!(out, "  Scaler:       {scaler_text}");
+    let timing_text = match timing {
+        Some(t) => format!("lead {}, hold {}", t.lead, t.hold),
+        None => "- (spec.policy.prewarm is missing)".to_owned(),
+    };
+    let _ = writeln!(out, "  Timing:       {timing_text}");
+    let Some(w) = &s.prewarm else {
+        out.push_str("  (no report yet: burstd has not pre-warmed or released this policy)\n");
+        return out;
+    };
+    let when = w.last_action_time.as_ref().map(|t| time_ago(t.0, now));
+    let is_release = w
+        .last_action
+        .as_deref()
+        .is_some_and(|a| a.starts_with("release"));
+    let prepared = match (w.prepared, &when) {
+        (true, Some(t)) if !is_release => format!("yes, since {t}"),
+        (true, _) => "yes".to_owned(),
+        (false, Some(t)) if is_release => format!("no, released at {t}"),
+        (false, _) => "no".to_owned(),
+    };
+    let _ = writeln!(out, "  Prepared:     {prepared}");
+    let _ = writeln!(
+        out,
+        "  Outlook:      {}",
+        w.outlook
+            .as_deref()
+            .map_or_else(|| "-".to_owned(), outlook_text)
+    );
+    let last = match (&w.last_action, &when) {
+        (Some(a), Some(t)) => format!("{a}, at {t}"),
+        (Some(a), None) => a.clone(),
+        (None, _) => "-".to_owned(),
+    };
+    let _ = writeln!(out, "  Last action:  {last}");
+    let _ = writeln!(
+        out,
+        "  Last error:   {}",
+        w.last_error.as_deref().unwrap_or("-")
+    );
     out
 }
 
@@ -446,5 +537,86 @@ mod tests {
             text.contains("10m   Normal   PinStarted   pinned"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn status_text_shows_pre_warming() {
+        let p = policy(
+            json!({"mode": "Primary", "split": {"primary": 100, "burst": 0},
+                   "prewarm": {"prepared": true, "outlook": "crossing",
+                               "lastAction": "prewarm (forecast: crossing in 40s)",
+                               "lastActionTime": "2026-01-01T00:05:00Z",
+                               "lastError": "conflict: 409 after 5 attempts"}}),
+            json!({"policy": {"high": 15, "low": 10, "prewarm": {"lead": "90s", "hold": "5m"}},
+                   "prewarm": {"scaler": {"kubernetes": {"namespace": "burst", "deployment": "worker", "replicas": 5}}}}),
+        );
+        let text = status_text(
+            &p,
+            p.status.as_ref().unwrap(),
+            &[],
+            at("2026-01-01T00:10:00Z"),
+        );
+        for line in [
+            "\nPre-warm:\n",
+            "  Scaler:       Deployment burst/worker to 5 replicas (HPA worker's minReplicas if it exists), in burstd's cluster\n",
+            "  Timing:       lead 1m30s, hold 5m\n",
+            "  Prepared:     yes, since 2026-01-01T00:05:00Z (5m ago)\n",
+            "  Outlook:      crossing (demand crosses the trigger within lead, or is above it)\n",
+            "  Last action:  prewarm (forecast: crossing in 40s), at 2026-01-01T00:05:00Z (5m ago)\n",
+            "  Last error:   conflict: 409 after 5 attempts\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing in\n{text}");
+        }
+        // The section comes before the conditions.
+        assert!(text.find("Pre-warm:") < text.find("Conditions:"), "{text}");
+
+        // Released: since when; no error.
+        let p = policy(
+            json!({"prewarm": {"prepared": false, "outlook": "below",
+                               "lastAction": "release (not needed for 5m)",
+                               "lastActionTime": "2026-01-01T00:08:00Z"}}),
+            json!({"policy": {"prewarm": {"lead": "90s", "hold": "5m"}},
+                   "prewarm": {"scaler": {"kubernetes": {"deployment": "worker", "hpa": "worker-hpa", "replicas": 3,
+                               "kubeconfigSecretRef": {"name": "burst-cluster", "key": "kubeconfig"}}}}}),
+        );
+        let text = status_text(
+            &p,
+            p.status.as_ref().unwrap(),
+            &[],
+            at("2026-01-01T00:10:00Z"),
+        );
+        for line in [
+            "Deployment shop/worker to 3 replicas (HPA worker-hpa's minReplicas if it exists), in the cluster of Secret burst-cluster, key kubeconfig",
+            "  Prepared:     no, released at 2026-01-01T00:08:00Z (2m ago)\n",
+            "  Outlook:      below (demand stays below the trigger within lead)\n",
+            "  Last error:   -\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing in\n{text}");
+        }
+
+        // Configured, not reported yet; and a policy without pre-warming has no section.
+        let p = policy(
+            Value::Null,
+            json!({"policy": {"prewarm": {"lead": "90s", "hold": "5m"}}}),
+        );
+        let text = status_text(
+            &p,
+            &BurstPolicyStatus::default(),
+            &[],
+            at("2026-01-01T00:10:00Z"),
+        );
+        assert!(
+            text.contains("  Scaler:       - (spec.prewarm is missing: nothing to scale)"),
+            "{text}"
+        );
+        assert!(text.contains("(no report yet"), "{text}");
+        let p = policy(Value::Null, json!({}));
+        let text = status_text(
+            &p,
+            &BurstPolicyStatus::default(),
+            &[],
+            at("2026-01-01T00:10:00Z"),
+        );
+        assert!(!text.contains("Pre-warm"), "{text}");
     }
 }

@@ -310,6 +310,9 @@ async fn page_shows_the_warm_up_ramp_and_the_prewarm() {
         if let Some(w) = shown(&c, "warmup").await
             && steps.last() != Some(&w)
         {
+            if steps.is_empty() {
+                save("demo_browser_warming.png", &c.screenshot().await.unwrap());
+            }
             steps.push(w);
         }
         if let Some(p) = shown(&c, "prewarm").await

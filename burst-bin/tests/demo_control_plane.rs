@@ -381,9 +381,9 @@ fn the_pod_source_finds_the_workers_in_an_endpoint_slice_of_the_api_server() {
 
 /// `--kubeconfig` with a policy file that warms up and pre-warms: the seed BurstPolicy gets
 /// `spec.prewarm` naming the demo's Deployment `bursty-worker` (applied with 0 replicas);
-/// burstd's pre-warm scales it up as the rate rises, the demo's watch of it ends the cold
-/// burst worker's cold start, burstd's changes go through the ramp, and `hold` after the
-/// burst burstd scales the Deployment back to 0.
+/// burstd's pre-warm scales it up as the rate rises, the demo's watch of it ends the burst
+/// worker's cold start (`burst:cold=60s` from the start), burstd's changes go through the
+/// ramp, and `hold` after the burst burstd scales the Deployment back to 0.
 #[test]
 fn burstd_prewarms_the_burst_deployment_and_the_worker_follows_it() {
     let cp = ControlPlane::shared().unwrap();
@@ -412,7 +412,7 @@ fn burstd_prewarms_the_burst_deployment_and_the_worker_follows_it() {
             "--policy",
             policy.to_str().unwrap(),
             "--scenario",
-            "5rps:8s,burst:cold=60s,5rps:4s,25rps:25s,5rps:20s",
+            "burst:cold=60s,5rps:10s,25rps:20s,5rps:20s",
         ],
         Duration::from_secs(180),
     );
@@ -439,8 +439,10 @@ fn burstd_prewarms_the_burst_deployment_and_the_worker_follows_it() {
         .as_array()
         .unwrap_or_else(|| panic!("no pre-warm in the report: {}", report["demo"]));
     eprintln!("pre-warm: {notes:#?}\nchanges: {reasons:#?}");
-    // The cold start (60 s from the 8 s mark) was cut short by burstd's scale-up, before
-    // the ramp's first step moved traffic; the reason is burstd's, from its Prewarm Event.
+    // The burst worker is cold for the first 60 s: burstd's scale-up (the forecast of the
+    // rising rate: the scenario's start from 0 to 5 rps already looks like a rise) cut that
+    // short before the ramp's first step moved traffic; the reason is burstd's, from its
+    // Prewarm Event.
     let prepare = notes
         .iter()
         .find(|n| n["action"] == "prepare" && n["warmed_early_s"].as_f64().is_some())

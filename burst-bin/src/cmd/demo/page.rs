@@ -102,7 +102,7 @@ fn prewarm_view(notes: &[PrewarmNote], forecast: Option<String>) -> PrewarmView 
 }
 
 /// Feeds the page the controller's view until `stop`; `burst_weight` reads the split in
-/// effect.
+/// effect (called with no lock held: with HAProxy it locks the log).
 pub(super) fn spawn(
     frontend: Frontend,
     burst_weight: impl Fn() -> u8 + Send + 'static,
@@ -118,8 +118,10 @@ pub(super) fn spawn(
                 _ = stop.cancelled() => return Ok(()),
                 _ = every.tick() => {}
             }
+            // Read before the log is locked: with HAProxy the weight comes from the log.
+            let weight = burst_weight();
             let noted = lock(&notes).clone();
-            let v = view(&lock(&log), burst_weight(), &policy, &noted);
+            let v = view(&lock(&log), weight, &policy, &noted);
             frontend.set_controller(Some(v));
         }
     })

@@ -1,6 +1,7 @@
 //! The demo in a real headless Chromium, driven over WebDriver: type 20 in the frequency
 //! field, see hashes and then `bursty-` ones once the controller switches, type 5, see
-//! them stop. Screenshots are saved under the test's target temp dir.
+//! them stop. With a policy that warms up and pre-warms, the page shows the ramp's steps
+//! and the pre-warm. Screenshots are saved under the test's target temp dir.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -112,6 +113,29 @@ where
     }
 }
 
+/// A WebDriver session of a headless `chromium` through the chromedriver on `port`, with
+/// its profile under `dir`.
+async fn browser(chromium: &std::path::Path, port: u16, dir: &std::path::Path) -> Client {
+    let profile = dir.join("chromium-profile");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()), "--window-size=1200,1400",
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap()
+}
+
 fn save(name: &str, png: &[u8]) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, png).unwrap();
@@ -129,25 +153,7 @@ async fn page_shows_bursty_hashes_while_bursting_and_not_after() {
     std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n").unwrap();
     let (_demo, page) = start_demo(&policy);
     let (_driver, port) = start_chromedriver(&driver);
-
-    let profile = dir.path().join("chromium-profile");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.display()), "--window-size=1200,1400",
-            ],
-        }),
-    );
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let c = browser(&chromium, port, dir.path()).await;
 
     c.goto(&page).await.unwrap();
     assert_eq!(c.title().await.unwrap(), "String Hashr");
@@ -246,5 +252,121 @@ async fn page_shows_bursty_hashes_while_bursting_and_not_after() {
         &c.screenshot().await.unwrap(),
     );
     assert!(std::fs::metadata(shot).unwrap().len() > 10_000);
+    c.close().await.unwrap();
+}
+
+/// The text of element `id`, or `None` while it is hidden.
+async fn shown(c: &Client, id: &str) -> Option<String> {
+    let e = c.find(Locator::Id(id)).await.unwrap();
+    if e.is_displayed().await.unwrap() {
+        Some(e.text().await.unwrap())
+    } else {
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_shows_the_warm_up_ramp_and_the_prewarm() {
+    let chromium = require_binary("chromium", "chromium").unwrap_or_else(|e| panic!("{e}"));
+    let driver =
+        require_binary("chromedriver", "chromium-driver").unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    // A ramp of four steps 2 s apart; pre-warm looking 30 s ahead, released 5 s after.
+    std::fs::write(
+        &policy,
+        "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n\
+         warmup: {ramp: [10, 25, 50, 100], rampOver: 8s}\n\
+         prewarm: {lead: 30s, hold: 5s}\n",
+    )
+    .unwrap();
+    let (_demo, page) = start_demo(&policy);
+    let (_driver, port) = start_chromedriver(&driver);
+    let c = browser(&chromium, port, dir.path()).await;
+    c.goto(&page).await.unwrap();
+
+    // Before any load: the controller on primary, not pre-warmed, no ramp.
+    wait_for("the controller's line", Duration::from_secs(10), || async {
+        shown(&c, "controller")
+            .await
+            .is_some_and(|t| t.contains("Controller: burst 0%"))
+    })
+    .await;
+    assert_eq!(shown(&c, "warmup").await, None);
+    let idle = shown(&c, "prewarm").await.unwrap();
+    assert!(idle.starts_with("pre-warm: not prepared"), "{idle}");
+
+    let input = c.find(Locator::Id("frequency")).await.unwrap();
+    input.send_keys("20").await.unwrap();
+    // The ramp's steps as the page shows them, until all traffic is on burst.
+    let mut steps: Vec<String> = Vec::new();
+    let mut prepared = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while text_of(&c, "controller-burst").await != "100" {
+        assert!(
+            Instant::now() < deadline,
+            "the page did not reach 100 % burst within 60 s; warm-up lines: {steps:?}"
+        );
+        if let Some(w) = shown(&c, "warmup").await
+            && steps.last() != Some(&w)
+        {
+            if steps.is_empty() {
+                save("demo_browser_warming.png", &c.screenshot().await.unwrap());
+            }
+            steps.push(w);
+        }
+        if let Some(p) = shown(&c, "prewarm").await
+            && p.starts_with("pre-warm: prepared since")
+        {
+            prepared.get_or_insert(p);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("warm-up lines: {steps:#?}\npre-warm: {prepared:?}");
+    assert!(
+        steps.len() >= 2,
+        "fewer than two ramp steps shown: {steps:?}"
+    );
+    for s in &steps {
+        assert!(
+            s.starts_with("warming: step ")
+                && s.contains("/4, ")
+                && s.ends_with("% to burst (toward 100 %)"),
+            "{s}"
+        );
+    }
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("warming: step 1/4, 10 % to burst")
+                || s.starts_with("warming: step 2/4, 25 % to burst")),
+        "no early step shown: {steps:?}"
+    );
+    let prepared = prepared.expect("the page never showed the burst side prepared");
+    assert!(
+        prepared.contains("(forecast: crossing") || prepared.contains("(traffic is on burst)"),
+        "{prepared}"
+    );
+    // At 100 % the ramp is over.
+    wait_for("the warm-up line to go", Duration::from_secs(5), || async {
+        shown(&c, "warmup").await.is_none()
+    })
+    .await;
+    save("demo_browser_prewarmed.png", &c.screenshot().await.unwrap());
+
+    input.clear().await.unwrap();
+    input.send_keys("5").await.unwrap();
+    // Back to primary, then released `hold` (5 s) later.
+    wait_for(
+        "the release on the page",
+        Duration::from_secs(60),
+        || async {
+            shown(&c, "prewarm")
+                .await
+                .is_some_and(|t| t.starts_with("pre-warm: released at"))
+        },
+    )
+    .await;
+    assert_eq!(text_of(&c, "controller-burst").await, "0");
     c.close().await.unwrap();
 }

@@ -379,6 +379,131 @@ fn the_pod_source_finds_the_workers_in_an_endpoint_slice_of_the_api_server() {
     });
 }
 
+/// `--kubeconfig` with a policy file that warms up and pre-warms: the seed BurstPolicy gets
+/// `spec.prewarm` naming the demo's Deployment `bursty-worker` (applied with 0 replicas);
+/// burstd's pre-warm scales it up as the rate rises, the demo's watch of it ends the burst
+/// worker's cold start (`burst:cold=60s` from the start), burstd's changes go through the
+/// ramp, and `hold` after the burst burstd scales the Deployment back to 0.
+#[test]
+fn burstd_prewarms_the_burst_deployment_and_the_worker_follows_it() {
+    let cp = ControlPlane::shared().unwrap();
+    let ns = unique("demo-prewarm");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(cp.admin_token(), "default"));
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n\
+         warmup: {ramp: [10, 25, 50, 100], rampOver: 8s}\n\
+         prewarm: {lead: 30s, hold: 5s}\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = burst(
+        &[
+            "demo",
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &ns,
+            "--headless",
+            "--json",
+            "--port",
+            "0",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--scenario",
+            "burst:cold=60s,5rps:10s,25rps:20s,5rps:20s",
+        ],
+        Duration::from_secs(180),
+    );
+    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let changes = report["changes"].as_array().unwrap();
+    let reasons: Vec<&str> = changes
+        .iter()
+        .map(|c| c["reason"].as_str().unwrap())
+        .collect();
+    // burstd's changes, as its SplitChanged Events tell them, went through the ramp.
+    assert!(
+        reasons.iter().any(|r| r.starts_with("warming")),
+        "no ramp step in burstd's changes: {reasons:#?}"
+    );
+    let first_up = changes
+        .iter()
+        .find(|c| c["burst_weight"].as_u64().unwrap() > 0)
+        .expect("traffic never moved to burst");
+    assert_eq!(first_up["burst_weight"], 10, "{first_up}");
+    let first_up_t = first_up["t"].as_f64().unwrap();
+
+    let notes = report["demo"]["prewarm"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pre-warm in the report: {}", report["demo"]));
+    eprintln!("pre-warm: {notes:#?}\nchanges: {reasons:#?}");
+    // The burst worker is cold for the first 60 s: burstd's scale-up (the forecast of the
+    // rising rate: the scenario's start from 0 to 5 rps already looks like a rise) cut that
+    // short before the ramp's first step moved traffic; the reason is burstd's, from its
+    // Prewarm Event.
+    let prepare = notes
+        .iter()
+        .find(|n| n["action"] == "prepare" && n["warmed_early_s"].as_f64().is_some())
+        .unwrap_or_else(|| panic!("no prepare found the worker cold: {notes:#?}"));
+    assert!(
+        prepare["warmed_early_s"].as_f64().unwrap() > 0.0,
+        "{prepare}"
+    );
+    let why = prepare["reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("forecast: crossing") || why == "traffic is on burst",
+        "{prepare}"
+    );
+    assert!(
+        prepare["t"].as_f64().unwrap() <= first_up_t,
+        "prepared only after traffic moved: {prepare} vs {first_up}"
+    );
+    let back_t = changes
+        .iter()
+        .rev()
+        .find(|c| c["burst_weight"] == 0)
+        .expect("traffic never came back")["t"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n["action"] == "release" && n["t"].as_f64().unwrap() > back_t),
+        "not released after the burst: {notes:#?}"
+    );
+
+    // The server agrees: burstd scaled the Deployment, put it back to 0 and said so.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin = cp.admin_client().await.unwrap();
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(admin.clone(), &ns);
+        let d = deployments.get("bursty-worker").await.unwrap();
+        let managers = burst_testkit::kube::field_managers(&serde_json::to_value(&d).unwrap());
+        assert!(managers.iter().any(|m| m == "burstd"), "{managers:?}");
+        assert_eq!(d.spec.replicas, Some(0));
+        assert!(
+            !d.metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key("burst.dev/prewarm-original"),
+            "the pre-warm record is still there"
+        );
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin, &ns);
+        let list = events.list(&Default::default()).await.unwrap();
+        for reason in ["Prewarm", "PrewarmReleased"] {
+            assert!(
+                list.items
+                    .iter()
+                    .any(|e| e.reason.as_deref() == Some(reason)),
+                "burstd recorded no {reason} Event"
+            );
+        }
+    });
+}
+
 #[test]
 fn a_hand_edit_of_the_virtual_service_reaches_the_proxy_and_burstd_restores_its_split() {
     let cp = ControlPlane::shared().unwrap();

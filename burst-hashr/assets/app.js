@@ -34,6 +34,31 @@
     text("dropped", s.dropped_total);
     var kinds = Object.keys(s.load.errors);
     text("error-detail", kinds.length ? "errors by kind: " + kinds.map(function (k) { return k + " " + s.load.errors[k]; }).join(", ") : "");
+    showController(s.controller);
+  }
+
+  // The controller steering the traffic, when the server runs one next to the page (burst demo).
+  function showController(c) {
+    var box = document.getElementById("controller");
+    box.hidden = !c;
+    if (!c) { return; }
+    text("controller-burst", c.burst_weight);
+    text("controller-rule", c.rule || "–");
+    text("controller-reason", c.reason || "");
+    var w = c.warmup, warmup = document.getElementById("warmup");
+    warmup.hidden = !w;
+    if (w) {
+      warmup.textContent = "warming: step " + w.step + "/" + w.steps + ", " + c.burst_weight + " % to burst" +
+        (w.toward === null ? "" : " (toward " + w.toward + " %)");
+    }
+    var p = c.prewarm, prewarm = document.getElementById("prewarm");
+    prewarm.hidden = !p;
+    if (p) {
+      var since = p.since_s === null ? "" : " " + fmt(p.since_s) + " s";
+      var line = p.prepared ? "pre-warm: prepared since" + since + (p.reason ? " (" + p.reason + ")" : "")
+        : (p.since_s === null ? "pre-warm: not prepared" : "pre-warm: released at" + since);
+      prewarm.textContent = line + (p.forecast ? " · forecast: " + p.forecast : "");
+    }
   }
 
   function draw() {

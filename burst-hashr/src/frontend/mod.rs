@@ -6,7 +6,7 @@
 //! | `GET /assets/bootstrap.min.css`, `GET /assets/app.js` | served from the binary (no CDN) |
 //! | `GET /events` | Server-Sent Events: `hello` (history, chart series, status), `hashes` (batches, oldest first), `status` (every second) |
 //! | `POST /api/frequency` | `{"frequency": "20"}` sets the global rate; invalid values get `422` with a message |
-//! | `GET /api/status` | the status as JSON |
+//! | `GET /api/status` | the status as JSON (with `controller` when one is set: [`controller`]) |
 //! | `GET /_healthz` | `ok` while subscribed to the hash channel, else `503` |
 //! | `GET /metrics` | HTTP, load generator and relay metrics |
 //!
@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod controller;
 pub mod loadgen;
 pub mod relay;
 
@@ -50,6 +51,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use self::controller::ControllerView;
 use self::loadgen::{HttpSender, LoadGenerator, LoadSnapshot, RequestSender, parse_frequency};
 use self::relay::{Relay, RelayCounts};
 use crate::Error;
@@ -130,6 +132,8 @@ pub struct Status {
     pub subscription: String,
     /// Times the subscription became active.
     pub subscriptions: u64,
+    /// What the controller steering the traffic reports (`None`: none was set).
+    pub controller: Option<ControllerView>,
 }
 
 /// One chart point.
@@ -163,6 +167,7 @@ struct Shared {
     relay: Arc<Relay>,
     status: watch::Receiver<Status>,
     series: Mutex<VecDeque<Point>>,
+    controller: Mutex<Option<ControllerView>>,
     registry: Registry,
     http: HttpMetrics,
     shutdown: CancellationToken,
@@ -279,6 +284,7 @@ impl Frontend {
             relay,
             status: status_rx,
             series: Mutex::new(VecDeque::new()),
+            controller: Mutex::new(None),
             registry,
             http,
             shutdown: CancellationToken::new(),
@@ -317,6 +323,12 @@ impl Frontend {
     /// The rate in effect.
     pub fn frequency(&self) -> f64 {
         self.shared.loadgen.rate()
+    }
+
+    /// Sets what the page shows of the controller steering the traffic, from the next
+    /// status on (`None` hides it).
+    pub fn set_controller(&self, view: Option<ControllerView>) {
+        *burst_core::lock(&self.shared.controller) = view;
     }
 
     /// The latest status (refreshed every second).
@@ -385,6 +397,7 @@ async fn tick(shared: Arc<Shared>, tx: watch::Sender<Status>, m: FrontendMetrics
             dropped_total: relay.dropped,
             subscription: shared.relay.state().to_string(),
             subscriptions: relay.subscriptions,
+            controller: burst_core::lock(&shared.controller).clone(),
         };
         {
             let mut series = match shared.series.lock() {

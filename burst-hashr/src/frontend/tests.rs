@@ -238,3 +238,43 @@ async fn status_reports_rates_and_bursty_share_each_second() {
     assert_eq!(s.bursty_total, 1);
     assert_eq!(s.subscription, "subscribed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_controller_view_reaches_the_status_only_once_set() {
+    use controller::{ControllerView, PrewarmView, WarmupView};
+    let (f, _) = frontend().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = f.router().oneshot(get("/api/status")).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(r).await).unwrap();
+    assert_eq!(v["controller"], serde_json::Value::Null, "{v}");
+
+    f.set_controller(Some(ControllerView {
+        burst_weight: 25,
+        rule: Some("warming".into()),
+        reason: Some("warming toward 100% (step 2/4)".into()),
+        warmup: Some(WarmupView {
+            step: 2,
+            steps: 4,
+            toward: Some(100),
+        }),
+        prewarm: Some(PrewarmView {
+            prepared: true,
+            since_s: Some(12.5),
+            reason: Some("traffic is on burst".into()),
+            forecast: None,
+        }),
+    }));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = f.router().oneshot(get("/api/status")).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text(r).await).unwrap();
+    let c = &v["controller"];
+    assert_eq!(c["burst_weight"], 25, "{v}");
+    assert_eq!(c["warmup"]["step"], 2);
+    assert_eq!(c["warmup"]["steps"], 4);
+    assert_eq!(c["prewarm"]["prepared"], true);
+    assert_eq!(c["prewarm"]["since_s"], 12.5);
+
+    f.set_controller(None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(f.status().controller, None);
+}

@@ -47,8 +47,9 @@ pub(super) struct DemoFigures {
     /// first).
     #[serde(skip_serializing_if = "Option::is_none")]
     vs_patch_answered_to_proxy_ms: Option<LatencyStats>,
-    /// With the policy file's `prewarm`: every prepare and release of the burst side, and
-    /// the cold start each prepare cut short.
+    /// With the policy file's `prewarm`: every prepare and release of the burst side (at
+    /// seconds since the scenario started, as the changes), and the cold start each
+    /// prepare cut short.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     prewarm: Vec<super::sides::PrewarmNote>,
 }
@@ -188,7 +189,7 @@ pub(super) async fn headless(d: &Demo, steps: &[Step], mut ctrl_c: Interrupt<'_>
     };
     let final_burst_weight = d.local.split().burst().get();
     let summary = Summary::new(&changes, duration_s, final_burst_weight, burst_share, None);
-    let mut demo = figures(d, &timeline, &changes, interrupted, &load, relay);
+    let mut demo = figures(d, &timeline, &changes, interrupted, &load, relay, offset);
     if d.kube.is_some() {
         let sent: Vec<f64> = changes
             .iter()
@@ -229,6 +230,7 @@ fn figures(
     interrupted: bool,
     load: &burst_hashr::frontend::loadgen::LoadSnapshot,
     relay: burst_hashr::frontend::relay::RelayCounts,
+    offset: f64,
 ) -> DemoFigures {
     // An interval (a, b] counts as "primary only" when no traffic could go to the burst
     // worker from a - 1 s on: weight 0 then and no change since.
@@ -260,7 +262,15 @@ fn figures(
         pubsub: d.local.pubsub.clone(),
         vs_patch_sent_to_proxy_ms: None,
         vs_patch_answered_to_proxy_ms: None,
-        prewarm: lock(&d.local.prewarm).clone(),
+        // Noted at seconds since the demo started; reported, like the changes, since the
+        // scenario started.
+        prewarm: lock(&d.local.prewarm)
+            .iter()
+            .map(|n| super::sides::PrewarmNote {
+                t: n.t - offset,
+                ..n.clone()
+            })
+            .collect(),
     }
 }
 

@@ -26,6 +26,7 @@
 mod haproxy;
 mod kube;
 mod load;
+mod page;
 mod pods;
 mod scenario;
 mod sides;
@@ -79,7 +80,12 @@ its split only from the VirtualService, by watching it, as Envoy takes routes fr
 The kubeconfig's user needs to create namespaces (unless the namespace exists) and CRDs
 (unless installed), and to read, watch, create and patch VirtualServices and BurstPolicies,
 patch BurstPolicy status and create and list Events in the namespace; the demo checks this
-before it creates anything. The objects stay in the cluster after the demo exits. --json
+before it creates anything. With a policy file's `prewarm`, the seed BurstPolicy also gets
+spec.prewarm: burstd scales the Deployment bursty-worker, which the demo applies in the
+namespace with 0 replicas, and the demo's watch of it ends the burst worker's cold start
+when burstd scales it up (the user then also needs get, list, watch, create and patch on
+deployments.apps and get on horizontalpodautoscalers.autoscaling there). The objects stay
+in the cluster after the demo exits. --json
 then also reports \"virtual_service\" (every weight pair the proxy's watch delivered, and the
 weights at the end) and, per change and in the summary, the time from burstd's PATCH to the
 proxy applying it.
@@ -204,7 +210,12 @@ pub(crate) struct TickLog {
     /// The split the controller last saw in effect.
     pub(crate) belief: Option<burst_core::Split>,
     pub(crate) observed: Option<f64>,
+    /// The last decision's rule (`above_high`, `warming`, ...).
     pub(crate) rule: Option<String>,
+    /// The last decision's reason in words (the page shows it).
+    pub(crate) reason: Option<String>,
+    /// The pre-warm's last forecast (the page shows it).
+    pub(crate) outlook: Option<String>,
     pub(crate) changes: Vec<Change>,
     /// Changes not yet printed (interactive mode).
     unprinted: usize,
@@ -243,6 +254,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 kubeconfig: path.clone(),
                 namespace: args.namespace.clone(),
                 endpoint_slices: args.source == SourceKind::Pods,
+                prewarm: file.policy.prewarm.is_some(),
             })
             .await?,
         ),

@@ -30,7 +30,7 @@ pub(crate) struct Sides {
 /// One pre-warm call the demo's scaler received: the `"prewarm"` list of the demo's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct PrewarmNote {
-    /// Seconds since the demo started.
+    /// Seconds since the demo started (in the report: since the scenario started).
     pub(crate) t: f64,
     /// `prepare` or `release`.
     pub(crate) action: &'static str,

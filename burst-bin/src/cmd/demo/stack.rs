@@ -155,6 +155,31 @@ pub(super) async fn start(
     servers.push(t);
 
     let log = Arc::new(Mutex::new(TickLog::default()));
+    let prewarm: super::PrewarmNotes = Arc::default();
+    let burst_weight: Box<dyn Fn() -> u8 + Send> = match &plane {
+        DataPlane::Mesh(mesh) => {
+            let mesh = mesh.clone();
+            Box::new(move || mesh.split().burst().get())
+        }
+        DataPlane::Haproxy(_) => {
+            let log = log.clone();
+            Box::new(move || {
+                lock(&log)
+                    .belief
+                    .unwrap_or(Split::ALL_PRIMARY)
+                    .burst()
+                    .get()
+            })
+        }
+    };
+    servers.push(super::page::spawn(
+        frontend.clone(),
+        burst_weight,
+        log.clone(),
+        prewarm.clone(),
+        super::page::PagePolicy::of(&file.policy),
+        stop.clone(),
+    ));
     let partial = Partial {
         frontend,
         plane,
@@ -169,7 +194,7 @@ pub(super) async fn start(
         log,
         started,
         sides,
-        prewarm: Arc::default(),
+        prewarm,
     };
     match cluster {
         None => start_controller(args, file, partial),
@@ -265,6 +290,10 @@ pub(super) async fn start_kube(
             source,
             settings,
             p.log.clone(),
+            kube::PrewarmSink {
+                sides: p.sides.clone(),
+                notes: p.prewarm.clone(),
+            },
             p.started.into_std(),
             &p.stop,
         )
@@ -302,6 +331,10 @@ pub(super) fn start_controller(args: &Args, file: &PolicyFile, p: Partial) -> an
         l.belief = Some(r.belief);
         l.observed = r.signal.rates().map(|x| x.up.get());
         l.rule = Some(r.decision.reason.rule.name().to_owned());
+        l.reason = Some(r.decision.reason.detail.clone());
+        if let Some(p) = &r.prewarm {
+            l.outlook = Some(p.outlook.to_string());
+        }
         if let Outcome::Applied { from, to } = &r.outcome {
             l.changes.push(Change {
                 t: started.elapsed().as_secs_f64(),

@@ -56,6 +56,7 @@ pub(super) fn needed_permissions(
     namespace_exists: bool,
     missing_crds: &[&str],
     endpoint_slices: bool,
+    prewarm: bool,
 ) -> Vec<Permission> {
     let p = |verb, group, resource, subresource, namespaced| Permission {
         verb,
@@ -92,6 +93,20 @@ pub(super) fn needed_permissions(
         for v in ["get", "list", "watch", "create", "patch"] {
             out.push(p(v, "discovery.k8s.io", "endpointslices", None, true));
         }
+    }
+    if prewarm {
+        // The demo applies and watches the burst Deployment; burstd's pre-warm reads its
+        // HorizontalPodAutoscaler (none: the Deployment's replicas) and patches it.
+        for v in ["get", "list", "watch", "create", "patch"] {
+            out.push(p(v, "apps", "deployments", None, true));
+        }
+        out.push(p(
+            "get",
+            "autoscaling",
+            "horizontalpodautoscalers",
+            None,
+            true,
+        ));
     }
     if !namespace_exists {
         out.push(p("create", "", "namespaces", None, false));
@@ -175,7 +190,12 @@ pub async fn connect(target: Target) -> anyhow::Result<Cluster> {
     let denied = denied_permissions(
         &client,
         namespace,
-        &needed_permissions(namespace_exists, &missing_crds, target.endpoint_slices),
+        &needed_permissions(
+            namespace_exists,
+            &missing_crds,
+            target.endpoint_slices,
+            target.prewarm,
+        ),
     )
     .await?;
     if !denied.is_empty() {
@@ -284,7 +304,7 @@ mod tests {
 
     #[test]
     fn permissions_cover_burstd_and_grow_with_what_is_missing() {
-        let base = needed_permissions(true, &[], false);
+        let base = needed_permissions(true, &[], false, false);
         let has = |ps: &[Permission], verb: &str, resource: &str| {
             ps.iter().any(|p| p.verb == verb && p.resource == resource)
         };
@@ -297,7 +317,10 @@ mod tests {
         assert!(!has(&base, "get", "leases") && !has(&base, "get", "httproutes"));
         assert!(!has(&base, "create", "namespaces"));
         assert!(!has(&base, "create", "endpointslices"));
-        let all = needed_permissions(false, &[VS_CRD], true);
+        assert!(!has(&base, "patch", "deployments"));
+        let all = needed_permissions(false, &[VS_CRD], true, true);
+        assert!(has(&all, "patch", "deployments") && has(&all, "watch", "deployments"));
+        assert!(has(&all, "get", "horizontalpodautoscalers"));
         assert!(has(&all, "create", "namespaces"));
         assert!(has(&all, "watch", "endpointslices") && has(&all, "create", "endpointslices"));
         assert!(has(&all, "create", "customresourcedefinitions"));

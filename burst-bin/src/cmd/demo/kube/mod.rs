@@ -13,6 +13,13 @@
 //!                        mesh proxy's split ──▶ primary / bursty- worker
 //! ```
 //!
+//! Pre-warming (the policy file's `prewarm`) closes the same way: the seed BurstPolicy gets
+//! `spec.prewarm.scaler.kubernetes` naming the Deployment `bursty-worker`, which the demo
+//! applies scaled to zero; burstd's pre-warm raises its replicas (and puts them back), and
+//! a watch of that Deployment ends the local burst worker's cold start when it is scaled
+//! up, as the burst cluster's pods would have started. Nothing in the process calls the
+//! scaler itself.
+//!
 //! Setup, in an order that leaves nothing half made when a step fails: read the kubeconfig
 //! and check the credentials ([`connect`]: a SelfSubjectReview, then one
 //! SelfSubjectAccessReview per permission the demo and burstd need, before anything is
@@ -66,7 +73,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::TickLog;
 use burst_core::lock;
-use running::{follow_policy_status, follow_virtual_service};
+use running::{follow_burst_deployment, follow_policy_status, follow_virtual_service};
 use seed::{
     BURSTPOLICY_CRD, DEMO_MANAGER, ISTIO_CRDS, VS_CRD, seed_policy, seed_virtual_service,
     vs_resource,
@@ -85,6 +92,17 @@ pub struct Target {
     pub namespace: String,
     /// Whether the demo applies an EndpointSlice there (`--source pods`).
     pub endpoint_slices: bool,
+    /// Whether the policy pre-warms: the demo applies the burst Deployment and watches it.
+    pub prewarm: bool,
+}
+
+/// Where the burst Deployment's pre-warm lands: the local burst worker's cold start, and
+/// the demo's pre-warm notes.
+pub struct PrewarmSink {
+    /// The sides of the demo (the burst worker's cold start).
+    pub sides: Arc<super::sides::Sides>,
+    /// The notes the report and the page read.
+    pub notes: super::PrewarmNotes,
 }
 
 /// `--source pods`: the EndpointSlice describing the workers as pods, and where their
@@ -127,6 +145,8 @@ pub struct Running {
     client: kube::Client,
     patches: PatchLog,
     state: Arc<Mutex<VsState>>,
+    /// The pre-warm notes, whose reasons the report takes from burstd's `Prewarm` Events.
+    prewarm_notes: Option<super::PrewarmNotes>,
     operator: JoinHandle<Result<(), burst_operator::Error>>,
     watches: Vec<JoinHandle<()>>,
     /// Wall-clock start, to tell this run's Events from earlier runs'.
@@ -239,6 +259,33 @@ impl Cluster {
         }
     }
 
+    /// Applies the burst Deployment scaled to zero (server-side apply: a rerun scales it
+    /// back to zero).
+    async fn apply_burst_deployment(&self) -> anyhow::Result<()> {
+        let ns = &self.target.namespace;
+        let doc = seed::burst_deployment(ns)?;
+        let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(self.client.clone(), ns);
+        bounded(
+            "applying the burst Deployment",
+            api.patch(
+                seed::BURST_DEPLOYMENT,
+                &PatchParams::apply(DEMO_MANAGER).force(),
+                &Patch::Apply(&doc),
+            ),
+        )
+        .await?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the API server {} refused the Deployment {ns}/{}: {}",
+                self.server,
+                seed::BURST_DEPLOYMENT,
+                describe(&e)
+            )
+        })?;
+        Ok(())
+    }
+
     /// Applies `slice` (server-side apply, so a rerun in the same namespace updates it).
     async fn apply_slice(
         &self,
@@ -309,9 +356,11 @@ impl Cluster {
     }
 
     /// Applies the seed BurstPolicy with `source` and `policy` (and, for the pod source,
-    /// the EndpointSlice of `pods`), starts the mesh's watch of the VirtualService
-    /// (applying every weight pair to `mesh`) and burstd's operator, and waits until the
-    /// proxy holds the VirtualService's split and burstd has decided once.
+    /// the EndpointSlice of `pods`; when the policy pre-warms, the burst Deployment),
+    /// starts the mesh's watch of the VirtualService (applying every weight pair to
+    /// `mesh`), the watch of the burst Deployment (its pre-warm goes to `prewarm`) and
+    /// burstd's operator, and waits until the proxy holds the VirtualService's split and
+    /// burstd has decided once.
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
         self,
@@ -320,6 +369,7 @@ impl Cluster {
         source: SourceSpec,
         policy: PolicySettings,
         log: Arc<Mutex<TickLog>>,
+        prewarm: PrewarmSink,
         started: Instant,
         stop: &CancellationToken,
     ) -> anyhow::Result<Running> {
@@ -336,6 +386,11 @@ impl Cluster {
         let vs_name = bp.spec.target.name.clone();
         if let Some(p) = &pods {
             self.apply_slice(&p.slice).await?;
+        }
+        let prewarms = bp.spec.prewarm.is_some();
+        if prewarms {
+            // Before the policy: burstd's scaler reads it on its first prepare.
+            self.apply_burst_deployment().await?;
         }
         let bp_api: Api<BurstPolicy> = Api::namespaced(self.client.clone(), &ns);
         let mut doc = serde_json::to_value(&bp)?;
@@ -362,7 +417,7 @@ impl Cluster {
         let state = Arc::new(Mutex::new(VsState::default()));
         let vs_api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &ns, &vs_resource());
-        let watches = vec![
+        let mut watches = vec![
             tokio::spawn(follow_virtual_service(
                 vs_api,
                 vs_name.clone(),
@@ -379,6 +434,15 @@ impl Cluster {
                 log,
             )),
         ];
+        if prewarms {
+            watches.push(tokio::spawn(follow_burst_deployment(
+                Api::namespaced(self.client.clone(), &ns),
+                seed::BURST_DEPLOYMENT.to_owned(),
+                prewarm.sides,
+                prewarm.notes.clone(),
+                started,
+            )));
+        }
 
         let mut options = CommonOptions::new("burst-demo");
         options.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -414,6 +478,7 @@ impl Cluster {
             client: self.client.clone(),
             patches: self.patches.clone(),
             state,
+            prewarm_notes: prewarms.then_some(prewarm.notes),
             operator,
             watches,
             since,

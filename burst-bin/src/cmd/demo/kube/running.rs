@@ -1,6 +1,7 @@
 //! burstd's operator and the watches while the demo runs: the proxy follows the
-//! VirtualService, the BurstPolicy status tells when burstd decided; at the end, the
-//! VirtualService's history and the PATCH → proxy latency of each change.
+//! VirtualService, the BurstPolicy status tells when burstd decided, the burst worker
+//! follows its Deployment's pre-warm; at the end, the VirtualService's history and the
+//! PATCH → proxy latency of each change.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +19,9 @@ use serde::Serialize;
 
 use crate::report::Change;
 
+use super::super::PrewarmNotes;
+use super::super::scenario::Side;
+use super::super::sides::{PrewarmNote, Sides};
 use super::TickLog;
 use super::seed::vs_resource;
 use super::{REQUEST_LIMIT, Running, VsState, lock};
@@ -202,9 +206,83 @@ pub(super) async fn follow_policy_status(
             lock(&state).decided = true;
             let mut l = lock(&log);
             l.rule = Some(d.rule.clone());
+            l.reason = Some(d.detail.clone());
             l.observed = status.observed_rps;
+            if let Some(p) = &status.prewarm {
+                l.outlook = p.outlook.clone();
+            }
         }
     }
+}
+
+/// The burst worker's side of the burst cluster: while burstd's pre-warm holds the burst
+/// Deployment scaled up (its `burst.dev/prewarm-original` annotation is there), the burst
+/// worker's cold start is over, as the Deployment's new pods would be warm. Each prepare
+/// and release is noted, at seconds since `started`.
+pub(super) async fn follow_burst_deployment(
+    api: Api<k8s_openapi::api::apps::v1::Deployment>,
+    name: String,
+    sides: Arc<Sides>,
+    notes: PrewarmNotes,
+    started: Instant,
+) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    let mut prepared = false;
+    // What the first list finds is where the run starts (burstd restores a pre-warm a
+    // previous run left), not a pre-warm of this one.
+    let mut listed = false;
+    while let Some(event) = stream.next().await {
+        let d = match event {
+            Ok(Event::Apply(d) | Event::InitApply(d)) => d,
+            Ok(Event::InitDone) => {
+                listed = true;
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(deployment = %name, error = %e, "watching the burst Deployment failed; retrying");
+                continue;
+            }
+        };
+        let now = prewarmed(&d);
+        if now == prepared {
+            continue;
+        }
+        prepared = now;
+        if !listed {
+            continue;
+        }
+        let replicas = d.spec.replicas.unwrap_or(1);
+        let note = if now {
+            let warmed = sides.warm(Side::Burst, std::time::Instant::now());
+            PrewarmNote {
+                t: started.elapsed().as_secs_f64(),
+                action: "prepare",
+                reason: Some(format!(
+                    "burstd scaled Deployment {name} to {replicas} replicas"
+                )),
+                warmed_early_s: warmed.map(|w| w.as_secs_f64()),
+            }
+        } else {
+            PrewarmNote {
+                t: started.elapsed().as_secs_f64(),
+                action: "release",
+                reason: None,
+                warmed_early_s: None,
+            }
+        };
+        tracing::info!(deployment = %name, action = note.action, replicas, "burst Deployment pre-warm followed");
+        lock(&notes).push(note);
+    }
+}
+
+/// Whether burstd's pre-warm holds `d` scaled up (its record annotation is there).
+fn prewarmed(d: &k8s_openapi::api::apps::v1::Deployment) -> bool {
+    d.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(burst_scale::ANNOTATION))
 }
 
 impl Running {
@@ -295,7 +373,8 @@ impl Running {
         }
     }
 
-    /// Replaces each change's reason with the note of burstd's `SplitChanged` Event for it.
+    /// Replaces each change's reason with the note of burstd's `SplitChanged` Event for it,
+    /// and each prepare's with the reason of burstd's `Prewarm` Event.
     pub(super) async fn explain(&self, changes: &mut [Change]) {
         let api: Api<k8s_openapi::api::events::v1::Event> =
             Api::namespaced(self.client.clone(), &self.namespace);
@@ -305,18 +384,35 @@ impl Running {
             return;
         };
         let since = k8s_openapi::jiff::Timestamp::try_from(self.since).ok();
-        let mut notes: Vec<(k8s_openapi::jiff::Timestamp, String)> = list
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some("SplitChanged"))
-            .filter(|e| {
-                e.regarding.as_ref().and_then(|r| r.name.as_deref())
-                    == Some(self.policy_name.as_str())
-            })
-            .filter_map(|e| Some((e.event_time?.0, e.note?)))
-            .filter(|(t, _)| since.is_none_or(|s| *t >= s))
-            .collect();
-        notes.sort_by_key(|a| a.0);
+        let of = |reason: &str| {
+            let mut notes: Vec<(k8s_openapi::jiff::Timestamp, String)> = list
+                .items
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .filter(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                        == Some(self.policy_name.as_str())
+                })
+                .filter_map(|e| Some((e.event_time.clone()?.0, e.note.clone()?)))
+                .filter(|(t, _)| since.is_none_or(|s| *t >= s))
+                .collect();
+            notes.sort_by_key(|a| a.0);
+            notes
+        };
+        if let Some(prewarm) = &self.prewarm_notes {
+            let reasons = of("Prewarm")
+                .into_iter()
+                .filter_map(|(_, note)| prewarm_reason(&note));
+            let mut ours = lock(prewarm);
+            for (n, why) in ours
+                .iter_mut()
+                .filter(|n| n.action == "prepare")
+                .zip(reasons)
+            {
+                n.reason = Some(why);
+            }
+        }
+        let notes = of("SplitChanged");
         let mut used = vec![false; notes.len()];
         for c in changes.iter_mut() {
             let head = format!("{} -> {} (", c.from, c.to);
@@ -343,6 +439,13 @@ impl Running {
     }
 }
 
+/// The reason in the note of burstd's `Prewarm` Event (`prewarm (WHY); forecast: ...`).
+fn prewarm_reason(note: &str) -> Option<String> {
+    let rest = note.strip_prefix("prewarm (")?;
+    let (why, _) = rest.rsplit_once("); forecast: ")?;
+    Some(why.to_owned())
+}
+
 /// `a - b` in milliseconds, negative when `a` is earlier.
 pub(super) fn signed_ms(a: Instant, b: Instant) -> f64 {
     match a.checked_duration_since(b) {
@@ -367,5 +470,24 @@ mod tests {
         let b = a + Duration::from_millis(5);
         assert!((signed_ms(b, a) - 5.0).abs() < 1e-9);
         assert!((signed_ms(a, b) + 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_prewarm_events_note_gives_the_reason() {
+        assert_eq!(
+            prewarm_reason(
+                "prewarm (forecast: crossing in 20s: 6.000 now, 30.000 at lead); forecast: crossing in 19s: 7.000 now, 31.000 at lead"
+            )
+            .as_deref(),
+            Some("forecast: crossing in 20s: 6.000 now, 30.000 at lead")
+        );
+        assert_eq!(
+            prewarm_reason("prewarm (traffic is on burst); forecast: no forecast (x)").as_deref(),
+            Some("traffic is on burst")
+        );
+        assert_eq!(
+            prewarm_reason("release (not needed for 5s); forecast: x"),
+            None
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The objects `burst demo --kubeconfig` applies: the compiled-in CRDs, the seed
-//! VirtualService and the seed BurstPolicy measuring this demo's proxy.
+//! VirtualService, the seed BurstPolicy measuring this demo's proxy and, when the policy
+//! file pre-warms, the burst worker's Deployment that burstd's pre-warm scales.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,8 @@ use anyhow::Context as _;
 use burst_core::policy::PolicyFile;
 use burst_operator::adapters::ResolvedAuth;
 use burst_operator::api::{
-    BurstPolicy, BurstPolicySpec, PolicySettings, PrometheusSpec, ScrapeSpec, SourceSpec,
+    BurstPolicy, BurstPolicySpec, KubernetesScalerSpec, PolicySettings, PrewarmSpec,
+    PrometheusSpec, ScalerSpec, ScrapeSpec, SourceSpec,
 };
 use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -19,6 +21,8 @@ pub(super) const BURSTPOLICY_CRD: &str =
     include_str!("../../../../../deploy/crd/burstpolicies.bursting.dev.yaml");
 /// The seed's Istio objects; the demo applies the worker VirtualService.
 pub(super) const SEED_ISTIO: &str = include_str!("../../../../../deploy/app/primary/istio.yaml");
+/// The seed's burst cluster objects; the demo applies the worker Deployment's form.
+pub(super) const SEED_BURST: &str = include_str!("../../../../../deploy/app/burst/hashr.yaml");
 /// The seed's BurstPolicy; the demo replaces its source with the local one.
 pub(super) const SEED_POLICY: &str =
     include_str!("../../../../../deploy/app/primary/burstpolicy.yaml");
@@ -29,6 +33,10 @@ pub(super) const VS_CRD: &str = "virtualservices.networking.istio.io";
 pub(super) const POLICY_CRD: &str = "burstpolicies.bursting.dev";
 /// Field manager of what the demo itself applies (burstd writes as `burstd`).
 pub(super) const DEMO_MANAGER: &str = "burst-demo";
+/// The burst worker's Deployment in the demo's namespace, which burstd's pre-warm scales.
+pub(super) const BURST_DEPLOYMENT: &str = "bursty-worker";
+/// Its replicas while pre-warmed (at rest: 0, the burst side scaled to zero).
+pub(super) const PREWARM_REPLICAS: i32 = 1;
 
 /// The seed VirtualService (`worker-virtual-service`) placed in `namespace`.
 pub(super) fn seed_virtual_service(namespace: &str) -> anyhow::Result<Value> {
@@ -44,7 +52,9 @@ pub(super) fn seed_virtual_service(namespace: &str) -> anyhow::Result<Value> {
     Ok(vs)
 }
 
-/// The seed BurstPolicy placed in `namespace`, measuring with `source`, deciding with `policy`.
+/// The seed BurstPolicy placed in `namespace`, measuring with `source`, deciding with
+/// `policy`. A policy that pre-warms (`prewarm` in the file) gets `spec.prewarm`: scale the
+/// Deployment [`BURST_DEPLOYMENT`] of the namespace to [`PREWARM_REPLICAS`].
 pub(super) fn seed_policy(
     namespace: &str,
     source: SourceSpec,
@@ -54,25 +64,46 @@ pub(super) fn seed_policy(
         .context("deploy/app/primary/burstpolicy.yaml (compiled in) does not parse")?;
     bp.metadata.namespace = Some(namespace.to_owned());
     bp.spec.source = source;
+    bp.spec.prewarm = policy.policy.prewarm.is_some().then(|| PrewarmSpec {
+        scaler: ScalerSpec {
+            kubernetes: Some(KubernetesScalerSpec {
+                namespace: None,
+                deployment: BURST_DEPLOYMENT.to_owned(),
+                hpa: None,
+                replicas: PREWARM_REPLICAS,
+                kubeconfig_secret_ref: None,
+            }),
+        },
+    });
     bp.spec.policy = policy;
     bp.status = None;
     Ok(bp)
 }
 
-/// The BurstPolicy form of a `burst simulate` policy file: the same model, without
-/// `prewarm` (burstd pre-warms a burst Deployment through `spec.prewarm`, which the demo's
-/// local workers do not have; the in-process controller pre-warms them instead).
+/// The BurstPolicy form of a `burst simulate` policy file: the same model. Its `prewarm`
+/// (the timing) goes to `spec.policy.prewarm`; [`seed_policy`] adds the scaler.
 pub fn policy_settings(file: &PolicyFile) -> PolicySettings {
-    let mut policy = file.policy.clone();
-    if policy.prewarm.take().is_some() {
-        tracing::warn!(
-            "--kubeconfig: the policy file's `prewarm` is not used (no burst Deployment to scale)"
-        );
-    }
     PolicySettings {
-        policy,
+        policy: file.policy.clone(),
         run: file.run,
     }
+}
+
+/// The burst worker's Deployment (the seed's burst `worker-deployment`, as
+/// [`BURST_DEPLOYMENT`]) in `namespace`, scaled to zero: the burst side at rest. Nothing
+/// runs its pods (the demo's burst worker is a local process); burstd's pre-warm raises
+/// its replicas and the demo's watch of it warms the local worker.
+pub(super) fn burst_deployment(namespace: &str) -> anyhow::Result<Value> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(SEED_BURST)
+        .context("deploy/app/burst/hashr.yaml (compiled in) does not parse")?;
+    let mut d = docs
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "worker-deployment")
+        .context("deploy/app/burst/hashr.yaml (compiled in) has no worker-deployment")?;
+    d["metadata"]["name"] = json!(BURST_DEPLOYMENT);
+    d["metadata"]["namespace"] = json!(namespace);
+    d["spec"]["replicas"] = json!(0);
+    Ok(d)
 }
 
 /// The demo's metric source as a BurstPolicy source: Prometheus with the seed's variables,
@@ -154,6 +185,7 @@ mod tests {
             "",
             "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n",
             "mode: overflow\ncapacity: 40\nhigh: 15\nlow: 10\nwindow_up: 2s\nwindow_down: 30s\ncooldown: 30s\non_missing: primary\n",
+            "high: 15\nlow: 10\nwarmup: {ramp: [10, 50, 100], rampOver: 6s}\nprewarm: {lead: 30s, hold: 5s}\n",
         ] {
             let file = PolicyFile::from_yaml(yaml).unwrap();
             let bp = seed_policy(
@@ -168,6 +200,16 @@ mod tests {
             let back = bp.spec.validate().unwrap();
             assert_eq!(back, file.policy, "{yaml}");
             assert_eq!(bp.spec.policy.run, file.run, "{yaml}");
+            // The policy's pre-warm timing comes with a scaler of the demo's Deployment.
+            let scaler = bp.spec.prewarm.map(|p| p.kubernetes().unwrap().clone());
+            assert_eq!(
+                scaler.map(|k| (k.deployment, k.replicas)),
+                file.policy
+                    .prewarm
+                    .is_some()
+                    .then(|| (BURST_DEPLOYMENT.to_owned(), PREWARM_REPLICAS)),
+                "{yaml}"
+            );
         }
     }
 
@@ -193,6 +235,10 @@ mod tests {
             d.contains("istio_requests_total") && d.contains("127.0.0.1:9"),
             "{d}"
         );
+        let d = burst_deployment("demo-1").unwrap();
+        assert_eq!(d["metadata"]["name"], BURST_DEPLOYMENT);
+        assert_eq!(d["metadata"]["namespace"], "demo-1");
+        assert_eq!(d["spec"]["replicas"], 0);
         let p = source_spec(Some("http://127.0.0.1:9090"), &metrics);
         assert_eq!(p.prometheus.unwrap().variables["service"], "worker-service");
     }

@@ -118,16 +118,7 @@ impl Trace {
 
     /// The same trace with measured signals, one per point.
     pub fn with_signals(mut self, signals: Vec<Signals>) -> Result<Trace, Error> {
-        if signals.len() != self.points.len() {
-            return Err(Error::Trace {
-                line: 0,
-                message: format!(
-                    "{} signal rows for {} points; give one per point",
-                    signals.len(),
-                    self.points.len()
-                ),
-            });
-        }
+        self.one_per_point(signals.len(), "signal rows")?;
         self.signals = signals;
         Ok(self)
     }
@@ -135,16 +126,7 @@ impl Trace {
     /// The same trace with the burst side's serving capacity in rps, one per point
     /// (`None`: no data for that stretch); each must be a finite number >= 0.
     pub fn with_burst_capacity(mut self, capacity: Vec<Option<f64>>) -> Result<Trace, Error> {
-        if capacity.len() != self.points.len() {
-            return Err(Error::Trace {
-                line: 0,
-                message: format!(
-                    "{} burst capacities for {} points; give one per point",
-                    capacity.len(),
-                    self.points.len()
-                ),
-            });
-        }
+        self.one_per_point(capacity.len(), "burst capacities")?;
         if let Some((i, v)) = capacity
             .iter()
             .enumerate()
@@ -157,6 +139,20 @@ impl Trace {
         }
         self.burst_capacity = capacity;
         Ok(self)
+    }
+
+    /// Refuses `given` values of `what` for other than one per point.
+    fn one_per_point(&self, given: usize, what: &str) -> Result<(), Error> {
+        if given == self.points.len() {
+            return Ok(());
+        }
+        Err(Error::Trace {
+            line: 0,
+            message: format!(
+                "{given} {what} for {} points; give one per point",
+                self.points.len()
+            ),
+        })
     }
 
     /// Whether any point gives the burst side's capacity.

@@ -467,3 +467,105 @@ fn burst_start_models_a_cold_burst_side_on_any_trace() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--burst-capacity"), "{err}");
 }
+
+fn simulate_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["simulate", "--json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = burst(&all);
+    assert_eq!(code, 0, "{all:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn a_burst_capacity_column_gives_the_burst_side_of_a_csv_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("burst.csv");
+    // 5 → 20 rps at 60 s; the burst side serves 4 rps until 120 s, then 30; no data after
+    // 180 s.
+    std::fs::write(
+        &trace,
+        "t,rps,up,burst_capacity\n0,5,1,4\n60,20,1,4\n120,20,1,30\n180,5,1,\n300,5,1,\n",
+    )
+    .expect("write");
+    let path = trace.to_str().expect("utf8");
+    let v = simulate_json(&["--trace", path]);
+    let s = &v["summary"];
+    // The seed moves everything at ~70 s onto 4 rps until 120 s: ~50 s over capacity,
+    // ~16 rps x 50 s without capacity.
+    let over = s["seconds_burst_over_capacity"].as_f64().expect("s");
+    assert!((45.0..=55.0).contains(&over), "{s}");
+    let refused = s["requests_without_capacity"].as_f64().expect("n");
+    assert!((700.0..=900.0).contains(&refused), "{s}");
+    let tl = v["timeline"].as_array().expect("timeline");
+    let at = |t: usize| tl[t]["burst_capacity"].as_f64();
+    assert_eq!((at(0), at(130), at(200)), (Some(4.0), Some(30.0), None));
+
+    // The column overrides a modelled scale-up: --burst-start only serves the stretch
+    // without data (from the last recorded 30 rps), and the result is the same here.
+    let flagged = simulate_json(&["--trace", path, "--burst-start", "5s"]);
+    assert_eq!(flagged["summary"]["seconds_burst_over_capacity"], over);
+    assert_eq!(flagged["timeline"][200]["burst_capacity"], 30.0);
+
+    // A bad cell names the line, the column and the value.
+    std::fs::write(&trace, "t,rps,burst_capacity\n0,5,4\n60,20,-2\n").expect("write");
+    let (code, _, err) = burst(&["simulate", "--trace", path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("burst_capacity `-2` is not a capacity"),
+        "{err}"
+    );
+}
+
+#[test]
+fn save_trace_of_cold_burst_records_its_burst_side_and_replays_to_the_same_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let saved = dir.path().join("cold.csv");
+    let saved = saved.to_str().expect("utf8");
+    let policy = dir.path().join("prewarm.yaml");
+    std::fs::write(
+        &policy,
+        "windowUp: 2s\nwindowDown: 30s\ncooldown: 30s\nprewarm: {lead: 90s, hold: 5m}\n",
+    )
+    .expect("write");
+    let policy = policy.to_str().expect("utf8");
+    for extra in [&[][..], &["--policy", policy][..]] {
+        let mut args = vec!["--capacity", "20", "--trace", "builtin:cold-burst"];
+        args.extend_from_slice(extra);
+        let mut save = args.clone();
+        save.extend_from_slice(&["--save-trace", saved]);
+        let original = simulate_json(&save);
+        let csv = std::fs::read_to_string(saved).expect("saved trace");
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("t,rps,up,burst_capacity"));
+        assert_eq!(lines.next(), Some("0,5,1,5"));
+        assert_eq!(csv.lines().count(), 722);
+        args[3] = saved;
+        let replay = simulate_json(&args);
+        assert_eq!(replay["summary"], original["summary"], "{extra:?}");
+        assert_eq!(replay["timeline"], original["timeline"], "{extra:?}");
+        assert!(
+            original["summary"]["requests_without_capacity"]
+                .as_f64()
+                .is_some(),
+            "{}",
+            original["summary"]
+        );
+    }
+
+    // A trace without a burst-side model is saved without the column.
+    simulate_json(&["--trace", "builtin:step", "--save-trace", saved]);
+    let csv = std::fs::read_to_string(saved).expect("saved trace");
+    assert!(csv.starts_with("t,rps,up\n0,5,1\n"), "{csv}");
+
+    // --compare runs several burst sides: only a fetched trace can be saved.
+    let (code, _, err) = burst(&[
+        "simulate",
+        "--compare",
+        "--trace",
+        "builtin:cold-burst",
+        "--save-trace",
+        saved,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("without --compare"), "{err}");
+}

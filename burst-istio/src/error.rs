@@ -205,6 +205,51 @@ pub enum Error {
         /// The cluster, when known.
         cluster: Option<String>,
     },
+    /// A call to the Kubernetes API server failed (refused, timed out, unreachable, or
+    /// still conflicting after the retries); the message names the object.
+    #[error(transparent)]
+    Kube(#[from] ApiCallError),
+    /// The clusters of a multi-cluster router hold different splits.
+    #[error(
+        "clusters disagree on {object}: {splits}; applying a split converges them",
+        splits = splits.iter().map(|(c, s)| format!("{c}={s}")).collect::<Vec<_>>().join(", ")
+    )]
+    Drift {
+        /// The object.
+        object: String,
+        /// Each cluster's split.
+        splits: Vec<(String, Split)>,
+    },
+    /// Some clusters of a multi-cluster router failed.
+    #[error(
+        "{object}: {action} failed in {failed} of {total} clusters: {details}{ok}",
+        failed = failures.len(),
+        details = failures.iter().map(|(c, k, m)| format!("{c} ({k}): {m}")).collect::<Vec<_>>().join("; "),
+        ok = if succeeded.is_empty() { String::new() } else { format!("; succeeded in {}", succeeded.join(", ")) }
+    )]
+    ClusterFailure {
+        /// The object.
+        object: String,
+        /// `read` or `apply`.
+        action: &'static str,
+        /// Number of clusters.
+        total: usize,
+        /// `(cluster, kind, message)` of each failure.
+        failures: Vec<(String, &'static str, String)>,
+        /// Clusters where the action succeeded.
+        succeeded: Vec<String>,
+    },
+}
+
+/// A failed call to the Kubernetes API server about one object: what burst's Kubernetes
+/// adapters (this crate's routers, `burst-scale`'s scaler) have in common, so that the
+/// messages and the [`kind`](ApiCallError::kind) labels are the same whichever one fails.
+///
+/// Each crate's own error enum carries it as a variant; [`ApiCallError::from_kube`] sorts
+/// a [`kube::Error`] into it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiCallError {
     /// The API server refused a request.
     #[error("{object}: the API server answered {code} {reason}: {message}")]
     Api {
@@ -258,36 +303,6 @@ pub enum Error {
         action: &'static str,
         /// The client's description of the failure.
         detail: String,
-    },
-    /// The clusters of a multi-cluster router hold different splits.
-    #[error(
-        "clusters disagree on {object}: {splits}; applying a split converges them",
-        splits = splits.iter().map(|(c, s)| format!("{c}={s}")).collect::<Vec<_>>().join(", ")
-    )]
-    Drift {
-        /// The object.
-        object: String,
-        /// Each cluster's split.
-        splits: Vec<(String, Split)>,
-    },
-    /// Some clusters of a multi-cluster router failed.
-    #[error(
-        "{object}: {action} failed in {failed} of {total} clusters: {details}{ok}",
-        failed = failures.len(),
-        details = failures.iter().map(|(c, k, m)| format!("{c} ({k}): {m}")).collect::<Vec<_>>().join("; "),
-        ok = if succeeded.is_empty() { String::new() } else { format!("; succeeded in {}", succeeded.join(", ")) }
-    )]
-    ClusterFailure {
-        /// The object.
-        object: String,
-        /// `read` or `apply`.
-        action: &'static str,
-        /// Number of clusters.
-        total: usize,
-        /// `(cluster, kind, message)` of each failure.
-        failures: Vec<(String, &'static str, String)>,
-        /// Clusters where the action succeeded.
-        succeeded: Vec<String>,
     },
 }
 
@@ -344,11 +359,7 @@ impl Error {
             Error::InvalidOption { .. } => "invalid_option",
             Error::Parse { .. } => "parse",
             Error::NotFound { .. } => "not_found",
-            Error::Api { code, .. } => status_kind(*code),
-            Error::Conflict { .. } => "conflict",
-            Error::Timeout { .. } => "timeout",
-            Error::Connection { .. } => "connection",
-            Error::Client { .. } => "client",
+            Error::Kube(e) => e.kind(),
             Error::Drift { .. } => "drift",
             Error::ClusterFailure { .. } => "cluster_failure",
         }
@@ -362,6 +373,49 @@ impl Error {
     /// The `burst-istio` error inside a [`RouterError`], if it holds one.
     pub fn of(e: &RouterError) -> Option<&Error> {
         e.inner().downcast_ref::<Error>()
+    }
+}
+
+impl ApiCallError {
+    /// A short, stable label for logs and metrics: the API server's answer by its status
+    /// code (`unauthorized`, `forbidden`, `not_found`, `conflict`, `invalid`, `server`,
+    /// `api`), else `conflict`, `timeout`, `connection` or `client`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiCallError::Api { code, .. } => status_kind(*code),
+            ApiCallError::Conflict { .. } => "conflict",
+            ApiCallError::Timeout { .. } => "timeout",
+            ApiCallError::Connection { .. } => "connection",
+            ApiCallError::Client { .. } => "client",
+        }
+    }
+
+    /// Sorts a client error from `action` (`get`, `patch`) on `object`: the API server's
+    /// answer, a connection failure, or anything else on the client's side.
+    pub fn from_kube(object: &str, action: &'static str, e: kube::Error) -> ApiCallError {
+        match e {
+            kube::Error::Api(status) => ApiCallError::Api {
+                object: object.to_owned(),
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+            kube::Error::HyperError(e) => ApiCallError::Connection {
+                object: object.to_owned(),
+                action,
+                detail: burst_core::error_chain(&e),
+            },
+            kube::Error::Service(e) => ApiCallError::Connection {
+                object: object.to_owned(),
+                action,
+                detail: burst_core::error_chain(e.as_ref()),
+            },
+            other => ApiCallError::Client {
+                object: object.to_owned(),
+                action,
+                detail: burst_core::error_chain(&other),
+            },
+        }
     }
 }
 
@@ -428,14 +482,70 @@ mod tests {
     }
 
     #[test]
+    fn api_calls_sort_kube_errors_and_keep_the_labels() {
+        let obj = "HorizontalPodAutoscaler ns/w";
+        let refused = ApiCallError::from_kube(
+            obj,
+            "patch",
+            kube::Error::Api(
+                kube::core::Status::failure("the object has been modified", "Conflict")
+                    .with_code(409)
+                    .boxed(),
+            ),
+        );
+        assert_eq!(refused.kind(), "conflict");
+        assert_eq!(
+            refused.to_string(),
+            "HorizontalPodAutoscaler ns/w: the API server answered 409 Conflict: the object has been modified"
+        );
+        let other =
+            ApiCallError::from_kube(obj, "get", kube::Error::LinesCodecMaxLineLengthExceeded);
+        assert_eq!(other.kind(), "client");
+        assert!(
+            other
+                .to_string()
+                .starts_with("HorizontalPodAutoscaler ns/w: cannot get it: "),
+            "{other}"
+        );
+        let late = ApiCallError::Timeout {
+            object: obj.into(),
+            action: "get",
+            after: Duration::from_secs(2),
+        };
+        assert_eq!(late.kind(), "timeout");
+        assert_eq!(
+            late.to_string(),
+            "HorizontalPodAutoscaler ns/w: the API server did not answer get within 2s"
+        );
+        // The same labels as for the client error itself.
+        for code in [401, 403, 404, 409, 422, 500, 418] {
+            let k = kube::Error::Api(
+                kube::core::Status::failure("m", "R")
+                    .with_code(code)
+                    .boxed(),
+            );
+            let label = kube_error_kind(&k);
+            assert_eq!(
+                ApiCallError::from_kube(obj, "get", k).kind(),
+                label,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
     fn kinds_are_stable_labels() {
-        let e = Error::Api {
+        let e = Error::from(ApiCallError::Api {
             object: "VirtualService default/w".into(),
             code: 503,
             reason: "ServiceUnavailable".into(),
             message: "down".into(),
-        };
+        });
         assert_eq!(e.kind(), "server");
+        assert_eq!(
+            e.to_string(),
+            "VirtualService default/w: the API server answered 503 ServiceUnavailable: down"
+        );
         let r: RouterError = e.into();
         assert_eq!(r.kind(), "server");
         assert!(r.to_string().contains("VirtualService default/w"));

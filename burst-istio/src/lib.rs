@@ -19,7 +19,8 @@
 //!   [`Converging`] around it, which repairs drift. [`RouteConfig::build`] builds the
 //!   router of either kind from its settings; [`RouteCaches`] lets every router of a
 //!   cluster read its object from one shared watch instead of a GET per tick; [`kube_error_kind`] is the one mapping from
-//!   a Kubernetes client error to a metric label.
+//!   a Kubernetes client error to a metric label, and [`ApiCallError`] the failed API call
+//!   that this crate's routers and `burst-scale`'s scaler both report.
 //!
 //! ```
 //! use burst_core::Split;
@@ -64,7 +65,7 @@ mod weights;
 pub use cache::RouteCaches;
 pub use config::RouteConfig;
 pub use converge::{Converging, WritePermission};
-pub use error::{Error, Resource, kube_error_kind};
+pub use error::{ApiCallError, Error, Resource, kube_error_kind};
 pub use httproute::{BackendSelector, GATEWAY_GROUP, HttpRouteTarget};
 pub use multi::{ClusterReport, MultiClusterRouter};
 pub use router::{HttpRouteRouter, KubeRouter, RouteTarget, RouterOptions, VirtualServiceRouter};

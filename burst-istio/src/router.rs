@@ -75,10 +75,10 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
-use crate::Error;
 use crate::cache::{CachedObject, RouteCaches, Watch};
 use crate::httproute::{GATEWAY_GROUP, HttpRouteTarget};
 use crate::vs::{ISTIO_GROUP, VsTarget};
+use crate::{ApiCallError, Error};
 
 /// The kind-specific half of a [`KubeRouter`]: which API resource, and how to read and patch
 /// the weights. Implemented by [`VsTarget`] and [`HttpRouteTarget`].
@@ -330,7 +330,7 @@ impl<T: RouteTarget> KubeRouter<T> {
         let obj = self.call("get", self.api.get(&self.name)).await?;
         let rv = obj.metadata.resource_version.clone();
         self.wait_for(rv.as_ref(), false);
-        let value = serde_json::to_value(&obj).map_err(|e| Error::Client {
+        let value = serde_json::to_value(&obj).map_err(|e| ApiCallError::Client {
             object: self.object.clone(),
             action: "get",
             detail: e.to_string(),
@@ -350,11 +350,12 @@ impl<T: RouteTarget> KubeRouter<T> {
         fut: impl Future<Output = Result<R, kube::Error>>,
     ) -> Result<R, Error> {
         match tokio::time::timeout(self.options.request_timeout, fut).await {
-            Err(_) => Err(Error::Timeout {
+            Err(_) => Err(ApiCallError::Timeout {
                 object: self.object.clone(),
                 action,
                 after: self.options.request_timeout,
-            }),
+            }
+            .into()),
             Ok(r) => r.map_err(|e| map_kube_error(&self.object, action, e)),
         }
     }
@@ -397,10 +398,10 @@ impl<T: RouteTarget> KubeRouter<T> {
                 }
                 Ok(Attempt::Done)
             }
-            Err(Error::Api {
+            Err(Error::Kube(ApiCallError::Api {
                 code: 409, message, ..
-            }) => Ok(Attempt::Retry(message)),
-            Err(e @ Error::Api { code: 422, .. }) => {
+            })) => Ok(Attempt::Retry(message)),
+            Err(e @ Error::Kube(ApiCallError::Api { code: 422, .. })) => {
                 // A failed `test` op and an invalid patch both answer 422; only the first
                 // means the object moved under us.
                 let (_, now) = self.fetch().await?;
@@ -430,11 +431,12 @@ impl<T: RouteTarget> KubeRouter<T> {
                 }
             }
         }
-        Err(Error::Conflict {
+        Err(ApiCallError::Conflict {
             object: self.object.clone(),
             attempts: self.options.max_attempts,
             last,
-        })
+        }
+        .into())
     }
 }
 
@@ -473,33 +475,13 @@ impl<T: RouteTarget> TrafficRouter for KubeRouter<T> {
     }
 }
 
-/// Turns a client error into ours, naming the object.
+/// Turns a client error into ours, naming the object: a 404 is [`Error::NotFound`].
 pub(crate) fn map_kube_error(object: &str, action: &'static str, e: kube::Error) -> Error {
     match e {
         kube::Error::Api(status) if status.code == 404 => Error::NotFound {
             object: object.to_owned(),
             cluster: None,
         },
-        kube::Error::Api(status) => Error::Api {
-            object: object.to_owned(),
-            code: status.code,
-            reason: status.reason.clone(),
-            message: status.message.clone(),
-        },
-        kube::Error::HyperError(e) => Error::Connection {
-            object: object.to_owned(),
-            action,
-            detail: burst_core::error_chain(&e),
-        },
-        kube::Error::Service(e) => Error::Connection {
-            object: object.to_owned(),
-            action,
-            detail: burst_core::error_chain(e.as_ref()),
-        },
-        other => Error::Client {
-            object: object.to_owned(),
-            action,
-            detail: burst_core::error_chain(&other),
-        },
+        other => ApiCallError::from_kube(object, action, other).into(),
     }
 }

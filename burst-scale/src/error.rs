@@ -1,8 +1,7 @@
 //! The one error enum of `burst-scale`.
 
-use std::time::Duration;
-
 use burst_core::ScalerError;
+use burst_istio::ApiCallError;
 
 /// Everything that can go wrong preparing or releasing the burst side.
 ///
@@ -59,60 +58,11 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
-    /// The API server refused a request.
-    #[error("{object}: the API server answered {code} {reason}: {message}")]
-    Api {
-        /// The object.
-        object: String,
-        /// HTTP status code.
-        code: u16,
-        /// The Status reason (`Invalid`, `Forbidden`, `InternalError`, ...).
-        reason: String,
-        /// The Status message.
-        message: String,
-    },
-    /// The object kept changing between read and write; retries are exhausted.
-    #[error(
-        "{object}: still conflicting after {attempts} attempts (the object changed between read and write each time; last answer: {last}); try again, or find the other writer"
-    )]
-    Conflict {
-        /// The object.
-        object: String,
-        /// Attempts made.
-        attempts: u32,
-        /// The last conflict message.
-        last: String,
-    },
-    /// The API server did not answer in time.
-    #[error("{object}: the API server did not answer {action} within {after:?}")]
-    Timeout {
-        /// The object.
-        object: String,
-        /// `get` or `patch`.
-        action: &'static str,
-        /// The request timeout.
-        after: Duration,
-    },
-    /// The API server could not be reached, or the connection broke.
-    #[error("{object}: cannot {action} it: connection to the API server failed: {detail}")]
-    Connection {
-        /// The object.
-        object: String,
-        /// `get` or `patch`.
-        action: &'static str,
-        /// The client's description of the failure.
-        detail: String,
-    },
-    /// Any other client-side failure (building the request, decoding the answer).
-    #[error("{object}: cannot {action} it: {detail}")]
-    Client {
-        /// The object.
-        object: String,
-        /// `get` or `patch`.
-        action: &'static str,
-        /// The client's description of the failure.
-        detail: String,
-    },
+    /// A call to the Kubernetes API server failed (refused, timed out, unreachable, or
+    /// still conflicting after the retries); the message names the object. The same
+    /// failures, messages and labels as `burst-istio`'s routers.
+    #[error(transparent)]
+    Kube(#[from] ApiCallError),
 }
 
 impl Error {
@@ -123,19 +73,7 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::WrongTarget { .. } => "wrong_target",
             Error::BadAnnotation { .. } => "bad_annotation",
-            Error::Api { code, .. } => match code {
-                401 => "unauthorized",
-                403 => "forbidden",
-                404 => "not_found",
-                409 => "conflict",
-                422 => "invalid",
-                500..=599 => "server",
-                _ => "api",
-            },
-            Error::Conflict { .. } => "conflict",
-            Error::Timeout { .. } => "timeout",
-            Error::Connection { .. } => "connection",
-            Error::Client { .. } => "client",
+            Error::Kube(e) => e.kind(),
         }
     }
 
@@ -153,29 +91,7 @@ impl From<Error> for ScalerError {
 
 /// Turns a client error into ours, naming the object.
 pub(crate) fn map_kube_error(object: &str, action: &'static str, e: kube::Error) -> Error {
-    match e {
-        kube::Error::Api(status) => Error::Api {
-            object: object.to_owned(),
-            code: status.code,
-            reason: status.reason.clone(),
-            message: status.message.clone(),
-        },
-        kube::Error::HyperError(e) => Error::Connection {
-            object: object.to_owned(),
-            action,
-            detail: burst_core::error_chain(&e),
-        },
-        kube::Error::Service(e) => Error::Connection {
-            object: object.to_owned(),
-            action,
-            detail: burst_core::error_chain(e.as_ref()),
-        },
-        other => Error::Client {
-            object: object.to_owned(),
-            action,
-            detail: burst_core::error_chain(&other),
-        },
-    }
+    ApiCallError::from_kube(object, action, e).into()
 }
 
 #[cfg(test)]
@@ -184,24 +100,44 @@ mod tests {
 
     #[test]
     fn kinds_label_api_answers_and_survive_the_core_wrapper() {
-        let e = Error::Api {
+        let e = Error::from(ApiCallError::Api {
             object: "HorizontalPodAutoscaler ns/w".into(),
             code: 403,
             reason: "Forbidden".into(),
             message: "no".into(),
-        };
+        });
         assert_eq!(e.kind(), "forbidden");
+        assert_eq!(
+            e.to_string(),
+            "HorizontalPodAutoscaler ns/w: the API server answered 403 Forbidden: no"
+        );
         let wrapped = ScalerError::from(e.clone());
         assert_eq!(wrapped.kind(), "forbidden");
         assert_eq!(Error::of(&wrapped), Some(&e));
         assert_eq!(
-            Error::Conflict {
+            Error::from(ApiCallError::Conflict {
                 object: "x".into(),
                 attempts: 3,
                 last: "409".into()
-            }
+            })
             .kind(),
             "conflict"
         );
+        // A 404 stays an API answer here (the scaler looks for the HPA, then the
+        // Deployment), labelled by its code.
+        let missing = map_kube_error(
+            "Deployment ns/w",
+            "get",
+            kube::Error::Api(
+                kube::core::Status::failure("gone", "NotFound")
+                    .with_code(404)
+                    .boxed(),
+            ),
+        );
+        assert_eq!(missing.kind(), "not_found");
+        assert!(matches!(
+            missing,
+            Error::Kube(ApiCallError::Api { code: 404, .. })
+        ));
     }
 }

@@ -37,6 +37,7 @@ mod error;
 pub mod plan;
 mod scaler;
 
+pub use burst_istio::ApiCallError;
 pub use error::Error;
 pub use plan::{ANNOTATION, PrewarmRecord};
 pub use scaler::{KubeScaler, Restored, ScalerOptions};

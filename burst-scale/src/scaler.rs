@@ -13,9 +13,9 @@ use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
-use crate::Error;
 use crate::error::map_kube_error;
 use crate::plan::{ANNOTATION, Kind, Observed, Release, prepare_patch, release_patch};
+use crate::{ApiCallError, Error};
 
 /// How a [`KubeScaler`] pre-warms, and how it talks to the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,11 +175,12 @@ impl KubeScaler {
         fut: impl Future<Output = Result<R, kube::Error>>,
     ) -> Result<R, Error> {
         match tokio::time::timeout(self.options.request_timeout, fut).await {
-            Err(_) => Err(Error::Timeout {
+            Err(_) => Err(ApiCallError::Timeout {
                 object: object.to_owned(),
                 action,
                 after: self.options.request_timeout,
-            }),
+            }
+            .into()),
             Ok(r) => r.map_err(|e| map_kube_error(object, action, e)),
         }
     }
@@ -273,9 +274,9 @@ impl KubeScaler {
         };
         match sent {
             Ok(()) => Ok(Attempt::Done(())),
-            Err(Error::Api {
+            Err(Error::Kube(ApiCallError::Api {
                 code: 409, message, ..
-            }) => Ok(Attempt::Retry(message)),
+            })) => Ok(Attempt::Retry(message)),
             Err(e) => Err(e),
         }
     }
@@ -302,11 +303,12 @@ impl KubeScaler {
                 }
             }
         }
-        Err(Error::Conflict {
+        Err(ApiCallError::Conflict {
             object: what.to_owned(),
             attempts: self.options.max_attempts,
             last,
-        })
+        }
+        .into())
     }
 
     async fn prepare_once(&self) -> Result<Attempt<()>, Error> {

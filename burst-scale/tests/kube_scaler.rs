@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use burst_core::CapacityScaler;
 use burst_core::scaler::PrewarmReason;
-use burst_scale::{ANNOTATION, Error, KubeScaler, Restored, ScalerOptions};
+use burst_scale::{ANNOTATION, ApiCallError, Error, KubeScaler, Restored, ScalerOptions};
 use burst_testkit::kube::{ApiProxy, ControlPlane, Fault};
 use http::Method;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -349,7 +349,10 @@ async fn a_conflict_is_read_again_and_retried() {
     let e = s.release().await.unwrap_err();
     assert_eq!(e.kind(), "conflict");
     assert!(
-        matches!(Error::of(&e), Some(Error::Conflict { attempts: 3, .. })),
+        matches!(
+            Error::of(&e),
+            Some(Error::Kube(ApiCallError::Conflict { attempts: 3, .. }))
+        ),
         "{e}"
     );
     assert_eq!(b.write_statuses().iter().filter(|w| w.1 == 409).count(), 3);

@@ -19,8 +19,8 @@ use crate::report::{Change, Column, Point, Report, Summary, report_text};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Traces: a CSV file with columns t,rps[,up] (seconds, requests/s, 1/0 for metric outages) and
-optionally p99_ms,error_ratio,primary_ready,burst_ready,burst_error_ratio (by header name;
-an empty cell is no data), or builtin:NAME with NAME one of step, ramp, sine, flash, noisy,
+optionally p99_ms,error_ratio,primary_ready,burst_ready,burst_error_ratio and burst_capacity
+(by header name; an empty cell is no data), or builtin:NAME with NAME one of step, ramp, sine, flash, noisy,
 outage, diurnal, cold-burst, endpoints-lost, burst-down, square. Where a trace gives no p99 or error ratio for the
 primary but a capacity is known, they come from a queueing model of the primary's load
 (docs/policies.md).
@@ -29,9 +29,15 @@ The burst side: by default it has unlimited capacity. --burst-start (and --burst
 --burst-prewarm-capacity) model a cold one: it serves --burst-capacity rps until a scale-up
 (its load above 80 % of its capacity, or a pre-warm's prepare) serves --burst-start later;
 requests beyond the capacity of the side they were sent to are counted as finding no
-capacity. builtin:cold-burst carries its own (5 rps, 60s, 40 rps). Example:
+capacity. builtin:cold-burst carries its own (5 rps, 60s, 40 rps). A trace's burst_capacity
+column (rps) is the burst side's serving capacity where it gives one: it overrides the
+modelled scale-ups; the model (the flags or the trace's) serves the stretches without one,
+starting from the last capacity the column gave, and without a model those stretches have
+unlimited capacity. --save-trace of a run with a burst-side model records the run's burst
+capacity as that column. Example:
 
   burst simulate --trace builtin:cold-burst --capacity 20 --compare
+  burst simulate --trace builtin:cold-burst --capacity 20 --save-trace cold.csv
 
 The policy file (YAML) holds mode, high, low, burst_weight, capacity, step, max_up, max_down,
 dead_band, target, smoothing, stabilization, sustain, cooldown, on_missing, stale_after, tick, window, window_up, window_down,
@@ -84,8 +90,11 @@ pub struct Args {
     /// Time between the fetched values (whole milliseconds).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, requires = "prometheus_url")]
     step: std::time::Duration,
-    /// Write the fetched trace to this file as CSV (t,rps,up), for `--trace FILE` later.
-    #[arg(long, value_name = "FILE", requires = "prometheus_url")]
+    /// Write the trace (fetched with --prometheus-url, or the one --trace) to this file as
+    /// CSV, for `--trace FILE` later. With a burst-side model, the run's burst capacity on
+    /// each point becomes the burst_capacity column. With --compare: the fetched trace
+    /// only, as fetched.
+    #[arg(long, value_name = "FILE")]
     save_trace: Option<PathBuf>,
     /// Timeout, authentication and TLS of the requests to Prometheus.
     #[command(flatten)]
@@ -167,6 +176,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let run = simulate_with(&spec, &trace, options(&args, args.capacity, &trace)?)?;
+    if let Some(path) = &args.save_trace {
+        save_trace(path, &trace, &run)?;
+    }
     if let Some((path, format)) = plot {
         let chart = chart(trace.name(), &spec.policy, &[("burst weight", &run)]);
         write_plot(path, &chart, format)?;
@@ -285,11 +297,28 @@ async fn replay_trace(args: &Args, url: &str) -> anyhow::Result<Trace> {
     );
     let name = format!("{query} from {}", rfc3339(start));
     let trace = Trace::from_steps(name, args.step.as_secs_f64(), &values)?;
-    if let Some(path) = &args.save_trace {
-        std::fs::write(path, trace.to_csv())
-            .with_context(|| format!("cannot write the trace to {}", path.display()))?;
+    if args.compare
+        && let Some(path) = &args.save_trace
+    {
+        // Several runs, several burst sides: the trace is saved as fetched.
+        write_trace(path, &trace)?;
     }
     Ok(trace)
+}
+
+/// Writes `trace` for --save-trace, with `run`'s burst capacity as its burst_capacity
+/// column when the run modelled a burst side.
+fn save_trace(path: &std::path::Path, trace: &Trace, run: &SimRun) -> anyhow::Result<()> {
+    if run.timeline.iter().any(|p| p.burst_capacity.is_some()) {
+        write_trace(path, &run.record_burst_capacity(trace)?)
+    } else {
+        write_trace(path, trace)
+    }
+}
+
+fn write_trace(path: &std::path::Path, trace: &Trace) -> anyhow::Result<()> {
+    std::fs::write(path, trace.to_csv())
+        .with_context(|| format!("cannot write the trace to {}", path.display()))
 }
 
 /// Parses RFC 3339 (`2026-12-01T08:00:00Z`, any offset) or Unix seconds (`1764576000`,
@@ -324,6 +353,12 @@ fn rfc3339(at: Timestamp) -> String {
 }
 
 fn compare(args: &Args, replayed: Option<Trace>) -> anyhow::Result<ExitCode> {
+    if args.save_trace.is_some() && replayed.is_none() {
+        anyhow::bail!(
+            "--save-trace with --compare saves a trace fetched with --prometheus-url only; \
+             to save a --trace, run it once without --compare"
+        );
+    }
     let capacity = args.capacity.unwrap_or(DEFAULT_COMPARE_CAPACITY);
     let mut candidates = vec![
         ("seed".to_string(), PolicyFile::default()),

@@ -13,6 +13,11 @@
 //! model, so that moving traffic away visibly lowers them (see [`model_p99_ms`] and
 //! [`model_error_ratio`]).
 //!
+//! The burst side's serving capacity is the trace's `burst_capacity` column where it gives
+//! one ([`Trace::burst_capacity_at`]), else that of a modelled [`BurstSide`] (a cold side
+//! that scales up with a delay; [`SimOptions::burst`] or the trace's own), else unlimited.
+//! [`SimRun::record_burst_capacity`] turns a run's modelled burst side into that column.
+//!
 //! ```
 //! use burst_core::policy::PolicyFile;
 //! use burst_core::sim::{simulate, Trace};
@@ -211,6 +216,16 @@ impl BurstState {
         }
     }
 
+    /// The recorded capacity overrides the model: the side serves `capacity`, and orders
+    /// still pending are void (the recording already shows what came of them). Whatever
+    /// held it there held it until `now`: a scale-down waits its window from the last
+    /// recorded tick.
+    fn pin(&mut self, now: f64, capacity: f64) {
+        self.capacity = capacity;
+        self.pending.clear();
+        self.last_busy = now;
+    }
+
     fn prepare(&mut self, now: f64) {
         self.prepared = true;
         self.order(now, self.model.prewarm);
@@ -248,7 +263,10 @@ pub struct SimOptions {
     /// the trace's `primary_ready`, the capacity in effect on each tick.
     pub capacity_per_endpoint: Option<f64>,
     /// The burst side's capacity and start-up delay (default: the trace's, if it has one;
-    /// without either the burst side has unlimited capacity, as before).
+    /// without either the burst side has unlimited capacity, as before). Where the trace
+    /// gives the burst side's capacity ([`Trace::burst_capacity_at`]), that capacity
+    /// serves and the model's scale-ups do not change it; the model serves the stretches
+    /// without one, starting from the last capacity the trace gave.
     pub burst: Option<BurstSide>,
 }
 
@@ -297,6 +315,30 @@ pub struct SimRun {
     pub changes: Vec<Change>,
     /// Every pre-warm prepare and release (empty without `prewarm`).
     pub prewarm: Vec<PrewarmEvent>,
+}
+
+impl SimRun {
+    /// `trace` with this run's burst capacity as its `burst_capacity` column: at each of
+    /// the trace's points, the capacity of the run's last tick at or before it (the trace's
+    /// own values where it has them). A recording of the run's burst side, as a trace CSV
+    /// can carry it: replayed without a burst-side model, the burst side serves the same
+    /// capacity at the trace's points (the same run, with the same policy, where the ticks
+    /// fall on the trace's points); its scale-ups no longer respond to the policy.
+    pub fn record_burst_capacity(&self, trace: &Trace) -> Result<Trace, Error> {
+        let capacity = trace
+            .points()
+            .iter()
+            .map(|p| {
+                let i = self.timeline.partition_point(|s| s.t <= p.t + 1e-9);
+                trace.burst_capacity_at(p.t).or_else(|| {
+                    i.checked_sub(1)
+                        .and_then(|j| self.timeline.get(j))
+                        .and_then(|s| s.burst_capacity)
+                })
+            })
+            .collect();
+        trace.clone().with_burst_capacity(capacity)
+    }
 }
 
 /// The scraped counter, as Prometheus would store it.
@@ -440,6 +482,7 @@ pub fn simulate_policy_with(
         b.validate()?;
     }
     let mut burst = burst_model.map(BurstState::new);
+    let burst_known = burst.is_some() || trace.has_burst_capacity();
     let burst_per_endpoint = spec.burst_capacity_per_endpoint.or(per_endpoint);
     let mut prewarm: Option<Prewarm> = spec.prewarm()?;
     let mut prewarm_events = Vec::new();
@@ -467,7 +510,7 @@ pub fn simulate_policy_with(
         seconds_primary_over_capacity: None,
         seconds_on_unhealthy_burst: 0.0,
         changes_by_rule: BTreeMap::new(),
-        seconds_burst_over_capacity: burst.as_ref().map(|_| 0.0),
+        seconds_burst_over_capacity: burst_known.then_some(0.0),
         requests_without_capacity: None,
         prewarm_prepares: prewarm.as_ref().map(|_| 0),
     };
@@ -488,19 +531,26 @@ pub fn simulate_policy_with(
         let down = model.rate(t, spec.window_down());
         let mut signals = trace.signals_at(t);
         let cap_now = capacity_at(&signals);
+        // The trace's burst capacity, where it gives one, overrides the model's.
+        let recorded_burst = trace.burst_capacity_at(t);
         if let Some(b) = burst.as_mut() {
             b.advance(t, burst_load);
+            if let Some(c) = recorded_burst {
+                b.pin(t, c);
+            }
+        }
+        if let Some(burst_cap) = recorded_burst.or(burst.as_ref().map(|b| b.capacity)) {
             if signals.burst_ready.is_none()
                 && let Some(per) = burst_per_endpoint.filter(|p| *p > 0.0)
             {
                 // Whole endpoints serving; the capacity is finite and >= 0, capped far
                 // below u32::MAX, so the cast cannot truncate.
-                signals.burst_ready = Some((b.capacity / per + 1e-9).floor().min(1e6) as u32);
+                signals.burst_ready = Some((burst_cap / per + 1e-9).floor().min(1e6) as u32);
             }
             if signals.burst_error_ratio.is_none() {
                 signals.burst_error_ratio = Ratio::try_new(
                     "burst error ratio",
-                    model_error_ratio(burst_load, b.capacity),
+                    model_error_ratio(burst_load, burst_cap),
                 )
                 .ok();
             }
@@ -580,6 +630,8 @@ pub fn simulate_policy_with(
                 });
             }
         }
+        // A release may shrink the modelled side at once; a recorded capacity stays.
+        let burst_cap = recorded_burst.or(burst.as_ref().map(|b| b.capacity));
         // Traffic until the next tick flows with this split.
         let t_next = (t + tick).min(trace.duration());
         if t_next > t {
@@ -606,13 +658,12 @@ pub fn simulate_policy_with(
             if let Some(cap) = cap_now {
                 *refused.get_or_insert(0.0) += (primary_rps - cap).max(0.0) * dt;
             }
-            if let (Some(b), Some(over)) =
-                (burst.as_ref(), summary.seconds_burst_over_capacity.as_mut())
+            if let (Some(b), Some(over)) = (burst_cap, summary.seconds_burst_over_capacity.as_mut())
             {
-                if burst_load > b.capacity + 1e-9 {
+                if burst_load > b + 1e-9 {
                     *over += dt;
                 }
-                *refused.get_or_insert(0.0) += (burst_load - b.capacity).max(0.0) * dt;
+                *refused.get_or_insert(0.0) += (burst_load - b).max(0.0) * dt;
             }
             if let Some(r) = refused {
                 *summary.requests_without_capacity.get_or_insert(0.0) += r;
@@ -638,7 +689,7 @@ pub fn simulate_policy_with(
             primary_ready: signals.primary_ready,
             burst_ready: signals.burst_ready,
             capacity: cap_now,
-            burst_capacity: burst.as_ref().map(|b| b.capacity),
+            burst_capacity: burst_cap,
             forecast,
             prepared: prewarm.as_ref().map(Prewarm::is_prepared),
         });
@@ -983,6 +1034,97 @@ mod tests {
         // The probe stays on burst once the load is gone.
         assert_eq!(run.summary.final_burst_weight, 2);
         assert_eq!(run.summary.changes_by_rule.get("warming"), Some(&3));
+    }
+
+    /// The cold-burst trace with its burst side's capacity given by `capacity(t)` on every
+    /// point.
+    fn cold_with_capacity(capacity: impl Fn(f64) -> Option<f64>) -> Trace {
+        let trace = Trace::builtin("cold-burst", 0).unwrap();
+        let column = trace.points().iter().map(|p| capacity(p.t)).collect();
+        trace.with_burst_capacity(column).unwrap()
+    }
+
+    #[test]
+    fn a_recorded_burst_capacity_overrides_the_modelled_scale_up() {
+        // The trace's own model (5 rps, 60 s) would leave ~1,050 requests without capacity;
+        // a burst side recorded at 40 rps throughout serves everything.
+        let warm = cold_with_capacity(|_| Some(40.0));
+        let run = simulate(&yaml(RECOMMENDED), &warm, Some(COLD_BURST_PRIMARY_CAPACITY)).unwrap();
+        assert_eq!(run.summary.seconds_burst_over_capacity, Some(0.0));
+        assert_eq!(run.summary.requests_without_capacity, Some(0.0));
+        assert!(run.timeline.iter().all(|p| p.burst_capacity == Some(40.0)));
+        // Recorded at 5 rps throughout: the model's scale-ups never serve, not even a
+        // pre-warm's prepare.
+        let stuck = cold_with_capacity(|_| Some(5.0));
+        let file = yaml(&format!("{RECOMMENDED}prewarm: {{lead: 90s, hold: 5m}}\n"));
+        let run = simulate(&file, &stuck, Some(COLD_BURST_PRIMARY_CAPACITY)).unwrap();
+        assert_eq!(run.summary.prewarm_prepares, Some(1));
+        assert!(run.timeline.iter().all(|p| p.burst_capacity == Some(5.0)));
+        let modelled = cold(RECOMMENDED).summary.requests_without_capacity.unwrap();
+        let refused = run.summary.requests_without_capacity.unwrap();
+        assert!(refused > modelled, "{refused} vs modelled {modelled}");
+    }
+
+    #[test]
+    fn the_model_serves_the_stretches_without_a_recorded_capacity_from_the_last_one() {
+        // Recorded at 30 rps for the first 2 minutes, then no data: the model goes on
+        // from 30 (not from its initial 5) and scales up by itself later.
+        let trace = cold_with_capacity(|t| (t < 120.0).then_some(30.0));
+        let run = simulate(
+            &PolicyFile::default(),
+            &trace,
+            Some(COLD_BURST_PRIMARY_CAPACITY),
+        )
+        .unwrap();
+        let at = |t: f64| run.timeline.iter().find(|p| p.t >= t).unwrap();
+        assert_eq!(at(119.0).burst_capacity, Some(30.0));
+        assert_eq!(at(121.0).burst_capacity, Some(30.0));
+        let most = run
+            .timeline
+            .iter()
+            .filter_map(|p| p.burst_capacity)
+            .fold(0.0, f64::max);
+        assert!(
+            most > 30.0,
+            "the model scaled up past the recording: {most}"
+        );
+        // Without any model the stretches without data have no burst capacity (unlimited,
+        // nothing counted), never 0.
+        let column = trace
+            .points()
+            .iter()
+            .map(|p| trace.burst_capacity_at(p.t))
+            .collect();
+        let csv = Trace::new("no model", trace.points().to_vec())
+            .unwrap()
+            .with_burst_capacity(column)
+            .unwrap();
+        let run = simulate(&PolicyFile::default(), &csv, Some(20.0)).unwrap();
+        let at = |t: f64| run.timeline.iter().find(|p| p.t >= t).unwrap();
+        assert_eq!(at(60.0).burst_capacity, Some(30.0));
+        assert_eq!(at(200.0).burst_capacity, None);
+        assert!(run.summary.seconds_burst_over_capacity.is_some());
+    }
+
+    #[test]
+    fn a_recorded_run_replays_to_the_same_run_from_its_csv() {
+        for policy in [
+            String::new(),
+            RECOMMENDED.to_string(),
+            format!("{RECOMMENDED}prewarm: {{lead: 90s, hold: 5m}}\n"),
+        ] {
+            let file = yaml(&policy);
+            let original = cold(&policy);
+            let trace = Trace::builtin("cold-burst", 0).unwrap();
+            let recorded = original.record_burst_capacity(&trace).unwrap();
+            let csv = recorded.to_csv();
+            assert!(csv.starts_with("t,rps,up,burst_capacity\n"), "{policy}");
+            let replay_trace = Trace::from_csv("saved", &csv).unwrap();
+            assert_eq!(replay_trace.burst_side(), None);
+            let replay = simulate(&file, &replay_trace, Some(COLD_BURST_PRIMARY_CAPACITY)).unwrap();
+            assert_eq!(replay.summary, original.summary, "{policy}");
+            assert_eq!(replay.timeline, original.timeline, "{policy}");
+        }
     }
 
     proptest! {

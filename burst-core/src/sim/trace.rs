@@ -9,7 +9,9 @@ use crate::{Error, Millis, Ratio, Signals};
 /// point's `t`. `up = false` marks a metric outage (scrapes fail) while the load goes on.
 /// Each point may also carry measured [`Signals`] (the CSV columns `p99_ms`,
 /// `error_ratio`, `primary_ready`, `burst_ready`, `burst_error_ratio`; an empty cell is no
-/// data), which hold the same way.
+/// data), which hold the same way, and the burst side's serving capacity (the CSV column
+/// `burst_capacity`, in rps), which overrides the simulator's modelled burst side where
+/// given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
     name: String,
@@ -18,6 +20,8 @@ pub struct Trace {
     signals: Vec<Signals>,
     /// Requests served from 0 to each point's `t`, so `total_until` is a binary search.
     cumulative: Vec<f64>,
+    /// The burst side's serving capacity in rps, one per point (`None`: no data).
+    burst_capacity: Vec<Option<f64>>,
     /// The burst side this trace is meant to run against (built-in `cold-burst`), if any.
     burst_side: Option<BurstSide>,
 }
@@ -59,6 +63,10 @@ impl Trace {
         "burst_error_ratio",
     ];
 
+    /// The optional CSV column of the burst side's serving capacity in rps, positionally
+    /// after the [signal columns](Self::SIGNAL_COLUMNS).
+    pub const BURST_CAPACITY_COLUMN: &'static str = "burst_capacity";
+
     /// A trace from points; times must start at 0, increase strictly, and rates be valid.
     pub fn new(name: impl Into<String>, points: Vec<TracePoint>) -> Result<Trace, Error> {
         let err = |line: usize, message: String| Error::Trace { line, message };
@@ -97,29 +105,69 @@ impl Trace {
             cumulative.push(total);
         }
         let signals = vec![Signals::NONE; points.len()];
+        let burst_capacity = vec![None; points.len()];
         Ok(Trace {
             name: name.into(),
             points,
             signals,
             cumulative,
+            burst_capacity,
             burst_side: None,
         })
     }
 
     /// The same trace with measured signals, one per point.
     pub fn with_signals(mut self, signals: Vec<Signals>) -> Result<Trace, Error> {
-        if signals.len() != self.points.len() {
-            return Err(Error::Trace {
-                line: 0,
-                message: format!(
-                    "{} signal rows for {} points; give one per point",
-                    signals.len(),
-                    self.points.len()
-                ),
-            });
-        }
+        self.one_per_point(signals.len(), "signal rows")?;
         self.signals = signals;
         Ok(self)
+    }
+
+    /// The same trace with the burst side's serving capacity in rps, one per point
+    /// (`None`: no data for that stretch); each must be a finite number >= 0.
+    pub fn with_burst_capacity(mut self, capacity: Vec<Option<f64>>) -> Result<Trace, Error> {
+        self.one_per_point(capacity.len(), "burst capacities")?;
+        if let Some((i, v)) = capacity
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| c.filter(|v| !valid_capacity(*v)).map(|v| (i, v)))
+        {
+            return Err(Error::Trace {
+                line: i + 1,
+                message: burst_capacity_message(&v.to_string()),
+            });
+        }
+        self.burst_capacity = capacity;
+        Ok(self)
+    }
+
+    /// Refuses `given` values of `what` for other than one per point.
+    fn one_per_point(&self, given: usize, what: &str) -> Result<(), Error> {
+        if given == self.points.len() {
+            return Ok(());
+        }
+        Err(Error::Trace {
+            line: 0,
+            message: format!(
+                "{given} {what} for {} points; give one per point",
+                self.points.len()
+            ),
+        })
+    }
+
+    /// Whether any point gives the burst side's capacity.
+    pub fn has_burst_capacity(&self) -> bool {
+        self.burst_capacity.iter().any(Option::is_some)
+    }
+
+    /// The burst side's serving capacity in effect at `t` (that of the last point at or
+    /// before it; `None`: no data).
+    pub fn burst_capacity_at(&self, t: f64) -> Option<f64> {
+        let i = self.points.partition_point(|p| p.t <= t);
+        self.burst_capacity
+            .get(i.saturating_sub(1))
+            .copied()
+            .flatten()
     }
 
     /// The same trace meant to run against `burst` (the simulator uses it unless told
@@ -149,14 +197,16 @@ impl Trace {
             .unwrap_or(Signals::NONE)
     }
 
-    /// Parses CSV `t,rps[,up[,p99_ms,error_ratio,primary_ready,burst_ready,burst_error_ratio]]`.
+    /// Parses CSV
+    /// `t,rps[,up[,p99_ms,error_ratio,primary_ready,burst_ready,burst_error_ratio[,burst_capacity]]]`.
     ///
     /// The header line is optional; with one, columns are found by name (`t` and `rps`
-    /// first, then any of `up` and the [signal columns](Self::SIGNAL_COLUMNS) in any
-    /// order); without one, they are positional. `up` is 1/0 or true/false (default 1). A
-    /// signal cell left empty is "no data" for that stretch, never 0.
+    /// first, then any of `up`, the [signal columns](Self::SIGNAL_COLUMNS) and
+    /// [`burst_capacity`](Self::BURST_CAPACITY_COLUMN) in any order); without one, they are
+    /// positional. `up` is 1/0 or true/false (default 1). A signal or `burst_capacity` cell
+    /// left empty is "no data" for that stretch, never 0.
     pub fn from_csv(name: impl Into<String>, text: &str) -> Result<Trace, Error> {
-        const ALL: [&str; 8] = [
+        const ALL: [&str; 9] = [
             "t",
             "rps",
             "up",
@@ -165,9 +215,11 @@ impl Trace {
             "primary_ready",
             "burst_ready",
             "burst_error_ratio",
+            Trace::BURST_CAPACITY_COLUMN,
         ];
         let mut points = Vec::new();
         let mut signals = Vec::new();
+        let mut burst_capacity = Vec::new();
         // Column index of each of ALL, by position unless a header says otherwise.
         let mut layout: Vec<&str> = ALL.to_vec();
         for (i, raw) in text.lines().enumerate() {
@@ -183,8 +235,9 @@ impl Trace {
             if i == 0 && cols.first().is_some_and(|c| c.parse::<f64>().is_err()) {
                 if cols.first() != Some(&"t") || cols.get(1) != Some(&"rps") {
                     return Err(bad(format!(
-                        "header `{line}` must start with `t,rps`, then any of up, {}",
-                        Self::SIGNAL_COLUMNS.join(", ")
+                        "header `{line}` must start with `t,rps`, then any of up, {}, {}",
+                        Self::SIGNAL_COLUMNS.join(", "),
+                        Self::BURST_CAPACITY_COLUMN
                     )));
                 }
                 for (j, c) in cols.iter().enumerate() {
@@ -252,6 +305,12 @@ impl Trace {
                         .and_then(|x| Millis::try_new("p99_ms", x).map_err(|e| bad(e.to_string())))
                 })
                 .transpose()?;
+            let capacity = cell(Self::BURST_CAPACITY_COLUMN)
+                .map(|v| match v.parse::<f64>() {
+                    Ok(x) if valid_capacity(x) => Ok(x),
+                    _ => Err(bad(burst_capacity_message(v))),
+                })
+                .transpose()?;
             signals.push(Signals {
                 primary_p99: p99,
                 primary_error_ratio: ratio("error_ratio")?,
@@ -264,8 +323,11 @@ impl Trace {
                 rps: num(rps, "rps")?,
                 up,
             });
+            burst_capacity.push(capacity);
         }
-        Trace::new(name, points)?.with_signals(signals)
+        Trace::new(name, points)?
+            .with_signals(signals)?
+            .with_burst_capacity(burst_capacity)
     }
 
     /// A built-in trace; `seed` drives the noise of `noisy` and `diurnal`.
@@ -384,11 +446,15 @@ impl Trace {
         Trace::new(name, points)
     }
 
-    /// The trace as CSV `t,rps,up` (plus the signal columns when any point has a signal)
-    /// with a header line, which [`Trace::from_csv`] reads back to the same points (numbers
-    /// are written in their shortest exact form).
+    /// The trace as CSV `t,rps,up` (plus the signal columns when any point has a signal,
+    /// and `burst_capacity` when any point has one) with a header line, which
+    /// [`Trace::from_csv`] reads back to the same points, signals and burst capacities
+    /// (numbers are written in their shortest exact form). A built-in's modelled burst side
+    /// ([`Trace::burst_side`]) is not a column: see [`Trace::with_burst_capacity`] to record
+    /// a run's.
     pub fn to_csv(&self) -> String {
         let with_signals = self.has_signals();
+        let with_capacity = self.has_burst_capacity();
         let mut out = String::with_capacity(16 * (self.points.len() + 1));
         out.push_str("t,rps,up");
         if with_signals {
@@ -397,8 +463,17 @@ impl Trace {
                 out.push_str(c);
             }
         }
+        if with_capacity {
+            out.push(',');
+            out.push_str(Self::BURST_CAPACITY_COLUMN);
+        }
         out.push('\n');
-        for (p, s) in self.points.iter().zip(&self.signals) {
+        for ((p, s), capacity) in self
+            .points
+            .iter()
+            .zip(&self.signals)
+            .zip(&self.burst_capacity)
+        {
             out.push_str(&format!("{},{},{}", p.t, p.rps, u8::from(p.up)));
             if with_signals {
                 let cell = |v: Option<String>| v.unwrap_or_default();
@@ -410,6 +485,12 @@ impl Trace {
                     cell(s.burst_ready.map(|v| v.to_string())),
                     cell(s.burst_error_ratio.map(|v| v.get().to_string())),
                 ));
+            }
+            if with_capacity {
+                out.push(',');
+                if let Some(c) = capacity {
+                    out.push_str(&c.to_string());
+                }
             }
             out.push('\n');
         }
@@ -446,6 +527,20 @@ impl Trace {
             Some(j) => self.cumulative[j] + self.points[j].rps * (t - self.points[j].t),
         }
     }
+}
+
+/// Whether `v` is a burst-side capacity: a finite number of rps >= 0.
+fn valid_capacity(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
+/// The error for a `burst_capacity` cell that is not a capacity.
+fn burst_capacity_message(cell: &str) -> String {
+    format!(
+        "{} `{cell}` is not a capacity; give the burst side's requests/s as a number >= 0, \
+         or leave the cell empty for no data",
+        Trace::BURST_CAPACITY_COLUMN
+    )
 }
 
 /// The primary's capacity the `cold-burst` trace is meant for, in rps.
@@ -619,6 +714,82 @@ mod tests {
     }
 
     #[test]
+    fn csv_burst_capacity_column_by_name_and_position_with_empty_cells_as_no_data() {
+        let t = Trace::from_csv("x", "t,burst_capacity,rps\n0,5,10\n60,,30\n120,40.5,30\n")
+            .unwrap_err()
+            .to_string();
+        // `t,rps` come first, as for every other column.
+        assert!(t.contains("must start with `t,rps`"), "{t}");
+        let t =
+            Trace::from_csv("x", "t,rps,burst_capacity\n0,10,5\n60,30,\n120,30,40.5\n").unwrap();
+        assert!(t.has_burst_capacity());
+        assert!(!t.has_signals());
+        assert_eq!(t.burst_capacity_at(0.0), Some(5.0));
+        assert_eq!(t.burst_capacity_at(59.9), Some(5.0));
+        assert_eq!(t.burst_capacity_at(60.0), None);
+        assert_eq!(t.burst_capacity_at(130.0), Some(40.5));
+        // Positionally it is the ninth column, after the signal columns.
+        let positional = Trace::from_csv("p", "0,5,1,,,,,,0\n10,5,1,,,,,,12\n").unwrap();
+        assert_eq!(positional.burst_capacity_at(5.0), Some(0.0));
+        assert_eq!(positional.burst_capacity_at(10.0), Some(12.0));
+        assert!(!positional.has_signals());
+        // Written back with its header, alone or with the signal columns.
+        let csv = t.to_csv();
+        assert_eq!(
+            csv,
+            "t,rps,up,burst_capacity\n0,10,1,5\n60,30,1,\n120,30,1,40.5\n"
+        );
+        assert_eq!(Trace::from_csv("x", &csv).unwrap(), t);
+        let both =
+            Trace::from_csv("b", "t,rps,burst_ready,burst_capacity\n0,5,2,10\n10,5,,\n").unwrap();
+        assert_eq!(Trace::from_csv("b", &both.to_csv()).unwrap(), both);
+        // A trace without the column writes none.
+        let plain = Trace::builtin("step", 0).unwrap();
+        assert!(!plain.has_burst_capacity());
+        assert!(plain.to_csv().starts_with("t,rps,up\n"));
+    }
+
+    #[test]
+    fn csv_burst_capacity_errors_name_line_column_and_value() {
+        for (csv, needle) in [
+            (
+                "t,rps,burst_capacity\n0,1,5\n1,1,-3\n",
+                "trace line 3: burst_capacity `-3` is not a capacity",
+            ),
+            (
+                "t,rps,burst_capacity\n0,1,lots\n1,1,5\n",
+                "trace line 2: burst_capacity `lots` is not a capacity",
+            ),
+            (
+                "t,rps,burst_capacity\n# a comment\n0,1,NaN\n1,1,5\n",
+                "trace line 3: burst_capacity `NaN`",
+            ),
+            ("t,rps,burst_capacity\n0,1,inf\n1,1,5\n", "`inf`"),
+            ("0,1,1,,,,,,-1\n1,1\n", "trace line 1: burst_capacity `-1`"),
+            ("t,rps,burst_capacity,burst_capacity\n0,1\n1,1\n", "twice"),
+        ] {
+            let e = Trace::from_csv("x", csv).unwrap_err().to_string();
+            assert!(e.contains(needle), "{csv:?} → {e}");
+            assert!(
+                e.contains("leave the cell empty") || needle == "twice",
+                "{e}"
+            );
+        }
+        let two = Trace::builtin("step", 0).unwrap();
+        let n = two.points().len();
+        let e = two
+            .clone()
+            .with_burst_capacity(vec![None; n + 1])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one per point"), "{e}");
+        let mut bad = vec![None; n];
+        bad[1] = Some(f64::NAN);
+        let e = two.with_burst_capacity(bad).unwrap_err().to_string();
+        assert!(e.contains("line 2: burst_capacity `NaN`"), "{e}");
+    }
+
+    #[test]
     fn signal_builtins_carry_endpoints() {
         let lost = Trace::builtin("endpoints-lost", 0).unwrap();
         assert_eq!(lost.signals_at(0.0).primary_ready, Some(4));
@@ -742,15 +913,40 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Points, outages and the burst side's capacity (any finite value >= 0, or no
+        /// data) survive `to_csv` and `from_csv` exactly.
         #[test]
         fn csv_round_trip_is_exact(
-            values in proptest::collection::vec(proptest::option::of(0.0f64..1e6), 2..50),
+            values in proptest::collection::vec(
+                (
+                    proptest::option::of(0.0f64..1e6),
+                    proptest::option::of(proptest::prop_oneof![
+                        proptest::strategy::Just(0.0f64),
+                        0.0f64..1e9,
+                        // Every positive finite, down to the subnormals.
+                        proptest::num::f64::POSITIVE
+                            | proptest::num::f64::NORMAL
+                            | proptest::num::f64::SUBNORMAL,
+                    ]),
+                ),
+                2..50,
+            ),
             step in 0.001f64..100.0,
         ) {
-            proptest::prop_assume!(values.iter().any(Option::is_some));
-            let trace = Trace::from_steps("p", step, &values).unwrap();
+            let rates: Vec<Option<f64>> = values.iter().map(|v| v.0).collect();
+            proptest::prop_assume!(rates.iter().any(Option::is_some));
+            let trace = Trace::from_steps("p", step, &rates).unwrap();
             let back = Trace::from_csv("p", &trace.to_csv()).unwrap();
-            proptest::prop_assert_eq!(back.points(), trace.points());
+            proptest::prop_assert_eq!(&back, &trace);
+            let capacity: Vec<Option<f64>> = values.iter().map(|v| v.1).collect();
+            let with = trace.with_burst_capacity(capacity.clone()).unwrap();
+            let csv = with.to_csv();
+            let back = Trace::from_csv("p", &csv).unwrap();
+            proptest::prop_assert_eq!(&back, &with);
+            proptest::prop_assert_eq!(
+                csv.starts_with("t,rps,up,burst_capacity\n"),
+                capacity.iter().any(Option::is_some)
+            );
         }
     }
 }

@@ -167,12 +167,15 @@ impl Supervisor {
             let _ = r.stop.send(true);
             r.handle
         });
+        // Built and boxed outside the task's block, so the task holds the policy (several
+        // KiB) once, inside this future, rather than once more as a captured variable.
+        let run = Box::pin(run_policy(ctx, task, stop_rx));
         let handle = tokio::spawn(async move {
             // One loop per object at a time: the old one finishes its tick first.
             if let Some(h) = prev_handle {
                 let _ = h.await;
             }
-            run_policy(ctx, task, stop_rx).await;
+            run.await;
         });
         self.running.insert(
             key,
@@ -248,8 +251,11 @@ pub async fn run_operator(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
+    // `managedFields` is dropped on arrival: burstd never reads it, and at 1,000 policies
+    // the copies kept in `desired` were the largest part of the watched objects.
     let mut policies = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(|p| p.metadata.managed_fields = None)
         .boxed();
     let mut leader_rx = ctx.leader.subscribe();
     let mut sup = Supervisor {

@@ -408,7 +408,8 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
     };
     let writer_task = tokio::spawn(async move {
         while let Some(update) = rx.recv().await {
-            writer.handle(*update).await;
+            // Boxed: the status patch's future is large and exists only while it runs.
+            Box::pin(writer.handle(*update)).await;
         }
     });
     let stopped = {
@@ -452,7 +453,7 @@ async fn run_controller(
 ) {
     let mut delay = Duration::from_secs(1).min(ctx.rebuild_after);
     let parts = loop {
-        match build_parts(ctx, &task.namespace, &task.spec).await {
+        match Box::pin(build_parts(ctx, &task.namespace, &task.spec)).await {
             Ok(p) => break p,
             Err(e) => {
                 tracing::warn!(policy = %key, kind = e.kind(), error = %e, retry_in = ?delay, "cannot set up the control loop");
@@ -484,7 +485,8 @@ async fn run_controller(
     let mut controller =
         Controller::new(parts.source, parts.policy, parts.router, config).with_observer(observer);
     if let Some(scaler) = parts.scaler {
-        controller = crate::prewarm::attach(ctx, key, &parts.spec, scaler, controller).await;
+        controller =
+            Box::pin(crate::prewarm::attach(ctx, key, &parts.spec, scaler, controller)).await;
     }
     let stopped = controller.run(stopped).await;
     tracing::debug!(policy = %key, ticks = stopped.ticks, belief = ?stopped.belief, "controller returned");

@@ -226,12 +226,12 @@ impl Supervisor {
 /// Operator mode, the whole process: endpoints, leader election, and one loop per
 /// BurstPolicy until `shutdown` completes (see [`crate::process`] for the shutdown order).
 pub async fn run(
-    client: kube::Client,
+    client: impl Into<crate::client::KubeClients>,
     options: CommonOptions,
     settings: OperatorSettings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let p = crate::process::setup(client, &options).await?;
+    let p = crate::process::setup(client.into(), &options).await?;
     let ctx = p.ctx.clone();
     let readiness = p.readiness.clone();
     p.run(run_operator(ctx, settings, readiness, shutdown))
@@ -248,8 +248,8 @@ pub async fn run_operator(
     shutdown: impl Future<Output = ()>,
 ) {
     let api: Api<BurstPolicy> = match &settings.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
+        Some(ns) => Api::namespaced(ctx.watch_client.clone(), ns),
+        None => Api::all(ctx.watch_client.clone()),
     };
     // `managedFields` is dropped on arrival: burstd never reads it, and at 1,000 policies
     // the copies kept in `desired` were the largest part of the watched objects.

@@ -17,15 +17,21 @@ use crate::metrics::Metrics;
 use crate::runner::RunContext;
 use crate::server::{Readiness, Server};
 
-/// A client from the kubeconfig or the in-cluster service account, as `kubectl` finds it,
-/// multiplexing its requests over one HTTP/2 connection ([`crate::client`]).
-pub async fn kube_client() -> Result<kube::Client, Error> {
+/// Clients from the kubeconfig or the in-cluster service account, as `kubectl` finds it.
+/// With `http2`, requests are multiplexed over one HTTP/2 connection and watches have
+/// their own ([`crate::client`]); without, kube's HTTP/1.1 client serves both.
+pub async fn kube_client(http2: bool) -> Result<crate::client::KubeClients, Error> {
     let config = kube::Config::infer().await.map_err(|e| Error::NoCluster {
         source: kube::Error::InferConfig(e),
     })?;
-    let (client, _) =
-        crate::client::client(config).map_err(|source| Error::NoCluster { source })?;
-    Ok(client)
+    if !http2 {
+        let client =
+            kube::Client::try_from(config).map_err(|source| Error::NoCluster { source })?;
+        return Ok(client.into());
+    }
+    let (clients, _) =
+        crate::client::clients(config).map_err(|source| Error::NoCluster { source })?;
+    Ok(clients)
 }
 
 /// Settings both modes share.
@@ -47,6 +53,8 @@ pub struct CommonOptions {
     pub request_timeout: Duration,
     /// Record Kubernetes Events.
     pub events: bool,
+    /// Requests over one HTTP/2 connection ([`crate::client`]); off: kube's HTTP/1.1 client.
+    pub api_http2: bool,
 }
 
 impl CommonOptions {
@@ -61,6 +69,7 @@ impl CommonOptions {
             shutdown_grace: Duration::from_secs(15),
             request_timeout: Duration::from_secs(10),
             events: true,
+            api_http2: false,
         }
     }
 }
@@ -75,7 +84,11 @@ pub(crate) struct Process {
 }
 
 /// Binds the endpoints and prepares the elector and the loops' shared context.
-pub(crate) async fn setup(client: kube::Client, o: &CommonOptions) -> Result<Process, Error> {
+pub(crate) async fn setup(
+    clients: crate::client::KubeClients,
+    o: &CommonOptions,
+) -> Result<Process, Error> {
+    let client = clients.requests;
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::new());
     let server = Server::bind(o.listen, metrics.clone(), readiness.clone()).await?;
@@ -91,7 +104,8 @@ pub(crate) async fn setup(client: kube::Client, o: &CommonOptions) -> Result<Pro
         }
     };
     let mut ctx = RunContext::new(client.clone(), metrics, leader);
-    ctx.route_caches = Some(burst_istio::RouteCaches::new(client.clone()));
+    ctx.route_caches = Some(burst_istio::RouteCaches::new(clients.watches.clone()));
+    ctx.watch_client = clients.watches;
     ctx.events = o
         .events
         .then(|| EventRecorder::new(client, o.identity.clone()));

@@ -42,6 +42,8 @@ use crate::status::{EventNote, StatusTracker, Update};
 pub struct RunContext {
     /// The client of the local cluster.
     pub client: kube::Client,
+    /// The client for watches (`client` unless [`crate::process`] sets its own).
+    pub watch_client: kube::Client,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Leader state; writes happen only while it says leader.
@@ -95,6 +97,7 @@ impl RunContext {
     /// Defaults around a client.
     pub fn new(client: kube::Client, metrics: Arc<Metrics>, leader: LeaderHandle) -> RunContext {
         RunContext {
+            watch_client: client.clone(),
             client,
             metrics,
             leader,
@@ -358,7 +361,7 @@ fn build_source(
         SourceSetup::Http(config) => config.build(&ctx.http_clients)?,
         SourceSetup::Pods(config) => {
             let w = &ctx.endpoint_watchers;
-            let mut source = PodSource::shared(config, w, &ctx.client, &ctx.http_clients)?;
+            let mut source = PodSource::shared(config, w, &ctx.watch_client, &ctx.http_clients)?;
             if let Some(rewrite) = &ctx.pod_url_rewrite {
                 source = source.with_url_rewrite(rewrite.clone());
             }
@@ -371,7 +374,9 @@ fn build_source(
     let mut with_ready = burst_pods::WithReadyEndpoints::new(source);
     for (side, service) in [(true, ready.primary), (false, ready.burst)] {
         if let Some((ns, svc)) = service {
-            let w = ctx.endpoint_watchers.get_or_start(&ctx.client, &ns, &svc)?;
+            let w = ctx
+                .endpoint_watchers
+                .get_or_start(&ctx.watch_client, &ns, &svc)?;
             with_ready = if side {
                 with_ready.primary(w)
             } else {
@@ -485,8 +490,14 @@ async fn run_controller(
     let mut controller =
         Controller::new(parts.source, parts.policy, parts.router, config).with_observer(observer);
     if let Some(scaler) = parts.scaler {
-        controller =
-            Box::pin(crate::prewarm::attach(ctx, key, &parts.spec, scaler, controller)).await;
+        controller = Box::pin(crate::prewarm::attach(
+            ctx,
+            key,
+            &parts.spec,
+            scaler,
+            controller,
+        ))
+        .await;
     }
     let stopped = controller.run(stopped).await;
     tracing::debug!(policy = %key, ticks = stopped.ticks, belief = ?stopped.belief, "controller returned");

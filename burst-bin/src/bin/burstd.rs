@@ -32,7 +32,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Operator(a) => {
             let options = a.common.options()?;
             let shutdown = burst_main::shutdown_signal();
-            operator::run(kube_client().await?, options, a.settings(), shutdown).await
+            let clients = kube_client(options.api_http2).await?;
+            operator::run(clients, options, a.settings(), shutdown).await
         }
         Command::Run(a) => {
             if let Some(haproxy) = a.haproxy()? {
@@ -49,7 +50,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let policy = single::load(a.config.as_deref(), &a.overrides())?;
             tracing::info!(namespace = %policy.namespace, name = %policy.name, target = %policy.spec.target.describe(&policy.namespace), "single-policy mode");
             let shutdown = burst_main::shutdown_signal();
-            single::run(kube_client().await?, options, policy, shutdown).await
+            let clients = kube_client(options.api_http2).await?;
+            single::run(clients, options, policy, shutdown).await
         }
     }
 }

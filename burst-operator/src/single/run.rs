@@ -19,7 +19,7 @@ use crate::server::Readiness;
 /// Single-policy mode, the whole process: endpoints, leader election, and the one loop
 /// while this instance leads, until `shutdown` completes (see [`crate::process`]).
 pub async fn run(
-    client: kube::Client,
+    client: impl Into<crate::client::KubeClients>,
     options: CommonOptions,
     policy: SinglePolicy,
     shutdown: impl Future<Output = ()>,
@@ -29,7 +29,7 @@ pub async fn run(
         Some(path) => Some(prewarm_client(path).await?),
         None => None,
     };
-    let mut p = crate::process::setup(client, &options).await?;
+    let mut p = crate::process::setup(client.into(), &options).await?;
     if prewarm_client.is_some() {
         // Nothing shares the context yet: this does not clone it.
         Arc::make_mut(&mut p.ctx).prewarm_client = prewarm_client;

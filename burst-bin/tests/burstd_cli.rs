@@ -404,7 +404,18 @@ async fn single_policy_mode_runs_and_stops_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_mode_runs_policies_and_stops_cleanly_on_sigterm() {
-    let cluster = Cluster::start("cli-operator").await;
+    operator_mode_runs_and_stops("cli-operator", false).await;
+}
+
+/// The same over `--api-http2`: requests multiplexed on one HTTP/2 connection to the real
+/// kube-apiserver, watches on their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_mode_over_http2_runs_policies_and_stops_cleanly_on_sigterm() {
+    operator_mode_runs_and_stops("cli-operator-h2", true).await;
+}
+
+async fn operator_mode_runs_and_stops(name: &str, http2: bool) {
+    let cluster = Cluster::start(name).await;
     let policies = Api::<DynamicObject>::namespaced_with(
         cluster.client.clone(),
         &cluster.ns,
@@ -429,6 +440,7 @@ async fn operator_mode_runs_policies_and_stops_cleanly_on_sigterm() {
         .burstd(port)
         .env("BURST_STATUS_INTERVAL", "200ms")
         .env("BURST_WATCH_NAMESPACE", &cluster.ns)
+        .env("BURST_API_HTTP2", http2.to_string())
         .arg("operator")
         .spawn()
         .unwrap();

@@ -418,22 +418,8 @@ fn burstd_prewarms_the_burst_deployment_and_the_worker_follows_it() {
     );
     assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    let changes = report["changes"].as_array().unwrap();
-    let reasons: Vec<&str> = changes
-        .iter()
-        .map(|c| c["reason"].as_str().unwrap())
-        .collect();
     // burstd's changes, as its SplitChanged Events tell them, went through the ramp.
-    assert!(
-        reasons.iter().any(|r| r.starts_with("warming")),
-        "no ramp step in burstd's changes: {reasons:#?}"
-    );
-    let first_up = changes
-        .iter()
-        .find(|c| c["burst_weight"].as_u64().unwrap() > 0)
-        .expect("traffic never moved to burst");
-    assert_eq!(first_up["burst_weight"], 10, "{first_up}");
-    let first_up_t = first_up["t"].as_f64().unwrap();
+    let (first_up_t, reasons) = common::assert_ramp_started_at_10(&report);
 
     let notes = report["demo"]["prewarm"]
         .as_array()
@@ -458,9 +444,11 @@ fn burstd_prewarms_the_burst_deployment_and_the_worker_follows_it() {
     );
     assert!(
         prepare["t"].as_f64().unwrap() <= first_up_t,
-        "prepared only after traffic moved: {prepare} vs {first_up}"
+        "prepared only after traffic moved: {prepare} vs the first change at {first_up_t}"
     );
-    let back_t = changes
+    let back_t = report["changes"]
+        .as_array()
+        .unwrap()
         .iter()
         .rev()
         .find(|c| c["burst_weight"] == 0)

@@ -135,3 +135,24 @@ pub fn assert_followed_the_load(first_burst: f64, back: f64, rise: f64, fall: f6
         "came back at {back}s, load fell at {fall}s"
     );
 }
+
+/// Checks that a report's changes went through the warm-up ramp (a `warming` reason) and
+/// that the first change moving traffic to burst was the ramp's first step, 10 %.
+/// Returns that change's time and every change's reason.
+pub fn assert_ramp_started_at_10(report: &serde_json::Value) -> (f64, Vec<String>) {
+    let changes = report["changes"].as_array().expect("a changes list");
+    let reasons: Vec<String> = changes
+        .iter()
+        .map(|c| c["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.starts_with("warming")),
+        "no ramp step in the changes: {reasons:#?}"
+    );
+    let first_up = changes
+        .iter()
+        .find(|c| c["burst_weight"].as_u64().unwrap_or(0) > 0)
+        .expect("traffic never moved to burst");
+    assert_eq!(first_up["burst_weight"], 10, "{first_up}");
+    (first_up["t"].as_f64().expect("a change time"), reasons)
+}

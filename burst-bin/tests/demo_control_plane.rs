@@ -83,33 +83,22 @@ fn bursty_hashes_only_while_the_virtual_service_in_the_api_server_says_burst() {
     let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(cp.admin_token(), "default"));
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 3s\ntick: 1s\n").unwrap();
-    let (code, stdout, stderr) = burst(
+    let (report, stderr) = kube_headless(
+        &kubeconfig,
+        &ns,
         &[
-            "demo",
-            "--kubeconfig",
-            &kubeconfig,
-            "--namespace",
-            &ns,
-            "--headless",
-            "--json",
-            "--port",
-            "0",
             "--metrics-port",
             &metrics_port.to_string(),
             "--redis-url",
             &redis.addr(),
             "--prometheus-url",
             &prometheus.url(),
-            "--policy",
-            policy.to_str().unwrap(),
-            "--scenario",
-            "5rps:12s,20rps:15s,5rps:15s",
         ],
+        &policy,
+        "5rps:12s,20rps:15s,5rps:15s",
         Duration::from_secs(180),
     );
-    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
     assert!(stderr.contains("burstd operator"), "{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let s = &report["summary"];
     let d = &report["demo"];
     assert_eq!(d["interrupted"], false);
@@ -301,28 +290,14 @@ fn the_pod_source_finds_the_workers_in_an_endpoint_slice_of_the_api_server() {
     let kubeconfig = write_kubeconfig(dir.path(), &cp.kubeconfig(cp.admin_token(), "default"));
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n").unwrap();
-    let (code, stdout, stderr) = burst(
-        &[
-            "demo",
-            "--kubeconfig",
-            &kubeconfig,
-            "--namespace",
-            &ns,
-            "--source",
-            "pods",
-            "--headless",
-            "--json",
-            "--port",
-            "0",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--scenario",
-            "5rps:8s,20rps:10s,5rps:12s",
-        ],
+    let (report, _) = kube_headless(
+        &kubeconfig,
+        &ns,
+        &["--source", "pods"],
+        &policy,
+        "5rps:8s,20rps:10s,5rps:12s",
         Duration::from_secs(120),
     );
-    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let s = &report["summary"];
     let d = &report["demo"];
     let source = d["source"].as_str().unwrap();
@@ -398,26 +373,14 @@ fn burstd_prewarms_the_burst_deployment_and_the_worker_follows_it() {
          prewarm: {lead: 30s, hold: 5s}\n",
     )
     .unwrap();
-    let (code, stdout, stderr) = burst(
-        &[
-            "demo",
-            "--kubeconfig",
-            &kubeconfig,
-            "--namespace",
-            &ns,
-            "--headless",
-            "--json",
-            "--port",
-            "0",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--scenario",
-            "burst:cold=60s,5rps:10s,25rps:20s,5rps:20s",
-        ],
+    let (report, _) = kube_headless(
+        &kubeconfig,
+        &ns,
+        &[],
+        &policy,
+        "burst:cold=60s,5rps:10s,25rps:20s,5rps:20s",
         Duration::from_secs(180),
     );
-    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     // burstd's changes, as its SplitChanged Events tell them, went through the ramp.
     let (first_up_t, reasons) = common::assert_ramp_started_at_10(&report);
 
@@ -562,6 +525,28 @@ fn a_hand_edit_of_the_virtual_service_reaches_the_proxy_and_burstd_restores_its_
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
+}
+
+/// Runs `burst demo --kubeconfig KUBECONFIG --namespace NS --headless --json --port 0
+/// EXTRA --policy POLICY --scenario SCENARIO`, bounded by `limit`; asserts that it
+/// succeeded and returns its JSON report and stderr.
+fn kube_headless(
+    kubeconfig: &str,
+    ns: &str,
+    extra: &[&str],
+    policy: &Path,
+    scenario: &str,
+    limit: Duration,
+) -> (Value, String) {
+    let mut args = vec!["demo", "--kubeconfig", kubeconfig, "--namespace", ns];
+    args.extend(["--headless", "--json", "--port", "0"]);
+    args.extend(extra);
+    let policy = policy.to_str().expect("UTF-8 path");
+    args.extend(["--policy", policy, "--scenario", scenario]);
+    let (code, stdout, stderr) = burst(&args, limit);
+    assert_eq!(code, 0, "burst demo failed\nstderr:\n{stderr}");
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    (report, stderr)
 }
 
 /// Runs `burst demo --kubeconfig KUBECONFIG [--namespace NS] --headless --port 0`, which

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{burst, burst_bounded};
+use common::burst;
 use serde_json::Value;
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -29,25 +29,11 @@ fn simulate_and_demo_share_the_summary_keys_and_the_report_shape() {
     assert_eq!(code, 0, "{err}");
     let sim: Value = serde_json::from_str(&out).unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n").unwrap();
-    let (code, out, err) = burst_bounded(
-        &[
-            "demo",
-            "--headless",
-            "--json",
-            "--port",
-            "0",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--scenario",
-            "5rps:2s,30rps:5s",
-        ],
+    let demo = common::headless_report(
+        "high: 15\nlow: 10\nwindow: 2s\ntick: 500ms\n",
+        "5rps:2s,30rps:5s",
         Duration::from_secs(60),
     );
-    assert_eq!(code, 0, "burst demo failed\nstderr:\n{err}");
-    let demo: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
 
     // One summary: the same keys, every one documented in docs/reports.md.
     let summary = keys(&sim["summary"]);

@@ -1,12 +1,13 @@
-//! burstd's Kubernetes client: every request multiplexed over one HTTP/2 connection.
+//! burstd's Kubernetes clients: with `--api-http2`, every request multiplexed over one
+//! HTTP/2 connection, and watches on their own.
 //!
 //! kube's default client speaks HTTP/1.1, which carries one request per connection. With
 //! 1,000 control loops whose first ticks (status patches, Events, route writes) go out
-//! together, that opened one TLS connection per request in flight, about 2,600 in all, and
-//! the idle pool kept them: most of burstd's resident memory (BENCHMARKS.md, "burstd at
-//! scale"). kube-apiserver speaks HTTP/2 on its TLS port, so this client offers only `h2`
-//! in ALPN and sends every request, watches included, as a stream on one connection
-//! (the server allows many streams per connection; more wait in the client's queue).
+//! together, that opened one TLS connection per request in flight, and the idle pool kept
+//! them (BENCHMARKS.md, "burstd at scale"). kube-apiserver speaks HTTP/2 on its TLS port,
+//! so the request client offers only `h2` in ALPN and sends every request as a stream on
+//! one connection (the server allows 100 streams per connection; more wait in the
+//! client's queue).
 //!
 //! The layers above the connection are kube's own: the base URI, the credentials
 //! (including token refresh) and extra headers come from [`kube::client::ConfigExt`], so
@@ -14,13 +15,15 @@
 //! is found by HTTP/2 pings (every [`PING_INTERVAL`], failing after [`PING_TIMEOUT`]),
 //! after which the next request dials a new one.
 //!
-//! Watches do not share that connection: [`clients`] gives them kube's HTTP/1.1 client
-//! (one connection per watch, a handful in all). On the shared HTTP/2 connection, at
-//! 1,000 policies, watch events queued behind the writes they report: the route cache
-//! saw burstd's own writes late, read with GETs, and tick p99 rose from 0.12 s to 1.7 s.
+//! Watches do not share that connection: they get kube's HTTP/1.1 client (one connection
+//! per watch, a handful in all). On the shared HTTP/2 connection, at 1,000 policies,
+//! watch events queued behind the writes they report: the route cache saw burstd's own
+//! writes late, read with GETs, and tick p99 rose from 0.12 s to 1.7 s.
 //!
-//! Where HTTP/2 cannot be used (a plain-HTTP server address, or a proxy in the
-//! kubeconfig), the client falls back to kube's default HTTP/1.1 client and logs why.
+//! HTTP/2 is opt-in: on a CPU-starved machine it gave request timeouts that HTTP/1.1 did
+//! not. Without it, and where it cannot be used (a plain-HTTP server address, or a proxy
+//! in the kubeconfig), one kube HTTP/1.1 client serves requests and watches, and
+//! [`clients`] logs why.
 
 use std::time::Duration;
 
@@ -34,26 +37,26 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a ping may go unanswered before the connection counts as dead.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Which protocol [`client`] chose, and why when it is not HTTP/2.
+/// Which protocol [`clients`] chose for requests, and why when it is not HTTP/2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protocol {
-    /// Every request on one multiplexed HTTP/2 connection.
+    /// Every request on one multiplexed HTTP/2 connection; watches on their own.
     Http2,
-    /// kube's default HTTP/1.1 client, for the reason given.
+    /// kube's default HTTP/1.1 client for requests and watches, for the reason given.
     Http1(&'static str),
 }
 
 /// burstd's two Kubernetes clients: requests (reads and writes) and long-running watches.
 #[derive(Clone)]
 pub struct KubeClients {
-    /// Reads, writes, Events and the Lease: HTTP/2 where possible ([`client`]).
+    /// Reads, writes, Events and the Lease.
     pub requests: kube::Client,
     /// Watches (BurstPolicies, routes, EndpointSlices): kube's HTTP/1.1 client.
     pub watches: kube::Client,
 }
 
 impl From<kube::Client> for KubeClients {
-    /// One client for both (tests, embedders).
+    /// One client for both (HTTP/1.1, tests, embedders).
     fn from(client: kube::Client) -> KubeClients {
         KubeClients {
             requests: client.clone(),
@@ -62,19 +65,28 @@ impl From<kube::Client> for KubeClients {
     }
 }
 
-/// The request client ([`client`]) and a watch client for `config`.
-pub fn clients(config: kube::Config) -> Result<(KubeClients, Protocol), kube::Error> {
+/// The clients for `config`: with `http2` and a server address that allows it, requests
+/// over one HTTP/2 connection and watches on kube's HTTP/1.1 client; otherwise one
+/// HTTP/1.1 client for both (see the module doc).
+pub fn clients(config: kube::Config, http2: bool) -> Result<(KubeClients, Protocol), kube::Error> {
+    let reason = if http2 {
+        http1_reason(&config)
+    } else {
+        Some("--api-http2 is off")
+    };
+    if let Some(reason) = reason {
+        tracing::info!(reason, "Kubernetes client uses HTTP/1.1");
+        let client = kube::Client::try_from(config)?;
+        return Ok((client.into(), Protocol::Http1(reason)));
+    }
     let watches = kube::Client::try_from(config.clone())?;
-    let (requests, protocol) = client(config)?;
-    Ok((KubeClients { requests, watches }, protocol))
+    let requests = http2_client(config)?;
+    tracing::debug!("Kubernetes requests use HTTP/2");
+    Ok((KubeClients { requests, watches }, Protocol::Http2))
 }
 
-/// A client for `config`: HTTP/2 where the server address allows it (see the module doc).
-pub fn client(config: kube::Config) -> Result<(kube::Client, Protocol), kube::Error> {
-    if let Some(reason) = http1_reason(&config) {
-        tracing::info!(reason, "Kubernetes client uses HTTP/1.1");
-        return Ok((kube::Client::try_from(config)?, Protocol::Http1(reason)));
-    }
+/// A client sending every request over one HTTP/2 connection to an https server.
+fn http2_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
     install_crypto_provider();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -108,11 +120,7 @@ pub fn client(config: kube::Config) -> Result<(kube::Client, Protocol), kube::Er
         .layer(config.extra_headers_layer()?)
         .map_err(BoxError::from)
         .service(hyper);
-    tracing::debug!("Kubernetes client uses HTTP/2");
-    Ok((
-        kube::Client::new(service, config.default_namespace),
-        Protocol::Http2,
-    ))
+    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 /// Why `config` needs HTTP/1.1, if it does.
@@ -144,10 +152,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn https_servers_get_http2_and_the_rest_http1_with_a_reason() {
-        let (_, p) = client(config("https://127.0.0.1:6443")).expect("a client");
+    async fn https_servers_get_http2_when_asked_and_the_rest_http1_with_a_reason() {
+        let (_, p) = clients(config("https://127.0.0.1:6443"), true).expect("clients");
         assert_eq!(p, Protocol::Http2);
-        let (_, p) = client(config("http://127.0.0.1:8080")).expect("a client");
+        let (_, p) = clients(config("https://127.0.0.1:6443"), false).expect("clients");
+        assert!(
+            matches!(p, Protocol::Http1(r) if r.contains("--api-http2")),
+            "{p:?}"
+        );
+        let (_, p) = clients(config("http://127.0.0.1:8080"), true).expect("clients");
         assert!(
             matches!(p, Protocol::Http1(r) if r.contains("not https")),
             "{p:?}"
@@ -155,7 +168,7 @@ mod tests {
         let mut proxied = config("https://127.0.0.1:6443");
         proxied.proxy_url = Some("http://127.0.0.1:3128".parse().expect("a URL"));
         // kube's own client then handles the proxy, or says which feature it would need.
-        match client(proxied) {
+        match clients(proxied, true) {
             Ok((_, p)) => assert!(
                 matches!(p, Protocol::Http1(r) if r.contains("proxy")),
                 "{p:?}"

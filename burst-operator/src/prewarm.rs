@@ -96,7 +96,7 @@ pub async fn build_scaler(
 
 /// The [`KubeScaler`] of `k` on `client`, the burst cluster's client, for a policy in
 /// `namespace` (the Deployment's namespace when `k` names none).
-pub fn scaler_on(
+fn scaler_on(
     client: kube::Client,
     namespace: &str,
     k: &KubernetesScalerSpec,

@@ -24,13 +24,8 @@ pub async fn kube_client(http2: bool) -> Result<crate::client::KubeClients, Erro
     let config = kube::Config::infer().await.map_err(|e| Error::NoCluster {
         source: kube::Error::InferConfig(e),
     })?;
-    if !http2 {
-        let client =
-            kube::Client::try_from(config).map_err(|source| Error::NoCluster { source })?;
-        return Ok(client.into());
-    }
     let (clients, _) =
-        crate::client::clients(config).map_err(|source| Error::NoCluster { source })?;
+        crate::client::clients(config, http2).map_err(|source| Error::NoCluster { source })?;
     Ok(clients)
 }
 

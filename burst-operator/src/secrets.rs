@@ -114,8 +114,7 @@ pub async fn client_from_kubeconfig(cluster: &str, yaml: &str) -> Result<kube::C
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .map_err(|e| err(e.to_string()))?;
-    let (client, _) = crate::client::client(config).map_err(|e| err(e.to_string()))?;
-    Ok(client)
+    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
 }
 
 #[cfg(test)]

@@ -175,10 +175,9 @@ impl Shared {
         if let Some(slots) = hosts.get(&host) {
             return slots.clone();
         }
-        // Hosts come and go (pods); forget the ones nobody is waiting on or using.
-        hosts.retain(|_, s| {
-            Arc::strong_count(s) > 1 || s.available_permits() < MAX_IN_FLIGHT_PER_HOST
-        });
+        // Hosts come and go (pods); forget the ones nobody is waiting on or using (a
+        // request holds its host's `Arc` while it waits and while it holds a slot).
+        hosts.retain(|_, s| Arc::strong_count(s) > 1);
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT_PER_HOST));
         hosts.insert(host, slots.clone());
         slots

@@ -124,12 +124,25 @@ impl DemoScaler {
     }
 
     fn note(&self, action: &'static str, reason: Option<String>, warmed: Option<Duration>) {
-        burst_core::lock(&self.notes).push(PrewarmNote {
-            t: self.started.elapsed().as_secs_f64(),
+        let note = PrewarmNote::now(self.started, action, reason, warmed);
+        burst_core::lock(&self.notes).push(note);
+    }
+}
+
+impl PrewarmNote {
+    /// A call noted now, at seconds since `started`; `warmed`: the cold start it cut short.
+    pub(crate) fn now(
+        started: Instant,
+        action: &'static str,
+        reason: Option<String>,
+        warmed: Option<Duration>,
+    ) -> PrewarmNote {
+        PrewarmNote {
+            t: started.elapsed().as_secs_f64(),
             action,
             reason,
             warmed_early_s: warmed.map(|d| d.as_secs_f64()),
-        });
+        }
     }
 }
 

@@ -256,21 +256,10 @@ pub(super) async fn follow_burst_deployment(
         let replicas = d.spec.replicas.unwrap_or(1);
         let note = if now {
             let warmed = sides.warm(Side::Burst, std::time::Instant::now());
-            PrewarmNote {
-                t: started.elapsed().as_secs_f64(),
-                action: "prepare",
-                reason: Some(format!(
-                    "burstd scaled Deployment {name} to {replicas} replicas"
-                )),
-                warmed_early_s: warmed.map(|w| w.as_secs_f64()),
-            }
+            let reason = format!("burstd scaled Deployment {name} to {replicas} replicas");
+            PrewarmNote::now(started, "prepare", Some(reason), warmed)
         } else {
-            PrewarmNote {
-                t: started.elapsed().as_secs_f64(),
-                action: "release",
-                reason: None,
-                warmed_early_s: None,
-            }
+            PrewarmNote::now(started, "release", None, None)
         };
         tracing::info!(deployment = %name, action = note.action, replicas, "burst Deployment pre-warm followed");
         lock(&notes).push(note);

@@ -66,7 +66,7 @@
 //! nothing.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -175,6 +175,10 @@ pub struct KubeRouter<T> {
     /// the newest version a GET gave since): till then reads are GETs, so a copy older
     /// than our own write never reads as drift.
     pending: Mutex<Option<String>>,
+    /// The cached copy last read and the split read from it: a tick that finds the same
+    /// copy (the object did not change) gets the split without walking the object again.
+    /// Weak, so an old copy is not kept alive by this.
+    last_read: Mutex<Option<(Weak<CachedObject>, Split)>>,
 }
 
 /// Changes the subset weights of an Istio VirtualService.
@@ -268,6 +272,7 @@ impl<T: RouteTarget> KubeRouter<T> {
             options,
             cache: None,
             pending: Mutex::new(None),
+            last_read: Mutex::new(None),
         })
     }
 
@@ -458,7 +463,18 @@ where
 impl<T: RouteTarget> TrafficRouter for KubeRouter<T> {
     async fn current(&self) -> Result<Split, RouterError> {
         let read = self.read().await?;
-        Ok(self.target.read_split(read.value())?)
+        let Read::Cached(copy) = &read else {
+            return Ok(self.target.read_split(read.value())?);
+        };
+        let mut last = burst_core::lock(&self.last_read);
+        if let Some((seen, split)) = last.as_ref()
+            && Weak::ptr_eq(seen, &Arc::downgrade(copy))
+        {
+            return Ok(*split);
+        }
+        let split = self.target.read_split(&copy.value)?;
+        *last = Some((Arc::downgrade(copy), split));
+        Ok(split)
     }
 
     async fn apply(&self, split: Split) -> Result<(), RouterError> {

@@ -59,6 +59,13 @@ struct Running {
     handle: JoinHandle<()>,
 }
 
+/// Which loops a watch event concerns.
+enum Follow {
+    Nothing,
+    All,
+    One(Key),
+}
+
 /// The loops of every known policy: started, restarted and stopped as objects and the
 /// leader state change.
 struct Supervisor {
@@ -83,16 +90,20 @@ impl Supervisor {
         self.ctx.metrics.set_leader(*state == LeaderState::Leader);
     }
 
-    /// Records a watch event in `desired`; `true` when the set is complete (not in the
-    /// middle of a re-list), so loops should follow it.
-    fn observe(&mut self, event: Event<BurstPolicy>, readiness: &Readiness) -> bool {
-        match event {
-            Event::Init => self.relisting = Some(BTreeMap::new()),
+    /// Records a watch event in `desired`, and says which loops should follow it: none in
+    /// the middle of a re-list, all once it is done, else the one object's.
+    fn observe(&mut self, event: Event<BurstPolicy>, readiness: &Readiness) -> Follow {
+        let key = match event {
+            Event::Init => {
+                self.relisting = Some(BTreeMap::new());
+                return Follow::Nothing;
+            }
             Event::InitApply(p) => {
                 let p = Arc::new(p);
                 if let Some(m) = self.relisting.as_mut() {
                     m.insert(Supervisor::key(&p), p);
                 }
+                return Follow::Nothing;
             }
             Event::InitDone => {
                 if let Some(m) = self.relisting.take() {
@@ -100,16 +111,25 @@ impl Supervisor {
                 }
                 readiness.set_synced();
                 tracing::info!(policies = self.desired.len(), "BurstPolicy cache synced");
+                return Follow::All;
             }
             Event::Apply(p) => {
                 let p = Arc::new(p);
-                self.desired.insert(Supervisor::key(&p), p);
+                let key = Supervisor::key(&p);
+                self.desired.insert(key.clone(), p);
+                key
             }
             Event::Delete(p) => {
-                self.desired.remove(&Supervisor::key(&p));
+                let key = Supervisor::key(&p);
+                self.desired.remove(&key);
+                key
             }
+        };
+        if self.relisting.is_some() {
+            Follow::Nothing
+        } else {
+            Follow::One(key)
         }
-        self.relisting.is_none()
     }
 
     fn task(&self, p: &BurstPolicy) -> PolicyTask {
@@ -125,37 +145,66 @@ impl Supervisor {
         }
     }
 
-    fn reconcile(&mut self) {
+    /// Brings the loops in line with `desired`: all of them, or only one object's (a
+    /// status write of one loop is a watch event too, so at 1,000 policies walking every
+    /// loop on each event was a tenth of burstd's CPU).
+    fn reconcile(&mut self, follow: Follow) {
+        if let Follow::Nothing = follow {
+            return;
+        }
         self.stopping.retain(|h| !h.is_finished());
         if !self.ctx.leader.is_leader() {
             self.abort_all();
             return;
         }
-        let gone: Vec<Key> = self
-            .running
-            .keys()
-            .filter(|k| !self.desired.contains_key(*k))
-            .cloned()
-            .collect();
-        for k in gone {
-            if let Some(r) = self.running.remove(&k) {
-                tracing::info!(policy = %format!("{}/{}", k.0, k.1), "policy deleted; stopping its loop");
-                let _ = r.stop.send(true);
-                self.stopping.push(r.handle);
+        match follow {
+            Follow::Nothing => {}
+            Follow::One(key) => self.follow(key),
+            Follow::All => {
+                let gone: Vec<Key> = self
+                    .running
+                    .keys()
+                    .filter(|k| !self.desired.contains_key(*k))
+                    .cloned()
+                    .collect();
+                let changed: Vec<Key> = self
+                    .desired
+                    .iter()
+                    .filter(|(k, p)| !self.runs(k, p))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in gone.into_iter().chain(changed) {
+                    self.follow(k);
+                }
             }
-        }
-        let mut starts = Vec::new();
-        for (k, p) in &self.desired {
-            match self.running.get(k) {
-                Some(r) if r.generation == p.metadata.generation && r.uid == p.metadata.uid => {}
-                _ => starts.push((k.clone(), p.clone())),
-            }
-        }
-        for (k, p) in starts {
-            let previous = self.running.remove(&k);
-            self.start(k, &p, previous);
         }
         self.ctx.metrics.set_policies(self.running.len());
+    }
+
+    /// Whether the loop of `key` runs this generation of `p`.
+    fn runs(&self, key: &Key, p: &BurstPolicy) -> bool {
+        self.running
+            .get(key)
+            .is_some_and(|r| r.generation == p.metadata.generation && r.uid == p.metadata.uid)
+    }
+
+    /// Stops the loop of a deleted object, and starts or restarts the loop of a new or
+    /// changed one.
+    fn follow(&mut self, key: Key) {
+        match self.desired.get(&key).cloned() {
+            None => {
+                if let Some(r) = self.running.remove(&key) {
+                    tracing::info!(policy = %format!("{}/{}", key.0, key.1), "policy deleted; stopping its loop");
+                    let _ = r.stop.send(true);
+                    self.stopping.push(r.handle);
+                }
+            }
+            Some(p) if !self.runs(&key, &p) => {
+                let previous = self.running.remove(&key);
+                self.start(key, &p, previous);
+            }
+            Some(_) => {}
+        }
     }
 
     fn start(&mut self, key: Key, p: &BurstPolicy, previous: Option<Running>) {
@@ -279,7 +328,7 @@ pub async fn run_operator(
                 }
                 let state = leader_rx.borrow_and_update().clone();
                 sup.observe_leader(&state, &readiness);
-                sup.reconcile();
+                sup.reconcile(Follow::All);
             }
             event = policies.next() => match event {
                 None => break,
@@ -287,9 +336,8 @@ pub async fn run_operator(
                     tracing::warn!(error = %e, "watching BurstPolicies failed; retrying");
                 }
                 Some(Ok(ev)) => {
-                    if sup.observe(ev, &readiness) {
-                        sup.reconcile();
-                    }
+                    let follow = sup.observe(ev, &readiness);
+                    sup.reconcile(follow);
                 }
             }
         }

@@ -468,7 +468,7 @@ impl<T: RouteTarget> TrafficRouter for KubeRouter<T> {
         };
         let mut last = burst_core::lock(&self.last_read);
         if let Some((seen, split)) = last.as_ref()
-            && Weak::ptr_eq(seen, &Arc::downgrade(copy))
+            && std::ptr::eq(seen.as_ptr(), Arc::as_ptr(copy))
         {
             return Ok(*split);
         }

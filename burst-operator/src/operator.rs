@@ -61,7 +61,6 @@ struct Running {
 
 /// Which loops a watch event concerns.
 enum Follow {
-    Nothing,
     All,
     One(Key),
 }
@@ -90,20 +89,20 @@ impl Supervisor {
         self.ctx.metrics.set_leader(*state == LeaderState::Leader);
     }
 
-    /// Records a watch event in `desired`, and says which loops should follow it: none in
-    /// the middle of a re-list, all once it is done, else the one object's.
-    fn observe(&mut self, event: Event<BurstPolicy>, readiness: &Readiness) -> Follow {
+    /// Records a watch event in `desired`, and says which loops should follow it: none
+    /// (`None`) in the middle of a re-list, all once it is done, else the one object's.
+    fn observe(&mut self, event: Event<BurstPolicy>, readiness: &Readiness) -> Option<Follow> {
         let key = match event {
             Event::Init => {
                 self.relisting = Some(BTreeMap::new());
-                return Follow::Nothing;
+                return None;
             }
             Event::InitApply(p) => {
                 let p = Arc::new(p);
                 if let Some(m) = self.relisting.as_mut() {
                     m.insert(Supervisor::key(&p), p);
                 }
-                return Follow::Nothing;
+                return None;
             }
             Event::InitDone => {
                 if let Some(m) = self.relisting.take() {
@@ -111,7 +110,7 @@ impl Supervisor {
                 }
                 readiness.set_synced();
                 tracing::info!(policies = self.desired.len(), "BurstPolicy cache synced");
-                return Follow::All;
+                return Some(Follow::All);
             }
             Event::Apply(p) => {
                 let p = Arc::new(p);
@@ -125,11 +124,7 @@ impl Supervisor {
                 key
             }
         };
-        if self.relisting.is_some() {
-            Follow::Nothing
-        } else {
-            Follow::One(key)
-        }
+        self.relisting.is_none().then_some(Follow::One(key))
     }
 
     fn task(&self, p: &BurstPolicy) -> PolicyTask {
@@ -149,16 +144,12 @@ impl Supervisor {
     /// status write of one loop is a watch event too, so at 1,000 policies walking every
     /// loop on each event was a tenth of burstd's CPU).
     fn reconcile(&mut self, follow: Follow) {
-        if let Follow::Nothing = follow {
-            return;
-        }
         self.stopping.retain(|h| !h.is_finished());
         if !self.ctx.leader.is_leader() {
             self.abort_all();
             return;
         }
         match follow {
-            Follow::Nothing => {}
             Follow::One(key) => self.follow(key),
             Follow::All => {
                 let gone: Vec<Key> = self
@@ -336,8 +327,9 @@ pub async fn run_operator(
                     tracing::warn!(error = %e, "watching BurstPolicies failed; retrying");
                 }
                 Some(Ok(ev)) => {
-                    let follow = sup.observe(ev, &readiness);
-                    sup.reconcile(follow);
+                    if let Some(follow) = sup.observe(ev, &readiness) {
+                        sup.reconcile(follow);
+                    }
                 }
             }
         }

@@ -142,6 +142,11 @@ pub struct CommonArgs {
     /// HTTP/1.1 did not (BENCHMARKS.md, "burstd at scale"); off until that is understood.
     #[arg(long, env = "BURST_API_HTTP2", default_value_t = false, action = ArgAction::Set)]
     pub api_http2: bool,
+    /// Most API requests (reads and writes, not watches) in flight at once; the rest wait
+    /// in order, and the wait counts towards --request-timeout. Over HTTP/1.1 it is also
+    /// the most connections burstd keeps to the API server for requests.
+    #[arg(long, env = "BURST_API_MAX_IN_FLIGHT", default_value_t = crate::client::DEFAULT_MAX_IN_FLIGHT)]
+    pub api_max_in_flight: std::num::NonZeroUsize,
 }
 
 // `burstd operator`.
@@ -330,7 +335,10 @@ impl CommonArgs {
         o.shutdown_grace = a.shutdown_grace;
         o.request_timeout = a.request_timeout;
         o.events = a.events;
-        o.api_http2 = a.api_http2;
+        o.api = crate::client::ClientOptions {
+            http2: a.api_http2,
+            max_in_flight: a.api_max_in_flight,
+        };
         if a.leader_elect {
             let namespace = match &a.lease_namespace {
                 Some(ns) => ns.clone(),

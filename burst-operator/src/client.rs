@@ -22,20 +22,55 @@
 //!
 //! HTTP/2 is opt-in: on a CPU-starved machine it gave request timeouts that HTTP/1.1 did
 //! not. Without it, and where it cannot be used (a plain-HTTP server address, or a proxy
-//! in the kubeconfig), one kube HTTP/1.1 client serves requests and watches, and
+//! in the kubeconfig), requests and watches each get kube's own HTTP/1.1 client, and
 //! [`clients`] logs why.
+//!
+//! Either way, at most [`ClientOptions::max_in_flight`] requests are in flight at once,
+//! and as many status writes and Events besides (status writes were nine in ten of the
+//! API requests at 1,000 policies, and slow ones must not hold up route writes); the rest
+//! wait in the client, in order, and the wait counts towards each caller's own timeout. Over HTTP/1.1 this bounds the connections (and their TLS and HTTP buffers,
+//! about 60 KiB each) to that number, where 1,000 loops whose first ticks go out together
+//! used to open one connection per request in flight and keep them in the idle pool.
+//! Watches are not counted (they last for minutes), nor is the Lease of leader election
+//! (a renewal must not queue behind the loops' writes): both use [`KubeClients::watches`].
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::{Body, ConfigExt};
+use tower::limit::ConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 
 /// How often an HTTP/2 ping checks the connection, idle or not.
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a ping may go unanswered before the connection counts as dead.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default of [`ClientOptions::max_in_flight`]: the same bound as the metric scrapes'
+/// ([`burst_prom::MAX_IN_FLIGHT_PER_HOST`]), far below kube-apiserver's own limits (400
+/// reads and 200 writes in flight by default).
+pub const DEFAULT_MAX_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(32).expect("32 is not zero");
+
+/// How burstd talks to the API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Requests over one multiplexed HTTP/2 connection (watches keep their own); off:
+    /// kube's HTTP/1.1 client.
+    pub http2: bool,
+    /// Most requests (not watches) in flight at once; the rest queue in the client.
+    pub max_in_flight: NonZeroUsize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            http2: false,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+}
 
 /// Which protocol [`clients`] chose for requests, and why when it is not HTTP/2.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,12 +81,19 @@ pub enum Protocol {
     Http1(&'static str),
 }
 
-/// burstd's two Kubernetes clients: requests (reads and writes) and long-running watches.
+/// burstd's three Kubernetes clients: the loops' own requests, their status writes and
+/// Events (each bounded on its own), and long-running watches with the Lease (unbounded).
 #[derive(Clone)]
 pub struct KubeClients {
-    /// Reads, writes, Events and the Lease.
+    /// The loops' reads and writes of routes, Secrets and scalers: at most
+    /// [`ClientOptions::max_in_flight`] at once.
     pub requests: kube::Client,
-    /// Watches (BurstPolicies, routes, EndpointSlices): kube's HTTP/1.1 client.
+    /// Status writes and Events: at most [`ClientOptions::max_in_flight`] at once, apart
+    /// from `requests`, so that a backlog of status writes never delays a route write.
+    pub status: kube::Client,
+    /// Watches (BurstPolicies, routes, EndpointSlices) and the leader election Lease:
+    /// kube's HTTP/1.1 client, not bounded, so that a Lease renewal never waits behind
+    /// the loops' requests.
     pub watches: kube::Client,
 }
 
@@ -60,33 +102,58 @@ impl From<kube::Client> for KubeClients {
     fn from(client: kube::Client) -> KubeClients {
         KubeClients {
             requests: client.clone(),
+            status: client.clone(),
             watches: client,
         }
     }
 }
 
-/// The clients for `config`: with `http2` and a server address that allows it, requests
-/// over one HTTP/2 connection and watches on kube's HTTP/1.1 client; otherwise one
-/// HTTP/1.1 client for both (see the module doc).
-pub fn clients(config: kube::Config, http2: bool) -> Result<(KubeClients, Protocol), kube::Error> {
-    let reason = if http2 {
+/// The clients for `config`: with `options.http2` and a server address that allows it,
+/// requests over one HTTP/2 connection; otherwise on kube's HTTP/1.1 client. Watches
+/// always get a kube HTTP/1.1 client of their own, and requests are bounded by
+/// `options.max_in_flight` (see the module doc).
+pub fn clients(
+    config: kube::Config,
+    options: ClientOptions,
+) -> Result<(KubeClients, Protocol), kube::Error> {
+    let reason = if options.http2 {
         http1_reason(&config)
     } else {
         Some("--api-http2 is off")
     };
-    if let Some(reason) = reason {
-        tracing::info!(reason, "Kubernetes client uses HTTP/1.1");
-        let client = kube::Client::try_from(config)?;
-        return Ok((client.into(), Protocol::Http1(reason)));
-    }
-    let watches = kube::Client::try_from(config.clone())?;
-    let requests = http2_client(config)?;
-    tracing::debug!("Kubernetes requests use HTTP/2");
-    Ok((KubeClients { requests, watches }, Protocol::Http2))
+    let max_in_flight = options.max_in_flight;
+    let bounded = |config: kube::Config| -> Result<kube::Client, kube::Error> {
+        let limit = ConcurrencyLimitLayer::new(max_in_flight.get());
+        match reason {
+            Some(_) => Ok(kube::client::ClientBuilder::try_from(config)?
+                .with_layer(&limit)
+                .build()),
+            None => http2_client(config, limit),
+        }
+    };
+    let clients = KubeClients {
+        requests: bounded(config.clone())?,
+        status: bounded(config.clone())?,
+        watches: kube::Client::try_from(config)?,
+    };
+    let protocol = match reason {
+        Some(reason) => {
+            tracing::info!(reason, max_in_flight, "Kubernetes requests use HTTP/1.1");
+            Protocol::Http1(reason)
+        }
+        None => {
+            tracing::debug!(max_in_flight, "Kubernetes requests use HTTP/2");
+            Protocol::Http2
+        }
+    };
+    Ok((clients, protocol))
 }
 
 /// A client sending every request over one HTTP/2 connection to an https server.
-fn http2_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+fn http2_client(
+    config: kube::Config,
+    limit: ConcurrencyLimitLayer,
+) -> Result<kube::Client, kube::Error> {
     install_crypto_provider();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -115,6 +182,7 @@ fn http2_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
         .http2_keep_alive_while_idle(true)
         .build::<_, Body>(https);
     let service = ServiceBuilder::new()
+        .layer(limit)
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
@@ -147,20 +215,115 @@ fn install_crypto_provider() {
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     fn config(url: &str) -> kube::Config {
         kube::Config::new(url.parse().expect("a URL"))
     }
 
+    /// A plain-HTTP/1.1 server on loopback that holds every request for `delay` and counts
+    /// how many it held at once and how many connections it accepted: the real API server
+    /// cannot say how many of one client's requests it had in flight at any instant.
+    async fn counting_server(delay: Duration) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (connections, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let active = Arc::new(AtomicUsize::new(0));
+        let (c, m) = (connections.clone(), most.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                let (active, most) = (active.clone(), m.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.clear();
+                        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        active.fetch_sub(1, Ordering::SeqCst);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                        if socket.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, connections, most)
+    }
+
+    /// Sends `n` GETs at once on `client` and checks that every one was answered.
+    async fn send_together(client: &kube::Client, n: usize) {
+        let sends = (0..n).map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let request = http::Request::get(format!("/api/v1/namespaces/ns{i}"))
+                    .body(Vec::new())
+                    .unwrap();
+                client.request_text(request).await
+            })
+        });
+        for send in futures::future::join_all(sends).await {
+            assert_eq!(send.unwrap().unwrap(), "{}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_are_bounded_in_flight_and_in_connections_and_watches_are_not() {
+        let (url, connections, most) = counting_server(Duration::from_millis(50)).await;
+        let options = ClientOptions {
+            http2: false,
+            max_in_flight: NonZeroUsize::new(4).unwrap(),
+        };
+        let (clients, _) = clients(config(&url), options).expect("clients");
+        send_together(&clients.requests, 40).await;
+        let (most_seen, accepted) = (
+            most.load(Ordering::SeqCst),
+            connections.load(Ordering::SeqCst),
+        );
+        assert!(
+            (2..=4).contains(&most_seen),
+            "{most_seen} requests in flight at once"
+        );
+        // A connection whose answer is still being read when the next request starts may
+        // add one at a time; without the bound there would be one per request (40).
+        assert!(accepted <= 8, "{accepted} connections for 40 requests");
+
+        // The Lease and the watches go on their own client, which does not wait.
+        most.store(0, Ordering::SeqCst);
+        send_together(&clients.watches, 12).await;
+        let most_seen = most.load(Ordering::SeqCst);
+        assert!(
+            most_seen > 4,
+            "only {most_seen} unbounded requests in flight at once"
+        );
+    }
+
     #[tokio::test]
     async fn https_servers_get_http2_when_asked_and_the_rest_http1_with_a_reason() {
-        let (_, p) = clients(config("https://127.0.0.1:6443"), true).expect("clients");
+        let h2 = ClientOptions {
+            http2: true,
+            ..ClientOptions::default()
+        };
+        let (_, p) = clients(config("https://127.0.0.1:6443"), h2).expect("clients");
         assert_eq!(p, Protocol::Http2);
-        let (_, p) = clients(config("https://127.0.0.1:6443"), false).expect("clients");
+        let (_, p) =
+            clients(config("https://127.0.0.1:6443"), ClientOptions::default()).expect("clients");
         assert!(
             matches!(p, Protocol::Http1(r) if r.contains("--api-http2")),
             "{p:?}"
         );
-        let (_, p) = clients(config("http://127.0.0.1:8080"), true).expect("clients");
+        let (_, p) = clients(config("http://127.0.0.1:8080"), h2).expect("clients");
         assert!(
             matches!(p, Protocol::Http1(r) if r.contains("not https")),
             "{p:?}"
@@ -168,7 +331,7 @@ mod tests {
         let mut proxied = config("https://127.0.0.1:6443");
         proxied.proxy_url = Some("http://127.0.0.1:3128".parse().expect("a URL"));
         // kube's own client then handles the proxy, or says which feature it would need.
-        match clients(proxied, true) {
+        match clients(proxied, h2) {
             Ok((_, p)) => assert!(
                 matches!(p, Protocol::Http1(r) if r.contains("proxy")),
                 "{p:?}"

@@ -130,7 +130,7 @@ impl Supervisor {
     fn task(&self, p: &BurstPolicy) -> PolicyTask {
         let namespace = p.namespace().unwrap_or_default();
         PolicyTask {
-            status_api: Some(Api::namespaced(self.ctx.client.clone(), &namespace)),
+            status_api: Some(Api::namespaced(self.ctx.status_client.clone(), &namespace)),
             namespace,
             name: p.name_any(),
             generation: p.metadata.generation,

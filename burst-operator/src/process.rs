@@ -17,15 +17,16 @@ use crate::metrics::Metrics;
 use crate::runner::RunContext;
 use crate::server::{Readiness, Server};
 
-/// Clients from the kubeconfig or the in-cluster service account, as `kubectl` finds it.
-/// With `http2`, requests are multiplexed over one HTTP/2 connection and watches have
-/// their own ([`crate::client`]); without, kube's HTTP/1.1 client serves both.
-pub async fn kube_client(http2: bool) -> Result<crate::client::KubeClients, Error> {
+/// Clients from the kubeconfig or the in-cluster service account, as `kubectl` finds it,
+/// built as `options` say ([`crate::client`]).
+pub async fn kube_client(
+    options: crate::client::ClientOptions,
+) -> Result<crate::client::KubeClients, Error> {
     let config = kube::Config::infer().await.map_err(|e| Error::NoCluster {
         source: kube::Error::InferConfig(e),
     })?;
     let (clients, _) =
-        crate::client::clients(config, http2).map_err(|source| Error::NoCluster { source })?;
+        crate::client::clients(config, options).map_err(|source| Error::NoCluster { source })?;
     Ok(clients)
 }
 
@@ -48,8 +49,8 @@ pub struct CommonOptions {
     pub request_timeout: Duration,
     /// Record Kubernetes Events.
     pub events: bool,
-    /// Requests over one HTTP/2 connection ([`crate::client`]); off: kube's HTTP/1.1 client.
-    pub api_http2: bool,
+    /// How requests reach the API server: protocol and bound ([`crate::client`]).
+    pub api: crate::client::ClientOptions,
 }
 
 impl CommonOptions {
@@ -64,7 +65,7 @@ impl CommonOptions {
             shutdown_grace: Duration::from_secs(15),
             request_timeout: Duration::from_secs(10),
             events: true,
-            api_http2: false,
+            api: crate::client::ClientOptions::default(),
         }
     }
 }
@@ -89,7 +90,7 @@ pub(crate) async fn setup(
     let server = Server::bind(o.listen, metrics.clone(), readiness.clone()).await?;
     let (leader, elector, elector_stop) = match &o.lease {
         Some(settings) => {
-            let (elector, handle) = LeaderElector::new(client.clone(), settings.clone())?;
+            let (elector, handle) = LeaderElector::new(clients.watches.clone(), settings.clone())?;
             let (tx, rx) = tokio::sync::oneshot::channel();
             (handle, Some((elector, rx)), Some(tx))
         }
@@ -101,9 +102,10 @@ pub(crate) async fn setup(
     let mut ctx = RunContext::new(client.clone(), metrics, leader);
     ctx.route_caches = Some(burst_istio::RouteCaches::new(clients.watches.clone()));
     ctx.watch_client = clients.watches;
+    ctx.status_client = clients.status.clone();
     ctx.events = o
         .events
-        .then(|| EventRecorder::new(client, o.identity.clone()));
+        .then(|| EventRecorder::new(clients.status, o.identity.clone()));
     ctx.field_manager = o.field_manager.clone();
     ctx.request_timeout = o.request_timeout;
     ctx.controller.router_timeout = o.request_timeout;

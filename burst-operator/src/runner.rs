@@ -44,6 +44,9 @@ pub struct RunContext {
     pub client: kube::Client,
     /// The client for watches (`client` unless [`crate::process`] sets its own).
     pub watch_client: kube::Client,
+    /// The client for status writes (`client` unless [`crate::process`] sets its own,
+    /// bounded apart from `client`: see [`crate::client::KubeClients::status`]).
+    pub status_client: kube::Client,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Leader state; writes happen only while it says leader.
@@ -98,6 +101,7 @@ impl RunContext {
     pub fn new(client: kube::Client, metrics: Arc<Metrics>, leader: LeaderHandle) -> RunContext {
         RunContext {
             watch_client: client.clone(),
+            status_client: client.clone(),
             client,
             metrics,
             leader,

@@ -32,7 +32,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Operator(a) => {
             let options = a.common.options()?;
             let shutdown = burst_main::shutdown_signal();
-            let clients = kube_client(options.api_http2).await?;
+            let clients = kube_client(options.api).await?;
             operator::run(clients, options, a.settings(), shutdown).await
         }
         Command::Run(a) => {
@@ -50,7 +50,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let policy = single::load(a.config.as_deref(), &a.overrides())?;
             tracing::info!(namespace = %policy.namespace, name = %policy.name, target = %policy.spec.target.describe(&policy.namespace), "single-policy mode");
             let shutdown = burst_main::shutdown_signal();
-            let clients = kube_client(options.api_http2).await?;
+            let clients = kube_client(options.api).await?;
             single::run(clients, options, policy, shutdown).await
         }
     }

@@ -216,7 +216,14 @@ impl Writer {
         for note in &update.events {
             self.record(note).await;
         }
-        if update.write {
+        // Asked again: the update may have been made while the last write was in flight.
+        let worth = update.write
+            && self
+                .tracker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .worth_writing(&update.status, now());
+        if worth {
             self.write_status(update.status).await;
         }
     }
@@ -417,8 +424,14 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
     };
     let writer_task = tokio::spawn(async move {
         while let Some(update) = rx.recv().await {
+            // What queued while the last write ran folds into one update: every Event,
+            // the newest status, and at most one status write.
+            let mut update = *update;
+            while let Ok(next) = rx.try_recv() {
+                update = update.then(*next);
+            }
             // Boxed: the status patch's future is large and exists only while it runs.
-            Box::pin(writer.handle(*update)).await;
+            Box::pin(writer.handle(update)).await;
         }
     });
     let stopped = {

@@ -6,9 +6,12 @@
 //! - every split change (`SplitChanged`, or `DryRunSplit` in dry run) is an Event;
 //! - errors (source, route read, apply) are Warning Events when they start or change
 //!   kind, and again every [`StatusTracker::REPEAT_ERRORS_AFTER`] while they last;
-//! - the status is written at once when anything but the measured rate changed, and at
-//!   most every `min_interval` for a new rate (so a 1 s tick does not mean one API write
-//!   per second).
+//! - the status is written at once when anything but the measured rate or the wording
+//!   of the last decision changed, and at most every `min_interval` for those (so a 1 s
+//!   tick does not mean one API write per second: a decision's detail counts down every
+//!   tick, e.g. `held 3s of sustain 10s` or `cooldown 25s left`, and at 1,000 policies
+//!   writing each of those at once was most of the API server's load). A change of the
+//!   decision's rule is written at once.
 //!
 //! Size: About 440 lines of code; the rest (~200) are the unit tests of this state machine, kept beside it.
 
@@ -62,6 +65,17 @@ pub struct Update {
     pub write: bool,
     /// Events to record.
     pub events: Vec<EventNote>,
+}
+
+impl Update {
+    /// Folds an update made after `self` into it, for a writer that fell behind: every
+    /// Event of both in order, the newer status, and a write if either asked for one.
+    pub fn then(mut self, next: Update) -> Update {
+        self.events.extend(next.events);
+        self.status = next.status;
+        self.write |= next.write;
+        self
+    }
 }
 
 /// Builds the status of one policy from its ticks. See the [module docs](self).
@@ -260,28 +274,41 @@ impl StatusTracker {
         self.errors.retain(|((w, _), _)| *w != what);
     }
 
-    fn finish(&mut self, at: Timestamp, events: Vec<EventNote>) -> Update {
-        let write = match &self.written {
-            None => true,
-            Some((old, when)) => {
-                let mut a = old.clone();
-                let mut b = self.status.clone();
-                for s in [&mut a, &mut b] {
-                    s.observed_rps = None;
-                    s.observed_rps_long = None;
-                    s.observation = s.observation.take().map(|mut o| {
-                        if o.state == ObservationState::Value {
-                            o.message.clear();
-                        }
-                        o
-                    });
-                }
-                a != b || (*old != self.status && at.saturating_since(*when) >= self.min_interval)
-            }
+    /// Whether `status` is worth writing at `at`, given the status written last: at once
+    /// when anything but the measured rate or a decision's wording changed, else when
+    /// it changed at all and `min_interval` has passed since the last write. The writer
+    /// asks again just before it writes, so that updates made while a slow write was
+    /// in flight (each of them still comparing against the write before) do not each
+    /// write the same status again.
+    pub fn worth_writing(&self, status: &BurstPolicyStatus, at: Timestamp) -> bool {
+        let Some((old, when)) = &self.written else {
+            return true;
         };
+        if old == status {
+            return false;
+        }
+        let mut a = old.clone();
+        let mut b = status.clone();
+        for s in [&mut a, &mut b] {
+            s.observed_rps = None;
+            s.observed_rps_long = None;
+            if let Some(d) = s.last_decision.as_mut() {
+                d.detail.clear();
+            }
+            s.observation = s.observation.take().map(|mut o| {
+                if o.state == ObservationState::Value {
+                    o.message.clear();
+                }
+                o
+            });
+        }
+        a != b || at.saturating_since(*when) >= self.min_interval
+    }
+
+    fn finish(&mut self, at: Timestamp, events: Vec<EventNote>) -> Update {
         Update {
+            write: self.worth_writing(&self.status, at),
             status: self.status.clone(),
-            write,
             events,
         }
     }
@@ -713,6 +740,87 @@ mod tests {
             ObservationState::NoData
         );
         assert_eq!(condition(&u.status, DEGRADED).reason, "NoData");
+    }
+
+    #[test]
+    fn a_decision_detail_that_only_counts_down_is_written_at_most_every_interval() {
+        let mut t = StatusTracker::new(Some(1), false, Duration::from_secs(10), None);
+        let at = |s: u64, rule: Rule, detail: &str| {
+            let mut r = tick(s, rps(20.0), Outcome::Unchanged, Split::ALL_PRIMARY);
+            r.decision.reason.rule = rule;
+            r.decision.reason.detail = detail.into();
+            r
+        };
+        let u = t.on_tick(&at(
+            0,
+            Rule::Sustaining,
+            "rate > high 15; held 0s of sustain 10s",
+        ));
+        assert!(u.write);
+        t.written(u.status, ts(0));
+        let u = t.on_tick(&at(
+            1,
+            Rule::Sustaining,
+            "rate > high 15; held 1s of sustain 10s",
+        ));
+        assert!(!u.write, "a countdown alone is not worth a write");
+        assert_eq!(
+            u.status.last_decision.as_ref().unwrap().detail,
+            "rate > high 15; held 1s of sustain 10s",
+            "the status to write still carries the newest wording"
+        );
+        let u = t.on_tick(&at(
+            10,
+            Rule::Sustaining,
+            "rate > high 15; held 10s of sustain 10s",
+        ));
+        assert!(u.write, "after the interval the newest wording is written");
+        t.written(u.status, ts(10));
+        let u = t.on_tick(&at(11, Rule::Cooldown, "rate > high 15; cooldown 29s left"));
+        assert!(u.write, "a new rule is written at once");
+        assert_eq!(u.status.last_decision.as_ref().unwrap().rule, "cooldown");
+    }
+
+    #[test]
+    fn updates_queued_behind_a_slow_write_write_once_and_keep_every_event() {
+        let mut t = StatusTracker::new(Some(1), false, Duration::from_secs(10), None);
+        let first = t.on_tick(&tick(0, rps(5.0), Outcome::Unchanged, Split::ALL_PRIMARY));
+        t.written(first.status, ts(0));
+        // The write due after the interval is slow: three more ticks queue behind it,
+        // each still comparing against the write at 0 s.
+        let due = t.on_tick(&tick(10, rps(6.0), Outcome::Unchanged, Split::ALL_PRIMARY));
+        assert!(due.write);
+        let queued: Vec<Update> = [11, 12, 13]
+            .map(|s| t.on_tick(&tick(s, rps(6.5), Outcome::Unchanged, Split::ALL_PRIMARY)))
+            .into();
+        assert!(queued.iter().all(|u| u.write), "each asks for a write");
+        t.written(due.status, ts(13));
+        // The writer folds what queued into one update and asks again before writing.
+        let mut queued = queued.into_iter();
+        let mut folded = queued.next().unwrap();
+        folded.events.push(EventNote {
+            severity: Severity::Normal,
+            reason: "First",
+            action: "Test",
+            note: String::new(),
+        });
+        let mut last = queued.next_back().unwrap();
+        last.events.push(EventNote {
+            severity: Severity::Normal,
+            reason: "Last",
+            action: "Test",
+            note: String::new(),
+        });
+        let folded = queued.fold(folded, Update::then).then(last.clone());
+        assert_eq!(folded.status, last.status, "the newest status is kept");
+        let reasons: Vec<_> = folded.events.iter().map(|e| e.reason).collect();
+        assert_eq!(reasons, ["First", "Last"], "every Event is kept, in order");
+        assert!(folded.write);
+        assert!(
+            !t.worth_writing(&folded.status, ts(13)),
+            "a new rate 0 s after the last write waits for the interval"
+        );
+        assert!(t.worth_writing(&folded.status, ts(23)));
     }
 
     #[test]

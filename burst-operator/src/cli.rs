@@ -124,8 +124,11 @@ pub struct CommonArgs {
     /// Field manager recorded on route and status writes.
     #[arg(long, env = "BURST_FIELD_MANAGER", default_value = "burstd")]
     pub field_manager: String,
-    /// Shortest interval between status writes that only change the measured rate.
-    #[arg(long, env = "BURST_STATUS_INTERVAL", default_value = "10s", value_parser = duration)]
+    /// Shortest interval between status writes that only change the measured rate or the
+    /// wording of the last decision (a split, rule or condition change is written at once).
+    /// Each write costs the API server: at 1,000 policies, 10s meant about 100 writes a
+    /// second and more than a core of kube-apiserver and etcd (BENCHMARKS.md).
+    #[arg(long, env = "BURST_STATUS_INTERVAL", default_value = "30s", value_parser = duration)]
     pub status_interval: Duration,
     /// Time control loops get to finish their tick on SIGTERM.
     #[arg(long, env = "BURST_SHUTDOWN_GRACE", default_value = "15s", value_parser = duration)]

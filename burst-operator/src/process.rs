@@ -61,7 +61,7 @@ impl CommonOptions {
             lease: None,
             identity: identity.into(),
             field_manager: "burstd".to_owned(),
-            status_interval: Duration::from_secs(10),
+            status_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(15),
             request_timeout: Duration::from_secs(10),
             events: true,

@@ -110,7 +110,7 @@ impl RunContext {
             request_timeout: Duration::from_secs(10),
             http_clients: HttpClients::new(),
             controller: ControllerConfig::default(),
-            status_interval: Duration::from_secs(10),
+            status_interval: Duration::from_secs(30),
             rebuild_after: Duration::from_secs(30),
             pod_url_rewrite: None,
             endpoint_watchers: burst_pods::EndpointWatchers::new(),

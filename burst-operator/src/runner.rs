@@ -399,29 +399,64 @@ fn build_source(
 }
 
 /// Runs `task` until `stop` turns true. See the [module docs](self).
-pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch::Receiver<bool>) {
+///
+/// Not an `async fn`: that would keep the whole task (about 3 KiB, most of it the spec)
+/// in the loop's future for as long as the loop runs. The task is taken apart here, and
+/// the future keeps only what the loop needs; the spec goes once the parts are built.
+pub fn run_policy(
+    ctx: Arc<RunContext>,
+    task: PolicyTask,
+    stop: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static {
     let key = task.key();
     let tracker = Arc::new(Mutex::new(
         StatusTracker::new(
             task.generation,
             task.spec.dry_run,
             ctx.status_interval,
-            task.previous.clone(),
+            task.previous,
         )
         // An invalid pin fails `build_parts` and is reported there.
         .with_pin(Pin::from_spec(task.spec.pin.as_ref()).ok().flatten()),
     ));
-    // Boxed: the channel allocates its slots in blocks of 32 up front, and an `Update`
-    // (a whole status) is large; 1,000 loops' idle channels were megabytes.
-    let (tx, mut rx) = mpsc::channel::<Box<Update>>(64);
     let writer = Writer {
         key: key.clone(),
         ctx: ctx.clone(),
-        status_api: task.status_api.clone(),
-        name: task.name.clone(),
-        regarding: task.regarding.clone(),
+        status_api: task.status_api,
+        name: task.name,
+        regarding: task.regarding,
         tracker: tracker.clone(),
     };
+    let policy = Policy {
+        ctx,
+        key,
+        namespace: task.namespace,
+        spec: Box::new(task.spec),
+        tracker,
+    };
+    run_loop(policy, writer, stop)
+}
+
+/// What a loop keeps of its [`PolicyTask`].
+struct Policy {
+    ctx: Arc<RunContext>,
+    key: String,
+    namespace: String,
+    spec: Box<BurstPolicySpec>,
+    tracker: Arc<Mutex<StatusTracker>>,
+}
+
+async fn run_loop(policy: Policy, writer: Writer, mut stop: watch::Receiver<bool>) {
+    let Policy {
+        ctx,
+        key,
+        namespace,
+        spec,
+        tracker,
+    } = policy;
+    // Boxed: the channel allocates its slots in blocks of 32 up front, and an `Update`
+    // (a whole status) is large; 1,000 loops' idle channels were megabytes.
+    let (tx, mut rx) = mpsc::channel::<Box<Update>>(64);
     let writer_task = tokio::spawn(async move {
         while let Some(update) = rx.recv().await {
             // What queued while the last write ran folds into one update: every Event,
@@ -441,7 +476,8 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
         }
     };
 
-    if task.spec.paused {
+    if spec.paused {
+        drop(spec);
         tracing::info!(policy = %key, "paused");
         let update = tracker
             .lock()
@@ -450,7 +486,21 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
         let _ = tx.send(Box::new(update)).await;
         stopped.await;
     } else {
-        run_controller(&ctx, &task, &key, tracker, tx.clone(), stopped, &mut stop).await;
+        let setup = Setup {
+            ctx: &ctx,
+            namespace: &namespace,
+            spec,
+            key: &key,
+        };
+        // Boxed: it holds the controller while the loop runs.
+        Box::pin(run_controller(
+            setup,
+            tracker,
+            tx.clone(),
+            stopped,
+            &mut stop,
+        ))
+        .await;
     }
     drop(tx);
     // Flush the last status, but do not hang on a dead API server.
@@ -464,18 +514,30 @@ pub async fn run_policy(ctx: Arc<RunContext>, task: PolicyTask, mut stop: watch:
     tracing::info!(policy = %key, "control loop stopped");
 }
 
+/// What [`run_controller`] builds the loop's parts from.
+struct Setup<'a> {
+    ctx: &'a Arc<RunContext>,
+    namespace: &'a str,
+    spec: Box<BurstPolicySpec>,
+    key: &'a str,
+}
+
 async fn run_controller(
-    ctx: &Arc<RunContext>,
-    task: &PolicyTask,
-    key: &str,
+    setup: Setup<'_>,
     tracker: Arc<Mutex<StatusTracker>>,
     tx: mpsc::Sender<Box<Update>>,
-    stopped: impl Future<Output = ()>,
+    stopped: impl Future<Output = ()> + Send,
     stop: &mut watch::Receiver<bool>,
 ) {
+    let Setup {
+        ctx,
+        namespace,
+        spec,
+        key,
+    } = setup;
     let mut delay = Duration::from_secs(1).min(ctx.rebuild_after);
     let parts = loop {
-        match Box::pin(build_parts(ctx, &task.namespace, &task.spec)).await {
+        match Box::pin(build_parts(ctx, namespace, &spec)).await {
             Ok(p) => break p,
             Err(e) => {
                 tracing::warn!(policy = %key, kind = e.kind(), error = %e, retry_in = ?delay, "cannot set up the control loop");
@@ -493,31 +555,48 @@ async fn run_controller(
         }
     };
     let config = ControllerConfig {
-        dry_run: task.spec.dry_run,
-        ..task.spec.policy.run.controller_config(ctx.controller)
+        dry_run: spec.dry_run,
+        ..spec.policy.run.controller_config(ctx.controller)
     };
-    ctx.metrics.policy_started(key, &parts.spec, now());
-    tracing::info!(policy = %key, source = %parts.source.describe(), router = %burst_core::TrafficRouter::describe(&parts.router), tick = ?config.tick, dry_run = config.dry_run, "control loop starting");
+    // The parts hold what the loop needs of the spec from here on.
+    drop(spec);
     let observer = Observer {
         key: key.to_owned(),
         tracker,
         tx,
         metrics: ctx.metrics.clone(),
     };
-    let mut controller =
-        Controller::new(parts.source, parts.policy, parts.router, config).with_observer(observer);
-    if let Some(scaler) = parts.scaler {
-        controller = Box::pin(crate::prewarm::attach(
-            ctx,
-            key,
-            &parts.spec,
-            scaler,
-            controller,
-        ))
-        .await;
-    }
-    let stopped = controller.run(stopped).await;
+    let stopped = start_controller(ctx, key, parts, config, observer, stopped).await;
     tracing::debug!(policy = %key, ticks = stopped.ticks, belief = ?stopped.belief, "controller returned");
+}
+
+/// The controller of `parts`, pre-warm attached, running until `stopped`: built outside
+/// an `async fn` and boxed, so the parts and the controller are held once, in the box,
+/// rather than once more in every future around it.
+fn start_controller<'a>(
+    ctx: &'a Arc<RunContext>,
+    key: &'a str,
+    parts: Parts,
+    config: ControllerConfig,
+    observer: Observer,
+    stopped: impl Future<Output = ()> + Send + 'a,
+) -> std::pin::Pin<Box<dyn Future<Output = burst_core::Stopped> + Send + 'a>> {
+    ctx.metrics.policy_started(key, &parts.spec, now());
+    tracing::info!(policy = %key, source = %parts.source.describe(), router = %burst_core::TrafficRouter::describe(&parts.router), tick = ?config.tick, dry_run = config.dry_run, "control loop starting");
+    let controller =
+        Controller::new(parts.source, parts.policy, parts.router, config).with_observer(observer);
+    match parts.scaler {
+        None => Box::pin(controller.run(stopped)),
+        Some(scaler) => {
+            let spec = parts.spec;
+            Box::pin(async move {
+                crate::prewarm::attach(ctx, key, &spec, scaler, controller)
+                    .await
+                    .run(stopped)
+                    .await
+            })
+        }
+    }
 }
 
 /// What a policy would decide now, from [`explain`].

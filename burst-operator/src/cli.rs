@@ -139,10 +139,10 @@ pub struct CommonArgs {
     /// Record Kubernetes Events on split changes and errors.
     #[arg(long, env = "BURST_EVENTS", default_value_t = true, action = ArgAction::Set)]
     pub events: bool,
-    /// Send every API request over one multiplexed HTTP/2 connection (watches keep their
-    /// own). Uses about 35 MiB less at 1,000 policies than one HTTP/1.1 connection per
-    /// request in flight, but on a CPU-starved machine it gave request timeouts that
-    /// HTTP/1.1 did not (BENCHMARKS.md, "burstd at scale"); off until that is understood.
+    /// Send every API request over one multiplexed HTTP/2 connection (watches and the
+    /// Lease keep their own). With requests bounded by --api-max-in-flight it saves only
+    /// about 2 MiB at 1,000 policies; earlier builds lost more requests to timeouts over
+    /// HTTP/2 on a CPU-starved machine (BENCHMARKS.md, "burstd at scale"), so it is off.
     #[arg(long, env = "BURST_API_HTTP2", default_value_t = false, action = ArgAction::Set)]
     pub api_http2: bool,
     /// Most API requests (reads and writes, not watches) in flight at once; the rest wait

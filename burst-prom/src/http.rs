@@ -574,8 +574,8 @@ impl TokenFile {
 mod tests {
     use super::*;
 
-    /// A loopback HTTP/1.1 server that answers every request after `delay`, counting
-    /// connections and the most requests it held at once.
+    /// A loopback HTTP/1.1 server that answers every request with `ok` after `delay`:
+    /// its `/metrics` URL, its connections and the most requests it held at once.
     async fn counting_server(
         delay: Duration,
     ) -> (
@@ -583,41 +583,10 @@ mod tests {
         Arc<std::sync::atomic::AtomicUsize>,
         Arc<std::sync::atomic::AtomicUsize>,
     ) {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/metrics", listener.local_addr().unwrap());
-        let connections = Arc::new(AtomicUsize::new(0));
-        let (active, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (c, m) = (connections.clone(), most.clone());
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                c.fetch_add(1, Ordering::SeqCst);
-                let (active, most) = (active.clone(), m.clone());
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    loop {
-                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match socket.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        buf.clear();
-                        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
-                        most.fetch_max(now, Ordering::SeqCst);
-                        tokio::time::sleep(delay).await;
-                        active.fetch_sub(1, Ordering::SeqCst);
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        if socket.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        (url, connections, most)
+        let s = burst_testkit::serve::CountingServer::start(delay, "text/plain", "ok")
+            .await
+            .unwrap();
+        (format!("{}/metrics", s.base), s.connections, s.most)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

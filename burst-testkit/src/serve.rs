@@ -56,3 +56,71 @@ where
         }
     })
 }
+
+/// A loopback HTTP/1.1 server that holds every request for a fixed delay and answers it
+/// with a fixed body, counting the connections it accepted and the most requests it held
+/// at once: what a client's bound on requests in flight and on connections is tested
+/// against (a real server cannot say how many of one client's requests it held at an
+/// instant).
+#[derive(Debug, Clone)]
+pub struct CountingServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// The most requests held at once so far (the test may reset it).
+    pub most: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingServer {
+    /// Starts the server; every answer is `200` with `content_type` and `body`.
+    pub async fn start(
+        delay: Duration,
+        content_type: &'static str,
+        body: &'static str,
+    ) -> std::io::Result<CountingServer> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (active, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let answer: Arc<[u8]> = answer.into_bytes().into();
+        let (c, m) = (connections.clone(), most.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                let (active, most, answer) = (active.clone(), m.clone(), answer.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.clear();
+                        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        active.fetch_sub(1, Ordering::SeqCst);
+                        if socket.write_all(&answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(CountingServer {
+            base,
+            connections,
+            most,
+        })
+    }
+}

@@ -21,18 +21,20 @@
 //! writes late, read with GETs, and tick p99 rose from 0.12 s to 1.7 s.
 //!
 //! HTTP/2 is opt-in: on a CPU-starved machine earlier builds, without the bound below,
-//! lost many more requests to timeouts over it than over HTTP/1.1. Without it, and where it cannot be used (a plain-HTTP server address, or a proxy
-//! in the kubeconfig), requests and watches each get kube's own HTTP/1.1 client, and
-//! [`clients`] logs why.
+//! lost many more requests to timeouts over it than over HTTP/1.1. Without it, and where
+//! it cannot be used (a plain-HTTP server address, or a proxy in the kubeconfig),
+//! requests and watches each get kube's own HTTP/1.1 client, and [`clients`] logs why.
 //!
 //! Either way, at most [`ClientOptions::max_in_flight`] requests are in flight at once,
 //! and as many status writes and Events besides (status writes were nine in ten of the
-//! API requests at 1,000 policies, and slow ones must not hold up route writes); the rest
-//! wait in the client, in order, and the wait counts towards each caller's own timeout. Over HTTP/1.1 this bounds the connections (and their TLS and HTTP buffers,
-//! about 60 KiB each) to that number, where 1,000 loops whose first ticks go out together
-//! used to open one connection per request in flight and keep them in the idle pool.
-//! Watches are not counted (they last for minutes), nor is the Lease of leader election
-//! (a renewal must not queue behind the loops' writes): both use [`KubeClients::watches`].
+//! API requests at 1,000 policies, and slow ones must not hold up route writes); the
+//! rest wait in the client, in order, and the wait counts towards each caller's own
+//! timeout. Over HTTP/1.1 this bounds the connections (and their TLS and HTTP buffers,
+//! about 60 KiB each) to that number, where 1,000 loops whose first ticks go out
+//! together used to open one connection per request in flight and keep them in the idle
+//! pool. Watches are not counted (they last for minutes), nor is the Lease of leader
+//! election (a renewal must not queue behind the loops' writes): both use
+//! [`KubeClients::watches`].
 
 use std::num::NonZeroUsize;
 use std::time::Duration;

@@ -427,18 +427,18 @@ pub fn run_policy(
         regarding: task.regarding,
         tracker: tracker.clone(),
     };
-    let policy = Policy {
+    let held = LoopTask {
         ctx,
         key,
         namespace: task.namespace,
         spec: Box::new(task.spec),
         tracker,
     };
-    run_loop(policy, writer, stop)
+    run_loop(held, writer, stop)
 }
 
 /// What a loop keeps of its [`PolicyTask`].
-struct Policy {
+struct LoopTask {
     ctx: Arc<RunContext>,
     key: String,
     namespace: String,
@@ -446,14 +446,14 @@ struct Policy {
     tracker: Arc<Mutex<StatusTracker>>,
 }
 
-async fn run_loop(policy: Policy, writer: Writer, mut stop: watch::Receiver<bool>) {
-    let Policy {
+async fn run_loop(held: LoopTask, writer: Writer, mut stop: watch::Receiver<bool>) {
+    let LoopTask {
         ctx,
         key,
         namespace,
         spec,
         tracker,
-    } = policy;
+    } = held;
     // Boxed: the channel allocates its slots in blocks of 32 up front, and an `Update`
     // (a whole status) is large; 1,000 loops' idle channels were megabytes.
     let (tx, mut rx) = mpsc::channel::<Box<Update>>(64);

@@ -406,7 +406,7 @@ fn build_source(
 pub fn run_policy(
     ctx: Arc<RunContext>,
     task: PolicyTask,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let key = task.key();
     let tracker = Arc::new(Mutex::new(
@@ -427,91 +427,68 @@ pub fn run_policy(
         regarding: task.regarding,
         tracker: tracker.clone(),
     };
-    let held = LoopTask {
-        ctx,
-        key,
-        namespace: task.namespace,
-        spec: Box::new(task.spec),
-        tracker,
-    };
-    run_loop(held, writer, stop)
-}
-
-/// What a loop keeps of its [`PolicyTask`].
-struct LoopTask {
-    ctx: Arc<RunContext>,
-    key: String,
-    namespace: String,
-    spec: Box<BurstPolicySpec>,
-    tracker: Arc<Mutex<StatusTracker>>,
-}
-
-async fn run_loop(held: LoopTask, writer: Writer, mut stop: watch::Receiver<bool>) {
-    let LoopTask {
-        ctx,
-        key,
-        namespace,
-        spec,
-        tracker,
-    } = held;
-    // Boxed: the channel allocates its slots in blocks of 32 up front, and an `Update`
-    // (a whole status) is large; 1,000 loops' idle channels were megabytes.
-    let (tx, mut rx) = mpsc::channel::<Box<Update>>(64);
-    let writer_task = tokio::spawn(async move {
-        while let Some(update) = rx.recv().await {
-            // What queued while the last write ran folds into one update: every Event,
-            // the newest status, and at most one status write.
-            let mut update = *update;
-            while let Ok(next) = rx.try_recv() {
-                update = update.then(*next);
+    let namespace = task.namespace;
+    let spec = Box::new(task.spec);
+    async move {
+        // Boxed: the channel allocates its slots in blocks of 32 up front, and an `Update`
+        // (a whole status) is large; 1,000 loops' idle channels were megabytes.
+        let (tx, mut rx) = mpsc::channel::<Box<Update>>(64);
+        let writer_task = tokio::spawn(async move {
+            while let Some(update) = rx.recv().await {
+                // What queued while the last write ran folds into one update: every Event,
+                // the newest status, and at most one status write.
+                let mut update = *update;
+                while let Ok(next) = rx.try_recv() {
+                    update = update.then(*next);
+                }
+                // Boxed: the status patch's future is large and exists only while it runs.
+                Box::pin(writer.handle(update)).await;
             }
-            // Boxed: the status patch's future is large and exists only while it runs.
-            Box::pin(writer.handle(update)).await;
-        }
-    });
-    let stopped = {
-        let mut stop = stop.clone();
-        async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }
-    };
-
-    if spec.paused {
-        drop(spec);
-        tracing::info!(policy = %key, "paused");
-        let update = tracker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .paused(now());
-        let _ = tx.send(Box::new(update)).await;
-        stopped.await;
-    } else {
-        let setup = Setup {
-            ctx: &ctx,
-            namespace: &namespace,
-            spec,
-            key: &key,
+        });
+        let stopped = {
+            let mut stop = stop.clone();
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }
         };
-        // Boxed: it holds the controller while the loop runs.
-        Box::pin(run_controller(
-            setup,
-            tracker,
-            tx.clone(),
-            stopped,
-            &mut stop,
-        ))
-        .await;
+
+        if spec.paused {
+            drop(spec);
+            tracing::info!(policy = %key, "paused");
+            let update = tracker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .paused(now());
+            let _ = tx.send(Box::new(update)).await;
+            stopped.await;
+        } else {
+            let setup = Setup {
+                ctx: &ctx,
+                namespace: &namespace,
+                spec,
+                key: &key,
+            };
+            // Boxed: it holds the controller while the loop runs.
+            Box::pin(run_controller(
+                setup,
+                tracker,
+                tx.clone(),
+                stopped,
+                &mut stop,
+            ))
+            .await;
+        }
+        drop(tx);
+        // Flush the last status, but do not hang on a dead API server.
+        if tokio::time::timeout(ctx.request_timeout, writer_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(policy = %key, "status writer did not finish in time");
+        }
+        ctx.metrics.forget_policy(&key);
+        tracing::info!(policy = %key, "control loop stopped");
     }
-    drop(tx);
-    // Flush the last status, but do not hang on a dead API server.
-    if tokio::time::timeout(ctx.request_timeout, writer_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!(policy = %key, "status writer did not finish in time");
-    }
-    ctx.metrics.forget_policy(&key);
-    tracing::info!(policy = %key, "control loop stopped");
 }
 
 /// What [`run_controller`] builds the loop's parts from.

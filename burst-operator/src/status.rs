@@ -796,21 +796,17 @@ mod tests {
         assert!(queued.iter().all(|u| u.write), "each asks for a write");
         t.written(due.status, ts(13));
         // The writer folds what queued into one update and asks again before writing.
+        let note = |reason| EventNote {
+            severity: Severity::Normal,
+            reason,
+            action: "Test",
+            note: String::new(),
+        };
         let mut queued = queued.into_iter();
         let mut folded = queued.next().unwrap();
-        folded.events.push(EventNote {
-            severity: Severity::Normal,
-            reason: "First",
-            action: "Test",
-            note: String::new(),
-        });
+        folded.events.push(note("First"));
         let mut last = queued.next_back().unwrap();
-        last.events.push(EventNote {
-            severity: Severity::Normal,
-            reason: "Last",
-            action: "Test",
-            note: String::new(),
-        });
+        last.events.push(note("Last"));
         let folded = queued.fold(folded, Update::then).then(last.clone());
         assert_eq!(folded.status, last.status, "the newest status is kept");
         let reasons: Vec<_> = folded.events.iter().map(|e| e.reason).collect();
